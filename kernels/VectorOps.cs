@@ -1,0 +1,71 @@
+// The vector operations an optimiser needs (L-BFGS two-loop recursion, Adam), and the reductions they and the
+// losses share. All run on the device; reductions leave their result in a slot of a small "scalars" buffer.
+//
+//   dot(x, y) = Σ xᵢyᵢ     norm(x) = √(Σ xᵢ²)     axpy: y ← y + a·x     scale: x ← a·x
+//   sub: z = x − y         mul: z = x ⊙ y          weighted sum: s[dst] = Σₖ cₖ·s[k]
+//
+// Reductions are deterministic and atomic-free: pass 1 (an op-specific kernel) writes one partial sum per thread,
+// SumStrided folds T partials into fewer, and Finish (one thread) adds the last few in a fixed order.
+using ILGPU;
+
+namespace GpuStyle.Kernels;
+
+public static class VectorOps
+{
+    public static class Reference
+    {
+        public static double Dot(double[] x, double[] y) { double s = 0; for (int i = 0; i < x.Length; i++) s += x[i] * y[i]; return s; }
+        public static double Norm(double[] x) => Math.Sqrt(Dot(x, x));
+        public static double[] Axpy(double a, double[] x, double[] y) { var r = (double[])y.Clone(); for (int i = 0; i < x.Length; i++) r[i] += a * x[i]; return r; }
+        public static double[] Scale(double[] x, double a) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = a * x[i]; return r; }
+        public static double[] Subtract(double[] x, double[] y) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = x[i] - y[i]; return r; }
+        public static double[] Multiply(double[] x, double[] y) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = x[i] * y[i]; return r; }
+    }
+
+    public static class Ilgpu
+    {
+        public static void Fill(Index1D i, ArrayView<float> x, float value) => x[i] = value;
+        public static void Copy(Index1D i, ArrayView<float> src, ArrayView<float> dst) => dst[i] = src[i];
+        public static void Axpy(Index1D i, float a, ArrayView<float> x, ArrayView<float> y) => y[i] += a * x[i];
+        public static void AxpyScalar(Index1D i, ArrayView<float> scalars, int slot, float factor, ArrayView<float> x,
+            ArrayView<float> y) => y[i] += factor * scalars[slot] * x[i];
+        public static void Scale(Index1D i, ArrayView<float> x, float a) => x[i] = a * x[i];
+        public static void Subtract(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> z) => z[i] = x[i] - y[i];
+        public static void Multiply(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> z) => z[i] = x[i] * y[i];
+
+        /// <summary>Dot product, pass 1: partials[t] = Σ x·y over elements t, t+T, ….</summary>
+        public static void DotPartial(Index1D t, ArrayView<float> x, ArrayView<float> y, ArrayView<float> partials,
+            int n, int threads)
+        {
+            float s = 0f;
+            for (int i = t; i < n; i += threads) s += x[i] * y[i];
+            partials[t] = s;
+        }
+
+        /// <summary>Folds n partials into `threads` partials (same strided pattern).</summary>
+        public static void SumStrided(Index1D t, ArrayView<float> src, ArrayView<float> dst, int n, int threads)
+        {
+            float s = 0f;
+            for (int i = t; i < n; i += threads) s += src[i];
+            dst[t] = s;
+        }
+
+        /// <summary>One thread: scalars[slot] = factor·Σ src[0..n), square-rooted when sqrt is 1.</summary>
+        public static void Finish(Index1D t, ArrayView<float> src, int n, ArrayView<float> scalars, int slot,
+            float factor, int sqrt)
+        {
+            float s = 0f;
+            for (int i = 0; i < n; i++) s += src[i];
+            s *= factor;
+            scalars[slot] = sqrt != 0 ? MathF.Sqrt(s) : s;
+        }
+
+        /// <summary>One thread: scalars[dst] = Σₖ coefficients[k]·scalars[k].</summary>
+        public static void WeightedSum(Index1D t, ArrayView<float> scalars, ArrayView<float> coefficients, int count, int dst)
+        {
+            float s = 0f;
+            for (int k = 0; k < count; k++) s += coefficients[k] * scalars[k];
+            scalars[dst] = s;
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Engine;
+
+/// <summary>
+/// Shape checks every backend makes on the host before it launches anything: a kernel reading out of bounds on a GPU
+/// is a device fault that ends the CUDA context, so a wrong shape must be an exception here instead.
+/// </summary>
+public static class Check
+{
+    public static void Length(int expected, Tensor t, string what)
+    {
+        if (t.Length != expected) throw new ArgumentException($"{what}: expected {expected} elements, {t} has {t.Length}");
+    }
+
+    public static void Same(Tensor expected, Tensor t, string what)
+    {
+        if (t.Shape != expected.Shape) throw new ArgumentException($"{what}: expected shape {expected.Shape}, got {t.Shape}");
+    }
+
+    public static void Slot(Tensor scalars, int slot)
+    {
+        if ((uint)slot >= (uint)scalars.Length) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} outside {scalars.Length} scalars");
+    }
+
+    public static ConvDims Conv(Tensor x, Tensor w, Tensor b, Tensor y)
+    {
+        int cin = x.Shape.C, cout = y.Shape.C;
+        if (y.Shape.H != x.Shape.H || y.Shape.W != x.Shape.W)
+            throw new ArgumentException($"conv output {y.Shape} must have the input's spatial size {x.Shape}");
+        Length(cout * cin * 9, w, $"conv weights for {cin}→{cout} channels");
+        Length(cout, b, "conv bias");
+        return new ConvDims(cin, cout, x.Shape.H, x.Shape.W);
+    }
+
+    public static ConvDims ConvBackward(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
+    {
+        if (reluOutput is not null) Same(dy, reluOutput, "conv backward ReLU output");
+        if (dy.Shape.H != dx.Shape.H || dy.Shape.W != dx.Shape.W)
+            throw new ArgumentException($"conv backward: dx {dx.Shape} must have dy's spatial size {dy.Shape}");
+        Length(dy.Shape.C * dx.Shape.C * 9, w, $"conv weights for {dx.Shape.C}→{dy.Shape.C} channels");
+        return new ConvDims(dx.Shape.C, dy.Shape.C, dy.Shape.H, dy.Shape.W);
+    }
+
+    public static void Pool(Tensor x, Tensor y)
+    {
+        var want = PooledShape(x.Shape);
+        if (y.Shape != want) throw new ArgumentException($"pooling {x.Shape} gives {want}, got {y.Shape}");
+    }
+
+    public static Shape PooledShape(Shape s)
+    {
+        if (s.H < 2 || s.W < 2) throw new ArgumentException($"a {s} map is too small to pool 2×2");
+        return new Shape(s.C, s.H / 2, s.W / 2);
+    }
+
+    public static void Gram(Tensor f, Tensor g)
+    {
+        var want = new Shape(f.Shape.C, f.Shape.C, 1);
+        if (g.Shape != want) throw new ArgumentException($"the Gram matrix of {f.Shape} is {want}, got {g.Shape}");
+    }
+}

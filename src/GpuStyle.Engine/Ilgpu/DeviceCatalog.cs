@@ -1,0 +1,113 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace GpuStyle.Engine.Ilgpu;
+
+/// <summary>One device ILGPU can run kernels on.</summary>
+public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long MemoryBytes, int WarpSize,
+    int MaxThreadsPerGroup)
+{
+    public override string ToString() =>
+        $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {WarpSize}, ≤{MaxThreadsPerGroup} threads/group";
+}
+
+/// <summary>
+/// The simulated CPU device's shape: ILGPU's CPU accelerator runs one OS thread per simulated group thread, so tests
+/// keep it small (DESIGN.md §7).
+/// </summary>
+public sealed record CpuSimulation(int ThreadsPerWarp = 4, int WarpsPerGroup = 4, int Multiprocessors = 1)
+{
+    public static CpuSimulation Small { get; } = new();
+}
+
+/// <summary>
+/// The one place that creates ILGPU contexts: lists CUDA, OpenCL and the CPU accelerator, and opens one by name.
+/// Ids: "cuda", "cuda:N", "opencl", "opencl:N", "ilgpu-cpu".
+/// </summary>
+public static class DeviceCatalog
+{
+    static int _resolverInstalled;
+
+    /// <summary>
+    /// ILGPU asks for the library "cuda"; container images often have only libcuda.so.1, and then CUDA devices vanish
+    /// without a word. Resolve the name to libcuda.so.1 as well (DESIGN.md §7).
+    /// </summary>
+    public static void InstallCudaResolver()
+    {
+        if (Interlocked.Exchange(ref _resolverInstalled, 1) != 0) return;
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (name, _, _) =>
+            {
+                if (name is not ("cuda" or "nvcuda")) return IntPtr.Zero;
+                foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1" })
+                    if (NativeLibrary.TryLoad(candidate, out var handle)) return handle;
+                return IntPtr.Zero;
+            });
+        }
+        catch (InvalidOperationException)
+        {
+            // Someone else registered a resolver for ILGPU's assembly; theirs stands.
+        }
+    }
+
+    /// <summary>Why no CUDA device shows, when none does (null when the driver library loads).</summary>
+    public static string? CudaAbsenceReason()
+    {
+        foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1", "nvcuda.dll" })
+            if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); return null; }
+        return "no NVIDIA driver library (libcuda.so.1) was found on this machine";
+    }
+
+    internal static Context CreateContext(CpuSimulation cpu)
+    {
+        InstallCudaResolver();
+        return Context.Create(b => b
+            .Cuda()
+            .OpenCL()
+            .CPU(new CPUDevice(cpu.ThreadsPerWarp, cpu.WarpsPerGroup, cpu.Multiprocessors))
+            .EnableAlgorithms()
+            .Optimize(OptimizationLevel.O1));
+    }
+
+    public static IReadOnlyList<IlgpuDeviceInfo> List(CpuSimulation? cpu = null)
+    {
+        using var context = CreateContext(cpu ?? CpuSimulation.Small);
+        return Enumerate(context).Select(e => e.Info).ToList();
+    }
+
+    internal static List<(IlgpuDeviceInfo Info, Device Device)> Enumerate(Context context)
+    {
+        var found = new List<(IlgpuDeviceInfo, Device)>();
+        var cuda = context.GetCudaDevices();
+        for (int i = 0; i < cuda.Count; i++) found.Add((Describe(cuda[i], $"cuda:{i}", "cuda"), cuda[i]));
+        var cl = context.GetCLDevices();
+        for (int i = 0; i < cl.Count; i++) found.Add((Describe(cl[i], $"opencl:{i}", "opencl"), cl[i]));
+        var cpus = context.GetCPUDevices();
+        for (int i = 0; i < cpus.Count; i++)
+            found.Add((Describe(cpus[i], i == 0 ? "ilgpu-cpu" : $"ilgpu-cpu:{i}", "ilgpu-cpu"), cpus[i]));
+        return found;
+    }
+
+    static IlgpuDeviceInfo Describe(Device d, string id, string kind) =>
+        new(id, kind, d.Name, d.MemorySize, d.WarpSize, d.MaxNumThreadsPerGroup);
+
+    /// <summary>Finds a device by id ("cuda" means the first CUDA device) within a context.</summary>
+    internal static (IlgpuDeviceInfo Info, Device Device) Find(Context context, string id)
+    {
+        var all = Enumerate(context);
+        var match = all.FirstOrDefault(e => e.Info.Id == id || e.Info.Id == id + ":0");
+        if (match.Device is not null) return match;
+        string have = all.Count == 0 ? "none" : string.Join(", ", all.Select(e => e.Info.Id));
+        string why = id.StartsWith("cuda", StringComparison.Ordinal) && CudaAbsenceReason() is { } r ? $" ({r})" : "";
+        throw new DeviceNotFoundException($"no ILGPU device '{id}'{why}; available: {have}");
+    }
+}
+
+/// <summary>The requested device does not exist on this machine.</summary>
+public sealed class DeviceNotFoundException(string message) : Exception(message);

@@ -1,0 +1,269 @@
+using ILGPU;
+using ILGPU.Runtime;
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Engine.Ilgpu;
+
+/// <summary>Launch shapes of the ILGPU backend. Tests use tiny ones so the CPU accelerator stays quick.</summary>
+public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256)
+{
+    /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
+    public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3);
+}
+
+/// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
+public sealed class IlgpuBackend : IBackend
+{
+    readonly Context _context;
+    readonly IlgpuLaunchOptions _launch;
+    readonly MemoryBuffer1D<float, Stride1D.Dense> _partials, _partials2;
+
+    // Every kernel is loaded (compiled) once, at start: compilation costs 20–300 ms, a launch microseconds.
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _poolForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _poolBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _gramForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _contentPartial;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _stylePartial;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _tvPartial;
+    readonly Action<Index1D, ArrayView<float>, float> _fill;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _copy;
+    readonly Action<Index1D, float, ArrayView<float>, ArrayView<float>> _axpy;
+    readonly Action<Index1D, ArrayView<float>, int, float, ArrayView<float>, ArrayView<float>> _axpyScalar;
+    readonly Action<Index1D, ArrayView<float>, float> _scale;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _subtract, _multiply;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _dotPartial;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _sumStrided;
+    readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int> _finish;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
+
+    public Accelerator Accelerator { get; }
+    public IlgpuDeviceInfo Device { get; }
+    public string Name => $"ilgpu/{Device.Id} ({Device.Name})";
+
+    /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>).</summary>
+    public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null)
+    {
+        var context = DeviceCatalog.CreateContext(cpu ?? CpuSimulation.Small);
+        try
+        {
+            var (info, device) = DeviceCatalog.Find(context, deviceId);
+            var defaults = info.Kind == "ilgpu-cpu" ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
+            return new IlgpuBackend(context, device.CreateAccelerator(context), info, launch ?? defaults);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    IlgpuBackend(Context context, Accelerator accelerator, IlgpuDeviceInfo info, IlgpuLaunchOptions launch)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        Device = info;
+        _launch = launch;
+        _partials = accelerator.Allocate1D<float>(launch.ReductionThreads);
+        _partials2 = accelerator.Allocate1D<float>(launch.FinishThreads);
+
+        var a = accelerator;
+        _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
+        _convBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.BackwardInput);
+        _poolForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Forward);
+        _poolBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Backward);
+        _gramForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.Forward);
+        _gramBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.BackwardAccumulate);
+        _contentPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.ContentPartial);
+        _stylePartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.StylePartial);
+        _tvPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(Losses.Ilgpu.TotalVariationPartial);
+        _fill = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Fill);
+        _copy = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Copy);
+        _axpy = a.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Axpy);
+        _axpyScalar = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, float, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.AxpyScalar);
+        _scale = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Scale);
+        _subtract = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Subtract);
+        _multiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Multiply);
+        _dotPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.DotPartial);
+        _sumStrided = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.SumStrided);
+        _finish = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
+        _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
+    }
+
+    public Tensor Allocate(Shape shape) => new IlgpuTensor(this, shape);
+
+    public void Upload(Tensor dst, ReadOnlySpan<float> src)
+    {
+        Check.Length(src.Length, dst, "upload source");
+        V(dst).CopyFromCPU(Accelerator.DefaultStream, src);
+    }
+
+    public void Download(Tensor src, Span<float> dst)
+    {
+        Check.Length(dst.Length, src, "download destination");
+        V(src).CopyToCPU(Accelerator.DefaultStream, dst);
+        Accelerator.Synchronize();
+    }
+
+    public void Synchronize() => Accelerator.Synchronize();
+
+    public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
+    {
+        var d = Check.Conv(x, w, b, y);
+        _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+    }
+
+    public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
+    {
+        var d = Check.ConvBackward(dy, reluOutput, w, dx);
+        _convBackward(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, reluOutput is null ? 0 : 1);
+    }
+
+    public void PoolForward(PoolKind kind, Tensor x, Tensor y)
+    {
+        Check.Pool(x, y);
+        _poolForward(y.Length, V(x), V(y), x.Shape.H, x.Shape.W, kind == PoolKind.Max ? 1 : 0);
+    }
+
+    public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
+    {
+        Check.Pool(x, dy);
+        Check.Same(x, dx, "pool backward dx");
+        _poolBackward(dx.Length, V(x), V(dy), V(dx), x.Shape.H, x.Shape.W, kind == PoolKind.Max ? 1 : 0);
+    }
+
+    public void GramForward(Tensor f, Tensor g)
+    {
+        Check.Gram(f, g);
+        _gramForward(g.Length, V(f), V(g), f.Shape.C, f.Shape.Plane);
+    }
+
+    public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
+    {
+        Check.Gram(f, dg);
+        Check.Same(f, df, "gram backward df");
+        _gramBackward(df.Length, V(f), V(dg), V(df), f.Shape.C, f.Shape.Plane);
+    }
+
+    public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
+    {
+        Check.Same(f, p, "content target");
+        Check.Same(f, grad, "content gradient");
+        Check.Slot(scalars, slot);
+        int n = f.Length, t = Threads(n);
+        _contentPartial(t, V(f), V(p), V(grad), _partials.View, n, t, weight * 2f / n);
+        Reduce(t, scalars, slot, 1f / n, sqrt: false);
+    }
+
+    public void StyleLoss(Tensor g, Tensor a, float weight, Tensor dg, Tensor scalars, int slot)
+    {
+        Check.Same(g, a, "style target");
+        Check.Same(g, dg, "style gradient");
+        Check.Slot(scalars, slot);
+        int n = g.Length, t = Threads(n);
+        float c2 = (float)g.Shape.C * g.Shape.C;
+        _stylePartial(t, V(g), V(a), V(dg), _partials.View, n, t, weight * 2f / c2);
+        Reduce(t, scalars, slot, 1f / c2, sqrt: false);
+    }
+
+    public void TotalVariationLoss(Tensor x, float weight, Tensor grad, Tensor scalars, int slot)
+    {
+        Check.Same(x, grad, "TV gradient");
+        Check.Slot(scalars, slot);
+        int n = x.Length, t = Threads(n);
+        var s = x.Shape;
+        _tvPartial(t, V(x), V(grad), _partials.View, s.C, s.H, s.W, t, weight / n);
+        Reduce(t, scalars, slot, 1f / n, sqrt: false);
+    }
+
+    public void Fill(Tensor x, float value) => _fill(x.Length, V(x), value);
+
+    public void Copy(Tensor src, Tensor dst)
+    {
+        Check.Length(src.Length, dst, "copy destination");
+        _copy(src.Length, V(src), V(dst));
+    }
+
+    public void Dot(Tensor x, Tensor y, Tensor scalars, int slot)
+    {
+        Check.Length(x.Length, y, "dot operand");
+        Check.Slot(scalars, slot);
+        int n = x.Length, t = Threads(n);
+        _dotPartial(t, V(x), V(y), _partials.View, n, t);
+        Reduce(t, scalars, slot, 1f, sqrt: false);
+    }
+
+    public void Norm(Tensor x, Tensor scalars, int slot)
+    {
+        Check.Slot(scalars, slot);
+        int n = x.Length, t = Threads(n);
+        _dotPartial(t, V(x), V(x), _partials.View, n, t);
+        Reduce(t, scalars, slot, 1f, sqrt: true);
+    }
+
+    public void Axpy(float a, Tensor x, Tensor y)
+    {
+        Check.Length(x.Length, y, "axpy y");
+        _axpy(x.Length, a, V(x), V(y));
+    }
+
+    public void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y)
+    {
+        Check.Slot(scalars, slot);
+        Check.Length(x.Length, y, "axpy y");
+        _axpyScalar(x.Length, V(scalars), slot, factor, V(x), V(y));
+    }
+
+    public void Scale(Tensor x, float a) => _scale(x.Length, V(x), a);
+
+    public void Subtract(Tensor x, Tensor y, Tensor z)
+    {
+        Check.Length(x.Length, y, "subtract y");
+        Check.Length(x.Length, z, "subtract z");
+        _subtract(x.Length, V(x), V(y), V(z));
+    }
+
+    public void Multiply(Tensor x, Tensor y, Tensor z)
+    {
+        Check.Length(x.Length, y, "multiply y");
+        Check.Length(x.Length, z, "multiply z");
+        _multiply(x.Length, V(x), V(y), V(z));
+    }
+
+    public void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
+    {
+        Check.Slot(scalars, dst);
+        if (coefficients.Length > scalars.Length)
+            throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
+        _weightedSum(1, V(scalars), V(coefficients), coefficients.Length, dst);
+    }
+
+    int Threads(int n) => Math.Min(n, _launch.ReductionThreads);
+
+    /// <summary>Completes a reduction whose pass 1 left <paramref name="count"/> partials in _partials.</summary>
+    void Reduce(int count, Tensor scalars, int slot, float factor, bool sqrt)
+    {
+        var src = _partials.View;
+        if (count > _launch.FinishThreads)
+        {
+            _sumStrided(_launch.FinishThreads, _partials.View, _partials2.View, count, _launch.FinishThreads);
+            src = _partials2.View;
+            count = _launch.FinishThreads;
+        }
+        _finish(1, src, count, V(scalars), slot, factor, sqrt ? 1 : 0);
+    }
+
+    static ArrayView<float> V(Tensor t) => t is IlgpuTensor it
+        ? it.View
+        : throw new ArgumentException($"{t} does not belong to an ILGPU backend");
+
+    public void Dispose()
+    {
+        _partials.Dispose();
+        _partials2.Dispose();
+        Accelerator.Dispose();
+        _context.Dispose();
+    }
+}
