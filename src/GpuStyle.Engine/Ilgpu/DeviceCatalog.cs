@@ -95,7 +95,9 @@ public static class DeviceCatalog
     }
 
     static IlgpuDeviceInfo Describe(Device d, string id, string kind) =>
-        new(id, kind, d.Name, d.MemorySize, d.WarpSize, d.MaxNumThreadsPerGroup);
+        // The CPU accelerator reports an unbounded size; what it really has is the host's memory.
+        new(id, kind, d.Name, d is CPUDevice ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize,
+            d.WarpSize, d.MaxNumThreadsPerGroup);
 
     /// <summary>Finds a device by id ("cuda" means the first CUDA device) within a context.</summary>
     internal static (IlgpuDeviceInfo Info, Device Device) Find(Context context, string id)

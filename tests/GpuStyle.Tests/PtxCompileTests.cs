@@ -1,0 +1,57 @@
+using System.Reflection;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// Every ILGPU kernel compiled by ILGPU's PTX backend for SM_90 (no GPU needed). A kernel that runs on the CPU
+/// accelerator but calls something PTX lacks (MathF.FusedMultiplyAdd, say) leaves an `.extern` in the PTX and
+/// would fail to load on a real GPU: this catches it here.
+/// </summary>
+public class PtxCompileTests
+{
+    /// <summary>Every public static method of every nested "Ilgpu" class of the kernels namespace.</summary>
+    public static IEnumerable<object[]> Kernels() => AllKernels().Select(m => new object[] { $"{m.DeclaringType!.DeclaringType!.Name}.{m.Name}" });
+
+    static IEnumerable<MethodInfo> AllKernels() =>
+        typeof(Conv3x3).Assembly.GetTypes()
+            .Where(t => t.Namespace == "GpuStyle.Kernels" && t.IsNested && t.Name == "Ilgpu")
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
+            .Where(m => m.ReturnType == typeof(void));
+
+    [Fact]
+    public void The_catalogue_finds_the_kernels()
+    {
+        var names = Kernels().Select(k => (string)k[0]).ToList();
+        Assert.Contains("Conv3x3.Forward", names);
+        Assert.Contains("Conv3x3.BackwardInput", names);
+        Assert.Contains("Gram.BackwardAccumulate", names);
+        Assert.True(names.Count >= 20, $"only {names.Count} kernels found: {string.Join(", ", names)}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_compiles_to_PTX_for_SM90_without_externs(string kernel)
+    {
+        var method = AllKernels().Single(m => $"{m.DeclaringType!.DeclaringType!.Name}.{m.Name}" == kernel);
+        // A fresh context per kernel: after one failed compile a context can fail on later, valid kernels.
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
+            CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
+        var first = method.GetParameters()[0].ParameterType;
+        var entry = first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        string ptx = compiled.PTXAssembly;
+        Assert.Contains(".entry", ptx);
+        var externs = ptx.Split('\n').Where(l => l.Contains(".extern")).ToList();
+        Assert.True(externs.Count == 0, $"{kernel}: PTX has undefined externals:\n{string.Join("\n", externs)}");
+    }
+}
