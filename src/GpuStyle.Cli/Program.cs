@@ -1,5 +1,7 @@
 using System.CommandLine;
-using GpuStyle.Engine.Ilgpu;
+using GpuStyle.Cli.Commands;
+using GpuStyle.Engine.Network;
+using GpuStyle.Engine.Weights;
 
 namespace GpuStyle.Cli;
 
@@ -15,28 +17,44 @@ public static class Program
             Console.Error.WriteLine("Try 'gpustyle --help'.");
             return 2;
         }
-        return parsed.Invoke();
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (ExitCodes.IsBadInput(e))
+        {
+            Console.Error.WriteLine($"gpustyle: {e.Message}");
+            return 2;
+        }
+        catch (WeightsDownloadException e)
+        {
+            Console.Error.WriteLine($"gpustyle: {e.Message}");
+            return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("gpustyle: cancelled");
+            return 130;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"gpustyle: internal error: {e}");
+            return 1;
+        }
     }
 
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("GpuStyle: neural style transfer (Gatys et al.) on hand-written ILGPU kernels.");
-        root.Subcommands.Add(DevicesCommand());
+        root.Subcommands.Add(DevicesCommand.Build());
+        root.Subcommands.Add(WeightsCommand.Build());
         return root;
     }
+}
 
-    static Command DevicesCommand()
-    {
-        var command = new Command("devices", "List the devices GpuStyle can run on.");
-        command.SetAction(_ =>
-        {
-            var devices = DeviceCatalog.List();
-            Console.WriteLine("ILGPU devices:");
-            foreach (var d in devices) Console.WriteLine($"  {d}");
-            if (!devices.Any(d => d.Kind == "cuda"))
-                Console.WriteLine($"  (no CUDA device: {DeviceCatalog.CudaAbsenceReason() ?? "the driver loaded but reports no device"})");
-            return 0;
-        });
-        return command;
-    }
+/// <summary>Which failures are the user's input (exit 2) rather than ours (exit 1).</summary>
+public static class ExitCodes
+{
+    public static bool IsBadInput(Exception e) => e is WeightsException or UnknownLayerException
+        or GpuStyle.Engine.Ilgpu.DeviceNotFoundException;
 }

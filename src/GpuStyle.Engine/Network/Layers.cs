@@ -27,8 +27,9 @@ public sealed record NetworkSpec(int InputChannels, IReadOnlyList<LayerSpec> Lay
     /// <summary>The index of the layer whose output is the named tap; throws listing the taps there are.</summary>
     public int IndexOf(string tap)
     {
+        string name = GpuStyle.Engine.Weights.Vgg.NormalizeTap(tap);
         for (int i = 0; i < Layers.Count; i++)
-            if (Layers[i].Name == tap) return i;
+            if (Layers[i].Name == name) return i;
         throw new UnknownLayerException(tap, Layers.OfType<ConvSpec>().Select(l => l.Name).ToList());
     }
 

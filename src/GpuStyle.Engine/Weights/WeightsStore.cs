@@ -1,0 +1,97 @@
+using System.Security.Cryptography;
+
+namespace GpuStyle.Engine.Weights;
+
+/// <summary>Bytes received so far, and the total when known.</summary>
+public readonly record struct DownloadProgress(long Received, long? Total);
+
+/// <summary>Official weights could not be fetched; the message says how to put the file in place by hand.</summary>
+public sealed class WeightsDownloadException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The cache of official weight files: $XDG_CACHE_HOME/gpustyle, else ~/.cache/gpustyle. A file is fetched on first
+/// use to a temporary name in the cache folder, its size and md5 checked, and only then renamed into place — so an
+/// interrupted or failed download never leaves anything that passes for a valid file.
+/// </summary>
+public sealed class WeightsStore(string directory, HttpMessageHandler? handler = null)
+{
+    public string Directory { get; } = directory;
+
+    public static string DefaultDirectory()
+    {
+        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        string root = !string.IsNullOrEmpty(xdg) ? xdg
+            : System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return System.IO.Path.Combine(root, "gpustyle");
+    }
+
+    public static WeightsStore Default() => new(DefaultDirectory());
+
+    public string PathOf(OfficialWeights w) => System.IO.Path.Combine(Directory, w.FileName);
+
+    /// <summary>True when the cached file is there with the right size (its md5 was checked when it arrived).</summary>
+    public bool IsCached(OfficialWeights w) => new FileInfo(PathOf(w)) is { Exists: true } f && f.Length == w.Bytes;
+
+    /// <summary>The path of the cached file, downloading it first when it is missing.</summary>
+    public async Task<string> EnsureAsync(OfficialWeights w, IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancel = default)
+    {
+        string path = PathOf(w);
+        if (IsCached(w)) return path;
+        System.IO.Directory.CreateDirectory(Directory);
+        string partial = $"{path}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        try
+        {
+            using var client = handler is null ? new HttpClient() : new HttpClient(handler, disposeHandler: false);
+            client.Timeout = Timeout.InfiniteTimeSpan;   // large files on slow links; cancellation ends it instead
+            using var response = await client.GetAsync(w.Url, HttpCompletionOption.ResponseHeadersRead, cancel);
+            response.EnsureSuccessStatusCode();
+            long? total = response.Content.Headers.ContentLength ?? w.Bytes;
+            using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+            long received = 0;
+            await using (var body = await response.Content.ReadAsStreamAsync(cancel))
+            await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                var buffer = new byte[1 << 16];
+                int n;
+                while ((n = await body.ReadAsync(buffer, cancel)) > 0)
+                {
+                    await file.WriteAsync(buffer.AsMemory(0, n), cancel);
+                    md5.AppendData(buffer, 0, n);
+                    received += n;
+                    progress?.Report(new DownloadProgress(received, total));
+                }
+            }
+            if (received != w.Bytes)
+                throw new WeightsDownloadException($"download of {w.Url} ended after {received:N0} of {w.Bytes:N0} bytes; {HandInstructions(w)}");
+            string got = Convert.ToHexStringLower(md5.GetHashAndReset());
+            if (got != w.Md5)
+                throw new WeightsDownloadException($"download of {w.Url} has md5 {got}, expected {w.Md5}; {HandInstructions(w)}");
+            File.Move(partial, path, overwrite: true);
+            return path;
+        }
+        catch (HttpRequestException e)
+        {
+            throw new WeightsDownloadException($"cannot download {w.Name} weights from {w.Url} ({e.Message}); {HandInstructions(w)}", e);
+        }
+        finally
+        {
+            if (File.Exists(partial)) File.Delete(partial);
+        }
+    }
+
+    string HandInstructions(OfficialWeights w) =>
+        $"download it by hand and put it at {PathOf(w)} (md5 {w.Md5}, {w.Bytes:N0} bytes), or pass --weights FILE.h5";
+
+    /// <summary>
+    /// What `--weights` names: "vgg16"/"vgg19" (the cached official file, fetched on first use) or a local .h5 file.
+    /// </summary>
+    public async Task<string> ResolveAsync(string weights, IProgress<DownloadProgress>? progress = null,
+        CancellationToken cancel = default)
+    {
+        if (OfficialWeights.ByName(weights) is { } official) return await EnsureAsync(official, progress, cancel);
+        if (!File.Exists(weights))
+            throw new WeightsException(weights, $"no such file (--weights takes {string.Join(", ", OfficialWeights.All.Select(o => o.Name))} or a Keras .h5 file)");
+        return weights;
+    }
+}
