@@ -3,6 +3,8 @@
 // Forward (F: C×N with N = H·W):   G = F·Fᵀ / N,   G[i,j] = Σ_k F[i,k]·F[j,k] / N
 // Backward:                          dF = (dG + dGᵀ)·F / N,   dF[i,k] = Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N
 // FLOPs: 2·C²·N forward (C·(C+1)·N exploiting symmetry), 2·C²·N backward.
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU;
 
 namespace GpuStyle.Kernels;
@@ -59,6 +61,141 @@ public static class Gram
             float s = 0f;
             for (int j = 0; j < c; j++) s += (dg[i * c + j] + dg[j * c + i]) * f[j * n + k];
             df[index] += s / n;
+        }
+    }
+    /// <summary>
+    /// The vectorised CPU versions. Forward: only the upper triangle of G is computed (G is symmetric), in 3×3 tiles
+    /// of row pairs (6 loads feed 9 FMAs per 8 positions), over position chunks small enough that a chunk of F stays
+    /// in L2. A fixed number of partial sums, added in a fixed order, keeps results bit-identical run to run.
+    /// Backward: dF = S·F with S = (dG + dGᵀ)/N, in 4-row × 16-column register tiles.
+    /// </summary>
+    public static class Cpu
+    {
+        /// <summary>Partial Gram matrices (a fixed count, independent of the core count, for determinism).</summary>
+        public const int Partials = 8;
+
+        public static int ScratchSize(int c) => Partials * c * c;
+
+        /// <summary>g = F·Fᵀ/n. scratch: at least ScratchSize(c) floats.</summary>
+        public static unsafe void Forward(float[] f, float[] g, float[] scratch, int c, int n, bool vector)
+        {
+            int blocks = (c + 2) / 3;
+            Parallel.For(0, Partials, part =>
+            {
+                int k0 = (int)((long)n * part / Partials), k1 = (int)((long)n * (part + 1) / Partials);
+                var acc = scratch.AsSpan(part * c * c, c * c);
+                acc.Clear();
+                // Chunks of positions such that c rows of a chunk fit in ~256 KB of L2.
+                int chunk = Math.Max(64, 65536 / c / 8 * 8);
+                fixed (float* pf = f, pa = acc)
+                    for (int ks = k0; ks < k1; ks += chunk)
+                    {
+                        int ke = Math.Min(k1, ks + chunk);
+                        for (int bi = 0; bi < blocks; bi++)
+                            for (int bj = bi; bj < blocks; bj++)
+                                Tile(pf, pa, c, n, bi * 3, bj * 3, ks, ke, vector);
+                    }
+            });
+            float inv = 1f / n;
+            for (int i = 0; i < c; i++)
+                for (int j = i; j < c; j++)
+                {
+                    float s = 0f;
+                    for (int part = 0; part < Partials; part++) s += scratch[part * c * c + i * c + j];
+                    g[i * c + j] = s * inv;
+                    g[j * c + i] = s * inv;
+                }
+        }
+
+        /// <summary>acc[i,j] += Σ_{k∈[k0,k1)} F[i,k]F[j,k] for the 3×3 tile at (i0, j0); only j ≥ i is meaningful.</summary>
+        static unsafe void Tile(float* f, float* acc, int c, int n, int i0, int j0, int k0, int k1, bool vector)
+        {
+            int ni = Math.Min(3, c - i0), nj = Math.Min(3, c - j0);
+            int k = k0;
+            if (vector && ni == 3 && nj == 3)
+            {
+                float* r0 = f + (long)i0 * n, r1 = r0 + n, r2 = r1 + n;
+                float* s0 = f + (long)j0 * n, s1 = s0 + n, s2 = s1 + n;
+                Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default,
+                    a12 = default, a20 = default, a21 = default, a22 = default;
+                for (; k + 8 <= k1; k += 8)
+                {
+                    var x0 = Avx.LoadVector256(r0 + k); var x1 = Avx.LoadVector256(r1 + k); var x2 = Avx.LoadVector256(r2 + k);
+                    var y0 = Avx.LoadVector256(s0 + k); var y1 = Avx.LoadVector256(s1 + k); var y2 = Avx.LoadVector256(s2 + k);
+                    a00 = Fma.MultiplyAdd(x0, y0, a00); a01 = Fma.MultiplyAdd(x0, y1, a01); a02 = Fma.MultiplyAdd(x0, y2, a02);
+                    a10 = Fma.MultiplyAdd(x1, y0, a10); a11 = Fma.MultiplyAdd(x1, y1, a11); a12 = Fma.MultiplyAdd(x1, y2, a12);
+                    a20 = Fma.MultiplyAdd(x2, y0, a20); a21 = Fma.MultiplyAdd(x2, y1, a21); a22 = Fma.MultiplyAdd(x2, y2, a22);
+                }
+                acc[i0 * c + j0] += Vector256.Sum(a00); acc[i0 * c + j0 + 1] += Vector256.Sum(a01); acc[i0 * c + j0 + 2] += Vector256.Sum(a02);
+                acc[(i0 + 1) * c + j0] += Vector256.Sum(a10); acc[(i0 + 1) * c + j0 + 1] += Vector256.Sum(a11); acc[(i0 + 1) * c + j0 + 2] += Vector256.Sum(a12);
+                acc[(i0 + 2) * c + j0] += Vector256.Sum(a20); acc[(i0 + 2) * c + j0 + 1] += Vector256.Sum(a21); acc[(i0 + 2) * c + j0 + 2] += Vector256.Sum(a22);
+            }
+            // The rest: tiles at the edge of C, positions after the last full vector, and the scalar fallback.
+            for (int a = 0; a < ni; a++)
+                for (int b = 0; b < nj; b++)
+                {
+                    if (j0 + b < i0 + a) continue;
+                    float* x = f + (long)(i0 + a) * n, y = f + (long)(j0 + b) * n;
+                    float s = 0f;
+                    int start = vector && ni == 3 && nj == 3 ? k : k0;
+                    for (int kk = start; kk < k1; kk++) s += x[kk] * y[kk];
+                    acc[(i0 + a) * c + j0 + b] += s;
+                }
+        }
+
+        /// <summary>df += (dG + dGᵀ)·F/n. scratch: at least c·c floats (holds Sᵀ).</summary>
+        public static unsafe void BackwardAccumulate(float[] f, float[] dg, float[] df, float[] scratch, int c, int n, bool vector)
+        {
+            float inv = 1f / n;
+            for (int i = 0; i < c; i++)
+                for (int j = 0; j < c; j++)
+                    scratch[j * c + i] = (dg[i * c + j] + dg[j * c + i]) * inv;   // Sᵀ: the 4 rows of a tile are adjacent
+            const int cols = 256;
+            int blocks = (c + 3) / 4, chunks = (n + cols - 1) / cols;
+            Parallel.For(0, blocks * chunks, item =>
+            {
+                int i0 = item / chunks * 4, k0 = item % chunks * cols, k1 = Math.Min(n, k0 + cols);
+                fixed (float* pf = f, ps = scratch, pd = df)
+                {
+                    int k = k0;
+                    if (vector && i0 + 4 <= c)
+                        for (; k + 16 <= k1; k += 16)
+                        {
+                            Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default,
+                                a20 = default, a21 = default, a30 = default, a31 = default;
+                            float* fj = pf + k, st = ps + i0;
+                            for (int j = 0; j < c; j++, fj += n, st += c)
+                            {
+                                var v0 = Avx.LoadVector256(fj); var v1 = Avx.LoadVector256(fj + 8);
+                                var s0 = Vector256.Create(st[0]);
+                                a00 = Fma.MultiplyAdd(s0, v0, a00); a01 = Fma.MultiplyAdd(s0, v1, a01);
+                                var s1 = Vector256.Create(st[1]);
+                                a10 = Fma.MultiplyAdd(s1, v0, a10); a11 = Fma.MultiplyAdd(s1, v1, a11);
+                                var s2 = Vector256.Create(st[2]);
+                                a20 = Fma.MultiplyAdd(s2, v0, a20); a21 = Fma.MultiplyAdd(s2, v1, a21);
+                                var s3 = Vector256.Create(st[3]);
+                                a30 = Fma.MultiplyAdd(s3, v0, a30); a31 = Fma.MultiplyAdd(s3, v1, a31);
+                            }
+                            AddTo(pd + (long)i0 * n + k, a00, a01);
+                            AddTo(pd + (long)(i0 + 1) * n + k, a10, a11);
+                            AddTo(pd + (long)(i0 + 2) * n + k, a20, a21);
+                            AddTo(pd + (long)(i0 + 3) * n + k, a30, a31);
+                        }
+                    for (int i = i0; i < Math.Min(c, i0 + 4); i++)
+                        for (int kk = k; kk < k1; kk++)
+                        {
+                            float s = 0f;
+                            for (int j = 0; j < c; j++) s += ps[j * c + i] * pf[(long)j * n + kk];
+                            pd[(long)i * n + kk] += s;
+                        }
+                }
+            });
+        }
+
+        static unsafe void AddTo(float* d, Vector256<float> a, Vector256<float> b)
+        {
+            Avx.Store(d, Avx.Add(Avx.LoadVector256(d), a));
+            Avx.Store(d + 8, Avx.Add(Avx.LoadVector256(d + 8), b));
         }
     }
 }

@@ -106,4 +106,52 @@ public static class Losses
             partials[t] = s;
         }
     }
+    /// <summary>CPU versions: one pass that accumulates the loss (per chunk, see VectorOps.Cpu) and the gradient.</summary>
+    public static class Cpu
+    {
+        /// <summary>Returns Σ(F−P)²; grad += gradScale·(F−P).</summary>
+        public static double Content(float[] f, float[] p, float[] grad, float gradScale, double[] partials) =>
+            VectorOps.Cpu.Reduce(f.Length, partials, (start, end) =>
+            {
+                double s = 0;
+                for (int i = start; i < end; i++)
+                {
+                    float d = f[i] - p[i];
+                    s += d * d;
+                    grad[i] += gradScale * d;
+                }
+                return s;
+            });
+
+        /// <summary>Returns Σ(G−A)²; dg = gradScale·(G−A).</summary>
+        public static double Style(float[] g, float[] a, float[] dg, float gradScale)
+        {
+            double s = 0;
+            for (int i = 0; i < g.Length; i++)
+            {
+                float d = g[i] - a[i];
+                s += d * d;
+                dg[i] = gradScale * d;
+            }
+            return s;
+        }
+
+        /// <summary>Returns Σ of squared right and down differences; grad += gradScale·dTV/dx (as the ILGPU kernel).</summary>
+        public static double TotalVariation(float[] x, float[] grad, int c, int h, int w, float gradScale, double[] partials) =>
+            VectorOps.Cpu.Reduce(x.Length, partials, (start, end) =>
+            {
+                double s = 0;
+                for (int k = start; k < end; k++)
+                {
+                    int p = k % (h * w), i = p / w, j = p - i * w;
+                    float v = x[k], g = 0f;
+                    if (j + 1 < w) { float d = x[k + 1] - v; s += d * d; g -= d; }
+                    if (j > 0) g += v - x[k - 1];
+                    if (i + 1 < h) { float d = x[k + w] - v; s += d * d; g -= d; }
+                    if (i > 0) g += v - x[k - w];
+                    grad[k] += gradScale * 2f * g;
+                }
+                return s;
+            });
+    }
 }

@@ -97,4 +97,48 @@ public static class Pooling
 
         static float XMax(float a, float b) => a > b ? a : b;
     }
+    /// <summary>CPU versions: memory-bound, so plain loops over channels in parallel.</summary>
+    public static class Cpu
+    {
+        public static void Forward(bool max, float[] x, float[] y, int c, int h, int w)
+        {
+            int ho = h / 2, wo = w / 2;
+            Parallel.For(0, c, ch =>
+            {
+                for (int r = 0; r < ho; r++)
+                {
+                    int top = (ch * h + 2 * r) * w, o = (ch * ho + r) * wo;
+                    for (int s = 0; s < wo; s++)
+                    {
+                        float a = x[top + 2 * s], b = x[top + 2 * s + 1], e = x[top + w + 2 * s], f = x[top + w + 2 * s + 1];
+                        y[o + s] = max ? MathF.Max(MathF.Max(a, b), MathF.Max(e, f)) : (a + b + e + f) * 0.25f;
+                    }
+                }
+            });
+        }
+
+        public static void Backward(bool max, float[] x, float[] dy, float[] dx, int c, int h, int w)
+        {
+            int ho = h / 2, wo = w / 2;
+            Parallel.For(0, c, ch =>
+            {
+                Array.Clear(dx, ch * h * w, h * w);   // covers the dropped last row/column of odd sizes too
+                for (int r = 0; r < ho; r++)
+                {
+                    int top = (ch * h + 2 * r) * w, o = (ch * ho + r) * wo;
+                    for (int s = 0; s < wo; s++)
+                    {
+                        float g = dy[o + s];
+                        int k = top + 2 * s;
+                        if (!max) { dx[k] = dx[k + 1] = dx[k + w] = dx[k + w + 1] = g * 0.25f; continue; }
+                        int best = k;                       // the first maximum in row-major order, as the reference
+                        if (x[k + 1] > x[best]) best = k + 1;
+                        if (x[k + w] > x[best]) best = k + w;
+                        if (x[k + w + 1] > x[best]) best = k + w + 1;
+                        dx[best] = g;
+                    }
+                }
+            });
+        }
+    }
 }

@@ -6,6 +6,8 @@
 //
 // Reductions are deterministic and atomic-free: pass 1 (an op-specific kernel) writes one partial sum per thread,
 // SumStrided folds T partials into fewer, and Finish (one thread) adds the last few in a fixed order.
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ILGPU;
 
 namespace GpuStyle.Kernels;
@@ -67,5 +69,55 @@ public static class VectorOps
             for (int k = 0; k < count; k++) s += coefficients[k] * scalars[k];
             scalars[dst] = s;
         }
+    }
+    /// <summary>
+    /// CPU versions. Reductions split the vector into fixed chunks (not one per core) summed in parallel and
+    /// combined in chunk order in float64, so a result never depends on how many cores ran it.
+    /// </summary>
+    public static class Cpu
+    {
+        public const int Chunk = 1 << 14;
+
+        public static int Chunks(int n) => (n + Chunk - 1) / Chunk;
+
+        /// <summary>Σ over chunks of chunkSum(start, end), chunk sums kept in `partials` and added in order.</summary>
+        public static double Reduce(int n, double[] partials, Func<int, int, double> chunkSum)
+        {
+            int chunks = Chunks(n);
+            if (chunks == 1) return chunkSum(0, n);
+            Parallel.For(0, chunks, k => partials[k] = chunkSum(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
+            double s = 0;
+            for (int k = 0; k < chunks; k++) s += partials[k];
+            return s;
+        }
+
+        /// <summary>Runs body(start, end) over the range in parallel chunks (serially when small).</summary>
+        public static void For(int n, Action<int, int> body)
+        {
+            int chunks = Chunks(n);
+            if (chunks == 1) { body(0, n); return; }
+            Parallel.For(0, chunks, k => body(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
+        }
+
+        public static double Dot(float[] x, float[] y, int start, int end, bool vector)
+        {
+            int i = start;
+            double s = 0;
+            if (vector)
+            {
+                var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero;
+                for (; i + 16 <= end; i += 16)
+                {
+                    acc0 = Fma.MultiplyAdd(Vector256.Create(x, i), Vector256.Create(y, i), acc0);
+                    acc1 = Fma.MultiplyAdd(Vector256.Create(x, i + 8), Vector256.Create(y, i + 8), acc1);
+                }
+                s = Vector256.Sum(acc0 + acc1);
+            }
+            for (; i < end; i++) s += x[i] * y[i];
+            return s;
+        }
+
+        public static void Axpy(float a, float[] x, float[] y) =>
+            For(x.Length, (s, e) => { for (int i = s; i < e; i++) y[i] += a * x[i]; });
     }
 }

@@ -45,7 +45,7 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void Engine_objective_on_ilgpu_matches_the_reference(bool maxPool)
+    public void Engine_objective_on_every_backend_matches_the_reference(bool maxPool)
     {
         var rnd = new TestData(maxPool ? 201 : 202);
         var spec = SmallVgg(rnd);
@@ -54,11 +54,16 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
         var xd = rnd.UniformF32(3 * H * W);
         var expected = reference.Evaluate(xd, H, W, content, style, Weights);
 
-        var b = fx.Backend;
+        foreach (var b in fx.All) EvaluateOn(b, spec, maxPool, content, style, xd, expected);
+    }
+
+    void EvaluateOn(IBackend b, NetworkSpec spec, bool maxPool, List<(string Tap, double[] Target)> content,
+        List<(string Tap, double[] Gram)> style, double[] xd, ReferenceNetwork.Result expected)
+    {
         var shape = new Shape(3, H, W);
         using var network = new FeatureNetwork(b, spec, shape, maxPool ? PoolKind.Max : PoolKind.Avg);
         var made = new List<Tensor>();
-        Tensor Make(Shape s, double[] v) { var t = fx.Make(s, v); made.Add(t); return t; }
+        Tensor Make(Shape s, double[] v) { var t = fx.Make(b, s, v); made.Add(t); return t; }
         var contentTargets = content.Select(c => new ContentTarget(c.Tap, Make(network.Shapes[spec.IndexOf(c.Tap)], c.Target))).ToList();
         var styleTargets = style.Select(s =>
         {
@@ -68,19 +73,20 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
         try
         {
             using var objective = new StyleObjective(b, network, contentTargets, styleTargets, Weights);
-            using var x = fx.Make(shape, xd);
-            using var grad = fx.Poisoned(shape);
+            using var x = fx.Make(b, shape, xd);
+            using var grad = fx.Poisoned(b, shape);
             objective.Evaluate(x, grad);
             var scalars = fx.Read(objective.Scalars);
-            for (int i = 0; i < content.Count; i++) Assertions.Close(expected.Content[i], scalars[i], 1e-4, $"content {content[i].Tap}");
-            for (int i = 0; i < style.Count; i++) Assertions.Close(expected.Style[i], scalars[content.Count + i], 1e-4, $"style {style[i].Tap}");
-            Assertions.Close(expected.TotalVariation, scalars[objective.TotalVariationSlot], 1e-4, "TV");
-            Assertions.Close(expected.Total, scalars[objective.TotalSlot], 1e-4, "total");
-            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient to the pixels");
+            string on = $" on {b.Name}";
+            for (int i = 0; i < content.Count; i++) Assertions.Close(expected.Content[i], scalars[i], 1e-4, $"content {content[i].Tap}{on}");
+            for (int i = 0; i < style.Count; i++) Assertions.Close(expected.Style[i], scalars[content.Count + i], 1e-4, $"style {style[i].Tap}{on}");
+            Assertions.Close(expected.TotalVariation, scalars[objective.TotalVariationSlot], 1e-4, "TV" + on);
+            Assertions.Close(expected.Total, scalars[objective.TotalSlot], 1e-4, "total" + on);
+            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient to the pixels" + on);
 
             // A second evaluation must give the same result: nothing accumulates across calls.
             objective.Evaluate(x, grad);
-            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient, second evaluation");
+            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient, second evaluation" + on);
         }
         finally
         {

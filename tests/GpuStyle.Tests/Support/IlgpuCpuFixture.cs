@@ -1,43 +1,59 @@
 using GpuStyle.Engine;
+using GpuStyle.Engine.Cpu;
 using GpuStyle.Engine.Ilgpu;
 
 namespace GpuStyle.Tests.Support;
 
 /// <summary>
-/// One ILGPU CPU-accelerator backend for the whole suite (kernels compile once per process), with small simulated
-/// groups and odd reduction sizes so the strided edges are exercised.
+/// The backends every agreement test runs on, shared by the suite (ILGPU kernels compile once per process):
+/// ILGPU's CPU accelerator with small simulated groups and odd reduction sizes, the fast CPU backend's AVX2/FMA path
+/// (where this CPU has it) and its scalar fallback.
 /// </summary>
 public sealed class IlgpuCpuFixture : IDisposable
 {
     public IlgpuBackend Backend { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny, CpuSimulation.Small);
+    public CpuBackend CpuVector { get; } = new(vector: true);
+    public CpuBackend CpuScalar { get; } = new(vector: false);
+
+    /// <summary>ILGPU first: the others are also compared with it.</summary>
+    public IReadOnlyList<IBackend> All => [Backend, CpuVector, CpuScalar];
 
     public float[] Read(Tensor t)
     {
         var a = new float[t.Length];
-        Backend.Download(t, a);
+        t.Backend.Download(t, a);
         return a;
     }
 
-    public Tensor Make(Shape shape, double[] values)
+    public Tensor Make(Shape shape, double[] values) => Make(Backend, shape, values);
+
+    public Tensor Make(IBackend backend, Shape shape, double[] values)
     {
-        var t = Backend.Allocate(shape);
-        Backend.Upload(t, TestData.ToFloat(values));
+        var t = backend.Allocate(shape);
+        backend.Upload(t, TestData.ToFloat(values));
         return t;
     }
 
     /// <summary>An output tensor full of NaN: any element a kernel fails to write stays NaN and fails the test.</summary>
-    public Tensor Poisoned(Shape shape)
+    public Tensor Poisoned(Shape shape) => Poisoned(Backend, shape);
+
+    public Tensor Poisoned(IBackend backend, Shape shape)
     {
-        var t = Backend.Allocate(shape);
-        Backend.Upload(t, Enumerable.Repeat(float.NaN, shape.Size).ToArray());
+        var t = backend.Allocate(shape);
+        backend.Upload(t, Enumerable.Repeat(float.NaN, shape.Size).ToArray());
         return t;
     }
 
-    public void Dispose() => Backend.Dispose();
+    public void Dispose()
+    {
+        Backend.Dispose();
+        CpuVector.Dispose();
+        CpuScalar.Dispose();
+    }
 }
 
 [CollectionDefinition(Name)]
 public sealed class IlgpuCpuCollection : ICollectionFixture<IlgpuCpuFixture>
 {
-    public const string Name = "ILGPU CPU accelerator";
+    public const string Name = "Backends";
 }

@@ -1,0 +1,249 @@
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Engine.Cpu;
+
+/// <summary>A tensor in host memory.</summary>
+public sealed class CpuTensor : Tensor
+{
+    readonly CpuBackend _backend;
+
+    internal CpuTensor(CpuBackend backend, Shape shape) : base(shape)
+    {
+        _backend = backend;
+        Data = new float[shape.Size];
+    }
+
+    public override IBackend Backend => _backend;
+    internal float[] Data { get; private set; }
+
+    /// <summary>Bumped on every write, so packed copies of weights know when they are stale.</summary>
+    internal int Version { get; set; }
+
+    /// <summary>This tensor as convolution weights, packed for the forward and the backward (see Conv3x3.Cpu).</summary>
+    internal (int Version, float[] Forward, float[] Backward)? Packed { get; set; }
+
+    protected override void Free()
+    {
+        Data = [];
+        Packed = null;
+    }
+}
+
+/// <summary>
+/// The fast CPU backend: the vectorised (AVX2 + FMA) multi-threaded kernels of kernels/*.Cpu, or their scalar
+/// fallback where the CPU lacks AVX2/FMA (or when asked for, so tests cover both). Scratch buffers grow to the
+/// largest size seen and are reused, so an optimisation loop allocates nothing large after its first iteration.
+/// </summary>
+public sealed class CpuBackend(bool? vector = null) : IBackend
+{
+    float[] _padded = [], _gramScratch = [];
+    double[] _partials = new double[64];
+
+    /// <summary>True when the AVX2/FMA kernels run.</summary>
+    public bool Vector { get; } = (vector ?? true) && Conv3x3.Cpu.VectorSupported;
+
+    public string Name => Vector ? $"cpu (AVX2+FMA, {Environment.ProcessorCount} threads)" : $"cpu (scalar, {Environment.ProcessorCount} threads)";
+
+    public Tensor Allocate(Shape shape) => new CpuTensor(this, shape);
+
+    public void Upload(Tensor dst, ReadOnlySpan<float> src)
+    {
+        Check.Length(src.Length, dst, "upload source");
+        src.CopyTo(W(dst));
+    }
+
+    public void Download(Tensor src, Span<float> dst)
+    {
+        Check.Length(dst.Length, src, "download destination");
+        R(src).CopyTo(dst);
+    }
+
+    public void Synchronize() { }
+
+    public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
+    {
+        var d = Check.Conv(x, w, b, y);
+        var (forward, _) = Packed(w, d);
+        var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cin, d.H, d.W));
+        Conv3x3.Cpu.Pad(R(x), null, padded, d.Cin, d.H, d.W);
+        Conv3x3.Cpu.Convolve(padded, forward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, Vector);
+    }
+
+    public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
+    {
+        var d = Check.ConvBackward(dy, reluOutput, w, dx);
+        var (_, backward) = Packed(w, d);
+        var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cout, d.H, d.W));
+        Conv3x3.Cpu.Pad(R(dy), reluOutput is null ? null : R(reluOutput), padded, d.Cout, d.H, d.W);
+        Conv3x3.Cpu.Convolve(padded, backward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, Vector);
+    }
+
+    /// <summary>Weights packed for the forward and the backward, made once per weights tensor (and on change).</summary>
+    (float[] Forward, float[] Backward) Packed(Tensor w, ConvDims d)
+    {
+        var t = (CpuTensor)w;
+        R(t);
+        if (t.Packed is not { } p || p.Version != t.Version)
+            t.Packed = p = (t.Version, Conv3x3.Cpu.PackForward(t.Data, d.Cin, d.Cout), Conv3x3.Cpu.PackBackward(t.Data, d.Cin, d.Cout));
+        return (p.Forward, p.Backward);
+    }
+
+    public void PoolForward(PoolKind kind, Tensor x, Tensor y)
+    {
+        Check.Pool(x, y);
+        Pooling.Cpu.Forward(kind == PoolKind.Max, R(x), W(y), x.Shape.C, x.Shape.H, x.Shape.W);
+    }
+
+    public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
+    {
+        Check.Pool(x, dy);
+        Check.Same(x, dx, "pool backward dx");
+        Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W);
+    }
+
+    public void GramForward(Tensor f, Tensor g)
+    {
+        Check.Gram(f, g);
+        int c = f.Shape.C;
+        Gram.Cpu.Forward(R(f), W(g), Scratch(ref _gramScratch, Gram.Cpu.ScratchSize(c)), c, f.Shape.Plane, Vector);
+    }
+
+    public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
+    {
+        Check.Gram(f, dg);
+        Check.Same(f, df, "gram backward df");
+        int c = f.Shape.C;
+        Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, c * c), c, f.Shape.Plane, Vector);
+    }
+
+    public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
+    {
+        Check.Same(f, p, "content target");
+        Check.Same(f, grad, "content gradient");
+        Check.Slot(scalars, slot);
+        int n = f.Length;
+        double s = Losses.Cpu.Content(R(f), R(p), W(grad), weight * 2f / n, Partials(n));
+        W(scalars)[slot] = (float)(s / n);
+    }
+
+    public void StyleLoss(Tensor g, Tensor a, float weight, Tensor dg, Tensor scalars, int slot)
+    {
+        Check.Same(g, a, "style target");
+        Check.Same(g, dg, "style gradient");
+        Check.Slot(scalars, slot);
+        float c2 = (float)g.Shape.C * g.Shape.C;
+        double s = Losses.Cpu.Style(R(g), R(a), W(dg), weight * 2f / c2);
+        W(scalars)[slot] = (float)(s / c2);
+    }
+
+    public void TotalVariationLoss(Tensor x, float weight, Tensor grad, Tensor scalars, int slot)
+    {
+        Check.Same(x, grad, "TV gradient");
+        Check.Slot(scalars, slot);
+        int n = x.Length;
+        var s = x.Shape;
+        double sum = Losses.Cpu.TotalVariation(R(x), W(grad), s.C, s.H, s.W, weight / n, Partials(n));
+        W(scalars)[slot] = (float)(sum / n);
+    }
+
+    public void Fill(Tensor x, float value) => Array.Fill(W(x), value);
+
+    public void Copy(Tensor src, Tensor dst)
+    {
+        Check.Length(src.Length, dst, "copy destination");
+        R(src).CopyTo(W(dst), 0);
+    }
+
+    public void Dot(Tensor x, Tensor y, Tensor scalars, int slot)
+    {
+        Check.Length(x.Length, y, "dot operand");
+        Check.Slot(scalars, slot);
+        float[] a = R(x), b = R(y);
+        bool v = Vector;
+        W(scalars)[slot] = (float)VectorOps.Cpu.Reduce(a.Length, Partials(a.Length), (s, e) => VectorOps.Cpu.Dot(a, b, s, e, v));
+    }
+
+    public void Norm(Tensor x, Tensor scalars, int slot)
+    {
+        Check.Slot(scalars, slot);
+        float[] a = R(x);
+        bool v = Vector;
+        W(scalars)[slot] = (float)Math.Sqrt(VectorOps.Cpu.Reduce(a.Length, Partials(a.Length), (s, e) => VectorOps.Cpu.Dot(a, a, s, e, v)));
+    }
+
+    public void Axpy(float a, Tensor x, Tensor y)
+    {
+        Check.Length(x.Length, y, "axpy y");
+        VectorOps.Cpu.Axpy(a, R(x), W(y));
+    }
+
+    public void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y)
+    {
+        Check.Slot(scalars, slot);
+        Check.Length(x.Length, y, "axpy y");
+        VectorOps.Cpu.Axpy(factor * R(scalars)[slot], R(x), W(y));
+    }
+
+    public void Scale(Tensor x, float a)
+    {
+        var d = W(x);
+        VectorOps.Cpu.For(d.Length, (s, e) => { for (int i = s; i < e; i++) d[i] *= a; });
+    }
+
+    public void Subtract(Tensor x, Tensor y, Tensor z)
+    {
+        Check.Length(x.Length, y, "subtract y");
+        Check.Length(x.Length, z, "subtract z");
+        float[] a = R(x), b = R(y), c = W(z);
+        VectorOps.Cpu.For(a.Length, (s, e) => { for (int i = s; i < e; i++) c[i] = a[i] - b[i]; });
+    }
+
+    public void Multiply(Tensor x, Tensor y, Tensor z)
+    {
+        Check.Length(x.Length, y, "multiply y");
+        Check.Length(x.Length, z, "multiply z");
+        float[] a = R(x), b = R(y), c = W(z);
+        VectorOps.Cpu.For(a.Length, (s, e) => { for (int i = s; i < e; i++) c[i] = a[i] * b[i]; });
+    }
+
+    public void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
+    {
+        Check.Slot(scalars, dst);
+        if (coefficients.Length > scalars.Length)
+            throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
+        float[] s = W(scalars), c = R(coefficients);
+        float total = 0f;   // float, in slot order: the same arithmetic as the ILGPU kernel
+        for (int k = 0; k < c.Length; k++) total += c[k] * s[k];
+        s[dst] = total;
+    }
+
+    double[] Partials(int n)
+    {
+        int chunks = VectorOps.Cpu.Chunks(n);
+        if (_partials.Length < chunks) _partials = new double[chunks];
+        return _partials;
+    }
+
+    static float[] Scratch(ref float[] buffer, int size)
+    {
+        if (buffer.Length < size) buffer = new float[size];
+        return buffer;
+    }
+
+    static float[] R(Tensor t) => t is CpuTensor c
+        ? (c.IsDisposed ? throw new ObjectDisposedException(t.ToString()) : c.Data)
+        : throw new ArgumentException($"{t} does not belong to the CPU backend");
+
+    static float[] W(Tensor t)
+    {
+        var data = R(t);
+        ((CpuTensor)t).Version++;
+        return data;
+    }
+
+    public void Dispose()
+    {
+        _padded = [];
+        _gramScratch = [];
+    }
+}

@@ -1,0 +1,338 @@
+using GpuStyle.Engine;
+using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// Every op, forward and backward, on every backend — the ILGPU kernels on ILGPU's CPU accelerator, the fast CPU
+/// backend's AVX2/FMA path and its scalar fallback — against the float64 reference (≤ 1e-4 relative), and the CPU
+/// backend against the ILGPU kernels. Outputs start as NaN so an element a kernel fails to write fails the test.
+/// </summary>
+[Collection(IlgpuCpuCollection.Name)]
+public class BackendKernelTests(IlgpuCpuFixture fx)
+{
+    const double Tol = 1e-4;
+
+    /// <summary>Runs the op on every backend, checks each against the reference, and each against ILGPU's result.</summary>
+    void OnEveryBackend(string what, double[] reference, Func<IBackend, float[]> run)
+    {
+        float[]? ilgpu = null;
+        foreach (var b in fx.All)
+        {
+            var got = run(b);
+            Assertions.Close(reference, got, Tol, $"{what} on {b.Name}");
+            if (ilgpu is null) ilgpu = got;
+            else Assertions.Close(TestData.ToDouble(ilgpu), got, Tol, $"{what}: {b.Name} vs the ILGPU kernel");
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(3, 5, 2, 3)]
+    [InlineData(5, 17, 7, 5)]
+    [InlineData(17, 3, 13, 17)]
+    [InlineData(3, 64, 33, 31)]
+    [InlineData(64, 5, 13, 17)]
+    [InlineData(64, 64, 7, 5)]
+    [InlineData(9, 7, 25, 41)]     // widths past one 24-pixel strip, with a 16-pixel tail
+    public void Conv3x3_forward_and_backward_match_reference(int cin, int cout, int h, int w)
+    {
+        var rnd = new TestData(7 * cin + 31 * cout + h * w);
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w);
+        var wd = rnd.ConvWeights(cin, cout);
+        var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        foreach (bool relu in new[] { false, true })
+        {
+            var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu);
+            OnEveryBackend($"conv forward relu={relu}", yRef, b =>
+            {
+                using var x = fx.Make(b, new Shape(cin, h, w), xd);
+                using var wt = fx.Make(b, new Shape(cout, cin, 9), wd);
+                using var bias = fx.Make(b, Shape.Vector(cout), bd);
+                using var y = fx.Poisoned(b, new Shape(cout, h, w));
+                b.Conv3x3Forward(x, wt, bias, y, relu);
+                return fx.Read(y);
+            });
+            // The ReLU mask is the reference forward's output (random inputs: no output sits at exactly zero).
+            var dxRef = Conv3x3.Reference.BackwardInput(dyd, relu ? yRef : null, wd, d);
+            OnEveryBackend($"conv backward relu={relu}", dxRef, b =>
+            {
+                using var wt = fx.Make(b, new Shape(cout, cin, 9), wd);
+                using var dy = fx.Make(b, new Shape(cout, h, w), dyd);
+                using var y = fx.Make(b, new Shape(cout, h, w), yRef);
+                using var dx = fx.Poisoned(b, new Shape(cin, h, w));
+                b.Conv3x3BackwardInput(dy, relu ? y : null, wt, dx);
+                return fx.Read(dx);
+            });
+        }
+    }
+
+    [Fact]
+    public void Cpu_backend_repacks_weights_when_they_change()
+    {
+        var rnd = new TestData(77);
+        var d = new ConvDims(3, 4, 5, 6);
+        var xd = rnd.UniformF32(3 * 5 * 6);
+        var w1 = rnd.ConvWeights(3, 4);
+        var w2 = rnd.ConvWeights(3, 4);
+        var bd = rnd.UniformF32(4);
+        var b = fx.CpuVector;
+        using var x = fx.Make(b, new Shape(3, 5, 6), xd);
+        using var wt = fx.Make(b, new Shape(4, 3, 9), w1);
+        using var bias = fx.Make(b, Shape.Vector(4), bd);
+        using var y = b.Allocate(new Shape(4, 5, 6));
+        b.Conv3x3Forward(x, wt, bias, y, relu: false);
+        b.Upload(wt, TestData.ToFloat(w2));
+        b.Conv3x3Forward(x, wt, bias, y, relu: false);
+        Assertions.Close(Conv3x3.Reference.Forward(xd, w2, bd, d, false), fx.Read(y), Tol, "after new weights");
+    }
+
+    [Theory]
+    [InlineData(1, 2, 3)]
+    [InlineData(3, 7, 5)]
+    [InlineData(5, 13, 17)]
+    [InlineData(17, 33, 31)]
+    [InlineData(64, 2, 2)]
+    public void Pooling_forward_and_backward_match_reference(int c, int h, int w)
+    {
+        var rnd = new TestData(c * 1000 + h * 10 + w);
+        var xd = rnd.UniformF32(c * h * w);
+        var dyd = rnd.UniformF32(c * (h / 2) * (w / 2));
+        foreach (var kind in new[] { PoolKind.Max, PoolKind.Avg })
+        {
+            bool max = kind == PoolKind.Max;
+            OnEveryBackend($"{kind} pool forward", Pooling.Reference.Forward(max, xd, c, h, w), b =>
+            {
+                using var x = fx.Make(b, new Shape(c, h, w), xd);
+                using var y = fx.Poisoned(b, new Shape(c, h / 2, w / 2));
+                b.PoolForward(kind, x, y);
+                return fx.Read(y);
+            });
+            OnEveryBackend($"{kind} pool backward", Pooling.Reference.Backward(max, xd, dyd, c, h, w), b =>
+            {
+                using var x = fx.Make(b, new Shape(c, h, w), xd);
+                using var dy = fx.Make(b, new Shape(c, h / 2, w / 2), dyd);
+                using var dx = fx.Poisoned(b, new Shape(c, h, w));
+                b.PoolBackward(kind, x, dy, dx);
+                return fx.Read(dx);
+            });
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(3, 2, 3)]
+    [InlineData(5, 7, 5)]
+    [InlineData(17, 13, 17)]
+    [InlineData(64, 33, 31)]
+    [InlineData(10, 1, 4099)]      // positions past several L2 chunks and the partial split, not a multiple of 8
+    public void Gram_forward_and_backward_match_reference(int c, int h, int w)
+    {
+        var rnd = new TestData(c * 1000 + h * 10 + w);
+        int n = h * w;
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var before = rnd.UniformF32(c * n);
+        OnEveryBackend("gram forward", Gram.Reference.Forward(fd, c, n), b =>
+        {
+            using var f = fx.Make(b, new Shape(c, h, w), fd);
+            using var g = fx.Poisoned(b, new Shape(c, c, 1));
+            b.GramForward(f, g);
+            return fx.Read(g);
+        });
+        var expected = VectorOps.Reference.Axpy(1, Gram.Reference.Backward(fd, dgd, c, n), before);
+        OnEveryBackend("gram backward", expected, b =>
+        {
+            using var f = fx.Make(b, new Shape(c, h, w), fd);
+            using var dg = fx.Make(b, new Shape(c, c, 1), dgd);
+            using var df = fx.Make(b, new Shape(c, h, w), before);   // accumulates: starts from random values, not NaN
+            b.GramBackwardAccumulate(f, dg, df);
+            return fx.Read(df);
+        });
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(3, 2, 3)]
+    [InlineData(17, 13, 17)]
+    [InlineData(64, 33, 31)]
+    public void Content_loss_matches_reference(int c, int h, int w)
+    {
+        var rnd = new TestData(c + h + w);
+        var shape = new Shape(c, h, w);
+        var fd = rnd.UniformF32(shape.Size);
+        var pd = rnd.UniformF32(shape.Size);
+        var before = rnd.UniformF32(shape.Size);
+        const float weight = 0.7f;
+        var (loss, g) = Losses.Reference.Content(fd, pd);
+        OnEveryBackend("content loss and gradient", [loss, .. VectorOps.Reference.Axpy(weight, g, before)], b =>
+        {
+            using var f = fx.Make(b, shape, fd);
+            using var p = fx.Make(b, shape, pd);
+            using var grad = fx.Make(b, shape, before);
+            using var scalars = fx.Poisoned(b, Shape.Vector(3));
+            b.ContentLoss(f, p, weight, grad, scalars, 1);
+            Assertions.Close(loss, fx.Read(scalars)[1], Tol, $"content loss on {b.Name}");
+            return [fx.Read(scalars)[1], .. fx.Read(grad)];
+        });
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(17)]
+    [InlineData(64)]
+    public void Style_loss_matches_reference(int c)
+    {
+        var rnd = new TestData(c);
+        var shape = new Shape(c, c, 1);
+        var gd = rnd.UniformF32(c * c);
+        var ad = rnd.UniformF32(c * c);
+        const float weight = 3f;
+        var (loss, dgRef) = Losses.Reference.Style(gd, ad, c);
+        OnEveryBackend("style dL/dG", VectorOps.Reference.Scale(dgRef, weight), b =>
+        {
+            using var g = fx.Make(b, shape, gd);
+            using var a = fx.Make(b, shape, ad);
+            using var dg = fx.Poisoned(b, shape);
+            using var scalars = fx.Poisoned(b, Shape.Vector(2));
+            b.StyleLoss(g, a, weight, dg, scalars, 0);
+            Assertions.Close(loss, fx.Read(scalars)[0], Tol, $"style loss on {b.Name}");
+            return fx.Read(dg);
+        });
+    }
+
+    [Theory]
+    [InlineData(3, 2, 3)]
+    [InlineData(3, 7, 5)]
+    [InlineData(5, 13, 17)]
+    [InlineData(3, 33, 31)]
+    [InlineData(3, 130, 131)]      // several reduction chunks on the CPU backend
+    public void Total_variation_matches_reference(int c, int h, int w)
+    {
+        var rnd = new TestData(c * h * w);
+        var shape = new Shape(c, h, w);
+        var xd = rnd.UniformF32(shape.Size, 100);
+        var before = rnd.UniformF32(shape.Size);
+        const float weight = 0.25f;
+        var (loss, g) = Losses.Reference.TotalVariation(xd, c, h, w);
+        OnEveryBackend("TV gradient", VectorOps.Reference.Axpy(weight, g, before), b =>
+        {
+            using var x = fx.Make(b, shape, xd);
+            using var grad = fx.Make(b, shape, before);
+            using var scalars = fx.Poisoned(b, Shape.Vector(1));
+            b.TotalVariationLoss(x, weight, grad, scalars, 0);
+            Assertions.Close(loss, fx.Read(scalars)[0], Tol, $"TV loss on {b.Name}");
+            return fx.Read(grad);
+        });
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(5)]
+    [InlineData(17)]
+    [InlineData(1023)]
+    [InlineData(40_000)]           // several reduction chunks on the CPU backend
+    public void Vector_operations_match_reference(int n)
+    {
+        var rnd = new TestData(n);
+        var shape = Shape.Vector(n);
+        var xd = rnd.UniformF32(n);
+        var yd = rnd.UniformF32(n);
+        double dot = VectorOps.Reference.Dot(xd, yd);
+        OnEveryBackend("dot, norm", [dot, VectorOps.Reference.Norm(xd)], b =>
+        {
+            using var x = fx.Make(b, shape, xd);
+            using var y = fx.Make(b, shape, yd);
+            using var scalars = fx.Poisoned(b, Shape.Vector(4));
+            b.Dot(x, y, scalars, 0);
+            b.Norm(x, scalars, 1);
+            return fx.Read(scalars)[..2];
+        });
+        OnEveryBackend("subtract", VectorOps.Reference.Subtract(xd, yd), b => Binary(b, xd, yd, (x, y, z) => b.Subtract(x, y, z)));
+        OnEveryBackend("multiply", VectorOps.Reference.Multiply(xd, yd), b => Binary(b, xd, yd, (x, y, z) => b.Multiply(x, y, z)));
+        OnEveryBackend("copy", xd, b => Binary(b, xd, yd, (x, _, z) => b.Copy(x, z)));
+        OnEveryBackend("axpy then scale", VectorOps.Reference.Scale(VectorOps.Reference.Axpy(-0.3, xd, yd), 2.5), b =>
+        {
+            using var x = fx.Make(b, shape, xd);
+            using var acc = fx.Make(b, shape, yd);
+            b.Axpy(-0.3f, x, acc);
+            b.Scale(acc, 2.5f);
+            return fx.Read(acc);
+        });
+        // y += factor·scalars[0]·x with the dot product left on the device as the step.
+        OnEveryBackend("axpy with a device scalar", VectorOps.Reference.Axpy(-2 * dot, xd, yd), b =>
+        {
+            using var x = fx.Make(b, shape, xd);
+            using var y = fx.Make(b, shape, yd);
+            using var acc = fx.Make(b, shape, yd);
+            using var scalars = fx.Poisoned(b, Shape.Vector(1));
+            b.Dot(x, y, scalars, 0);
+            b.AxpyScalar(scalars, 0, -2f, x, acc);
+            return fx.Read(acc);
+        });
+        OnEveryBackend("fill", Enumerable.Repeat(1.5, n).ToArray(), b =>
+        {
+            using var z = fx.Poisoned(b, shape);
+            b.Fill(z, 1.5f);
+            return fx.Read(z);
+        });
+    }
+
+    float[] Binary(IBackend b, double[] xd, double[] yd, Action<Tensor, Tensor, Tensor> op)
+    {
+        var shape = Shape.Vector(xd.Length);
+        using var x = fx.Make(b, shape, xd);
+        using var y = fx.Make(b, shape, yd);
+        using var z = fx.Poisoned(b, shape);
+        op(x, y, z);
+        return fx.Read(z);
+    }
+
+    [Fact]
+    public void Weighted_sum_combines_scalars_on_the_device()
+    {
+        var rnd = new TestData(11);
+        var vals = rnd.UniformF32(5);
+        var coef = rnd.UniformF32(4);
+        double expected = Enumerable.Range(0, 4).Sum(k => coef[k] * vals[k]);
+        OnEveryBackend("weighted sum", [expected], b =>
+        {
+            using var scalars = fx.Make(b, Shape.Vector(5), vals);
+            using var coefficients = fx.Make(b, Shape.Vector(4), coef);
+            b.WeightedSum(scalars, coefficients, 4);
+            return [fx.Read(scalars)[4]];
+        });
+    }
+
+    [Fact]
+    public void Wrong_shapes_are_refused_on_the_host_before_any_launch()
+    {
+        foreach (var B in fx.All)
+        {
+            using var x = B.Allocate(new Shape(3, 5, 5));
+            using var y = B.Allocate(new Shape(4, 5, 5));
+            using var w = B.Allocate(new Shape(4, 2, 9));   // weights for 2 inputs, not 3
+            using var b = B.Allocate(Shape.Vector(4));
+            Assert.Throws<ArgumentException>(() => B.Conv3x3Forward(x, w, b, y, true));
+            using var small = B.Allocate(new Shape(3, 3, 3));
+            Assert.Throws<ArgumentException>(() => B.PoolForward(PoolKind.Max, x, small));
+            using var g = B.Allocate(new Shape(4, 4, 1));
+            Assert.Throws<ArgumentException>(() => B.GramForward(x, g));
+            using var s = B.Allocate(Shape.Vector(2));
+            Assert.Throws<ArgumentOutOfRangeException>(() => B.Dot(x, x, s, 2));
+        }
+    }
+
+    [Fact]
+    public void Tensors_of_another_backend_are_refused()
+    {
+        using var a = fx.Backend.Allocate(Shape.Vector(4));
+        using var b = fx.CpuVector.Allocate(Shape.Vector(4));
+        Assert.Throws<ArgumentException>(() => fx.CpuVector.Copy(a, b));
+        Assert.Throws<ArgumentException>(() => fx.Backend.Copy(b, a));
+    }
+}
