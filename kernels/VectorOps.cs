@@ -3,6 +3,9 @@
 //
 //   dot(x, y) = Σ xᵢyᵢ     norm(x) = √(Σ xᵢ²)     axpy: y ← y + a·x     scale: x ← a·x
 //   sub: z = x − y         mul: z = x ⊙ y          weighted sum: s[dst] = Σₖ cₖ·s[k]
+//   Adam step (t-th):  m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  x ← x − lr·(m·c₁)/(√(v·c₂) + ε)
+//                      with the bias corrections c₁ = 1/(1−β₁ᵗ), c₂ = 1/(1−β₂ᵗ) computed on the host
+//   scalar ops (L-BFGS's two-loop recursion keeps its ρ, α, β on the device): s[dst] = s[a] (× ÷ − +) s[b]
 //
 // Reductions are deterministic and atomic-free: pass 1 (an op-specific kernel) writes one partial sum per thread,
 // SumStrided folds T partials into fewer, and Finish (one thread) adds the last few in a fixed order.
@@ -11,6 +14,25 @@ using System.Runtime.Intrinsics.X86;
 using ILGPU;
 
 namespace GpuStyle.Kernels;
+
+/// <summary>Adam's hyper-parameters for step t, with its bias corrections precomputed.</summary>
+public struct AdamParameters
+{
+    public float LearningRate, Beta1, Beta2, Epsilon, Correction1, Correction2;
+
+    public AdamParameters(float learningRate, float beta1, float beta2, float epsilon, int step)
+    {
+        LearningRate = learningRate; Beta1 = beta1; Beta2 = beta2; Epsilon = epsilon;
+        Correction1 = (float)(1 / (1 - Math.Pow(beta1, step)));
+        Correction2 = (float)(1 / (1 - Math.Pow(beta2, step)));
+    }
+}
+
+/// <summary>Codes of the device-side scalar operations.</summary>
+public static class ScalarOps
+{
+    public const int Multiply = 0, Divide = 1, Subtract = 2, Add = 3;
+}
 
 public static class VectorOps
 {
@@ -22,7 +44,28 @@ public static class VectorOps
         public static double[] Scale(double[] x, double a) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = a * x[i]; return r; }
         public static double[] Subtract(double[] x, double[] y) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = x[i] - y[i]; return r; }
         public static double[] Multiply(double[] x, double[] y) { var r = new double[x.Length]; for (int i = 0; i < x.Length; i++) r[i] = x[i] * y[i]; return r; }
+
+        /// <summary>One Adam step in place on x, m, v.</summary>
+        public static void Adam(double[] x, double[] g, double[] m, double[] v, double lr, double b1, double b2, double eps, int t)
+        {
+            double c1 = 1 / (1 - Math.Pow(b1, t)), c2 = 1 / (1 - Math.Pow(b2, t));
+            for (int i = 0; i < x.Length; i++)
+            {
+                m[i] = b1 * m[i] + (1 - b1) * g[i];
+                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+                x[i] -= lr * (m[i] * c1) / (Math.Sqrt(v[i] * c2) + eps);
+            }
+        }
+
+        public static double ScalarOp(int op, double a, double b) => op switch
+        {
+            ScalarOps.Multiply => a * b,
+            ScalarOps.Divide => a / b,
+            ScalarOps.Subtract => a - b,
+            _ => a + b,
+        };
     }
+
 
     public static class Ilgpu
     {
@@ -60,6 +103,24 @@ public static class VectorOps
             for (int i = 0; i < n; i++) s += src[i];
             s *= factor;
             scalars[slot] = sqrt != 0 ? MathF.Sqrt(s) : s;
+        }
+
+        public static void AdamStep(Index1D i, ArrayView<float> x, ArrayView<float> g, ArrayView<float> m,
+            ArrayView<float> v, AdamParameters p)
+        {
+            float gi = g[i];
+            float mi = p.Beta1 * m[i] + (1f - p.Beta1) * gi;
+            float vi = p.Beta2 * v[i] + (1f - p.Beta2) * gi * gi;
+            m[i] = mi;
+            v[i] = vi;
+            x[i] -= p.LearningRate * (mi * p.Correction1) / (MathF.Sqrt(vi * p.Correction2) + p.Epsilon);
+        }
+
+        /// <summary>One thread: scalars[dst] = scalars[a] op scalars[b] (see ScalarOps).</summary>
+        public static void ScalarOp(Index1D t, ArrayView<float> scalars, int op, int a, int b, int dst)
+        {
+            float x = scalars[a], y = scalars[b];
+            scalars[dst] = op == ScalarOps.Multiply ? x * y : op == ScalarOps.Divide ? x / y : op == ScalarOps.Subtract ? x - y : x + y;
         }
 
         /// <summary>One thread: scalars[dst] = Σₖ coefficients[k]·scalars[k].</summary>
@@ -119,5 +180,20 @@ public static class VectorOps
 
         public static void Axpy(float a, float[] x, float[] y) =>
             For(x.Length, (s, e) => { for (int i = s; i < e; i++) y[i] += a * x[i]; });
+
+        /// <summary>The same arithmetic as the ILGPU kernel, element by element.</summary>
+        public static void AdamStep(float[] x, float[] g, float[] m, float[] v, AdamParameters p) =>
+            For(x.Length, (s, e) =>
+            {
+                for (int i = s; i < e; i++)
+                {
+                    float gi = g[i];
+                    float mi = p.Beta1 * m[i] + (1f - p.Beta1) * gi;
+                    float vi = p.Beta2 * v[i] + (1f - p.Beta2) * gi * gi;
+                    m[i] = mi;
+                    v[i] = vi;
+                    x[i] -= p.LearningRate * (mi * p.Correction1) / (MathF.Sqrt(vi * p.Correction2) + p.Epsilon);
+                }
+            });
     }
 }

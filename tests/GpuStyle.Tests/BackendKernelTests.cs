@@ -336,3 +336,52 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
         Assert.Throws<ArgumentException>(() => fx.Backend.Copy(b, a));
     }
 }
+
+[Collection(IlgpuCpuCollection.Name)]
+public class OptimizerKernelTests(IlgpuCpuFixture fx)
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(17, 3)]
+    [InlineData(1023, 10)]
+    public void Adam_step_matches_reference(int n, int step)
+    {
+        var rnd = new TestData(n + step);
+        var xd = rnd.UniformF32(n); var gd = rnd.UniformF32(n); var md = rnd.UniformF32(n, 0.1);
+        var vd = rnd.UniformF32(n, 0.1).Select(Math.Abs).ToArray();
+        var (x, m, v) = ((double[])xd.Clone(), (double[])md.Clone(), (double[])vd.Clone());
+        VectorOps.Reference.Adam(x, gd, m, v, 0.05, 0.9, 0.999, 1e-8, step);
+        foreach (var b in fx.All)
+        {
+            using var tx = fx.Make(b, Shape.Vector(n), xd);
+            using var tg = fx.Make(b, Shape.Vector(n), gd);
+            using var tm = fx.Make(b, Shape.Vector(n), md);
+            using var tv = fx.Make(b, Shape.Vector(n), vd);
+            b.AdamStep(tx, tg, tm, tv, new AdamParameters(0.05f, 0.9f, 0.999f, 1e-8f, step));
+            Assertions.Close(x, fx.Read(tx), 1e-4, $"Adam x on {b.Name}");
+            Assertions.Close(m, fx.Read(tm), 1e-4, $"Adam m on {b.Name}");
+            Assertions.Close(v, fx.Read(tv), 1e-4, $"Adam v on {b.Name}");
+        }
+    }
+
+    [Fact]
+    public void Scalar_ops_run_on_the_device()
+    {
+        var rnd = new TestData(5);
+        var s = rnd.UniformF32(6);
+        foreach (var b in fx.All)
+        {
+            using var t = fx.Make(b, Shape.Vector(6), s);
+            b.ScalarOp(t, ScalarOps.Multiply, 0, 1, 2);
+            b.ScalarOp(t, ScalarOps.Divide, 2, 3, 4);
+            b.ScalarOp(t, ScalarOps.Subtract, 4, 0, 5);
+            b.ScalarOp(t, ScalarOps.Add, 5, 5, 1);
+            double p = s[0] * s[1], q = p / s[3], r = q - s[0];
+            var got = fx.Read(t);
+            Assertions.Close(p, got[2], 1e-5, $"multiply on {b.Name}");
+            Assertions.Close(q, got[4], 1e-5, $"divide on {b.Name}");
+            Assertions.Close(r, got[5], 1e-5, $"subtract on {b.Name}");
+            Assertions.Close(2 * r, got[1], 1e-5, $"add on {b.Name}");
+        }
+    }
+}

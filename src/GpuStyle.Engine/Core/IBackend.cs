@@ -1,3 +1,5 @@
+using GpuStyle.Kernels;
+
 namespace GpuStyle.Engine;
 
 /// <summary>How a 2×2, stride-2 pooling layer combines its window.</summary>
@@ -67,6 +69,10 @@ public interface IBackend : IDisposable
     void Subtract(Tensor x, Tensor y, Tensor z);
     /// <summary>z = x ⊙ y (element-wise).</summary>
     void Multiply(Tensor x, Tensor y, Tensor z);
+    /// <summary>One Adam step on x with gradient g and moments m, v (all updated in place).</summary>
+    void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters);
+    /// <summary>scalars[dst] = scalars[a] op scalars[b], op one of <see cref="ScalarOps"/> — no trip to the host.</summary>
+    void ScalarOp(Tensor scalars, int op, int a, int b, int dst);
     /// <summary>scalars[dst] = Σₖ coefficients[k]·scalars[k], k &lt; coefficients.Length (the total loss, on the device).</summary>
     void WeightedSum(Tensor scalars, Tensor coefficients, int dst);
 }

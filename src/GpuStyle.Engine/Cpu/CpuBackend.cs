@@ -217,6 +217,24 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
         s[dst] = total;
     }
 
+    public void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters)
+    {
+        Check.Same(x, g, "Adam gradient");
+        Check.Same(x, m, "Adam first moment");
+        Check.Same(x, v, "Adam second moment");
+        VectorOps.Cpu.AdamStep(W(x), R(g), W(m), W(v), parameters);
+    }
+
+    public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
+    {
+        Check.Slot(scalars, a);
+        Check.Slot(scalars, b);
+        Check.Slot(scalars, dst);
+        var s = W(scalars);
+        float x = s[a], y = s[b];
+        s[dst] = op == ScalarOps.Multiply ? x * y : op == ScalarOps.Divide ? x / y : op == ScalarOps.Subtract ? x - y : x + y;
+    }
+
     double[] Partials(int n)
     {
         int chunks = VectorOps.Cpu.Chunks(n);

@@ -38,6 +38,8 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _sumStrided;
     readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int> _finish;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
+    readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
@@ -90,6 +92,8 @@ public sealed class IlgpuBackend : IBackend
         _sumStrided = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.SumStrided);
         _finish = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
+        _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
+        _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
     }
 
     public Tensor Allocate(Shape shape) => new IlgpuTensor(this, shape);
@@ -238,6 +242,22 @@ public sealed class IlgpuBackend : IBackend
         if (coefficients.Length > scalars.Length)
             throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
         _weightedSum(1, V(scalars), V(coefficients), coefficients.Length, dst);
+    }
+
+    public void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters)
+    {
+        Check.Same(x, g, "Adam gradient");
+        Check.Same(x, m, "Adam first moment");
+        Check.Same(x, v, "Adam second moment");
+        _adam(x.Length, V(x), V(g), V(m), V(v), parameters);
+    }
+
+    public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
+    {
+        Check.Slot(scalars, a);
+        Check.Slot(scalars, b);
+        Check.Slot(scalars, dst);
+        _scalarOp(1, V(scalars), op, a, b, dst);
     }
 
     int Threads(int n) => Math.Min(n, _launch.ReductionThreads);

@@ -15,7 +15,7 @@ public sealed record StyleTarget(string Tap, Tensor Gram);
 /// Evaluate writes the gradient with respect to the pixels and leaves every unweighted per-layer loss, and the
 /// total, in <see cref="Scalars"/>: slots [content…, style…, tv, total]. Nothing is read back to the host.
 /// </summary>
-public sealed class StyleObjective : IDisposable
+public sealed class StyleObjective : GpuStyle.Engine.Optimizers.IObjectiveFunction, IDisposable
 {
     readonly IBackend _backend;
     readonly FeatureNetwork _network;

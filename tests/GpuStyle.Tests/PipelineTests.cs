@@ -1,0 +1,113 @@
+using GpuStyle.Engine;
+using GpuStyle.Engine.Network;
+using GpuStyle.Engine.Pipelines;
+using GpuStyle.Engine.Weights;
+using GpuStyle.Tests.Support;
+using GpuStyle.WeightsTools;
+
+namespace GpuStyle.Tests;
+
+/// <summary>The three optimisations at tiny sizes with fixture weights, on every backend, with both optimisers.</summary>
+[Collection(IlgpuCpuCollection.Name)]
+public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("gpustyle-pipeline-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    NetworkSpec SmallVgg16()
+    {
+        string path = Path.Combine(_dir, "vgg16-small.h5");
+        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [8, 12, 16, 16, 16], Seed: 4), path);
+        return Vgg.BuildSpec(KerasWeightsReader.Read(path));
+    }
+
+    /// <summary>A smooth random picture: a few sinusoids per channel, like a photo more than like noise.</summary>
+    static Picture Smooth(int h, int w, int seed)
+    {
+        var r = new Random(seed);
+        var v = new float[3 * h * w];
+        for (int c = 0; c < 3; c++)
+        {
+            double a = r.NextDouble() * 0.8, b = r.NextDouble() * 0.8, ph = r.NextDouble() * 6;
+            for (int i = 0; i < h; i++)
+                for (int j = 0; j < w; j++)
+                    v[(c * h + i) * w + j] = (float)(80 * Math.Sin(a * i + b * j + ph) + 20 * r.NextDouble());
+        }
+        return new Picture(new Shape(3, h, w), v);
+    }
+
+    static RunSettings Settings(RunMode mode, OptimizerKind optimizer) => new()
+    {
+        Mode = mode,
+        ContentLayers = ["relu2_2"],
+        StyleLayers = ["relu1_1", "relu2_1", "relu3_1"],
+        Weights = new LossWeights(1f, 100f, 1e-4f),
+        Optimizer = optimizer,
+        LearningRate = 4f,
+        Iterations = 10,
+    };
+
+    [Theory]
+    [InlineData(RunMode.Transfer, OptimizerKind.Lbfgs)]
+    [InlineData(RunMode.Content, OptimizerKind.Lbfgs)]
+    [InlineData(RunMode.Texture, OptimizerKind.Lbfgs)]
+    [InlineData(RunMode.Transfer, OptimizerKind.Adam)]
+    public void Each_mode_lowers_its_loss_by_a_large_factor_on_every_backend(RunMode mode, OptimizerKind optimizer)
+    {
+        var spec = SmallVgg16();
+        var photo = Smooth(18, 22, 1);
+        var painting = Smooth(20, 16, 2);
+        var settings = Settings(mode, optimizer);
+        foreach (var b in fx.All)
+        {
+            var start = Picture.Noise(18, 22, seed: 3);
+            using var run = new StyleRun(b, spec, settings, mode == RunMode.Texture ? null : photo,
+                mode == RunMode.Content ? [] : [(painting, 1f)], start);
+            var first = run.Start();
+            Assert.Equal(0, first.Iteration);
+            IterationReport last = first;
+            int steps = optimizer == OptimizerKind.Adam ? 40 : 20;
+            for (int i = 0; i < steps; i++)
+            {
+                last = run.Step();
+                Assert.True(last.Evaluations >= 1);
+                if (optimizer == OptimizerKind.Lbfgs) Assert.True(last.Total <= first.Total, "L-BFGS never accepts a step that raises the loss");
+            }
+            float factor = optimizer == OptimizerKind.Adam ? 3f : 10f;
+            Assert.True(last.Total * factor < first.Total,
+                $"{mode}/{optimizer} on {b.Name}: loss {first.Total} → {last.Total} in {steps} iterations, not ÷{factor}");
+        }
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_bytes_and_another_seed_does_not()
+    {
+        var spec = SmallVgg16();
+        byte[] Run(int seed, IBackend b)
+        {
+            using var run = new StyleRun(b, spec, Settings(RunMode.Transfer, OptimizerKind.Lbfgs), Smooth(18, 22, 1),
+                [(Smooth(20, 16, 2), 1f)], Picture.Noise(18, 22, seed));
+            run.Start();
+            for (int i = 0; i < 3; i++) run.Step();
+            return run.Current().ToRgb();
+        }
+        foreach (var b in new IBackend[] { fx.CpuVector, fx.Backend })
+        {
+            Assert.Equal(Run(7, b), Run(7, b));
+            Assert.NotEqual(Run(7, b), Run(8, b));
+        }
+    }
+
+    [Fact]
+    public void Picture_preprocessing_round_trips_and_is_BGR_minus_the_mean()
+    {
+        var rgb = new byte[] { 255, 0, 10, 1, 2, 3 };     // two pixels
+        var p = Picture.FromRgb(rgb, 1, 2);
+        Assert.Equal(10 - 103.939f, p.Values[0], 3);        // B of pixel 0
+        Assert.Equal(0 - 116.779f, p.Values[2], 3);         // G of pixel 0
+        Assert.Equal(255 - 123.68f, p.Values[4], 3);        // R of pixel 0
+        Assert.Equal(rgb, p.ToRgb());
+        var clamped = new Picture(p.Shape, p.Values.Select(v => v + 1000f).ToArray()).ToRgb();
+        Assert.All(clamped, v => Assert.Equal(255, v));
+    }
+}
