@@ -19,7 +19,8 @@ public static class Program
         }
         try
         {
-            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Ctrl-C is ours: the run loop writes the current image before exiting.
+            return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (Exception e) when (ExitCodes.IsBadInput(e))
         {
@@ -46,6 +47,7 @@ public static class Program
     public static RootCommand BuildRoot()
     {
         var root = new RootCommand("GpuStyle: neural style transfer (Gatys et al.) on hand-written ILGPU kernels.");
+        foreach (var c in RunCommands.Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(DevicesCommand.Build());
         root.Subcommands.Add(WeightsCommand.Build());
         return root;
@@ -55,6 +57,6 @@ public static class Program
 /// <summary>Which failures are the user's input (exit 2) rather than ours (exit 1).</summary>
 public static class ExitCodes
 {
-    public static bool IsBadInput(Exception e) => e is WeightsException or UnknownLayerException
+    public static bool IsBadInput(Exception e) => e is InputException or WeightsException or UnknownLayerException
         or GpuStyle.Engine.Ilgpu.DeviceNotFoundException;
 }

@@ -1,0 +1,328 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using GpuStyle.Engine;
+using GpuStyle.Engine.Network;
+using GpuStyle.Engine.Pipelines;
+using GpuStyle.Engine.Weights;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace GpuStyle.Cli.Commands;
+
+/// <summary>Defaults chosen by looking at results (README, "Choosing the weights").</summary>
+public static class Defaults
+{
+    public const float ContentWeight = 1f;
+    public const float StyleWeight = 1e3f;
+    public const float TvWeight = 1e-3f;
+    public const int Size = 512;
+    public const int Iterations = 500;
+    public const float LearningRate = 4f;
+    public const string ContentLayers = "relu4_2";
+    public const string StyleLayers = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
+    public const string LayerGrid = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
+}
+
+/// <summary>The options every optimisation command shares (DESIGN.md §4).</summary>
+sealed class RunOptions
+{
+    public readonly Option<string> Out = new("--out") { Description = "the PNG to write", Required = true };
+    public readonly Option<string> Weights = new("--weights") { Description = "vgg16, vgg19 (fetched into the cache on first use) or a Keras .h5 file", DefaultValueFactory = _ => "vgg16" };
+    public readonly Option<int> Size = new("--size") { Description = "longest side of the output, in pixels", DefaultValueFactory = _ => Defaults.Size };
+    public readonly Option<int> Iterations = new("--iterations") { Description = "optimiser steps", DefaultValueFactory = _ => Defaults.Iterations };
+    public readonly Option<string> Optimizer = new("--optimizer") { Description = "lbfgs or adam", DefaultValueFactory = _ => "lbfgs" };
+    public readonly Option<float> LearningRate = new("--learning-rate") { Description = "Adam's step size, in pixel units", DefaultValueFactory = _ => Defaults.LearningRate };
+    public readonly Option<int> History = new("--history") { Description = "L-BFGS history length", DefaultValueFactory = _ => 100 };
+    public readonly Option<int> Seed = new("--seed") { Description = "random seed of the starting noise", DefaultValueFactory = _ => 1 };
+    public readonly Option<float> ContentWeight = new("--content-weight") { Description = "weight of the content loss", DefaultValueFactory = _ => Defaults.ContentWeight };
+    public readonly Option<float> StyleWeight = new("--style-weight") { Description = "weight of the style loss", DefaultValueFactory = _ => Defaults.StyleWeight };
+    public readonly Option<float> TvWeight = new("--tv-weight") { Description = "weight of the total-variation (smoothness) loss", DefaultValueFactory = _ => Defaults.TvWeight };
+    public readonly Option<string?> StyleBlend = new("--style-blend") { Description = "blend weights of several paintings, e.g. 0.7,0.3 (default: equal)" };
+    public readonly Option<float> StyleScale = new("--style-scale") { Description = "size of the paintings relative to the output", DefaultValueFactory = _ => 1f };
+    public readonly Option<string> ContentLayers = new("--content-layers") { Description = "layers whose features the content matches", DefaultValueFactory = _ => Defaults.ContentLayers };
+    public readonly Option<string> StyleLayers = new("--style-layers") { Description = "layers whose Gram matrices the style matches", DefaultValueFactory = _ => Defaults.StyleLayers };
+    public readonly Option<string> Pooling = new("--pooling") { Description = "max or avg", DefaultValueFactory = _ => "max" };
+    public readonly Option<string> Init = new("--init") { Description = "random, content, style or an image file", DefaultValueFactory = _ => "random" };
+    public readonly Option<string> Device = new("--device") { Description = "auto, cuda, opencl, cpu, ilgpu-cpu", DefaultValueFactory = _ => "auto" };
+    public readonly Option<int> SaveEvery = new("--save-every") { Description = "also write OUT-iterN.png every N iterations (0: never)", DefaultValueFactory = _ => 0 };
+    public readonly Option<string?> Log = new("--log") { Description = "write a JSON-lines log of the losses to this file" };
+    public readonly Option<bool> Quiet = new("--quiet") { Description = "no progress output" };
+
+    public RunOptions()
+    {
+        Optimizer.AcceptOnlyFromAmong("lbfgs", "adam");
+        Pooling.AcceptOnlyFromAmong("max", "avg");
+        Device.AcceptOnlyFromAmong(Backends.Names);
+    }
+
+    public void AddTo(Command c, bool content, bool style)
+    {
+        c.Options.Add(Out);
+        c.Options.Add(Weights); c.Options.Add(Size); c.Options.Add(Iterations); c.Options.Add(Optimizer);
+        c.Options.Add(LearningRate); c.Options.Add(History); c.Options.Add(Seed);
+        if (content) c.Options.Add(ContentWeight);
+        if (style) { c.Options.Add(StyleWeight); c.Options.Add(StyleBlend); c.Options.Add(StyleScale); }
+        c.Options.Add(TvWeight);
+        if (content) c.Options.Add(ContentLayers);
+        if (style) c.Options.Add(StyleLayers);
+        c.Options.Add(Pooling); c.Options.Add(Init); c.Options.Add(Device); c.Options.Add(SaveEvery); c.Options.Add(Log); c.Options.Add(Quiet);
+    }
+}
+
+public static class RunCommands
+{
+    public static IEnumerable<Command> Build()
+    {
+        var o = new RunOptions();
+        var contentFile = new Option<string>("--content") { Description = "the photo", Required = true };
+        var styleFiles = new Option<string>("--style") { Description = "the painting(s), comma-separated", Required = true };
+        var imageFile = new Option<string>("--image") { Description = "the photo", Required = true };
+
+        var transfer = new Command("transfer", "Paint a photo in the style of one or more paintings.") { contentFile, styleFiles };
+        o.AddTo(transfer, content: true, style: true);
+        transfer.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Transfer, r.GetValue(contentFile), Split(r.GetValue(styleFiles)))));
+
+        var content = new Command("content", "Reconstruct a photo's content from noise (Gatys et al.'s first experiment).") { contentFile };
+        o.AddTo(content, content: true, style: false);
+        content.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Content, r.GetValue(contentFile), [])));
+
+        var texture = new Command("texture", "Synthesise a painting's style from noise (their second).") { styleFiles };
+        o.AddTo(texture, content: false, style: true);
+        texture.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Texture, null, Split(r.GetValue(styleFiles)))));
+
+        var layers = new Command("layers", "What each layer sees: one reconstruction of the photo per layer, in a labelled grid.") { imageFile };
+        o.AddTo(layers, content: false, style: false);
+        var gridLayers = new Option<string>("--grid-layers") { Description = "the layers to reconstruct from", DefaultValueFactory = _ => Defaults.LayerGrid };
+        layers.Options.Add(gridLayers);
+        layers.SetAction((r, cancel) => Task.FromResult(Layers(r, o, r.GetValue(imageFile)!, Split(r.GetValue(gridLayers)))));
+        return [transfer, content, texture, layers];
+    }
+
+    static List<string> Split(string? s) => (s ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    /// <summary>Everything a run needs, checked and loaded, before any device work.</summary>
+    sealed record Prepared(NetworkSpec Spec, RunSettings Settings, Picture? Content, List<(Picture, float)> Styles,
+        Picture Start, string WeightsPath);
+
+    static int Run(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths)
+    {
+        string output = r.GetValue(o.Out)!;
+        var progress = new RunProgress(r.GetValue(o.Quiet));
+        var p = Prepare(r, o, mode, contentPath, stylePaths, output, r.GetValue(o.ContentLayers)!, progress);
+        using var backend = OpenBackend(r, o, p, progress);
+        var result = Optimise(r, o, backend, p, output, progress, mode.ToString().ToLowerInvariant(), r.GetValue(o.Log));
+        ImageFiles.SavePngAtomically(ImageFiles.FromPicture(result.Picture), output);
+        progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name})");
+        return result.Cancelled ? 130 : 0;
+    }
+
+    static Prepared Prepare(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths,
+        string output, string contentLayers, RunProgress progress)
+    {
+        int size = r.GetValue(o.Size), iterations = r.GetValue(o.Iterations), history = r.GetValue(o.History);
+        float styleScale = r.GetValue(o.StyleScale);
+        if (size <= 0) throw new InputException($"--size must be positive, got {size}");
+        if (iterations < 0) throw new InputException($"--iterations must be 0 or more, got {iterations}");
+        if (history < 1) throw new InputException($"--history must be at least 1, got {history}");
+        if (!(styleScale > 0)) throw new InputException($"--style-scale must be positive, got {styleScale}");
+        if (r.GetValue(o.SaveEvery) < 0) throw new InputException("--save-every must be 0 or more");
+        if (mode != RunMode.Content && stylePaths.Count == 0) throw new InputException("--style names no painting");
+        var blend = Blend(r.GetValue(o.StyleBlend), stylePaths.Count);
+        string init = r.GetValue(o.Init)!;
+        var inputs = new List<string>();
+        if (contentPath is not null) inputs.Add(contentPath);
+        inputs.AddRange(stylePaths);
+        if (init is not ("random" or "content" or "style")) inputs.Add(init);
+        string weights = r.GetValue(o.Weights)!;
+        if (OfficialWeights.ByName(weights) is null) inputs.Add(weights);
+        string? log = r.GetValue(o.Log);
+        ImageFiles.CheckOutput(output, inputs);
+        if (log is not null) ImageFiles.CheckOutput(log, inputs.Append(output));
+
+        Picture? content = null;
+        int outW, outH;
+        if (contentPath is not null)
+        {
+            using var image = ImageFiles.Load(contentPath, "content");
+            ImageFiles.ResizeLongestSide(image, size);
+            content = ImageFiles.ToPicture(image);
+            (outW, outH) = (content.Width, content.Height);
+        }
+        else (outW, outH) = (0, 0);
+        var styles = new List<(Picture, float)>();
+        for (int i = 0; i < stylePaths.Count; i++)
+        {
+            using var image = ImageFiles.Load(stylePaths[i], "style");
+            ImageFiles.ResizeLongestSide(image, Math.Max(1, (int)Math.Round(size * styleScale)));
+            styles.Add((ImageFiles.ToPicture(image), blend[i]));
+            if (outW == 0)
+            {
+                // Texture: the output takes the first painting's proportions at --size.
+                double s = (double)size / Math.Max(image.Width, image.Height) * styleScale;
+                (outW, outH) = (Math.Max(1, (int)Math.Round(image.Width * s / styleScale)), Math.Max(1, (int)Math.Round(image.Height * s / styleScale)));
+            }
+        }
+
+        var start = init switch
+        {
+            "random" => Picture.Noise(outH, outW, r.GetValue(o.Seed)),
+            "content" => content ?? throw new InputException("--init content needs a content image"),
+            "style" => ResizedTo(stylePaths.FirstOrDefault() ?? throw new InputException("--init style needs a style image"), outW, outH, "style"),
+            _ => ResizedTo(init, outW, outH, "--init"),
+        };
+
+        string weightsPath = ResolveWeights(weights, progress);
+        var spec = Vgg.BuildSpec(KerasWeightsReader.Read(weightsPath));
+        var settings = new RunSettings
+        {
+            Mode = mode,
+            ContentLayers = Split(contentLayers),
+            StyleLayers = Split(r.GetValue(o.StyleLayers)),
+            Weights = new LossWeights(r.GetValue(o.ContentWeight), r.GetValue(o.StyleWeight), r.GetValue(o.TvWeight)),
+            Pooling = r.GetValue(o.Pooling) == "avg" ? PoolKind.Avg : PoolKind.Max,
+            Optimizer = r.GetValue(o.Optimizer) == "adam" ? OptimizerKind.Adam : OptimizerKind.Lbfgs,
+            LearningRate = r.GetValue(o.LearningRate),
+            History = history,
+            Iterations = iterations,
+        };
+        foreach (var layer in (mode == RunMode.Texture ? [] : settings.ContentLayers).Concat(mode == RunMode.Content ? [] : settings.StyleLayers))
+            if (!Vgg.IsTapName(layer)) throw new InputException($"unknown layer '{layer}': layers are named reluB_K or blockB_convK");
+            else spec.IndexOf(layer);   // throws UnknownLayerException listing the layers the weights have
+        if (mode != RunMode.Texture && settings.ContentLayers.Count == 0) throw new InputException("--content-layers names no layer");
+        if (mode != RunMode.Content && settings.StyleLayers.Count == 0) throw new InputException("--style-layers names no layer");
+        int smallest = Math.Min(outW, outH);
+        int pools = Enumerable.Range(0, settings.ContentLayers.Concat(settings.StyleLayers).Max(spec.IndexOf) + 1).Count(i => spec.Layers[i] is PoolSpec);
+        if (smallest >> pools < 1)
+            throw new InputException($"a {outW}×{outH} image is too small for these layers ({pools} poolings need at least {1 << pools} pixels a side)");
+        return new Prepared(spec, settings, content, styles, start, weightsPath);
+    }
+
+    static Picture ResizedTo(string path, int w, int h, string role)
+    {
+        using var image = ImageFiles.Load(path, role);
+        ImageFiles.Resize(image, w, h);
+        return ImageFiles.ToPicture(image);
+    }
+
+    static float[] Blend(string? text, int count)
+    {
+        if (text is null) return Enumerable.Repeat(1f / Math.Max(1, count), count).ToArray();
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Length != count)
+            throw new InputException($"--style-blend has {parts.Length} weights for {count} style image(s)");
+        var w = parts.Select(s => float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v >= 0 && float.IsFinite(v)
+            ? v : throw new InputException($"--style-blend: '{s}' is not a non-negative number")).ToArray();
+        float sum = w.Sum();
+        if (!(sum > 0)) throw new InputException("--style-blend weights add up to zero");
+        return w.Select(v => v / sum).ToArray();   // blend weights sum to 1 (DESIGN.md §3)
+    }
+
+    static string ResolveWeights(string weights, RunProgress progress)
+    {
+        var store = WeightsStore.Default();
+        var official = OfficialWeights.ByName(weights);
+        if (official is not null && !store.IsCached(official))
+            progress.Message($"fetching the {official.Name} weights ({official.Bytes / 1e6:0} MB) into {store.Directory}");
+        return store.ResolveAsync(weights, official is null ? null : new DownloadProgressLine(official.Name)).GetAwaiter().GetResult();
+    }
+
+    static IBackend OpenBackend(ParseResult r, RunOptions o, Prepared p, RunProgress progress)
+    {
+        var backend = Backends.Open(r.GetValue(o.Device)!);
+        try
+        {
+            CheckMemory(backend, p);
+            return backend;
+        }
+        catch
+        {
+            backend.Dispose();
+            throw;
+        }
+    }
+
+    static void CheckMemory(IBackend backend, Prepared p)
+    {
+        var s = p.Settings;
+        var layers = (s.Mode == RunMode.Texture ? [] : s.ContentLayers).Concat(s.Mode == RunMode.Content ? [] : s.StyleLayers).ToList();
+        int depth = layers.Max(p.Spec.IndexOf) + 1;
+        var style = p.Styles.Count == 0 ? p.Start.Shape : p.Styles.Select(t => t.Item1.Shape).MaxBy(t => t.Size);
+        long budget = (long)(Backends.MemoryOf(backend) * 0.8);
+        long need = MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s);
+        if (need <= budget) return;
+        int longest = Math.Max(p.Start.Width, p.Start.Height);
+        Shape At(Shape sh, int size) => new(3, Math.Max(1, sh.H * size / longest), Math.Max(1, sh.W * size / longest));
+        int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s), budget, longest);
+        throw new InputException($"a {p.Start.Width}×{p.Start.Height} run needs about {need / 1e9:0.0} GB, more than {backend.Name} has ({budget / 1e9:0.0} GB usable); " +
+            (fits > 0 ? $"the largest --size that fits is {fits}" : "no size fits"));
+    }
+
+    sealed record Outcome(Picture Picture, int Iterations, double Seconds, bool Cancelled);
+
+    /// <summary>The optimisation loop: log, progress, snapshots, and Ctrl-C writing the current image.</summary>
+    static Outcome Optimise(ParseResult r, RunOptions o, IBackend backend, Prepared p, string output, RunProgress progress,
+        string title, string? logPath)
+    {
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            using var run = new StyleRun(backend, p.Spec, p.Settings, p.Content, p.Styles, p.Start);
+            using var log = new RunLog(logPath);
+            int saveEvery = r.GetValue(o.SaveEvery), iterations = p.Settings.Iterations, done = 0;
+            var clock = Stopwatch.StartNew();
+            progress.Run(title, iterations, report =>
+            {
+                var first = run.Start();
+                log.Write(first, clock.Elapsed.TotalSeconds);
+                report(first);
+                for (int i = 1; i <= iterations && !cancel.IsCancellationRequested; i++)
+                {
+                    var step = run.Step();
+                    done = i;
+                    log.Write(step, clock.Elapsed.TotalSeconds);
+                    report(step);
+                    if (saveEvery > 0 && i % saveEvery == 0 && i < iterations)
+                        ImageFiles.SavePngAtomically(ImageFiles.FromPicture(run.Current()), ImageFiles.Snapshot(output, i));
+                }
+            });
+            log.Complete();
+            if (cancel.IsCancellationRequested) progress.Message($"interrupted after {done} iterations: writing the current image");
+            return new Outcome(run.Current(), done, clock.Elapsed.TotalSeconds, cancel.IsCancellationRequested);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    /// <summary>`layers`: a content reconstruction from noise at each layer, tiled with the photo in a labelled grid.</summary>
+    static int Layers(ParseResult r, RunOptions o, string imagePath, List<string> layers)
+    {
+        string output = r.GetValue(o.Out)!;
+        var progress = new RunProgress(r.GetValue(o.Quiet));
+        if (layers.Count == 0) throw new InputException("--grid-layers names no layer");
+        var p = Prepare(r, o, RunMode.Content, imagePath, [], output, layers[0], progress);
+        var available = layers.Where(l => p.Spec.Layers.Any(x => x.Name == Vgg.NormalizeTap(l))).ToList();
+        foreach (var missing in layers.Except(available))
+            progress.Message($"{missing}: not in these weights, left out of the grid");
+        if (available.Count == 0) p.Spec.IndexOf(layers[0]);   // refuses, listing the layers there are
+        using var backend = OpenBackend(r, o, p with { Settings = p.Settings with { ContentLayers = [available.MaxBy(p.Spec.IndexOf)!] } }, progress);
+        var cells = new List<(string, Image<Rgb24>)> { ("photo", ImageFiles.FromPicture(p.Content!)) };
+        bool cancelled = false;
+        foreach (var layer in available)
+        {
+            var q = p with { Settings = p.Settings with { ContentLayers = [layer] } };
+            var result = Optimise(r, o, backend, q, output, progress, layer, null);
+            cells.Add((Vgg.NormalizeTap(layer), ImageFiles.FromPicture(result.Picture)));
+            if (result.Cancelled) { cancelled = true; break; }
+        }
+        using var grid = GridImage.Compose(cells);
+        ImageFiles.SavePngAtomically(grid, output);
+        foreach (var (_, image) in cells) image.Dispose();
+        progress.Message($"wrote {output} ({cells.Count - 1} layers on {backend.Name})");
+        return cancelled ? 130 : 0;
+    }
+}

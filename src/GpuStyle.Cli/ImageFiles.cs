@@ -1,0 +1,123 @@
+using GpuStyle.Engine.Pipelines;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.PixelFormats;
+using SixLabors.ImageSharp.Processing;
+
+namespace GpuStyle.Cli;
+
+/// <summary>
+/// Image files in and out through ImageSharp 2.1.13: JPEG, PNG, BMP, GIF (first frame), WebP, TIFF; EXIF orientation
+/// applied; alpha dropped. Sizes are checked from the header before any pixel is decoded (a decompression bomb is
+/// refused, not decoded). Outputs are PNG, written whole under a temporary name and then renamed.
+/// </summary>
+public static class ImageFiles
+{
+    /// <summary>Larger than any photo a style transfer needs, small enough to decode safely (≈ 190 MB as RGB).</summary>
+    public const long MaxPixels = 64L * 1024 * 1024;
+
+    public static Image<Rgb24> Load(string path, string role)
+    {
+        if (!File.Exists(path)) throw new InputException($"{path}: no such {role} file");
+        if (new FileInfo(path).Length == 0) throw new InputException($"{path}: the {role} file is empty");
+        try
+        {
+            var info = Image.Identify(path, out var format);
+            if (info is null || format is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
+            if ((long)info.Width * info.Height > MaxPixels)
+                throw new InputException($"{path}: {info.Width}×{info.Height} is {(long)info.Width * info.Height / 1e6:0} megapixels, more than the {MaxPixels / 1e6:0} GpuStyle decodes");
+            var image = Image.Load<Rgb24>(path);
+            while (image.Frames.Count > 1) image.Frames.RemoveFrame(1);   // GIF: the first frame
+            image.Mutate(c => c.AutoOrient());
+            return image;
+        }
+        catch (InputException) { throw; }
+        catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException or NotSupportedException)
+        {
+            throw new InputException($"{path}: the {role} file is not a readable image ({e.Message})");
+        }
+    }
+
+    /// <summary>A high-quality (Lanczos-3) resize so the longest side is `longest` (no-op when it already is).</summary>
+    public static void ResizeLongestSide(Image<Rgb24> image, int longest)
+    {
+        if (Math.Max(image.Width, image.Height) == longest) return;
+        double scale = (double)longest / Math.Max(image.Width, image.Height);
+        int w = Math.Max(1, (int)Math.Round(image.Width * scale)), h = Math.Max(1, (int)Math.Round(image.Height * scale));
+        image.Mutate(c => c.Resize(new ResizeOptions { Size = new Size(w, h), Sampler = KnownResamplers.Lanczos3, Mode = ResizeMode.Stretch }));
+    }
+
+    public static void Resize(Image<Rgb24> image, int width, int height)
+    {
+        if (image.Width == width && image.Height == height) return;
+        image.Mutate(c => c.Resize(new ResizeOptions { Size = new Size(width, height), Sampler = KnownResamplers.Lanczos3, Mode = ResizeMode.Stretch }));
+    }
+
+    public static Picture ToPicture(Image<Rgb24> image)
+    {
+        var rgb = new byte[3 * image.Width * image.Height];
+        image.CopyPixelDataTo(rgb);
+        return Picture.FromRgb(rgb, image.Height, image.Width);
+    }
+
+    public static Image<Rgb24> FromPicture(Picture p) => Image.LoadPixelData<Rgb24>(p.ToRgb(), p.Width, p.Height);
+
+    /// <summary>Writes a PNG whole or not at all: to a temporary name in the same folder, then renamed over.</summary>
+    public static void SavePngAtomically(Image<Rgb24> image, string path)
+    {
+        string full = Path.GetFullPath(path);
+        string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
+        try
+        {
+            using (var s = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+                image.Save(s, new PngEncoder());
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    /// <summary>
+    /// Checks, before a run starts, that the output can be written and overwrites no input: the folder exists and
+    /// takes a new file, and the path is not one of the inputs.
+    /// </summary>
+    public static void CheckOutput(string output, IEnumerable<string> inputs)
+    {
+        string full = Path.GetFullPath(output);
+        foreach (var input in inputs)
+            if (SameFile(full, Path.GetFullPath(input)))
+                throw new InputException($"{output}: the output would overwrite the input {input}");
+        if (Directory.Exists(full)) throw new InputException($"{output}: is a folder, not a file name");
+        string dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir)) throw new InputException($"{output}: the folder {dir} does not exist");
+        string probe = Path.Combine(dir, $".gpustyle-write-test-{Environment.ProcessId}");
+        try
+        {
+            using (File.Create(probe)) { }
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new InputException($"{output}: the folder {dir} is not writable ({e.Message})");
+        }
+    }
+
+    static bool SameFile(string a, string b)
+    {
+        if (string.Equals(a, b, StringComparison.Ordinal)) return true;
+        try
+        {
+            // The same file under another name (a symbolic link to an input).
+            var ra = new FileInfo(a).ResolveLinkTarget(true)?.FullName ?? a;
+            var rb = new FileInfo(b).ResolveLinkTarget(true)?.FullName ?? b;
+            return string.Equals(ra, rb, StringComparison.Ordinal);
+        }
+        catch (IOException) { return false; }
+    }
+
+    /// <summary>"out.png", 50 → "out-iter50.png".</summary>
+    public static string Snapshot(string output, int iteration) =>
+        Path.Combine(Path.GetDirectoryName(output) ?? "", $"{Path.GetFileNameWithoutExtension(output)}-iter{iteration}{Path.GetExtension(output)}");
+}

@@ -1,0 +1,36 @@
+using GpuStyle.Engine.Network;
+
+namespace GpuStyle.Engine.Pipelines;
+
+/// <summary>
+/// How much device memory a run needs, counted before anything is allocated, so an image too large for the device
+/// is refused up front with the largest size that would fit (DESIGN.md §4).
+/// </summary>
+public static class MemoryPlan
+{
+    /// <summary>Bytes for a run at the given output shape (and the largest style picture's shape).</summary>
+    public static long Estimate(NetworkSpec spec, Shape output, Shape largestStyle, int depth, RunSettings settings)
+    {
+        long Floats(Shape input)
+        {
+            var shapes = spec.OutputShapes(input);
+            long sum = 0;
+            for (int i = 0; i < depth; i++) sum += shapes[i].Size;
+            return sum;
+        }
+        long network = 2 * Floats(output);                               // activations and their gradients
+        long targets = Floats(largestStyle) + Floats(output) / 2;        // a target network at a time, kept features
+        long scratch = spec.OutputShapes(output).Take(depth).Max(s => (long)s.C * (s.H + 2) * (s.W + 32));
+        long optimizer = (long)output.Size * (settings.Optimizer == OptimizerKind.Adam ? 4 : 6 + 2L * Math.Min(settings.History, Math.Max(1, settings.Iterations)));
+        long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 3);   // weights + packed copies
+        return 4 * (network + targets + scratch + optimizer + weights);
+    }
+
+    /// <summary>The largest longest side (a multiple of 16) whose estimate fits in the budget, or 0.</summary>
+    public static int LargestFitting(Func<int, long> estimateAtSize, long budget, int upTo)
+    {
+        for (int size = upTo / 16 * 16; size >= 16; size -= 16)
+            if (estimateAtSize(size) <= budget) return size;
+        return 0;
+    }
+}
