@@ -111,3 +111,30 @@ public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
         Assert.All(clamped, v => Assert.Equal(255, v));
     }
 }
+
+public class MemoryPlanTests
+{
+    [Fact]
+    public void The_estimate_grows_with_size_and_the_largest_fitting_size_fits()
+    {
+        var layers = new List<LayerSpec>();
+        int cin = 3;
+        foreach (var (name, cout) in new[] { ("relu1_1", 64), ("relu1_2", 64) })
+        {
+            layers.Add(new ConvSpec(name, cin, cout, new float[cout * cin * 9], new float[cout]));
+            cin = cout;
+        }
+        layers.Add(new PoolSpec("pool1"));
+        layers.Add(new ConvSpec("relu2_1", 64, 128, new float[128 * 64 * 9], new float[128]));
+        var spec = new NetworkSpec(3, layers);
+        var settings = new RunSettings { History = 100, Iterations = 500 };
+        long At(int size) => MemoryPlan.Estimate(spec, new Shape(3, size, size), new Shape(3, size, size), 4, settings);
+        Assert.True(At(256) > 3.5 * At(128));            // about quadratic in the side
+        // 64 floats of activations a pixel ×2 (+ gradients), plus 206 image-sized optimiser vectors: > 1 KB a pixel.
+        Assert.True(At(512) > 512L * 512 * 1000);
+        long budget = At(300);
+        int fits = MemoryPlan.LargestFitting(At, budget, 1024);
+        Assert.Equal(288, fits);                          // multiples of 16: 288 fits, 304 does not
+        Assert.True(At(fits) <= budget && At(fits + 16) > budget);
+    }
+}

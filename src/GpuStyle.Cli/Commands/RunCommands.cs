@@ -14,8 +14,8 @@ namespace GpuStyle.Cli.Commands;
 public static class Defaults
 {
     public const float ContentWeight = 1f;
-    public const float StyleWeight = 1e3f;
-    public const float TvWeight = 1e-3f;
+    public const float StyleWeight = 1e-3f;
+    public const float TvWeight = 1f;
     public const int Size = 512;
     public const int Iterations = 500;
     public const float LearningRate = 4f;
@@ -56,7 +56,7 @@ sealed class RunOptions
         Device.AcceptOnlyFromAmong(Backends.Names);
     }
 
-    public void AddTo(Command c, bool content, bool style)
+    public void AddTo(Command c, bool content, bool style, bool contentLayers = true)
     {
         c.Options.Add(Out);
         c.Options.Add(Weights); c.Options.Add(Size); c.Options.Add(Iterations); c.Options.Add(Optimizer);
@@ -64,7 +64,7 @@ sealed class RunOptions
         if (content) c.Options.Add(ContentWeight);
         if (style) { c.Options.Add(StyleWeight); c.Options.Add(StyleBlend); c.Options.Add(StyleScale); }
         c.Options.Add(TvWeight);
-        if (content) c.Options.Add(ContentLayers);
+        if (content && contentLayers) c.Options.Add(ContentLayers);
         if (style) c.Options.Add(StyleLayers);
         c.Options.Add(Pooling); c.Options.Add(Init); c.Options.Add(Device); c.Options.Add(SaveEvery); c.Options.Add(Log); c.Options.Add(Quiet);
     }
@@ -92,7 +92,7 @@ public static class RunCommands
         texture.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Texture, null, Split(r.GetValue(styleFiles)))));
 
         var layers = new Command("layers", "What each layer sees: one reconstruction of the photo per layer, in a labelled grid.") { imageFile };
-        o.AddTo(layers, content: false, style: false);
+        o.AddTo(layers, content: true, style: false, contentLayers: false);
         var gridLayers = new Option<string>("--grid-layers") { Description = "the layers to reconstruct from", DefaultValueFactory = _ => Defaults.LayerGrid };
         layers.Options.Add(gridLayers);
         layers.SetAction((r, cancel) => Task.FromResult(Layers(r, o, r.GetValue(imageFile)!, Split(r.GetValue(gridLayers)))));
@@ -121,7 +121,7 @@ public static class RunCommands
         string output, string contentLayers, RunProgress progress)
     {
         int size = r.GetValue(o.Size), iterations = r.GetValue(o.Iterations), history = r.GetValue(o.History);
-        float styleScale = r.GetValue(o.StyleScale);
+        float styleScale = mode == RunMode.Content ? 1f : r.GetValue(o.StyleScale);   // content and layers have no paintings
         if (size <= 0) throw new InputException($"--size must be positive, got {size}");
         if (iterations < 0) throw new InputException($"--iterations must be 0 or more, got {iterations}");
         if (history < 1) throw new InputException($"--history must be at least 1, got {history}");
@@ -156,12 +156,8 @@ public static class RunCommands
             using var image = ImageFiles.Load(stylePaths[i], "style");
             ImageFiles.ResizeLongestSide(image, Math.Max(1, (int)Math.Round(size * styleScale)));
             styles.Add((ImageFiles.ToPicture(image), blend[i]));
-            if (outW == 0)
-            {
-                // Texture: the output takes the first painting's proportions at --size.
-                double s = (double)size / Math.Max(image.Width, image.Height) * styleScale;
-                (outW, outH) = (Math.Max(1, (int)Math.Round(image.Width * s / styleScale)), Math.Max(1, (int)Math.Round(image.Height * s / styleScale)));
-            }
+            if (outW == 0)   // texture: the output has the first painting's proportions, its longest side --size
+                (outW, outH) = (Math.Max(1, (int)Math.Round(image.Width / styleScale)), Math.Max(1, (int)Math.Round(image.Height / styleScale)));
         }
 
         var start = init switch

@@ -1,0 +1,198 @@
+using System.Text.Json;
+using GpuStyle.Engine.Weights;
+using GpuStyle.WeightsTools;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace GpuStyle.Tests;
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "Console (redirected)";
+}
+
+/// <summary>
+/// The `gpustyle` command as a user runs it (in-process, console captured): every mode writes its picture, the log
+/// has its shape, the same seed gives the same bytes, and every bad input gives exit 2, a message and no output.
+/// </summary>
+[Collection(ConsoleCollection.Name)]
+public sealed class CliTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("gpustyle-cli-").FullName;
+    readonly string _weights, _photo, _painting, _painting2;
+
+    public CliTests()
+    {
+        _weights = Path.Combine(_dir, "vgg16-small.h5");
+        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 5, [4, 6, 8, 8, 8], Seed: 9), _weights);
+        _photo = WriteImage("photo.png", 40, 30, 1);
+        _painting = WriteImage("painting.jpg", 30, 36, 2);
+        _painting2 = WriteImage("painting2.bmp", 20, 20, 3);
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    string WriteImage(string name, int w, int h, int seed)
+    {
+        var r = new Random(seed);
+        using var image = new Image<Rgb24>(w, h);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                image[x, y] = new Rgb24((byte)(128 + 100 * Math.Sin(0.3 * x + seed)), (byte)(128 + 100 * Math.Cos(0.2 * y)), (byte)r.Next(256));
+        string path = Path.Combine(_dir, name);
+        image.Save(path);
+        return path;
+    }
+
+    static (int Code, string Out, string Err) Gpustyle(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        var (o, e) = (new StringWriter(), new StringWriter());
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (Cli.Program.Main(args), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    string[] Small(params string[] args) =>
+        [.. args, "--weights", _weights, "--size", "24", "--iterations", "3", "--device", "cpu", "--quiet"];
+
+    [Fact]
+    public void Transfer_writes_the_picture_and_a_log_with_iteration_zero()
+    {
+        string output = Path.Combine(_dir, "out.png"), log = Path.Combine(_dir, "run.jsonl");
+        var (code, _, err) = Gpustyle(Small("transfer", "--content", _photo, "--style", $"{_painting},{_painting2}",
+            "--style-blend", "0.7,0.3", "--out", output, "--log", log, "--save-every", "2"));
+        Assert.True(code == 0, err);
+        using (var image = Image.Load<Rgb24>(output))
+            Assert.Equal((24, 18), (image.Width, image.Height));     // 40×30 photo, longest side 24
+        Assert.True(File.Exists(Path.Combine(_dir, "out-iter2.png")));
+        var lines = File.ReadAllLines(log);
+        Assert.Equal(4, lines.Length);
+        for (int i = 0; i < lines.Length; i++)
+        {
+            using var doc = JsonDocument.Parse(lines[i]);
+            var root = doc.RootElement;
+            Assert.Equal(i, root.GetProperty("iteration").GetInt32());
+            Assert.True(root.GetProperty("content").GetProperty("relu4_2").GetDouble() >= 0);
+            Assert.Equal(["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], root.GetProperty("style").EnumerateObject().Select(p => p.Name));
+            Assert.True(root.GetProperty("tv").GetDouble() >= 0);
+            Assert.True(root.GetProperty("seconds").GetDouble() >= 0);
+            Assert.True(root.GetProperty("total").GetDouble() > 0);
+        }
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public void Content_texture_and_layers_write_their_pictures()
+    {
+        foreach (var args in new[]
+        {
+            Small("content", "--content", _photo, "--out", Path.Combine(_dir, "c.png")),
+            Small("texture", "--style", _painting, "--out", Path.Combine(_dir, "t.png"), "--optimizer", "adam"),
+            Small("layers", "--image", _photo, "--out", Path.Combine(_dir, "l.png"), "--grid-layers", "relu1_1,relu3_1"),
+        })
+        {
+            var (code, _, err) = Gpustyle(args);
+            Assert.True(code == 0, $"{args[0]}: {err}");
+            Assert.True(File.Exists(args[Array.IndexOf(args, "--out") + 1]), args[0]);
+        }
+        using var texture = Image.Load<Rgb24>(Path.Combine(_dir, "t.png"));
+        Assert.Equal((20, 24), (texture.Width, texture.Height));      // the painting's proportions at --size
+        using var grid = Image.Load<Rgb24>(Path.Combine(_dir, "l.png"));
+        Assert.True(grid.Width > 3 * 24);                             // photo + two layers side by side
+    }
+
+    [Fact]
+    public void The_same_seed_gives_byte_identical_output()
+    {
+        byte[] Run(string name, string seed)
+        {
+            string output = Path.Combine(_dir, name);
+            var (code, _, err) = Gpustyle(Small("transfer", "--content", _photo, "--style", _painting, "--out", output, "--seed", seed));
+            Assert.True(code == 0, err);
+            return File.ReadAllBytes(output);
+        }
+        Assert.Equal(Run("a.png", "5"), Run("b.png", "5"));
+        Assert.NotEqual(Run("a.png", "5"), Run("c.png", "6"));
+    }
+
+    public static TheoryData<string, string[]> BadInputs() => new()
+    {
+        { "no such content file", ["transfer", "--content", "{dir}/missing.jpg", "--style", "{painting}"] },
+        { "is not an image GpuStyle can read", ["transfer", "--content", "{dir}/notes.jpg", "--style", "{painting}"] },
+        { "is empty", ["transfer", "--content", "{dir}/empty.png", "--style", "{painting}"] },
+        { "unknown layer 'relu9_9'", ["transfer", "--content", "{photo}", "--style", "{painting}", "--content-layers", "relu9_9"] },
+        { "unknown layer 'conv1'", ["texture", "--style", "{painting}", "--style-layers", "relu1_1,conv1"] },
+        { "--style-blend has 3 weights for 2 style image(s)", ["transfer", "--content", "{photo}", "--style", "{painting},{painting2}", "--style-blend", "0.2,0.3,0.5"] },
+        { "--size must be positive", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "0"] },
+        { "--size must be positive", ["content", "--content", "{photo}", "--size", "-5"] },
+        { "would overwrite the input", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{photo}"] },
+        { "does not exist", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{dir}/no/such/dir/out.png"] },
+        { "not writable", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "/proc/gpustyle-out.png"] },
+        { "not an HDF5 file", ["transfer", "--content", "{photo}", "--style", "{painting}", "--weights", "{photo}"] },
+        { "Argument 'sgd' not recognized", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "sgd"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void Bad_input_exits_2_with_a_message_and_writes_nothing(string message, string[] template)
+    {
+        File.WriteAllText(Path.Combine(_dir, "notes.jpg"), "shopping list: eggs, flour\n");
+        File.WriteAllBytes(Path.Combine(_dir, "empty.png"), []);
+        string output = Path.Combine(_dir, "result.png");
+        var args = template.Select(a => a.Replace("{dir}", _dir).Replace("{photo}", _photo).Replace("{painting2}", _painting2)
+            .Replace("{painting}", _painting)).ToList();
+        if (!args.Contains("--out")) args.AddRange(["--out", output]);
+        if (!args.Contains("--weights")) args.AddRange(["--weights", _weights]);
+        args.AddRange(["--iterations", "2", "--device", "cpu", "--quiet"]);
+        var before = Directory.GetFiles(_dir).Select(f => (f, File.GetLastWriteTimeUtc(f))).ToList();
+
+        var (code, _, err) = Gpustyle(args.ToArray());
+
+        Assert.Equal(2, code);
+        Assert.Contains(message, err);
+        Assert.Single(err.Trim().Split('\n'), l => l.StartsWith("gpustyle: "));
+        Assert.False(File.Exists(output));
+        Assert.Equal(before, Directory.GetFiles(_dir).Select(f => (f, File.GetLastWriteTimeUtc(f))).ToList());   // inputs untouched
+    }
+
+    [Fact]
+    public void A_decompression_bomb_is_refused_before_decoding()
+    {
+        // A BMP header that claims 20000×20000 pixels (1.2 GB of pixels, in a 58-byte file): refused from the
+        // header alone, before anything is decoded.
+        string bomb = Path.Combine(_dir, "bomb.bmp");
+        using (var image = new Image<Rgb24>(1, 1)) image.Save(bomb);
+        var bytes = File.ReadAllBytes(bomb);
+        BitConverter.GetBytes(20000).CopyTo(bytes, 18);
+        BitConverter.GetBytes(20000).CopyTo(bytes, 22);
+        File.WriteAllBytes(bomb, bytes);
+        var (code, _, err) = Gpustyle(Small("content", "--content", bomb, "--out", Path.Combine(_dir, "o.png")));
+        Assert.Equal(2, code);
+        Assert.Contains("megapixels", err);
+    }
+
+    [Fact]
+    public void Help_lists_every_option_with_its_default()
+    {
+        var (code, output, _) = Gpustyle("transfer", "--help");
+        Assert.Equal(0, code);
+        foreach (var option in new[] { "--content", "--style", "--out", "--weights", "--size", "--iterations", "--optimizer",
+            "--learning-rate", "--seed", "--content-weight", "--style-weight", "--tv-weight", "--style-blend", "--style-scale",
+            "--content-layers", "--style-layers", "--pooling", "--init", "--device", "--save-every", "--log", "--quiet" })
+            Assert.Contains(option, output);
+        Assert.Contains("[default: 512]", output);
+        Assert.Contains("[default: relu4_2]", output);
+    }
+
+    [Fact]
+    public void Inspect_prints_the_layers_of_a_weights_file()
+    {
+        var (code, output, _) = Gpustyle("weights", "inspect", _weights);
+        Assert.Equal(0, code);
+        Assert.Contains("block5_conv3", output);
+        Assert.Contains("official:     no", output);
+    }
+}
