@@ -203,7 +203,12 @@ public static class Conv3x3
                     var src = x.AsSpan((ch * h + r) * w, w);
                     if (mask is null) { src.CopyTo(dst[1..]); continue; }
                     var m = mask.AsSpan((ch * h + r) * w, w);
-                    for (int k = 0; k < w; k++) dst[k + 1] = m[k] > 0f ? src[k] : 0f;
+                    int k = 0;
+                    if (Vector256.IsHardwareAccelerated)
+                        for (; k + 8 <= w; k += 8)   // keep src where mask > 0: an AND with the comparison's all-ones lanes
+                            Vector256.BitwiseAnd(Vector256.Create(src[k..]), Vector256.GreaterThan(Vector256.Create(m[k..]), Vector256<float>.Zero))
+                                .CopyTo(dst[(k + 1)..]);
+                    for (; k < w; k++) dst[k + 1] = m[k] > 0f ? src[k] : 0f;
                 }
             });
         }

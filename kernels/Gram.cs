@@ -152,9 +152,10 @@ public static class Gram
                     scratch[j * c + i] = (dg[i * c + j] + dg[j * c + i]) * inv;   // Sᵀ: the 4 rows of a tile are adjacent
             const int cols = 256;
             int blocks = (c + 3) / 4, chunks = (n + cols - 1) / cols;
+            // Chunk-major: consecutive items share a chunk of F (c × 256 floats), which stays in cache across them.
             Parallel.For(0, blocks * chunks, item =>
             {
-                int i0 = item / chunks * 4, k0 = item % chunks * cols, k1 = Math.Min(n, k0 + cols);
+                int i0 = item % blocks * 4, k0 = item / blocks * cols, k1 = Math.Min(n, k0 + cols);
                 fixed (float* pf = f, ps = scratch, pd = df)
                 {
                     int k = k0;

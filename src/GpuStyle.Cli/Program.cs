@@ -49,6 +49,7 @@ public static class Program
         var root = new RootCommand("GpuStyle: neural style transfer (Gatys et al.) on hand-written ILGPU kernels.");
         foreach (var c in RunCommands.Build()) root.Subcommands.Add(c);
         root.Subcommands.Add(DevicesCommand.Build());
+        root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(WeightsCommand.Build());
         return root;
     }

@@ -75,6 +75,31 @@ public static partial class Vgg
         return new GpuStyle.Engine.Network.NetworkSpec(3, layers);
     }
 
+    /// <summary>VGG16 or VGG19 with seeded random He-initialised weights (for benchmarks: timings ignore values).</summary>
+    public static VggWeights Random(string architecture, int seed = 1)
+    {
+        var blocks = architecture switch
+        {
+            "vgg16" => Vgg16Blocks,
+            "vgg19" => Vgg19Blocks,
+            _ => throw new ArgumentException($"unknown network '{architecture}' (vgg16 or vgg19)"),
+        };
+        var random = new System.Random(seed);
+        var convs = new List<ConvWeights>();
+        int cin = 3;
+        for (int b = 0; b < 5; b++)
+            for (int k = 1; k <= blocks[b]; k++)
+            {
+                int cout = Channels[b];
+                float std = MathF.Sqrt(2f / (9 * cin));
+                var w = new float[cout * cin * 9];
+                for (int i = 0; i < w.Length; i++) w[i] = (float)(random.NextDouble() * 2 - 1) * std * 1.73f;
+                convs.Add(new ConvWeights(b + 1, k, cin, cout, w, new float[cout]));
+                cin = cout;
+            }
+        return new VggWeights($"random {architecture}", KerasLayout.Keras1, convs);
+    }
+
     public static string ArchitectureOf(IReadOnlyList<ConvWeights> convs)
     {
         int block3 = convs.Count(c => c.Block == 3);

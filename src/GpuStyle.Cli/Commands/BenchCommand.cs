@@ -1,0 +1,112 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using GpuStyle.Engine;
+using GpuStyle.Engine.Bench;
+using GpuStyle.Engine.Network;
+using GpuStyle.Engine.Pipelines;
+using GpuStyle.Engine.Weights;
+
+namespace GpuStyle.Cli.Commands;
+
+/// <summary>gpustyle bench: the machine's FMA peak, every conv layer's GFLOP/s, whole iterations (DESIGN.md §6).</summary>
+public static class BenchCommand
+{
+    public static Command Build()
+    {
+        var size = new Option<int>("--size") { Description = "image size for the per-layer table", DefaultValueFactory = _ => 512 };
+        var device = new Option<string>("--device") { Description = "auto, cuda, opencl, cpu, cpu-scalar, ilgpu-cpu", DefaultValueFactory = _ => "auto" };
+        device.AcceptOnlyFromAmong(Backends.Names);
+        var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
+        network.AcceptOnlyFromAmong("vgg16", "vgg19");
+        var iterationSizes = new Option<string>("--iteration-sizes") { Description = "sizes of the whole-iteration timings (empty: none)", DefaultValueFactory = _ => "256,512" };
+        var iterations = new Option<int>("--iterations") { Description = "timed L-BFGS iterations per size", DefaultValueFactory = _ => 3 };
+        var layer = new Option<string?>("--layer") { Description = "only this layer in the per-layer table (e.g. relu3_2)" };
+        var reference = new Option<bool>("--reference") { Description = "also time the scalar fallback on each layer (ours ÷ reference, same run)" };
+        var json = new Option<bool>("--json") { Description = "print JSON instead of a table" };
+        var command = new Command("bench", "Measure the FMA peak, each VGG layer's convolution and Gram speed, and whole iterations.")
+            { size, device, network, iterationSizes, iterations, layer, reference, json };
+        command.SetAction(r =>
+        {
+            int n = r.GetValue(size);
+            if (n < 32) throw new InputException($"--size must be at least 32 (VGG pools four times), got {n}");
+            var sizes = (r.GetValue(iterationSizes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
+            var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
+            using var backend = Backends.Open(r.GetValue(device)!);
+            var peak = Benchmark.MeasurePeak();
+            var layers = Benchmark.Layers(backend, spec, n, r.GetValue(layer));
+            if (r.GetValue(layer) is { } only && layers.Count == 0) spec.IndexOf(only);   // unknown: refuses, listing them
+            var refs = new Dictionary<string, double>();
+            if (r.GetValue(reference))
+            {
+                using var scalar = Backends.Open("cpu-scalar");
+                foreach (var l in Benchmark.Layers(scalar, spec, n, r.GetValue(layer), minSeconds: 0.05)) refs[l.Layer] = l.ForwardSeconds;
+            }
+            var settings = new RunSettings();   // the default layers and weights
+            var its = sizes.Select(s => Benchmark.Iteration(backend, spec, s, settings, r.GetValue(iterations))).ToList();
+            long peakMemory = Process.GetCurrentProcess().PeakWorkingSet64;
+            string machine = MachineName();
+            if (r.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    date = DateTime.UtcNow.ToString("yyyy-MM-dd"), machine, backend = backend.Name, network = r.GetValue(network), size = n,
+                    peak_gflops = new { one_core = peak.OneCoreGflops, all_cores = peak.AllCoresGflops, threads = peak.Threads },
+                    layers = layers.Select(l => new
+                    {
+                        l.Layer, cin = l.Cin, cout = l.Cout, h = l.H, w = l.W, gflop = l.ForwardGflop,
+                        forward_gflops = l.ForwardGflops, backward_gflops = l.BackwardGflops,
+                        gram_forward_gflops = l.GramForwardGflops, gram_backward_gflops = l.GramBackwardGflops,
+                        reference_speedup = refs.TryGetValue(l.Layer, out var t) ? t / l.ForwardSeconds : (double?)null,
+                    }),
+                    iterations = its.Select(i => new { size = i.Size, gflop = i.Gflop, ms_per_iteration = i.SecondsPerIteration * 1e3, gflops = i.Gflops }),
+                    peak_working_set_bytes = peakMemory,
+                }, new JsonSerializerOptions { WriteIndented = true }));
+            else
+                Print(machine, backend, r.GetValue(network)!, n, peak, layers, refs, its, peakMemory);
+            return 0;
+        });
+        return command;
+    }
+
+    static void Print(string machine, IBackend backend, string network, int n, PeakResult peak, List<LayerResult> layers,
+        Dictionary<string, double> refs, List<IterationResult> its, long peakMemory)
+    {
+        double p = peak.AllCoresGflops;
+        Console.WriteLine($"GpuStyle bench — {DateTime.UtcNow:yyyy-MM-dd}, {machine}, {backend.Name}, {network} at {n}×{n}");
+        Console.WriteLine($"FMA peak (measured): 1 core {peak.OneCoreGflops:0.0} GFLOP/s, {peak.Threads} threads {p:0.0} GFLOP/s");
+        Console.WriteLine();
+        Console.WriteLine($"{"layer",-8} {"Cin",4} {"Cout",4} {"H×W",9} {"GFLOP",7} | {"conv fwd",8} {"%peak",5} | {"conv bwd",8} {"%peak",5} | {"gram fwd",8} {"gram bwd",8}{(refs.Count > 0 ? " | fwd ÷ scalar" : "")}");
+        foreach (var l in layers)
+            Console.WriteLine($"{l.Layer,-8} {l.Cin,4} {l.Cout,4} {$"{l.H}×{l.W}",9} {l.ForwardGflop,7:0.00} | {l.ForwardGflops,8:0.0} {100 * l.ForwardGflops / p,4:0}% | " +
+                $"{l.BackwardGflops,8:0.0} {100 * l.BackwardGflops / p,4:0}% | {l.GramForwardGflops,8:0.0} {l.GramBackwardGflops,8:0.0}" +
+                (refs.TryGetValue(l.Layer, out var t) ? $" | {t / l.ForwardSeconds,6:0.0}×" : ""));
+        if (layers.Count > 0)
+        {
+            double fl = layers.Sum(l => l.ForwardGflop);
+            Console.WriteLine($"{"all",-8} {"",4} {"",4} {"",9} {fl,7:0.00} | {fl / layers.Sum(l => l.ForwardSeconds),8:0.0} {100 * fl / layers.Sum(l => l.ForwardSeconds) / p,4:0}% | " +
+                $"{fl / layers.Sum(l => l.BackwardSeconds),8:0.0} {100 * fl / layers.Sum(l => l.BackwardSeconds) / p,4:0}% |   (GFLOP/s; gram in nominal 2·C²·HW FLOPs)");
+        }
+        if (its.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine("whole L-BFGS iterations (to relu5_1; content relu4_2; style relu1_1…relu5_1; TV):");
+            Console.WriteLine($"{"size",7} {"GFLOP",7} {"s/iter",8} {"GFLOP/s",8} {"%peak",5}");
+            foreach (var i in its)
+                Console.WriteLine($"{$"{i.Size}²",7} {i.Gflop,7:0.0} {i.SecondsPerIteration,8:0.000} {i.Gflops,8:0.0} {100 * i.Gflops / p,4:0}%");
+        }
+        Console.WriteLine();
+        Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB");
+    }
+
+    static string MachineName()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            if (line is not null) return $"{line[(line.IndexOf(':') + 1)..].Trim()} ({Environment.ProcessorCount} CPUs)";
+        }
+        catch (IOException) { }
+        return $"{Environment.ProcessorCount} CPUs";
+    }
+}

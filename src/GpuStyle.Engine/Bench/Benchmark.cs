@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using GpuStyle.Engine.Network;
+using GpuStyle.Engine.Pipelines;
+
+namespace GpuStyle.Engine.Bench;
+
+public sealed record PeakResult(double OneCoreGflops, double AllCoresGflops, int Threads);
+public sealed record LayerResult(string Layer, int Cin, int Cout, int H, int W, double ForwardGflop,
+    double ForwardSeconds, double BackwardSeconds, double GramGflop, double GramForwardSeconds, double GramBackwardSeconds)
+{
+    public double ForwardGflops => ForwardGflop / ForwardSeconds;
+    public double BackwardGflops => ForwardGflop / BackwardSeconds;
+    public double GramForwardGflops => GramGflop / GramForwardSeconds;
+    public double GramBackwardGflops => GramGflop / GramBackwardSeconds;
+}
+public sealed record IterationResult(int Size, int Height, int Width, double Gflop, double SecondsPerIteration, int Iterations)
+{
+    public double Gflops => Gflop / SecondsPerIteration;
+}
+
+/// <summary>
+/// What `gpustyle bench` measures: the machine's FMA peak, the convolutions and Gram matrices of every VGG layer at
+/// one size, and whole iterations. Weights are random (He): timings do not depend on the values.
+/// </summary>
+public static class Benchmark
+{
+    /// <summary>
+    /// The FMA peak: 10 independent Vector256 FMA chains per thread (enough to cover the FMA latency on two ports),
+    /// on one core and then on all. Without AVX2/FMA it reports the scalar peak of the same loop shape.
+    /// </summary>
+    public static PeakResult MeasurePeak(double seconds = 0.5)
+    {
+        int threads = Environment.ProcessorCount;
+        double one = PeakOn(1, seconds);
+        double all = PeakOn(threads, seconds);
+        return new PeakResult(one, Math.Max(one, all), threads);
+    }
+
+    static double PeakOn(int threads, double seconds)
+    {
+        long iterations = 1_000_000;
+        // Calibrate so each measurement lasts about `seconds`.
+        while (true)
+        {
+            var sw = Stopwatch.StartNew();
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ => FmaLoop(iterations));
+            double t = sw.Elapsed.TotalSeconds;
+            if (t > seconds * 0.8 || iterations > 1L << 34)
+                return threads * (double)iterations * FlopsPerIteration / t / 1e9;
+            iterations = (long)(iterations * Math.Max(2, seconds / Math.Max(t, 1e-4)));
+        }
+    }
+
+    static readonly int FlopsPerIteration = Fma.IsSupported ? 10 * 16 : 10 * 2;
+
+    static float FmaLoop(long n)
+    {
+        if (Fma.IsSupported)
+        {
+            var m = Vector256.Create(0.999999f); var c = Vector256.Create(1e-7f);
+            var a0 = Vector256.Create(1f); var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0;
+            var a5 = a0; var a6 = a0; var a7 = a0; var a8 = a0; var a9 = a0;
+            for (long i = 0; i < n; i++)
+            {
+                a0 = Fma.MultiplyAdd(a0, m, c); a1 = Fma.MultiplyAdd(a1, m, c); a2 = Fma.MultiplyAdd(a2, m, c);
+                a3 = Fma.MultiplyAdd(a3, m, c); a4 = Fma.MultiplyAdd(a4, m, c); a5 = Fma.MultiplyAdd(a5, m, c);
+                a6 = Fma.MultiplyAdd(a6, m, c); a7 = Fma.MultiplyAdd(a7, m, c); a8 = Fma.MultiplyAdd(a8, m, c);
+                a9 = Fma.MultiplyAdd(a9, m, c);
+            }
+            return (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9).GetElement(0);
+        }
+        float s0 = 1, s1 = 1, s2 = 1, s3 = 1, s4 = 1, s5 = 1, s6 = 1, s7 = 1, s8 = 1, s9 = 1;
+        for (long i = 0; i < n; i++)
+        {
+            s0 = s0 * 0.999999f + 1e-7f; s1 = s1 * 0.999999f + 1e-7f; s2 = s2 * 0.999999f + 1e-7f; s3 = s3 * 0.999999f + 1e-7f;
+            s4 = s4 * 0.999999f + 1e-7f; s5 = s5 * 0.999999f + 1e-7f; s6 = s6 * 0.999999f + 1e-7f; s7 = s7 * 0.999999f + 1e-7f;
+            s8 = s8 * 0.999999f + 1e-7f; s9 = s9 * 0.999999f + 1e-7f;
+        }
+        return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7 + s8 + s9;
+    }
+
+    /// <summary>Seconds per call: one warm-up, then repeats until minSeconds have passed (at least 2).</summary>
+    public static double Time(IBackend b, Action op, double minSeconds = 0.3)
+    {
+        op();
+        b.Synchronize();
+        var sw = Stopwatch.StartNew();
+        int reps = 0;
+        do { op(); reps++; b.Synchronize(); } while (sw.Elapsed.TotalSeconds < minSeconds || reps < 2);
+        return sw.Elapsed.TotalSeconds / reps;
+    }
+
+    /// <summary>Conv forward (bias + ReLU) and backward (ReLU mask fused), and the Gram of its output, per conv layer.</summary>
+    public static List<LayerResult> Layers(IBackend b, NetworkSpec spec, int size, string? only = null, double minSeconds = 0.3)
+    {
+        var results = new List<LayerResult>();
+        var shapes = spec.OutputShapes(new Shape(3, size, size));
+        var random = new Random(1);
+        for (int i = 0; i < spec.Layers.Count; i++)
+        {
+            if (spec.Layers[i] is not ConvSpec conv || (only is not null && conv.Name != only)) continue;
+            var s = shapes[i];
+            using var x = Random(b, new Shape(conv.InChannels, s.H, s.W), random);
+            using var w = b.Allocate(new Shape(conv.OutChannels, conv.InChannels, 9));
+            b.Upload(w, conv.Weights);
+            using var bias = b.Allocate(Shape.Vector(conv.OutChannels));
+            b.Upload(bias, conv.Bias);
+            using var y = b.Allocate(s);
+            using var dy = Random(b, s, random);
+            using var dx = b.Allocate(x.Shape);
+            using var g = b.Allocate(new Shape(s.C, s.C, 1));
+            using var dg = Random(b, g.Shape, random);
+            double fwd = Time(b, () => b.Conv3x3Forward(x, w, bias, y, relu: true), minSeconds);
+            double bwd = Time(b, () => b.Conv3x3BackwardInput(dy, y, w, dx), minSeconds);
+            double gf = Time(b, () => b.GramForward(y, g), minSeconds);
+            double gb = Time(b, () => b.GramBackwardAccumulate(y, dg, dy), minSeconds);
+            results.Add(new LayerResult(conv.Name, conv.InChannels, conv.OutChannels, s.H, s.W, ConvGflop(conv, s), fwd, bwd,
+                2.0 * s.C * s.C * s.Plane / 1e9, gf, gb));
+        }
+        return results;
+    }
+
+    public static double ConvGflop(ConvSpec c, Shape output) => 2.0 * 9 * c.InChannels * c.OutChannels * output.Plane / 1e9;
+
+    /// <summary>
+    /// Whole L-BFGS iterations of a style transfer (random photo and painting at size×size, the default layers),
+    /// and the FLOPs one evaluation (forward to the deepest tap, backward to the pixels, the Gram matrices) costs.
+    /// </summary>
+    public static IterationResult Iteration(IBackend b, NetworkSpec spec, int size, RunSettings settings, int iterations)
+    {
+        var photo = Picture.Noise(size, size, 1, 60f);
+        var painting = Picture.Noise(size, size, 2, 60f);
+        using var run = new StyleRun(b, spec, settings with { Iterations = iterations + 1 }, photo, [(painting, 1f)], Picture.Noise(size, size, 3));
+        run.Start();
+        run.Step();   // warm-up (first-touch of the L-BFGS buffers)
+        b.Synchronize();
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) run.Step();
+        b.Synchronize();
+        double seconds = sw.Elapsed.TotalSeconds / iterations;
+
+        var layers = settings.ContentLayers.Concat(settings.StyleLayers).ToList();
+        int depth = layers.Max(spec.IndexOf) + 1;
+        var shapes = spec.OutputShapes(photo.Shape);
+        double gflop = 0;
+        for (int i = 0; i < depth; i++)
+            if (spec.Layers[i] is ConvSpec c) gflop += 2 * ConvGflop(c, shapes[i]);   // forward, and backward to its input
+        foreach (var l in settings.StyleLayers)
+        {
+            var s = shapes[spec.IndexOf(l)];
+            gflop += 2 * 2.0 * s.C * s.C * s.Plane / 1e9;
+        }
+        return new IterationResult(size, size, size, gflop, seconds, iterations);
+    }
+
+    static Tensor Random(IBackend b, Shape shape, Random r)
+    {
+        var t = b.Allocate(shape);
+        var v = new float[shape.Size];
+        for (int i = 0; i < v.Length; i++) v[i] = (float)(r.NextDouble() * 2 - 1);
+        b.Upload(t, v);
+        return t;
+    }
+}
