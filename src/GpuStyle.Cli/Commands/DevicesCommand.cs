@@ -1,4 +1,6 @@
 using System.CommandLine;
+using GpuStyle.Engine;
+using GpuStyle.Engine.Cpu;
 using GpuStyle.Engine.Ilgpu;
 
 namespace GpuStyle.Cli.Commands;
@@ -7,14 +9,19 @@ public static class DevicesCommand
 {
     public static Command Build()
     {
-        var command = new Command("devices", "List the devices GpuStyle can run on.");
+        var command = new Command("devices", "List the devices GpuStyle can run on, and what --device auto picks.");
         command.SetAction(_ =>
         {
             var devices = DeviceCatalog.List();
             Console.WriteLine("ILGPU devices:");
             foreach (var d in devices) Console.WriteLine($"  {d}");
             if (!devices.Any(d => d.Kind == "cuda"))
-                Console.WriteLine($"  (no CUDA device: {DeviceCatalog.CudaAbsenceReason() ?? "the driver loaded but reports no device"})");
+                Console.WriteLine($"  (no CUDA device: {DeviceCatalog.CudaAbsenceReason() ?? "the NVIDIA driver loaded but reports no device"})");
+            if (!devices.Any(d => d.Kind == "opencl"))
+                Console.WriteLine("  (no OpenCL device with OpenCL C 2.0 or newer)");
+            using (var cpu = new CpuBackend())
+                Console.WriteLine($"CPU backend:\n  cpu          {cpu.Name}{(cpu.Vector ? "" : " — this CPU lacks AVX2/FMA: the scalar fallback runs")}");
+            Console.WriteLine($"--device auto picks: {Backends.AutoChoice()}");
             return 0;
         });
         return command;
