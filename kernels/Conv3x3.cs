@@ -141,6 +141,94 @@ public static class Conv3x3
         }
     }
     /// <summary>
+    /// ILGPU kernels, version 2: tiled for GPUs. A group computes a TW×TH tile of output pixels for 8 output channels
+    /// (each thread one pixel, 8 accumulators in registers); input channels pass in chunks whose zero-bordered input
+    /// patch ((TH+2)×(TW+2) per channel) and weights (chunk × 9 × 8) are first staged in shared memory, so each input
+    /// value read from global memory serves 9 taps × 8 channels. The tile (group) size and the chunk are launch
+    /// parameters: 16×16 and 16 on a GPU, 4×4 and 3 in tests on the CPU accelerator. The backward is the same kernel
+    /// on the transposed, flipped weights (<see cref="TransposeFlip"/>), with ReLU's mask applied while staging.
+    /// </summary>
+    public static class IlgpuTiled
+    {
+        public const int ChannelsPerGroup = 8;
+
+        /// <summary>Floats of dynamic shared memory for a tw×th tile and a chunk of input channels.</summary>
+        public static int SharedFloats(int tw, int th, int chunk) => chunk * (th + 2) * (tw + 2) + chunk * 9 * ChannelsPerGroup;
+
+        /// <summary>
+        /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉), group (TW, TH). w: [Cout][Cin][9]. hasBias 0 ignores b. useMask 1 zeroes
+        /// input elements where mask ≤ 0 (mask has x's shape).
+        /// </summary>
+        public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk)
+        {
+            int tw = Group.DimX, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
+            int pw = tw + 2, ph = th + 2;
+            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * ChannelsPerGroup;
+            int tid = ty * tw + tx, threads = tw * th;
+            var shared = SharedMemory.GetDynamic<float>();
+            var patch = shared.SubView(0, chunk * ph * pw);
+            var wts = shared.SubView(chunk * ph * pw, chunk * 9 * ChannelsPerGroup);
+            float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f, a4 = 0f, a5 = 0f, a6 = 0f, a7 = 0f;
+            for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+            {
+                int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
+                for (int e = tid; e < cn * ph * pw; e += threads)
+                {
+                    int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
+                    int iy = y0 + py - 1, ix = x0 + px - 1;
+                    float v = 0f;
+                    if (iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
+                    {
+                        int k = ((c0 + c) * d.H + iy) * d.W + ix;
+                        v = x[k];
+                        if (useMask != 0 && mask[k] <= 0f) v = 0f;
+                    }
+                    patch[e] = v;
+                }
+                for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
+                {
+                    int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
+                    wts[e] = o0 + k < d.Cout ? w[((o0 + k) * d.Cin + c0 + c) * 9 + t] : 0f;
+                }
+                Group.Barrier();
+                for (int c = 0; c < cn; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++)
+                        {
+                            float v = patch[(c * ph + ty + ky) * pw + tx + kx];
+                            int wb = (c * 9 + ky * 3 + kx) * ChannelsPerGroup;
+                            a0 += wts[wb] * v; a1 += wts[wb + 1] * v; a2 += wts[wb + 2] * v; a3 += wts[wb + 3] * v;
+                            a4 += wts[wb + 4] * v; a5 += wts[wb + 5] * v; a6 += wts[wb + 6] * v; a7 += wts[wb + 7] * v;
+                        }
+                Group.Barrier();
+            }
+            int ox = x0 + tx, oy = y0 + ty;
+            if (ox >= d.W || oy >= d.H) return;
+            Store(y, b, d, o0, oy, ox, a0, 0, relu, hasBias); Store(y, b, d, o0, oy, ox, a1, 1, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, a2, 2, relu, hasBias); Store(y, b, d, o0, oy, ox, a3, 3, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, a4, 4, relu, hasBias); Store(y, b, d, o0, oy, ox, a5, 5, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, a6, 6, relu, hasBias); Store(y, b, d, o0, oy, ox, a7, 7, relu, hasBias);
+        }
+
+        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, float acc, int k,
+            int relu, int hasBias)
+        {
+            int o = o0 + k;
+            if (o >= d.Cout) return;
+            float z = hasBias != 0 ? acc + b[o] : acc;
+            y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
+        }
+
+        /// <summary>W′[i][o][t] = w[o][i][8−t]: the backward's kernel. Launch with Cout·Cin·9 threads.</summary>
+        public static void TransposeFlip(Index1D index, ArrayView<float> w, ArrayView<float> wt, int cin, int cout)
+        {
+            int t = index % 9, io = index / 9, o = io % cout, i = io / cout;
+            wt[index] = w[(o * cin + i) * 9 + 8 - t];
+        }
+    }
+
+    /// <summary>
     /// The vectorised CPU version: a register-blocked direct convolution. The input is first copied into a
     /// zero-bordered buffer (so the inner loop has no bounds checks), the weights are packed once per layer as
     /// [Cout/4][Cin][9 taps][4] (so the four weights of a tap are adjacent), and each work item computes 4 output

@@ -4,11 +4,20 @@ using GpuStyle.Kernels;
 
 namespace GpuStyle.Engine.Ilgpu;
 
-/// <summary>Launch shapes of the ILGPU backend. Tests use tiny ones so the CPU accelerator stays quick.</summary>
-public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256)
+/// <summary>Which convolution kernels run: version 1 (one thread per output, direct) or version 2 (tiled).</summary>
+public enum ConvKernel { Direct, Tiled }
+
+/// <summary>
+/// Launch shapes of the ILGPU backend. GPUs get the tiled convolution with 16×16 tiles and 16-channel chunks; the CPU
+/// accelerator, which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny
+/// tiles so both variants run there quickly.
+/// </summary>
+public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
+    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16)
 {
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
-    public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3);
+    public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
+        TileWidth: 4, TileHeight: 4, InputChunk: 3);
 }
 
 /// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
@@ -40,10 +49,13 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> _convTiled;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
+    MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
-    public string Name => $"ilgpu/{Device.Id} ({Device.Name})";
+    public string Name => $"ilgpu/{Device.Id} ({Device.Name}, {(_launch.Conv == ConvKernel.Tiled ? $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}" : "direct conv")})";
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>).</summary>
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null)
@@ -53,7 +65,10 @@ public sealed class IlgpuBackend : IBackend
         {
             var (info, device) = DeviceCatalog.Find(context, deviceId);
             var defaults = info.Kind == "ilgpu-cpu" ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
-            return new IlgpuBackend(context, device.CreateAccelerator(context), info, launch ?? defaults);
+            var chosen = launch ?? defaults;
+            if (chosen.Conv == ConvKernel.Tiled && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
+                throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
+            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen);
         }
         catch
         {
@@ -94,6 +109,8 @@ public sealed class IlgpuBackend : IBackend
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
+        _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
+        _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
     }
 
     public Tensor Allocate(Shape shape) => new IlgpuTensor(this, shape);
@@ -113,16 +130,43 @@ public sealed class IlgpuBackend : IBackend
 
     public void Synchronize() => Accelerator.Synchronize();
 
+    public ConvKernel ConvVariant => _launch.Conv;
+
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
     {
         var d = Check.Conv(x, w, b, y);
-        _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+        if (_launch.Conv == ConvKernel.Direct) _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+        else _convTiled(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk);
     }
 
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
     {
         var d = Check.ConvBackward(dy, reluOutput, w, dx);
-        _convBackward(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, reluOutput is null ? 0 : 1);
+        int mask = reluOutput is null ? 0 : 1;
+        if (_launch.Conv == ConvKernel.Direct)
+        {
+            _convBackward(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, mask);
+            return;
+        }
+        // dx = conv(dy ⊙ [y > 0], W′): the forward kernel on the transposed, flipped weights (a scratch buffer
+        // that grows to the largest layer and is reused, so iterations allocate nothing).
+        if (_flipped is null || _flipped.Length < w.Length)
+        {
+            _flipped?.Dispose();
+            _flipped = Accelerator.Allocate1D<float>(w.Length);
+        }
+        var flipped = _flipped.View.SubView(0, w.Length);
+        _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
+        var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
+        _convTiled(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
+    }
+
+    KernelConfig TiledConfig(int cout, int h, int w)
+    {
+        int tw = _launch.TileWidth, th = _launch.TileHeight;
+        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + Conv3x3.IlgpuTiled.ChannelsPerGroup - 1) / Conv3x3.IlgpuTiled.ChannelsPerGroup);
+        return new KernelConfig(grid, new Index3D(tw, th, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTiled.SharedFloats(tw, th, _launch.InputChunk)));
     }
 
     public void PoolForward(PoolKind kind, Tensor x, Tensor y)
@@ -283,6 +327,7 @@ public sealed class IlgpuBackend : IBackend
     {
         _partials.Dispose();
         _partials2.Dispose();
+        _flipped?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -12,11 +12,13 @@ namespace GpuStyle.Tests.Support;
 public sealed class IlgpuCpuFixture : IDisposable
 {
     public IlgpuBackend Backend { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny, CpuSimulation.Small);
+    /// <summary>The tiled (shared-memory) convolution on 4×4 tiles with 3-channel chunks: odd edges everywhere.</summary>
+    public IlgpuBackend Tiled { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tiled }, CpuSimulation.Small);
     public CpuBackend CpuVector { get; } = new(vector: true);
     public CpuBackend CpuScalar { get; } = new(vector: false);
 
     /// <summary>ILGPU first: the others are also compared with it.</summary>
-    public IReadOnlyList<IBackend> All => [Backend, CpuVector, CpuScalar];
+    public IReadOnlyList<IBackend> All => [Backend, Tiled, CpuVector, CpuScalar];
 
     public float[] Read(Tensor t)
     {
@@ -47,6 +49,7 @@ public sealed class IlgpuCpuFixture : IDisposable
     public void Dispose()
     {
         Backend.Dispose();
+        Tiled.Dispose();
         CpuVector.Dispose();
         CpuScalar.Dispose();
     }
