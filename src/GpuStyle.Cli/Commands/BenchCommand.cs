@@ -24,8 +24,9 @@ public static class BenchCommand
         var layer = new Option<string?>("--layer") { Description = "only this layer in the per-layer table (e.g. relu3_2)" };
         var reference = new Option<bool>("--reference") { Description = "also time the scalar fallback on each layer (ours ÷ reference, same run)" };
         var json = new Option<bool>("--json") { Description = "print JSON instead of a table" };
+        var check = new Option<bool>("--check") { Description = "first run every op on the device and on the CPU backend and compare (exit 1 on disagreement)" };
         var command = new Command("bench", "Measure the FMA peak, each VGG layer's convolution and Gram speed, and whole iterations.")
-            { size, device, network, iterationSizes, iterations, layer, reference, json };
+            { size, device, network, iterationSizes, iterations, layer, reference, json, check };
         command.SetAction(r =>
         {
             int n = r.GetValue(size);
@@ -34,6 +35,15 @@ public static class BenchCommand
                 .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
             using var backend = Backends.Open(r.GetValue(device)!);
+            if (r.GetValue(check))
+            {
+                Console.WriteLine($"agreement with the CPU backend ({backend.Name}; relative to each output's largest value, bound {AgreementCheck.Tolerance:0e0}):");
+                var results = AgreementCheck.Run(backend);
+                foreach (var a in results)
+                    Console.WriteLine($"  {a.Op,-26} {a.Shape,-16} {a.RelativeError,9:0.0e0}  {(a.Passed ? "ok" : "FAILED")}");
+                if (results.Any(a => !a.Passed)) return 1;
+                Console.WriteLine();
+            }
             var peak = Benchmark.MeasurePeak();
             var layers = Benchmark.Layers(backend, spec, n, r.GetValue(layer));
             if (r.GetValue(layer) is { } only && layers.Count == 0) spec.IndexOf(only);   // unknown: refuses, listing them
