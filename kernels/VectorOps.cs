@@ -26,12 +26,24 @@ public struct AdamParameters
         Correction1 = (float)(1 / (1 - Math.Pow(beta1, step)));
         Correction2 = (float)(1 / (1 - Math.Pow(beta2, step)));
     }
+
+    /// <summary>One element's step: the definition the ILGPU kernel and the CPU backend share.</summary>
+    public readonly void Update(ref float x, ref float m, ref float v, float g)
+    {
+        m = Beta1 * m + (1f - Beta1) * g;
+        v = Beta2 * v + (1f - Beta2) * g * g;
+        x -= LearningRate * (m * Correction1) / (MathF.Sqrt(v * Correction2) + Epsilon);
+    }
 }
 
 /// <summary>Codes of the device-side scalar operations.</summary>
 public static class ScalarOps
 {
     public const int Multiply = 0, Divide = 1, Subtract = 2, Add = 3;
+
+    /// <summary>The one definition both the ILGPU kernel and the CPU backend use.</summary>
+    public static float Apply(int op, float x, float y) =>
+        op == Multiply ? x * y : op == Divide ? x / y : op == Subtract ? x - y : x + y;
 }
 
 public static class VectorOps
@@ -108,19 +120,15 @@ public static class VectorOps
         public static void AdamStep(Index1D i, ArrayView<float> x, ArrayView<float> g, ArrayView<float> m,
             ArrayView<float> v, AdamParameters p)
         {
-            float gi = g[i];
-            float mi = p.Beta1 * m[i] + (1f - p.Beta1) * gi;
-            float vi = p.Beta2 * v[i] + (1f - p.Beta2) * gi * gi;
-            m[i] = mi;
-            v[i] = vi;
-            x[i] -= p.LearningRate * (mi * p.Correction1) / (MathF.Sqrt(vi * p.Correction2) + p.Epsilon);
+            float xi = x[i], mi = m[i], vi = v[i];
+            p.Update(ref xi, ref mi, ref vi, g[i]);
+            x[i] = xi; m[i] = mi; v[i] = vi;
         }
 
         /// <summary>One thread: scalars[dst] = scalars[a] op scalars[b] (see ScalarOps).</summary>
         public static void ScalarOp(Index1D t, ArrayView<float> scalars, int op, int a, int b, int dst)
         {
-            float x = scalars[a], y = scalars[b];
-            scalars[dst] = op == ScalarOps.Multiply ? x * y : op == ScalarOps.Divide ? x / y : op == ScalarOps.Subtract ? x - y : x + y;
+            scalars[dst] = ScalarOps.Apply(op, scalars[a], scalars[b]);
         }
 
         /// <summary>One thread: scalars[dst] = Σₖ coefficients[k]·scalars[k].</summary>
@@ -181,19 +189,11 @@ public static class VectorOps
         public static void Axpy(float a, float[] x, float[] y) =>
             For(x.Length, (s, e) => { for (int i = s; i < e; i++) y[i] += a * x[i]; });
 
-        /// <summary>The same arithmetic as the ILGPU kernel, element by element.</summary>
+        /// <summary>The same arithmetic as the ILGPU kernel (AdamParameters.Update), element by element.</summary>
         public static void AdamStep(float[] x, float[] g, float[] m, float[] v, AdamParameters p) =>
             For(x.Length, (s, e) =>
             {
-                for (int i = s; i < e; i++)
-                {
-                    float gi = g[i];
-                    float mi = p.Beta1 * m[i] + (1f - p.Beta1) * gi;
-                    float vi = p.Beta2 * v[i] + (1f - p.Beta2) * gi * gi;
-                    m[i] = mi;
-                    v[i] = vi;
-                    x[i] -= p.LearningRate * (mi * p.Correction1) / (MathF.Sqrt(vi * p.Correction2) + p.Epsilon);
-                }
+                for (int i = s; i < e; i++) p.Update(ref x[i], ref m[i], ref v[i], g[i]);
             });
     }
 }

@@ -231,8 +231,7 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
         Check.Slot(scalars, b);
         Check.Slot(scalars, dst);
         var s = W(scalars);
-        float x = s[a], y = s[b];
-        s[dst] = op == ScalarOps.Multiply ? x * y : op == ScalarOps.Divide ? x / y : op == ScalarOps.Subtract ? x - y : x + y;
+        s[dst] = ScalarOps.Apply(op, s[a], s[b]);
     }
 
     double[] Partials(int n)
