@@ -24,9 +24,10 @@ public static class BenchCommand
         var layer = new Option<string?>("--layer") { Description = "only this layer in the per-layer table (e.g. relu3_2)" };
         var reference = new Option<bool>("--reference") { Description = "also time the scalar fallback on each layer (ours ÷ reference, same run)" };
         var json = new Option<bool>("--json") { Description = "print JSON instead of a table" };
+        var profile = new Option<bool>("--profile") { Description = "time every op of whole iterations at --size, one by one, and the peak device memory" };
         var check = new Option<bool>("--check") { Description = "first run every op on the device and on the CPU backend and compare (exit 1 on disagreement)" };
         var command = new Command("bench", "Measure the FMA peak, each VGG layer's convolution and Gram speed, and whole iterations.")
-            { size, device, network, iterationSizes, iterations, layer, reference, json, check };
+            { size, device, network, iterationSizes, iterations, layer, reference, json, check, profile };
         command.SetAction(r =>
         {
             int n = r.GetValue(size);
@@ -45,6 +46,18 @@ public static class BenchCommand
                 Console.WriteLine();
             }
             var peak = Benchmark.MeasurePeak();
+            if (r.GetValue(profile))
+            {
+                var (ops, perIteration, peakBytes) = Benchmark.Profile(backend, spec, n, new RunSettings(), Math.Max(1, r.GetValue(iterations)));
+                Console.WriteLine($"profile of one L-BFGS iteration at {n}×{n} on {backend.Name} (each op timed alone; peak {peak.AllCoresGflops:0.0} GFLOP/s):");
+                Console.WriteLine($"{"op",-36} {"calls",5} {"ms",9} {"share",6} {"GFLOP/s",8} {"%peak",6}");
+                foreach (var o in ops)
+                    Console.WriteLine($"{o.Op,-36} {o.Calls,5} {o.Seconds * 1e3,9:0.00} {100 * o.Seconds / perIteration,5:0.0}% " +
+                        (o.Gflop > 0 ? $"{o.Gflops,8:0.0} {100 * o.Gflops / peak.AllCoresGflops,5:0}%" : ""));
+                Console.WriteLine($"{"iteration",-36} {"",5} {perIteration * 1e3,9:0.00}   (ops timed one by one, so a little slower than unprofiled)");
+                Console.WriteLine($"peak device memory (tensors): {peakBytes / 1e6:0} MB");
+                return 0;
+            }
             var layers = Benchmark.Layers(backend, spec, n, r.GetValue(layer));
             if (r.GetValue(layer) is { } only && layers.Count == 0) spec.IndexOf(only);   // unknown: refuses, listing them
             var refs = new Dictionary<string, double>();
@@ -69,7 +82,8 @@ public static class BenchCommand
                         gram_forward_gflops = l.GramForwardGflops, gram_backward_gflops = l.GramBackwardGflops,
                         reference_speedup = refs.TryGetValue(l.Layer, out var t) ? t / l.ForwardSeconds : (double?)null,
                     }),
-                    iterations = its.Select(i => new { size = i.Size, gflop = i.Gflop, ms_per_iteration = i.SecondsPerIteration * 1e3, gflops = i.Gflops }),
+                    iterations = its.Select(i => new { size = i.Size, gflop = i.Gflop, ms_per_iteration = i.SecondsPerIteration * 1e3, gflops = i.Gflops,
+                        ms_per_iteration_full_history = i.SteadySeconds * 1e3 }),
                     peak_working_set_bytes = peakMemory,
                 }, new JsonSerializerOptions { WriteIndented = true }));
             else
@@ -101,9 +115,10 @@ public static class BenchCommand
         {
             Console.WriteLine();
             Console.WriteLine("whole L-BFGS iterations (to relu5_1; content relu4_2; style relu1_1…relu5_1; TV):");
-            Console.WriteLine($"{"size",7} {"GFLOP",7} {"s/iter",8} {"GFLOP/s",8} {"%peak",5}");
+            Console.WriteLine($"{"size",7} {"GFLOP",7} {"s/iter",8} {"GFLOP/s",8} {"%peak",5} | {"+ full L-BFGS history",21} {"s/iter",8}");
             foreach (var i in its)
-                Console.WriteLine($"{$"{i.Size}²",7} {i.Gflop,7:0.0} {i.SecondsPerIteration,8:0.000} {i.Gflops,8:0.0} {100 * i.Gflops / p,4:0}%");
+                Console.WriteLine($"{$"{i.Size}²",7} {i.Gflop,7:0.0} {i.SecondsPerIteration,8:0.000} {i.Gflops,8:0.0} {100 * i.Gflops / p,4:0}% | " +
+                    $"{$"+{i.FullHistorySeconds * 1e3:0} ms",21} {i.SteadySeconds,8:0.000}");
         }
         Console.WriteLine();
         Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB");

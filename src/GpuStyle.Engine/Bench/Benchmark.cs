@@ -3,6 +3,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using GpuStyle.Engine.Network;
 using GpuStyle.Engine.Pipelines;
+using GpuStyle.Kernels;
 
 namespace GpuStyle.Engine.Bench;
 
@@ -15,9 +16,14 @@ public sealed record LayerResult(string Layer, int Cin, int Cout, int H, int W, 
     public double GramForwardGflops => GramGflop / GramForwardSeconds;
     public double GramBackwardGflops => GramGflop / GramBackwardSeconds;
 }
-public sealed record IterationResult(int Size, int Height, int Width, double Gflop, double SecondsPerIteration, int Iterations)
+/// <param name="SecondsPerIteration">One L-BFGS iteration as timed (its history still short).</param>
+/// <param name="FullHistorySeconds">The two-loop recursion's extra cost once the history is full (100 pairs: 200 dot
+/// products and 200 axpys of image-sized vectors), timed separately on the same vectors.</param>
+public sealed record IterationResult(int Size, int Height, int Width, double Gflop, double SecondsPerIteration, int Iterations,
+    double FullHistorySeconds)
 {
     public double Gflops => Gflop / SecondsPerIteration;
+    public double SteadySeconds => SecondsPerIteration + FullHistorySeconds;
 }
 
 /// <summary>
@@ -169,7 +175,51 @@ public static class Benchmark
             var s = shapes[spec.IndexOf(l)];
             gflop += 2 * 2.0 * s.C * s.C * s.Plane / 1e9;
         }
-        return new IterationResult(size, size, size, gflop, seconds, iterations);
+        return new IterationResult(size, size, size, gflop, seconds, iterations, TwoLoop(b, photo.Shape, settings.History, iterations + 1));
+    }
+
+    /// <summary>The two-loop recursion's cost for the pairs a full history adds beyond those the timed run had.</summary>
+    static double TwoLoop(IBackend b, Shape shape, int history, int had)
+    {
+        int extra = Math.Max(0, history - had);
+        if (extra == 0) return 0;
+        using var q = b.Allocate(shape);
+        using var s = b.Allocate(shape);
+        using var y = b.Allocate(shape);
+        using var scalars = b.Allocate(Shape.Vector(2));
+        b.Fill(q, 1f); b.Fill(s, 0.5f); b.Fill(y, 0.25f); b.Fill(scalars, 1e-9f);
+        // Per pair and per loop: one dot, one scalar op, one axpy with a device scalar — as LbfgsOptimizer.Direction.
+        double pair = Time(b, () =>
+        {
+            for (int k = 0; k < 2; k++)
+            {
+                b.Dot(s, q, scalars, 0);
+                b.ScalarOp(scalars, ScalarOps.Multiply, 1, 0, 0);
+                b.AxpyScalar(scalars, 0, -1f, y, q);
+            }
+        }, 0.1);
+        return extra * pair;
+    }
+
+    /// <summary>
+    /// Every op of whole iterations at one size, timed one by one (<see cref="ProfilingBackend"/>), per iteration;
+    /// and the most tensor memory the run held on the device.
+    /// </summary>
+    public static (IReadOnlyList<OpProfile> Ops, double SecondsPerIteration, long PeakBytes) Profile(IBackend b, NetworkSpec spec,
+        int size, RunSettings settings, int iterations)
+    {
+        var profiler = new ProfilingBackend(b);
+        b.Memory.ResetPeak();
+        var photo = Picture.Noise(size, size, 1, 60f);
+        using var run = new StyleRun(profiler, spec, settings with { Iterations = iterations + 1 }, photo, [(Picture.Noise(size, size, 2, 60f), 1f)], Picture.Noise(size, size, 3));
+        run.Start();
+        run.Step();
+        profiler.Reset();
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) run.Step();
+        double perIteration = sw.Elapsed.TotalSeconds / iterations;
+        var ops = profiler.Results().Select(o => o with { Seconds = o.Seconds / iterations, Gflop = o.Gflop / iterations, Calls = o.Calls / iterations }).ToList();
+        return (ops, perIteration, b.Memory.Peak);
     }
 
     static Tensor Random(IBackend b, Shape shape, Random r)

@@ -17,6 +17,8 @@ public enum PoolKind { Max, Avg }
 public interface IBackend : IDisposable
 {
     string Name { get; }
+    /// <summary>Bytes of tensors held now and at most (scratch buffers of the backend itself not included).</summary>
+    MemoryMeter Memory { get; }
 
     Tensor Allocate(Shape shape);
     void Upload(Tensor dst, ReadOnlySpan<float> src);

@@ -24,6 +24,7 @@ public sealed class CpuTensor : Tensor
 
     protected override void Free()
     {
+        _backend.Memory.Released(4L * Data.Length);
         Data = [];
         Packed = null;
     }
@@ -44,7 +45,14 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public string Name => Vector ? $"cpu (AVX2+FMA, {Environment.ProcessorCount} threads)" : $"cpu (scalar, {Environment.ProcessorCount} threads)";
 
-    public Tensor Allocate(Shape shape) => new CpuTensor(this, shape);
+    public MemoryMeter Memory { get; } = new();
+
+    public Tensor Allocate(Shape shape)
+    {
+        var t = new CpuTensor(this, shape);
+        Memory.Allocated(4L * shape.Size);
+        return t;
+    }
 
     public void Upload(Tensor dst, ReadOnlySpan<float> src)
     {

@@ -113,7 +113,14 @@ public sealed class IlgpuBackend : IBackend
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
     }
 
-    public Tensor Allocate(Shape shape) => new IlgpuTensor(this, shape);
+    public MemoryMeter Memory { get; } = new();
+
+    public Tensor Allocate(Shape shape)
+    {
+        var t = new IlgpuTensor(this, shape);
+        Memory.Allocated(4L * shape.Size);
+        return t;
+    }
 
     public void Upload(Tensor dst, ReadOnlySpan<float> src)
     {

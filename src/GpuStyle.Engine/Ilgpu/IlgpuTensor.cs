@@ -26,5 +26,9 @@ public sealed class IlgpuTensor : Tensor
         }
     }
 
-    protected override void Free() => _buffer.Dispose();
+    protected override void Free()
+    {
+        _buffer.Dispose();
+        _backend.Memory.Released(4L * Length);
+    }
 }
