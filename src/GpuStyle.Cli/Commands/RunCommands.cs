@@ -263,6 +263,9 @@ public static class RunCommands
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancel.Cancel(); };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (a `timeout`, a job scheduler) also ends the run with the current image written.
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+            System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cancel.Cancel(); });
         try
         {
             using var run = new StyleRun(backend, p.Spec, p.Settings, p.Content, p.Styles, p.Start);
