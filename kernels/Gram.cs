@@ -64,6 +64,77 @@ public static class Gram
         }
     }
     /// <summary>
+    /// ILGPU kernels, version 2: tiled GEMMs for GPUs. Forward: a group computes a T×T tile of G from T×T tiles of
+    /// F staged in shared memory, over one of `splits` slices of the positions (split-K: a 64-channel layer has only
+    /// 16 tiles of 16×16, far too few groups for a GPU on their own); the slices' partial Grams are then added in a
+    /// fixed order by <see cref="ReduceSplits"/> — deterministic, no atomics. Tiles below the diagonal are skipped
+    /// and mirrored (G is symmetric). Backward: dF = S·F with S = (dG + dGᵀ)/N, one T×T tile of dF per group.
+    /// T is the group's side: 16 on a GPU, 4 in tests.
+    /// </summary>
+    public static class IlgpuTiled
+    {
+        public static int SharedFloats(int t) => 2 * t * t;
+
+        /// <summary>Grid (⌈C/T⌉, ⌈C/T⌉, splits), group (T, T). partials: splits × C × C.</summary>
+        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits)
+        {
+            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
+            int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
+            if (bj < bi) return;   // the whole group leaves together: no barrier is left waiting
+            var shared = SharedMemory.GetDynamic<float>();
+            var a = shared.SubView(0, t * t);
+            var b = shared.SubView(t * t, t * t);
+            int i = bi * t + ty, j = bj * t + tx;
+            long k0 = (long)n * split / splits, k1 = (long)n * (split + 1) / splits;
+            float acc = 0f;
+            for (long k = k0; k < k1; k += t)
+            {
+                long ka = k + tx;   // thread (tx, ty) loads F[bi·t + ty, k + tx] and F[bj·t + ty, k + tx]
+                int ri = bi * t + ty, rj = bj * t + ty;
+                a[ty * t + tx] = ri < c && ka < k1 ? f[ri * (long)n + ka] : 0f;
+                b[ty * t + tx] = rj < c && ka < k1 ? f[rj * (long)n + ka] : 0f;
+                Group.Barrier();
+                for (int kk = 0; kk < t; kk++) acc += a[ty * t + kk] * b[tx * t + kk];
+                Group.Barrier();
+            }
+            if (i < c && j < c) partials[((long)split * c + i) * c + j] = acc;
+        }
+
+        /// <summary>Launch with C·C threads: G[i,j] = Σ_splits partials / N, taking the upper triangle for both halves.</summary>
+        public static void ReduceSplits(Index1D index, ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits, int t)
+        {
+            int i = index / c, j = index - i * c;
+            // (i, j) was computed by tile (⌊i/t⌋, ⌊j/t⌋) only if that tile is on or above the diagonal.
+            int si = i / t <= j / t ? i : j, sj = i / t <= j / t ? j : i;
+            float s = 0f;
+            for (int k = 0; k < splits; k++) s += partials[((long)k * c + si) * c + sj];
+            g[index] = s / n;
+        }
+
+        /// <summary>Grid (⌈N/T⌉, ⌈C/T⌉), group (T, T). df[i,k] += Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N.</summary>
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n)
+        {
+            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
+            int i = Grid.IdxY * t + ty;
+            long k = (long)Grid.IdxX * t + tx;
+            var shared = SharedMemory.GetDynamic<float>();
+            var sTile = shared.SubView(0, t * t);
+            var fTile = shared.SubView(t * t, t * t);
+            float acc = 0f;
+            for (int j0 = 0; j0 < c; j0 += t)
+            {
+                int sj = j0 + tx, fj = j0 + ty;
+                sTile[ty * t + tx] = i < c && sj < c ? dg[i * c + sj] + dg[sj * c + i] : 0f;
+                fTile[ty * t + tx] = fj < c && k < n ? f[fj * (long)n + k] : 0f;
+                Group.Barrier();
+                for (int jj = 0; jj < t; jj++) acc += sTile[ty * t + jj] * fTile[jj * t + tx];
+                Group.Barrier();
+            }
+            if (i < c && k < n) df[i * (long)n + k] += acc / n;
+        }
+    }
+
+    /// <summary>
     /// The vectorised CPU versions. Forward: only the upper triangle of G is computed (G is symmetric), in 3×3 tiles
     /// of row pairs (6 loads feed 9 FMAs per 8 positions), over position chunks small enough that a chunk of F stays
     /// in L2. A fixed number of partial sums, added in a fixed order, keeps results bit-identical run to run.

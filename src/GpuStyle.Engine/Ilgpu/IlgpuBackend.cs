@@ -4,7 +4,8 @@ using GpuStyle.Kernels;
 
 namespace GpuStyle.Engine.Ilgpu;
 
-/// <summary>Which convolution kernels run: version 1 (one thread per output, direct) or version 2 (tiled).</summary>
+/// <summary>Which kernels run for the convolutions and Gram matrices: version 1 (one thread per output, direct)
+/// or version 2 (tiled, shared memory).</summary>
 public enum ConvKernel { Direct, Tiled }
 
 /// <summary>
@@ -13,11 +14,11 @@ public enum ConvKernel { Direct, Tiled }
 /// tiles so both variants run there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
-    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16)
+    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0)
 {
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
-        TileWidth: 4, TileHeight: 4, InputChunk: 3);
+        TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3);
 }
 
 /// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
@@ -51,6 +52,10 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> _convTiled;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartial;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
+    MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
 
     public Accelerator Accelerator { get; }
@@ -111,6 +116,9 @@ public sealed class IlgpuBackend : IBackend
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
         _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
+        _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
+        _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
+        _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
     }
 
     public MemoryMeter Memory { get; } = new();
@@ -160,6 +168,7 @@ public sealed class IlgpuBackend : IBackend
         if (_flipped is null || _flipped.Length < w.Length)
         {
             _flipped?.Dispose();
+        _gramPartials?.Dispose();
             _flipped = Accelerator.Allocate1D<float>(w.Length);
         }
         var flipped = _flipped.View.SubView(0, w.Length);
@@ -192,14 +201,40 @@ public sealed class IlgpuBackend : IBackend
     public void GramForward(Tensor f, Tensor g)
     {
         Check.Gram(f, g);
-        _gramForward(g.Length, V(f), V(g), f.Shape.C, f.Shape.Plane);
+        int c = f.Shape.C, n = f.Shape.Plane;
+        if (_launch.Conv == ConvKernel.Direct)
+        {
+            _gramForward(g.Length, V(f), V(g), c, n);
+            return;
+        }
+        int t = _launch.TileWidth, tiles = (c + t - 1) / t;
+        // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
+        // CPU accelerator's tests ask for), each slice at least a few tiles long.
+        int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * t)));
+        long need = (long)splits * c * c;
+        if (_gramPartials is null || _gramPartials.Length < need)
+        {
+            _gramPartials?.Dispose();
+            _gramPartials = Accelerator.Allocate1D<float>(need);
+        }
+        _gramPartial(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTiled.SharedFloats(t))), V(f), _gramPartials.View, c, n, splits);
+        _gramReduce(c * c, _gramPartials.View, V(g), c, n, splits, t);
     }
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
     {
         Check.Gram(f, dg);
         Check.Same(f, df, "gram backward df");
-        _gramBackward(df.Length, V(f), V(dg), V(df), f.Shape.C, f.Shape.Plane);
+        int c = f.Shape.C, n = f.Shape.Plane;
+        if (_launch.Conv == ConvKernel.Direct)
+        {
+            _gramBackward(df.Length, V(f), V(dg), V(df), c, n);
+            return;
+        }
+        int t = _launch.TileWidth;
+        _gramBackwardTiled(new KernelConfig(new Index2D((n + t - 1) / t, (c + t - 1) / t), new Index2D(t, t),
+            SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTiled.SharedFloats(t))), V(f), V(dg), V(df), c, n);
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
@@ -335,6 +370,7 @@ public sealed class IlgpuBackend : IBackend
         _partials.Dispose();
         _partials2.Dispose();
         _flipped?.Dispose();
+        _gramPartials?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }
