@@ -167,8 +167,8 @@ public sealed class IlgpuBackend : IBackend
         // that grows to the largest layer and is reused, so iterations allocate nothing).
         if (_flipped is null || _flipped.Length < w.Length)
         {
+            Accelerator.Synchronize();   // a kernel still queued may read the old buffer: free it only when done
             _flipped?.Dispose();
-        _gramPartials?.Dispose();
             _flipped = Accelerator.Allocate1D<float>(w.Length);
         }
         var flipped = _flipped.View.SubView(0, w.Length);
@@ -214,6 +214,7 @@ public sealed class IlgpuBackend : IBackend
         long need = (long)splits * c * c;
         if (_gramPartials is null || _gramPartials.Length < need)
         {
+            Accelerator.Synchronize();   // as for _flipped: a queued kernel may still read the old buffer
             _gramPartials?.Dispose();
             _gramPartials = Accelerator.Allocate1D<float>(need);
         }
