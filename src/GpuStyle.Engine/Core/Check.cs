@@ -59,4 +59,66 @@ public static class Check
         var want = new Shape(f.Shape.C, f.Shape.C, 1);
         if (g.Shape != want) throw new ArgumentException($"the Gram matrix of {f.Shape} is {want}, got {g.Shape}");
     }
+
+    // ---- Op-level checks: one definition of each op's shape rules, called by every backend ----------------------
+
+    public static void ContentLoss(Tensor f, Tensor p, Tensor grad, Tensor scalars, int slot)
+    {
+        Same(f, p, "content target");
+        Same(f, grad, "content gradient");
+        Slot(scalars, slot);
+    }
+
+    public static void StyleLoss(Tensor g, Tensor a, Tensor dg, Tensor scalars, int slot)
+    {
+        Same(g, a, "style target");
+        Same(g, dg, "style gradient");
+        Slot(scalars, slot);
+    }
+
+    public static void TotalVariation(Tensor x, Tensor grad, Tensor scalars, int slot)
+    {
+        Same(x, grad, "TV gradient");
+        Slot(scalars, slot);
+    }
+
+    public static void PoolBackward(Tensor x, Tensor dy, Tensor dx)
+    {
+        Pool(x, dy);
+        Same(x, dx, "pool backward dx");
+    }
+
+    public static void GramBackward(Tensor f, Tensor dg, Tensor df)
+    {
+        Gram(f, dg);
+        Same(f, df, "gram backward df");
+    }
+
+    /// <summary>z = x op y element-wise: all three the same length.</summary>
+    public static void Elementwise(Tensor x, Tensor y, Tensor z, string what)
+    {
+        Length(x.Length, y, $"{what} y");
+        Length(x.Length, z, $"{what} z");
+    }
+
+    public static void Adam(Tensor x, Tensor g, Tensor m, Tensor v)
+    {
+        Same(x, g, "Adam gradient");
+        Same(x, m, "Adam first moment");
+        Same(x, v, "Adam second moment");
+    }
+
+    public static void ScalarOp(Tensor scalars, int a, int b, int dst)
+    {
+        Slot(scalars, a);
+        Slot(scalars, b);
+        Slot(scalars, dst);
+    }
+
+    public static void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
+    {
+        Slot(scalars, dst);
+        if (coefficients.Length > scalars.Length)
+            throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
+    }
 }

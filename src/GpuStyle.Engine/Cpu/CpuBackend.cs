@@ -104,8 +104,7 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
     {
-        Check.Pool(x, dy);
-        Check.Same(x, dx, "pool backward dx");
+        Check.PoolBackward(x, dy, dx);
         Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W);
     }
 
@@ -118,17 +117,14 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
     {
-        Check.Gram(f, dg);
-        Check.Same(f, df, "gram backward df");
+        Check.GramBackward(f, dg, df);
         int c = f.Shape.C;
         Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, c * c), c, f.Shape.Plane, Vector);
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
     {
-        Check.Same(f, p, "content target");
-        Check.Same(f, grad, "content gradient");
-        Check.Slot(scalars, slot);
+        Check.ContentLoss(f, p, grad, scalars, slot);
         int n = f.Length;
         double s = Losses.Cpu.Content(R(f), R(p), W(grad), weight * 2f / n, Partials(n));
         W(scalars)[slot] = (float)(s / n);
@@ -136,9 +132,7 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void StyleLoss(Tensor g, Tensor a, float weight, Tensor dg, Tensor scalars, int slot)
     {
-        Check.Same(g, a, "style target");
-        Check.Same(g, dg, "style gradient");
-        Check.Slot(scalars, slot);
+        Check.StyleLoss(g, a, dg, scalars, slot);
         float c2 = (float)g.Shape.C * g.Shape.C;
         double s = Losses.Cpu.Style(R(g), R(a), W(dg), weight * 2f / c2);
         W(scalars)[slot] = (float)(s / c2);
@@ -146,8 +140,7 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void TotalVariationLoss(Tensor x, float weight, Tensor grad, Tensor scalars, int slot)
     {
-        Check.Same(x, grad, "TV gradient");
-        Check.Slot(scalars, slot);
+        Check.TotalVariation(x, grad, scalars, slot);
         int n = x.Length;
         var s = x.Shape;
         double sum = Losses.Cpu.TotalVariation(R(x), W(grad), s.C, s.H, s.W, weight / n, Partials(n));
@@ -200,25 +193,21 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void Subtract(Tensor x, Tensor y, Tensor z)
     {
-        Check.Length(x.Length, y, "subtract y");
-        Check.Length(x.Length, z, "subtract z");
+        Check.Elementwise(x, y, z, "subtract");
         float[] a = R(x), b = R(y), c = W(z);
         VectorOps.Cpu.For(a.Length, (s, e) => { for (int i = s; i < e; i++) c[i] = a[i] - b[i]; });
     }
 
     public void Multiply(Tensor x, Tensor y, Tensor z)
     {
-        Check.Length(x.Length, y, "multiply y");
-        Check.Length(x.Length, z, "multiply z");
+        Check.Elementwise(x, y, z, "multiply");
         float[] a = R(x), b = R(y), c = W(z);
         VectorOps.Cpu.For(a.Length, (s, e) => { for (int i = s; i < e; i++) c[i] = a[i] * b[i]; });
     }
 
     public void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
     {
-        Check.Slot(scalars, dst);
-        if (coefficients.Length > scalars.Length)
-            throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
+        Check.WeightedSum(scalars, coefficients, dst);
         float[] s = W(scalars), c = R(coefficients);
         float total = 0f;   // float, in slot order: the same arithmetic as the ILGPU kernel
         for (int k = 0; k < c.Length; k++) total += c[k] * s[k];
@@ -227,17 +216,13 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters)
     {
-        Check.Same(x, g, "Adam gradient");
-        Check.Same(x, m, "Adam first moment");
-        Check.Same(x, v, "Adam second moment");
+        Check.Adam(x, g, m, v);
         VectorOps.Cpu.AdamStep(W(x), R(g), W(m), W(v), parameters);
     }
 
     public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
     {
-        Check.Slot(scalars, a);
-        Check.Slot(scalars, b);
-        Check.Slot(scalars, dst);
+        Check.ScalarOp(scalars, a, b, dst);
         var s = W(scalars);
         s[dst] = ScalarOps.Apply(op, s[a], s[b]);
     }

@@ -193,8 +193,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
     {
-        Check.Pool(x, dy);
-        Check.Same(x, dx, "pool backward dx");
+        Check.PoolBackward(x, dy, dx);
         _poolBackward(dx.Length, V(x), V(dy), V(dx), x.Shape.H, x.Shape.W, kind == PoolKind.Max ? 1 : 0);
     }
 
@@ -225,8 +224,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
     {
-        Check.Gram(f, dg);
-        Check.Same(f, df, "gram backward df");
+        Check.GramBackward(f, dg, df);
         int c = f.Shape.C, n = f.Shape.Plane;
         if (_launch.Conv == ConvKernel.Direct)
         {
@@ -240,9 +238,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
     {
-        Check.Same(f, p, "content target");
-        Check.Same(f, grad, "content gradient");
-        Check.Slot(scalars, slot);
+        Check.ContentLoss(f, p, grad, scalars, slot);
         int n = f.Length, t = Threads(n);
         _contentPartial(t, V(f), V(p), V(grad), _partials.View, n, t, weight * 2f / n);
         Reduce(t, scalars, slot, 1f / n, sqrt: false);
@@ -250,9 +246,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void StyleLoss(Tensor g, Tensor a, float weight, Tensor dg, Tensor scalars, int slot)
     {
-        Check.Same(g, a, "style target");
-        Check.Same(g, dg, "style gradient");
-        Check.Slot(scalars, slot);
+        Check.StyleLoss(g, a, dg, scalars, slot);
         int n = g.Length, t = Threads(n);
         float c2 = (float)g.Shape.C * g.Shape.C;
         _stylePartial(t, V(g), V(a), V(dg), _partials.View, n, t, weight * 2f / c2);
@@ -261,8 +255,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void TotalVariationLoss(Tensor x, float weight, Tensor grad, Tensor scalars, int slot)
     {
-        Check.Same(x, grad, "TV gradient");
-        Check.Slot(scalars, slot);
+        Check.TotalVariation(x, grad, scalars, slot);
         int n = x.Length, t = Threads(n);
         var s = x.Shape;
         _tvPartial(t, V(x), V(grad), _partials.View, s.C, s.H, s.W, t, weight / n);
@@ -311,39 +304,31 @@ public sealed class IlgpuBackend : IBackend
 
     public void Subtract(Tensor x, Tensor y, Tensor z)
     {
-        Check.Length(x.Length, y, "subtract y");
-        Check.Length(x.Length, z, "subtract z");
+        Check.Elementwise(x, y, z, "subtract");
         _subtract(x.Length, V(x), V(y), V(z));
     }
 
     public void Multiply(Tensor x, Tensor y, Tensor z)
     {
-        Check.Length(x.Length, y, "multiply y");
-        Check.Length(x.Length, z, "multiply z");
+        Check.Elementwise(x, y, z, "multiply");
         _multiply(x.Length, V(x), V(y), V(z));
     }
 
     public void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
     {
-        Check.Slot(scalars, dst);
-        if (coefficients.Length > scalars.Length)
-            throw new ArgumentException($"{coefficients.Length} coefficients for {scalars.Length} scalars");
+        Check.WeightedSum(scalars, coefficients, dst);
         _weightedSum(1, V(scalars), V(coefficients), coefficients.Length, dst);
     }
 
     public void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters)
     {
-        Check.Same(x, g, "Adam gradient");
-        Check.Same(x, m, "Adam first moment");
-        Check.Same(x, v, "Adam second moment");
+        Check.Adam(x, g, m, v);
         _adam(x.Length, V(x), V(g), V(m), V(v), parameters);
     }
 
     public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
     {
-        Check.Slot(scalars, a);
-        Check.Slot(scalars, b);
-        Check.Slot(scalars, dst);
+        Check.ScalarOp(scalars, a, b, dst);
         _scalarOp(1, V(scalars), op, a, b, dst);
     }
 
