@@ -15,8 +15,7 @@ public static class BenchCommand
     public static Command Build()
     {
         var size = new Option<int>("--size") { Description = "image size for the per-layer table", DefaultValueFactory = _ => 512 };
-        var device = new Option<string>("--device") { Description = "auto, cuda, opencl, cpu, cpu-scalar, ilgpu-cpu", DefaultValueFactory = _ => "auto" };
-        device.AcceptOnlyFromAmong(Backends.Names);
+        var device = DeviceOption.Create();
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");
         var iterationSizes = new Option<string>("--iteration-sizes") { Description = "sizes of the whole-iteration timings (empty: none)", DefaultValueFactory = _ => "256,512" };

@@ -44,7 +44,7 @@ sealed class RunOptions
     public readonly Option<string> StyleLayers = new("--style-layers") { Description = "layers whose Gram matrices the style matches", DefaultValueFactory = _ => Defaults.StyleLayers };
     public readonly Option<string> Pooling = new("--pooling") { Description = "max or avg", DefaultValueFactory = _ => "max" };
     public readonly Option<string> Init = new("--init") { Description = "random, content, style or an image file", DefaultValueFactory = _ => "random" };
-    public readonly Option<string> Device = new("--device") { Description = "auto, cuda, opencl, cpu, ilgpu-cpu", DefaultValueFactory = _ => "auto" };
+    public readonly Option<string> Device = DeviceOption.Create();
     public readonly Option<int> SaveEvery = new("--save-every") { Description = "also write OUT-iterN.png every N iterations (0: never)", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Log = new("--log") { Description = "write a JSON-lines log of the losses to this file" };
     public readonly Option<bool> Quiet = new("--quiet") { Description = "no progress output" };
@@ -53,7 +53,6 @@ sealed class RunOptions
     {
         Optimizer.AcceptOnlyFromAmong("lbfgs", "adam");
         Pooling.AcceptOnlyFromAmong("max", "avg");
-        Device.AcceptOnlyFromAmong(Backends.Names);
     }
 
     public void AddTo(Command c, bool content, bool style, bool contentLayers = true)

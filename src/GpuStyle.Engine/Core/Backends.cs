@@ -12,6 +12,10 @@ public static class Backends
 {
     public static readonly string[] Names = ["auto", "cuda", "opencl", "cpu", "cpu-scalar", "ilgpu-cpu"];
 
+    /// <summary>A name `Open` understands: one of <see cref="Names"/>, or cuda:N / opencl:N for another card.</summary>
+    public static bool IsValidName(string device) =>
+        Names.Contains(device) || System.Text.RegularExpressions.Regex.IsMatch(device, @"^(cuda|opencl):\d+$");
+
     public static IBackend Open(string device)
     {
         switch (device)

@@ -1,0 +1,19 @@
+using System.CommandLine;
+using GpuStyle.Engine;
+
+namespace GpuStyle.Cli;
+
+/// <summary>The `--device` option every command that computes shares.</summary>
+public static class DeviceOption
+{
+    public static Option<string> Create()
+    {
+        var device = new Option<string>("--device") { Description = "auto, cuda[:N], opencl[:N], cpu, cpu-scalar, ilgpu-cpu", DefaultValueFactory = _ => "auto" };
+        device.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<string>() is { } d && !Backends.IsValidName(d))
+                r.AddError($"unknown device '{d}': use {string.Join(", ", Backends.Names)}, or cuda:N / opencl:N");
+        });
+        return device;
+    }
+}
