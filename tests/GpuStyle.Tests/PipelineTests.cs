@@ -98,6 +98,56 @@ public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
         }
     }
 
+    /// <summary>f(x) = Σ aᵢ(xᵢ − cᵢ)², ill-conditioned (a spans 1…100), on the device.</summary>
+    sealed class Quadratic : GpuStyle.Engine.Optimizers.IObjectiveFunction, IDisposable
+    {
+        readonly IBackend _b;
+        readonly Tensor _a, _c, _diff;
+        public Tensor Scalars { get; }
+        public int TotalSlot => 0;
+        public int Evaluations;
+
+        public Quadratic(IBackend b, int n)
+        {
+            _b = b;
+            var r = new Random(3);
+            _a = b.Allocate(Shape.Vector(n)); b.Upload(_a, Enumerable.Range(0, n).Select(i => 1f + 99f * i / n).ToArray());
+            _c = b.Allocate(Shape.Vector(n)); b.Upload(_c, Enumerable.Range(0, n).Select(_ => (float)r.NextDouble() * 10).ToArray());
+            _diff = b.Allocate(Shape.Vector(n));
+            Scalars = b.Allocate(Shape.Vector(1));
+        }
+
+        public void Evaluate(Tensor x, Tensor grad)
+        {
+            Evaluations++;
+            _b.Subtract(x, _c, _diff);
+            _b.Multiply(_diff, _a, grad);
+            _b.Dot(_diff, grad, Scalars, 0);
+            _b.Scale(grad, 2f);
+        }
+
+        public void Dispose() { _a.Dispose(); _c.Dispose(); _diff.Dispose(); Scalars.Dispose(); }
+    }
+
+    [Fact]
+    public void Lbfgs_minimises_a_quadratic_and_says_when_it_has_converged()
+    {
+        foreach (var b in new IBackend[] { fx.CpuVector, fx.Backend })
+        {
+            using var f = new Quadratic(b, 50);
+            using var start = b.Allocate(Shape.Vector(50));
+            b.Fill(start, 0f);
+            using var lbfgs = new GpuStyle.Engine.Optimizers.LbfgsOptimizer(b, f, start, history: 10);
+            lbfgs.Start();
+            float first = lbfgs.Loss;
+            int steps = 0;
+            while (!lbfgs.Converged && steps < 500) { lbfgs.Step(); steps++; }
+            Assert.True(lbfgs.Converged, $"{b.Name}: not converged after {steps} steps (loss {lbfgs.Loss})");
+            Assert.True(lbfgs.Loss < first * 1e-6, $"{b.Name}: converged at {lbfgs.Loss} from {first}");
+            Assert.True(steps < 200, $"{b.Name}: {steps} steps for a 50-dimensional quadratic");
+        }
+    }
+
     [Fact]
     public void Picture_preprocessing_round_trips_and_is_BGR_minus_the_mean()
     {

@@ -276,7 +276,7 @@ public static class RunCommands
                 var first = run.Start();
                 log.Write(first, clock.Elapsed.TotalSeconds);
                 report(first);
-                for (int i = 1; i <= iterations && !cancel.IsCancellationRequested; i++)
+                for (int i = 1; i <= iterations && !cancel.IsCancellationRequested && !run.Converged; i++)
                 {
                     var step = run.Step();
                     done = i;
@@ -288,6 +288,7 @@ public static class RunCommands
             });
             log.Complete();
             if (cancel.IsCancellationRequested) progress.Message($"interrupted after {done} iterations: writing the current image");
+            else if (run.Converged && done < iterations) progress.Message($"converged after {done} iterations: no step lowers the loss any more");
             return new Outcome(run.Current(), done, clock.Elapsed.TotalSeconds, cancel.IsCancellationRequested);
         }
         finally

@@ -26,6 +26,8 @@ public interface IOptimizer : IDisposable
     void Start();
     /// <summary>One iteration; returns how many times the objective was evaluated.</summary>
     int Step();
+    /// <summary>True once no step lowers the loss any more (a stationary point, to float precision).</summary>
+    bool Converged { get; }
 }
 
 /// <summary>Adam on the device: one evaluation per step.</summary>
@@ -55,6 +57,7 @@ public sealed class AdamOptimizer : IOptimizer
 
     public Tensor Current => _x;
     public float Loss { get; private set; } = float.NaN;
+    public bool Converged => false;   // Adam has no line search to tell; it runs its iterations
 
     public void Start() => Evaluate();
 
@@ -98,7 +101,7 @@ public sealed class LbfgsOptimizer : IOptimizer
     readonly Tensor _d, _q, _sc;      // direction, recursion vector, scalars: [ρ₀…ρₘ₋₁, α₀…αₘ₋₁, tmp, tmp2, one]
     readonly float[] _readback, _sync;
     readonly float _initialStep;
-    int _count, _newest = -1;
+    int _count, _newest = -1, _stalls;
 
     int Rho(int i) => i;
     int Alpha(int i) => _history + i;
@@ -129,6 +132,7 @@ public sealed class LbfgsOptimizer : IOptimizer
 
     public Tensor Current => _x;
     public float Loss { get; private set; } = float.NaN;
+    public bool Converged { get; private set; }
 
     public void Start() => Loss = Evaluate(_x, _g);
 
@@ -158,7 +162,9 @@ public sealed class LbfgsOptimizer : IOptimizer
             }
             if (evals == MaxEvaluations)
             {
-                // No decrease along this direction at any tried step: keep the image, drop the history.
+                // No decrease along this direction at any tried step: keep the image, drop the history. If the
+                // direction was already plain steepest descent, nothing lowers the loss: converged.
+                Converged = _count == 0;
                 _count = 0;
                 Loss = Evaluate(_x, _g);
                 return evals + 1;
@@ -213,6 +219,9 @@ public sealed class LbfgsOptimizer : IOptimizer
 
     void Accept(float f)
     {
+        // Three accepted steps in a row that each lower the loss by less than a millionth: nothing left to gain.
+        _stalls = Loss - f <= 1e-6f * MathF.Abs(Loss) ? _stalls + 1 : 0;
+        if (_stalls >= 3) Converged = true;
         int i = (_newest + 1) % _history;
         _b.Subtract(_xNew, _x, _s[i]);
         _b.Subtract(_gNew, _g, _y[i]);

@@ -96,6 +96,9 @@ public sealed class StyleRun : IDisposable
 
     public int Iteration => _iteration;
 
+    /// <summary>True once the optimiser can lower the loss no further: further steps would change nothing.</summary>
+    public bool Converged => _optimizer.Converged;
+
     /// <summary>The current image.</summary>
     public Picture Current()
     {
