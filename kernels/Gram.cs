@@ -138,7 +138,7 @@ public static class Gram
     /// The vectorised CPU versions. Forward: only the upper triangle of G is computed (G is symmetric), in 3×3 tiles
     /// of row pairs (6 loads feed 9 FMAs per 8 positions), over position chunks small enough that a chunk of F stays
     /// in L2. A fixed number of partial sums, added in a fixed order, keeps results bit-identical run to run.
-    /// Backward: dF = S·F with S = (dG + dGᵀ)/N, in 4-row × 16-column register tiles.
+    /// Backward: dF = S·F with S = (dG + dGᵀ)/N, in 4-row × 24-column register tiles.
     /// </summary>
     public static class Cpu
     {
@@ -221,9 +221,9 @@ public static class Gram
             for (int i = 0; i < c; i++)
                 for (int j = 0; j < c; j++)
                     scratch[j * c + i] = (dg[i * c + j] + dg[j * c + i]) * inv;   // Sᵀ: the 4 rows of a tile are adjacent
-            const int cols = 256;
+            const int cols = 240;   // ten 24-wide strips: c × 240 floats of F per chunk
             int blocks = (c + 3) / 4, chunks = (n + cols - 1) / cols;
-            // Chunk-major: consecutive items share a chunk of F (c × 256 floats), which stays in cache across them.
+            // Chunk-major: consecutive items share a chunk of F, which stays in cache across them.
             Parallel.For(0, blocks * chunks, item =>
             {
                 int i0 = item % blocks * 4, k0 = item / blocks * cols, k1 = Math.Min(n, k0 + cols);
@@ -231,28 +231,8 @@ public static class Gram
                 {
                     int k = k0;
                     if (vector && i0 + 4 <= c)
-                        for (; k + 16 <= k1; k += 16)
-                        {
-                            Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default,
-                                a20 = default, a21 = default, a30 = default, a31 = default;
-                            float* fj = pf + k, st = ps + i0;
-                            for (int j = 0; j < c; j++, fj += n, st += c)
-                            {
-                                var v0 = Avx.LoadVector256(fj); var v1 = Avx.LoadVector256(fj + 8);
-                                var s0 = Vector256.Create(st[0]);
-                                a00 = Fma.MultiplyAdd(s0, v0, a00); a01 = Fma.MultiplyAdd(s0, v1, a01);
-                                var s1 = Vector256.Create(st[1]);
-                                a10 = Fma.MultiplyAdd(s1, v0, a10); a11 = Fma.MultiplyAdd(s1, v1, a11);
-                                var s2 = Vector256.Create(st[2]);
-                                a20 = Fma.MultiplyAdd(s2, v0, a20); a21 = Fma.MultiplyAdd(s2, v1, a21);
-                                var s3 = Vector256.Create(st[3]);
-                                a30 = Fma.MultiplyAdd(s3, v0, a30); a31 = Fma.MultiplyAdd(s3, v1, a31);
-                            }
-                            AddTo(pd + (long)i0 * n + k, a00, a01);
-                            AddTo(pd + (long)(i0 + 1) * n + k, a10, a11);
-                            AddTo(pd + (long)(i0 + 2) * n + k, a20, a21);
-                            AddTo(pd + (long)(i0 + 3) * n + k, a30, a31);
-                        }
+                        for (; k + 24 <= k1; k += 24)
+                            Accumulate4x24(pf + k, ps + i0, pd + (long)i0 * n + k, c, n);
                     for (int i = i0; i < Math.Min(c, i0 + 4); i++)
                         for (int kk = k; kk < k1; kk++)
                         {
@@ -264,10 +244,32 @@ public static class Gram
             });
         }
 
-        static unsafe void AddTo(float* d, Vector256<float> a, Vector256<float> b)
+        /// <summary>
+        /// df[i0..i0+4, k..k+24] += Sᵀ-rows · F: 12 AVX2 accumulators, per j 3 loads and 4 broadcasts feed 12 FMAs.
+        /// No calls inside (see Conv3x3.Cpu: RyuJIT spills vector registers live across a call on x64 Unix).
+        /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Accumulate4x24(float* fj, float* st, float* d, int c, int n)
         {
-            Avx.Store(d, Avx.Add(Avx.LoadVector256(d), a));
-            Avx.Store(d + 8, Avx.Add(Avx.LoadVector256(d + 8), b));
+            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
+            Vector256<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
+            for (int j = 0; j < c; j++, fj += n, st += c)
+            {
+                var v0 = Avx.LoadVector256(fj); var v1 = Avx.LoadVector256(fj + 8); var v2 = Avx.LoadVector256(fj + 16);
+                var s0 = Vector256.Create(st[0]);
+                a00 = Fma.MultiplyAdd(s0, v0, a00); a01 = Fma.MultiplyAdd(s0, v1, a01); a02 = Fma.MultiplyAdd(s0, v2, a02);
+                var s1 = Vector256.Create(st[1]);
+                a10 = Fma.MultiplyAdd(s1, v0, a10); a11 = Fma.MultiplyAdd(s1, v1, a11); a12 = Fma.MultiplyAdd(s1, v2, a12);
+                var s2 = Vector256.Create(st[2]);
+                a20 = Fma.MultiplyAdd(s2, v0, a20); a21 = Fma.MultiplyAdd(s2, v1, a21); a22 = Fma.MultiplyAdd(s2, v2, a22);
+                var s3 = Vector256.Create(st[3]);
+                a30 = Fma.MultiplyAdd(s3, v0, a30); a31 = Fma.MultiplyAdd(s3, v1, a31); a32 = Fma.MultiplyAdd(s3, v2, a32);
+            }
+            float* d1 = d + n, d2 = d1 + n, d3 = d2 + n;
+            Avx.Store(d, Avx.Add(Avx.LoadVector256(d), a00)); Avx.Store(d + 8, Avx.Add(Avx.LoadVector256(d + 8), a01)); Avx.Store(d + 16, Avx.Add(Avx.LoadVector256(d + 16), a02));
+            Avx.Store(d1, Avx.Add(Avx.LoadVector256(d1), a10)); Avx.Store(d1 + 8, Avx.Add(Avx.LoadVector256(d1 + 8), a11)); Avx.Store(d1 + 16, Avx.Add(Avx.LoadVector256(d1 + 16), a12));
+            Avx.Store(d2, Avx.Add(Avx.LoadVector256(d2), a20)); Avx.Store(d2 + 8, Avx.Add(Avx.LoadVector256(d2 + 8), a21)); Avx.Store(d2 + 16, Avx.Add(Avx.LoadVector256(d2 + 16), a22));
+            Avx.Store(d3, Avx.Add(Avx.LoadVector256(d3), a30)); Avx.Store(d3 + 8, Avx.Add(Avx.LoadVector256(d3 + 8), a31)); Avx.Store(d3 + 16, Avx.Add(Avx.LoadVector256(d3 + 16), a32));
         }
     }
 }
