@@ -14,6 +14,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
@@ -79,6 +80,7 @@ public static class Conv3x3
     public static class Ilgpu
     {
         /// <summary>Launch with Cout·H·W threads.</summary>
+        [KernelName("conv3x3_forward_direct")]   // readable names for Nsight Compute (checked in PtxCompileTests)
         public static void Forward(Index1D index, ArrayView<float> x, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu)
         {
@@ -109,6 +111,7 @@ public static class Conv3x3
 
         /// <summary>Launch with Cin·H·W threads. When <paramref name="maskByOutput"/> is 1, dy is masked by
         /// reluOutput &gt; 0 (ReLU's backward fused); otherwise reluOutput is not read.</summary>
+        [KernelName("conv3x3_backward_direct")]
         public static void BackwardInput(Index1D index, ArrayView<float> dy, ArrayView<float> reluOutput,
             ArrayView<float> w, ArrayView<float> dx, ConvDims d, int maskByOutput)
         {
@@ -159,6 +162,7 @@ public static class Conv3x3
         /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉), group (TW, TH). w: [Cout][Cin][9]. hasBias 0 ignores b. useMask 1 zeroes
         /// input elements where mask ≤ 0 (mask has x's shape).
         /// </summary>
+        [KernelName("conv3x3_tiled")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk)
         {
@@ -221,6 +225,7 @@ public static class Conv3x3
         }
 
         /// <summary>W′[i][o][t] = w[o][i][8−t]: the backward's kernel. Launch with Cout·Cin·9 threads.</summary>
+        [KernelName("conv3x3_transpose_flip")]
         public static void TransposeFlip(Index1D index, ArrayView<float> w, ArrayView<float> wt, int cin, int cout)
         {
             int t = index % 9, io = index / 9, o = io % cout, i = io / cout;

@@ -6,6 +6,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
@@ -43,6 +44,7 @@ public static class Gram
     public static class Ilgpu
     {
         /// <summary>Launch with C·C threads.</summary>
+        [KernelName("gram_forward_direct")]
         public static void Forward(Index1D index, ArrayView<float> f, ArrayView<float> g, int c, int n)
         {
             int i = index / c;
@@ -53,6 +55,7 @@ public static class Gram
         }
 
         /// <summary>Launch with C·N threads; adds into df (the losses of one layer meet there).</summary>
+        [KernelName("gram_backward_direct")]
         public static void BackwardAccumulate(Index1D index, ArrayView<float> f, ArrayView<float> dg,
             ArrayView<float> df, int c, int n)
         {
@@ -76,6 +79,7 @@ public static class Gram
         public static int SharedFloats(int t) => 2 * t * t;
 
         /// <summary>Grid (⌈C/T⌉, ⌈C/T⌉, splits), group (T, T). partials: splits × C × C.</summary>
+        [KernelName("gram_forward_tiled")]
         public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits)
         {
             int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;
@@ -101,6 +105,7 @@ public static class Gram
         }
 
         /// <summary>Launch with C·C threads: G[i,j] = Σ_splits partials / N, taking the upper triangle for both halves.</summary>
+        [KernelName("gram_reduce_splits")]
         public static void ReduceSplits(Index1D index, ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits, int t)
         {
             int i = index / c, j = index - i * c;
@@ -112,6 +117,7 @@ public static class Gram
         }
 
         /// <summary>Grid (⌈N/T⌉, ⌈C/T⌉), group (T, T). df[i,k] += Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N.</summary>
+        [KernelName("gram_backward_tiled")]
         public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n)
         {
             int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY;

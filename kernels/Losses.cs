@@ -12,6 +12,7 @@
 // thread t of T handles elements t, t+T, t+2T, … (coalesced on a GPU), writes its partial sum into partials[t], and
 // writes or adds the weighted gradient of its elements on the way. No atomics, so a run is bit-reproducible.
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
@@ -56,6 +57,7 @@ public static class Losses
     public static class Ilgpu
     {
         /// <summary>Content loss, pass 1. grad[i] += gradScale·(F−P)[i]; partials[t] = Σ (F−P)² over thread t's elements.</summary>
+        [KernelName("content_loss")]
         public static void ContentPartial(Index1D t, ArrayView<float> f, ArrayView<float> p, ArrayView<float> grad,
             ArrayView<float> partials, int n, int threads, float gradScale)
         {
@@ -70,6 +72,7 @@ public static class Losses
         }
 
         /// <summary>Style loss, pass 1. dg[i] = gradScale·(G−A)[i] (overwritten); partials[t] = Σ (G−A)².</summary>
+        [KernelName("style_loss")]
         public static void StylePartial(Index1D t, ArrayView<float> g, ArrayView<float> a, ArrayView<float> dg,
             ArrayView<float> partials, int n, int threads, float gradScale)
         {
@@ -85,6 +88,7 @@ public static class Losses
 
         /// <summary>Total variation, pass 1. Each element owns the differences to its right and lower neighbours
         /// (so every difference is counted once) and gathers the gradient from all four.</summary>
+        [KernelName("total_variation")]
         public static void TotalVariationPartial(Index1D t, ArrayView<float> x, ArrayView<float> grad,
             ArrayView<float> partials, int c, int h, int w, int threads, float gradScale)
         {

@@ -7,6 +7,7 @@
 //   avg: dx[c,2r+a,2s+b] = ¼ dy[c,r,s]
 //   inputs in the dropped row/column get 0.
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
@@ -61,6 +62,7 @@ public static class Pooling
     public static class Ilgpu
     {
         /// <summary>Launch with C·⌊H/2⌋·⌊W/2⌋ threads; h, w are the input's sizes; isMax 1 for max, 0 for average.</summary>
+        [KernelName("pool2x2_forward")]
         public static void Forward(Index1D index, ArrayView<float> x, ArrayView<float> y, int h, int w, int isMax)
         {
             int ho = h / 2, wo = w / 2;
@@ -74,6 +76,7 @@ public static class Pooling
         }
 
         /// <summary>Launch with C·H·W threads (one per input element: a gather, so no atomics and every dx written).</summary>
+        [KernelName("pool2x2_backward")]
         public static void Backward(Index1D index, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> dx,
             int h, int w, int isMax)
         {

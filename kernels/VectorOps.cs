@@ -12,6 +12,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
+using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
@@ -81,16 +82,24 @@ public static class VectorOps
 
     public static class Ilgpu
     {
+        [KernelName("vec_fill")]
         public static void Fill(Index1D i, ArrayView<float> x, float value) => x[i] = value;
+        [KernelName("vec_copy")]
         public static void Copy(Index1D i, ArrayView<float> src, ArrayView<float> dst) => dst[i] = src[i];
+        [KernelName("vec_axpy")]
         public static void Axpy(Index1D i, float a, ArrayView<float> x, ArrayView<float> y) => y[i] += a * x[i];
+        [KernelName("vec_axpy_scalar")]
         public static void AxpyScalar(Index1D i, ArrayView<float> scalars, int slot, float factor, ArrayView<float> x,
             ArrayView<float> y) => y[i] += factor * scalars[slot] * x[i];
+        [KernelName("vec_scale")]
         public static void Scale(Index1D i, ArrayView<float> x, float a) => x[i] = a * x[i];
+        [KernelName("vec_subtract")]
         public static void Subtract(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> z) => z[i] = x[i] - y[i];
+        [KernelName("vec_multiply")]
         public static void Multiply(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> z) => z[i] = x[i] * y[i];
 
         /// <summary>Dot product, pass 1: partials[t] = Σ x·y over elements t, t+T, ….</summary>
+        [KernelName("reduce_dot")]
         public static void DotPartial(Index1D t, ArrayView<float> x, ArrayView<float> y, ArrayView<float> partials,
             int n, int threads)
         {
@@ -100,6 +109,7 @@ public static class VectorOps
         }
 
         /// <summary>Folds n partials into `threads` partials (same strided pattern).</summary>
+        [KernelName("reduce_sum_strided")]
         public static void SumStrided(Index1D t, ArrayView<float> src, ArrayView<float> dst, int n, int threads)
         {
             float s = 0f;
@@ -108,6 +118,7 @@ public static class VectorOps
         }
 
         /// <summary>One thread: scalars[slot] = factor·Σ src[0..n), square-rooted when sqrt is 1.</summary>
+        [KernelName("reduce_finish")]
         public static void Finish(Index1D t, ArrayView<float> src, int n, ArrayView<float> scalars, int slot,
             float factor, int sqrt)
         {
@@ -117,6 +128,7 @@ public static class VectorOps
             scalars[slot] = sqrt != 0 ? MathF.Sqrt(s) : s;
         }
 
+        [KernelName("adam_step")]
         public static void AdamStep(Index1D i, ArrayView<float> x, ArrayView<float> g, ArrayView<float> m,
             ArrayView<float> v, AdamParameters p)
         {
@@ -126,12 +138,14 @@ public static class VectorOps
         }
 
         /// <summary>One thread: scalars[dst] = scalars[a] op scalars[b] (see ScalarOps).</summary>
+        [KernelName("scalar_op")]
         public static void ScalarOp(Index1D t, ArrayView<float> scalars, int op, int a, int b, int dst)
         {
             scalars[dst] = ScalarOps.Apply(op, scalars[a], scalars[b]);
         }
 
         /// <summary>One thread: scalars[dst] = Σₖ coefficients[k]·scalars[k].</summary>
+        [KernelName("weighted_sum")]
         public static void WeightedSum(Index1D t, ArrayView<float> scalars, ArrayView<float> coefficients, int count, int dst)
         {
             float s = 0f;

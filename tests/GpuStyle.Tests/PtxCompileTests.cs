@@ -55,6 +55,10 @@ public class PtxCompileTests
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
         string ptx = compiled.PTXAssembly;
         Assert.Contains(".entry", ptx);
+        // Every kernel carries a readable name for Nsight Compute, and the PTX entry point has it.
+        var named = method.GetCustomAttribute<KernelNameAttribute>();
+        Assert.True(named is not null, $"{kernel} has no [KernelName]");
+        Assert.Contains(named!.KernelName, ptx);
         // `.extern .shared … []` is how PTX declares dynamic shared memory (sized at launch): that one is legitimate.
         // Every other `.extern` (an undefined function, above all) is something the driver cannot resolve.
         var externs = ptx.Split('\n').Where(l => l.Contains(".extern") && !l.Contains(".extern .shared")).ToList();
