@@ -149,6 +149,30 @@ public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
     }
 
     [Fact]
+    public void An_iteration_allocates_nothing_that_grows_with_the_image()
+    {
+        // Scratch buffers grow once and are reused; what remains per iteration is the small bookkeeping of the
+        // thread pool (Parallel.For delegates and tasks), the same at any size.
+        var spec = SmallVgg16();
+        long PerIteration(int size)
+        {
+            using var run = new StyleRun(fx.CpuVector, spec, Settings(RunMode.Transfer, OptimizerKind.Lbfgs) with { Iterations = 10 },
+                Smooth(size, size, 1), [(Smooth(size, size, 2), 1f)], Picture.Noise(size, size, 3));
+            run.Start();
+            run.Step();
+            run.Step();
+            // This thread's allocations: where the engine would allocate a tensor or a buffer (other tests running
+            // in parallel allocate on their own threads and must not count).
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 4; i++) run.Step();
+            return (GC.GetAllocatedBytesForCurrentThread() - before) / 4;
+        }
+        long small = PerIteration(32), large = PerIteration(128);   // 16× the pixels
+        Assert.True(large < 2 * small + 64 * 1024, $"{small} bytes an iteration at 32 px, {large} at 128 px");
+        Assert.True(large < 3 * 128 * 128 * 4, $"{large} bytes an iteration: as much as an image-sized tensor");
+    }
+
+    [Fact]
     public void Picture_preprocessing_round_trips_and_is_BGR_minus_the_mean()
     {
         var rgb = new byte[] { 255, 0, 10, 1, 2, 3 };     // two pixels
