@@ -401,3 +401,39 @@ public class AgreementCheckTests
         Assert.Contains(results, r => r.RelativeError > 0);
     }
 }
+
+/// <summary>The tiled kernels with a non-square tile and another chunk: the GPU default (16×16, 16) is not square-
+/// specific by accident, and nothing assumes TileWidth = TileHeight or that the chunk divides the channels.</summary>
+public class TiledShapeTests
+{
+    [Theory]
+    [InlineData(5, 9, 7, 11)]
+    [InlineData(17, 3, 13, 6)]
+    public void Tiled_conv_with_a_4x2_tile_and_5_channel_chunks_matches_reference(int cin, int cout, int h, int w)
+    {
+        using var b = GpuStyle.Engine.Ilgpu.IlgpuBackend.Open("ilgpu-cpu",
+            GpuStyle.Engine.Ilgpu.IlgpuLaunchOptions.Tiny with { Conv = GpuStyle.Engine.Ilgpu.ConvKernel.Tiled, TileWidth = 4, TileHeight = 2, InputChunk = 5 });
+        var rnd = new TestData(cin * cout + h);
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        Tensor Make(Shape s, double[]? v)
+        {
+            var t = b.Allocate(s);
+            b.Upload(t, v is null ? Enumerable.Repeat(float.NaN, s.Size).ToArray() : TestData.ToFloat(v));
+            return t;
+        }
+        float[] Read(Tensor t) { var a = new float[t.Length]; b.Download(t, a); return a; }
+        using var x = Make(new Shape(cin, h, w), xd);
+        using var wt = Make(new Shape(cout, cin, 9), wd);
+        using var bias = Make(Shape.Vector(cout), bd);
+        using var y = Make(new Shape(cout, h, w), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
+        Assertions.Close(yRef, Read(y), 1e-4, "tiled 4×2 forward");
+        using var dy = Make(new Shape(cout, h, w), dyd);
+        using var dx = Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, y, wt, dx);
+        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), Read(dx), 1e-4, "tiled 4×2 backward");
+    }
+}
