@@ -21,7 +21,7 @@ public static class DevicesCommand
                 Console.WriteLine("  (no OpenCL device with OpenCL C 2.0 or newer)");
             using (var cpu = new CpuBackend())
                 Console.WriteLine($"CPU backend:\n  cpu          {cpu.Name}{(cpu.Vector ? "" : " — this CPU lacks AVX2/FMA: the scalar fallback runs")}");
-            Console.WriteLine($"--device auto picks: {Backends.AutoChoice()}");
+            Console.WriteLine($"--device auto picks: {Backends.AutoChoice(devices)}");
             return 0;
         });
         return command;

@@ -149,11 +149,8 @@ public static class Benchmark
     /// </summary>
     public static IterationResult Iteration(IBackend b, NetworkSpec spec, int size, RunSettings settings, int iterations)
     {
-        var photo = Picture.Noise(size, size, 1, 60f);
-        var painting = Picture.Noise(size, size, 2, 60f);
-        using var run = new StyleRun(b, spec, settings with { Iterations = iterations + 1 }, photo, [(painting, 1f)], Picture.Noise(size, size, 3));
-        run.Start();
-        run.Step();   // warm-up (first-touch of the L-BFGS buffers)
+        using var run = NoiseRun(b, spec, size, settings, iterations);
+        var shape = run.OutputShape;
         b.Synchronize();
         double seconds = double.MaxValue;
         for (int i = 0; i < iterations; i++)
@@ -166,7 +163,7 @@ public static class Benchmark
 
         var layers = settings.ContentLayers.Concat(settings.StyleLayers).ToList();
         int depth = layers.Max(spec.IndexOf) + 1;
-        var shapes = spec.OutputShapes(photo.Shape);
+        var shapes = spec.OutputShapes(shape);
         double gflop = 0;
         for (int i = 0; i < depth; i++)
             if (spec.Layers[i] is ConvSpec c) gflop += 2 * ConvGflop(c, shapes[i]);   // forward, and backward to its input
@@ -175,7 +172,7 @@ public static class Benchmark
             var s = shapes[spec.IndexOf(l)];
             gflop += 2 * 2.0 * s.C * s.C * s.Plane / 1e9;
         }
-        return new IterationResult(size, size, size, gflop, seconds, iterations, TwoLoop(b, photo.Shape, settings.History, iterations + 1));
+        return new IterationResult(size, size, size, gflop, seconds, iterations, TwoLoop(b, shape, settings.History, iterations + 1));
     }
 
     /// <summary>The two-loop recursion's cost for the pairs a full history adds beyond those the timed run had.</summary>
@@ -210,16 +207,26 @@ public static class Benchmark
     {
         var profiler = new ProfilingBackend(b);
         b.Memory.ResetPeak();
-        var photo = Picture.Noise(size, size, 1, 60f);
-        using var run = new StyleRun(profiler, spec, settings with { Iterations = iterations + 1 }, photo, [(Picture.Noise(size, size, 2, 60f), 1f)], Picture.Noise(size, size, 3));
-        run.Start();
-        run.Step();
+        using var run = NoiseRun(profiler, spec, size, settings, iterations);
         profiler.Reset();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < iterations; i++) run.Step();
         double perIteration = sw.Elapsed.TotalSeconds / iterations;
         var ops = profiler.Results().Select(o => o with { Seconds = o.Seconds / iterations, Gflop = o.Gflop / iterations, Calls = o.Calls / iterations }).ToList();
         return (ops, perIteration, b.Memory.Peak);
+    }
+
+    /// <summary>
+    /// A transfer between random pictures at size×size (timings do not depend on the content), started and stepped
+    /// once — the warm-up that first-touches the L-BFGS buffers — ready for timed steps.
+    /// </summary>
+    static StyleRun NoiseRun(IBackend b, NetworkSpec spec, int size, RunSettings settings, int iterations)
+    {
+        var run = new StyleRun(b, spec, settings with { Iterations = iterations + 1 }, Picture.Noise(size, size, 1, 60f),
+            [(Picture.Noise(size, size, 2, 60f), 1f)], Picture.Noise(size, size, 3));
+        run.Start();
+        run.Step();
+        return run;
     }
 
     static Tensor Random(IBackend b, Shape shape, Random r)

@@ -21,9 +21,7 @@ public static class Backends
         switch (device)
         {
             case "auto":
-                var found = DeviceCatalog.List();
-                var gpu = found.FirstOrDefault(d => d.Kind == "cuda") ?? found.FirstOrDefault(d => d.Kind == "opencl");
-                return gpu is null ? new CpuBackend() : IlgpuBackend.Open(gpu.Id);
+                return AutoGpu(DeviceCatalog.List()) is { } gpu ? IlgpuBackend.Open(gpu.Id) : new CpuBackend();
             case "cpu": return new CpuBackend();
             case "cpu-scalar": return new CpuBackend(vector: false);
             default:
@@ -33,13 +31,13 @@ public static class Backends
         }
     }
 
-    /// <summary>What `auto` picks on this machine, and why.</summary>
-    public static string AutoChoice()
-    {
-        var found = DeviceCatalog.List();
-        var gpu = found.FirstOrDefault(d => d.Kind == "cuda") ?? found.FirstOrDefault(d => d.Kind == "opencl");
-        return gpu is not null ? $"{gpu.Id} ({gpu.Name})" : "cpu (the fast CPU backend: no CUDA or OpenCL GPU found)";
-    }
+    /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one.</summary>
+    public static IlgpuDeviceInfo? AutoGpu(IReadOnlyList<IlgpuDeviceInfo> found) =>
+        found.FirstOrDefault(d => d.Kind == "cuda") ?? found.FirstOrDefault(d => d.Kind == "opencl");
+
+    /// <summary>What `auto` picks among the devices found, and why.</summary>
+    public static string AutoChoice(IReadOnlyList<IlgpuDeviceInfo> found) =>
+        AutoGpu(found) is { } gpu ? $"{gpu.Id} ({gpu.Name})" : "cpu (the fast CPU backend: no CUDA or OpenCL GPU found)";
 
     /// <summary>Memory the backend can use, in bytes.</summary>
     public static long MemoryOf(IBackend backend) => backend switch
