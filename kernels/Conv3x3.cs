@@ -15,6 +15,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Backends.EntryPoints;
+using ILGPU.Runtime.Cuda;
 
 namespace GpuStyle.Kernels;
 
@@ -23,6 +24,51 @@ public struct ConvDims
 {
     public int Cin, Cout, H, W;
     public ConvDims(int cin, int cout, int h, int w) { Cin = cin; Cout = cout; H = h; W = w; }
+}
+
+/// <summary>Launch shape of the tensor-core convolution (<see cref="Conv3x3.IlgpuTensorCore"/>), passed by value.
+/// Emulate 1 reserves shared scratch for the warp-step emulation (anything but CUDA).</summary>
+public struct MmaTile
+{
+    public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate;
+    public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate)
+    {
+        TileWidth = tileWidth; TileHeight = tileHeight; WarpsCo = warpsCo; Chunk = chunk; Emulate = emulate ? 1 : 0;
+    }
+
+    /// <summary>Why this shape cannot run, or null.</summary>
+    public readonly string? Problem() =>
+        TileWidth % 8 != 0 || TileWidth <= 0 ? $"the tile width {TileWidth} is not a positive multiple of 8"
+        : TileHeight <= 0 || TileWidth * TileHeight % 32 != 0 ? $"a {TileWidth}×{TileHeight} tile is not a whole number of 32-pixel warp tiles"
+        : Chunk % 8 != 0 || Chunk <= 0 ? $"the input chunk {Chunk} is not a positive multiple of 8"
+        : WarpsCo <= 0 ? "no warps along the output channels" : null;
+}
+
+/// <summary>One lane's share of a 16×8 TF32 A fragment (values already rounded to TF32).</summary>
+public readonly struct FragmentA
+{
+    public readonly float A0, A1, A2, A3;
+    public FragmentA(float a0, float a1, float a2, float a3) { A0 = a0; A1 = a1; A2 = a2; A3 = a3; }
+}
+
+/// <summary>One lane's share of an 8×8 TF32 B fragment.</summary>
+public readonly struct FragmentB
+{
+    public readonly float B0, B1;
+    public FragmentB(float b0, float b1) { B0 = b0; B1 = b1; }
+}
+
+/// <summary>One lane's four fp32 accumulators of a 16×8 C fragment.</summary>
+public readonly struct Accumulator
+{
+    public readonly float C0, C1, C2, C3;
+    public Accumulator(float c0, float c1, float c2, float c3) { C0 = c0; C1 = c1; C2 = c2; C3 = c3; }
+}
+
+/// <summary>A lane's 32 accumulators: 2 m-tiles × 4 n-tiles.</summary>
+public struct WarpAccumulators
+{
+    public Accumulator C00, C01, C02, C03, C10, C11, C12, C13;
 }
 
 public static class Conv3x3
@@ -230,6 +276,192 @@ public static class Conv3x3
         {
             int t = index % 9, io = index / 9, o = io % cout, i = io / cout;
             wt[index] = w[(o * cin + i) * 9 + 8 - t];
+        }
+    }
+
+    /// <summary>
+    /// Version 3: the tiled convolution on tensor cores, TF32 in and fp32 accumulation, through inline PTX
+    /// <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>. The convolution is an implicit GEMM:
+    /// Z[o][p] = Σ_k A[o][k]·B[k][p] with k = (tap, input channel), A the weights and B the shifted input, read straight
+    /// from a shared-memory patch (no im2col). One k-step is 8 input channels at one tap.
+    /// A group is WarpsCo × (TW·TH/32) warps; each warp owns 32 output channels × 32 pixels (2 m-tiles of 16 channels
+    /// × 4 n-tiles of 8 pixels, 32 accumulators a thread); the group owns 32·WarpsCo channels × a TW×TH pixel tile
+    /// (TW a multiple of 8, so an n-tile is 8 pixels of one row). Operands are rounded to TF32 once, while staging.
+    /// Where <c>CudaAsm.IsSupported</c> is false (the CPU accelerator, OpenCL) each warp-step is emulated: every lane
+    /// writes its fragments to shared memory at the positions the PTX ISA gives them, and reads back the elements of
+    /// its accumulators — so the CPU-accelerator tests check the fragment layout this kernel relies on.
+    /// </summary>
+    public static class IlgpuTensorCore
+    {
+        public const int WarpChannels = 32, WarpPixels = 32, KStep = 8;
+        /// <summary>Floats of emulation scratch a warp needs: 2 A fragments (16×8) and 4 B fragments (8×8).</summary>
+        public const int ScratchPerWarp = 2 * 16 * 8 + 4 * 8 * 8;
+
+        /// <summary>One input channel's patch, padded so that a plane's stride is 8 banks apart mod 32: the 4 channel
+        /// rows × 8 pixels a B-fragment load touches then fall in 32 different banks.</summary>
+        public static int PlaneStride(int tw, int th)
+        {
+            int n = (tw + 2) * (th + 2);
+            return n + ((8 - n % 32) + 32) % 32;
+        }
+
+        /// <summary>Weights in shared memory: [tap][channel][out channel], rows padded by 8 (conflict-free A loads).</summary>
+        public static int WeightStride(int warpsCo) => WarpChannels * warpsCo + 8;
+
+        public static int Threads(MmaTile t) => 32 * t.WarpsCo * (t.TileWidth * t.TileHeight / WarpPixels);
+
+        public static int SharedFloats(MmaTile t) =>
+            t.Chunk * PlaneStride(t.TileWidth, t.TileHeight) + 9 * t.Chunk * WeightStride(t.WarpsCo)
+            + (t.Emulate != 0 ? Threads(t) / 32 * ScratchPerWarp : 0);
+
+        /// <summary>Round to the nearest TF32 value (10-bit mantissa), ties away from zero: PTX's cvt.rna.tf32.f32,
+        /// written as integer operations so that every backend rounds the same way. Inf stays inf.</summary>
+        public static float RoundTf32(float v) => Interop.IntAsFloat((Interop.FloatAsInt(v) + 0x1000u) & 0xFFFFE000u);
+
+        /// <summary>
+        /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/(32·WarpsCo)⌉), group (<see cref="Threads"/>, 1, 1), dynamic shared memory
+        /// <see cref="SharedFloats"/>. Arguments as <see cref="IlgpuTiled.Forward"/>.
+        /// </summary>
+        [KernelName("conv3x3_tf32_mma")]
+        public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t)
+        {
+            int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
+            int wm = warp % t.WarpsCo, wn = warp / t.WarpsCo;
+            int g = lane >> 2, q = lane & 3;              // the PTX ISA's groupID and threadID_in_group
+            int tw = t.TileWidth, th = t.TileHeight, pw = tw + 2, ph = th + 2, chunk = t.Chunk;
+            int plane = PlaneStride(tw, th), wstride = WeightStride(t.WarpsCo), bm = WarpChannels * t.WarpsCo;
+            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * bm;
+            var shared = SharedMemory.GetDynamic<float>();
+            var patch = shared.SubView(0, chunk * plane);
+            var wts = shared.SubView(chunk * plane, 9 * chunk * wstride);
+            // Where in the patch column n = g of each n-tile starts (its row and column in the tile).
+            int p0 = wn * WarpPixels + g, p1 = p0 + 8, p2 = p0 + 16, p3 = p0 + 24;
+            int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
+            int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
+            var acc = new WarpAccumulators();
+            for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+            {
+                // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
+                for (int e = tid; e < chunk * ph * pw; e += threads)
+                {
+                    int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
+                    int iy = y0 + py - 1, ix = x0 + px - 1;
+                    float v = 0f;
+                    if (c0 + c < d.Cin && iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
+                    {
+                        int k = ((c0 + c) * d.H + iy) * d.W + ix;
+                        v = x[k];
+                        if (useMask != 0 && mask[k] <= 0f) v = 0f;
+                    }
+                    patch[c * plane + rem] = RoundTf32(v);
+                }
+                for (int e = tid; e < bm * chunk * 9; e += threads)
+                {
+                    int o = e / (chunk * 9), ct = e - o * chunk * 9, c = ct / 9, tap = ct - c * 9;
+                    float v = o0 + o < d.Cout && c0 + c < d.Cin ? w[((o0 + o) * d.Cin + c0) * 9 + ct] : 0f;
+                    wts[(tap * chunk + c) * wstride + o] = RoundTf32(v);
+                }
+                Group.Barrier();
+                for (int c8 = 0; c8 < chunk; c8 += KStep)
+                    for (int tap = 0; tap < 9; tap++)
+                    {
+                        // A (row-major 16×8): a0 (g, q), a1 (g+8, q), a2 (g, q+4), a3 (g+8, q+4).
+                        int wa = (tap * chunk + c8 + q) * wstride + wm * WarpChannels + g, wa4 = wa + 4 * wstride;
+                        var a0 = new FragmentA(wts[wa], wts[wa + 8], wts[wa4], wts[wa4 + 8]);
+                        var a1 = new FragmentA(wts[wa + 16], wts[wa + 24], wts[wa4 + 16], wts[wa4 + 24]);
+                        // B (column-major 8×8): b0 (k = q, n = g), b1 (k = q+4, n = g).
+                        int pb = (c8 + q) * plane + tap / 3 * pw + tap % 3, pb4 = pb + 4 * plane;
+                        var b0 = new FragmentB(patch[pb + off0], patch[pb4 + off0]);
+                        var b1 = new FragmentB(patch[pb + off1], patch[pb4 + off1]);
+                        var b2 = new FragmentB(patch[pb + off2], patch[pb4 + off2]);
+                        var b3 = new FragmentB(patch[pb + off3], patch[pb4 + off3]);
+                        if (CudaAsm.IsSupported)
+                        {
+                            Mma(ref acc.C00, a0, b0); Mma(ref acc.C01, a0, b1); Mma(ref acc.C02, a0, b2); Mma(ref acc.C03, a0, b3);
+                            Mma(ref acc.C10, a1, b0); Mma(ref acc.C11, a1, b1); Mma(ref acc.C12, a1, b2); Mma(ref acc.C13, a1, b3);
+                        }
+                        else
+                        {
+                            var scratch = shared.SubView(chunk * plane + 9 * chunk * wstride + warp * ScratchPerWarp, ScratchPerWarp);
+                            EmulateWarpStep(scratch, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                        }
+                    }
+                Group.Barrier();
+            }
+            // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
+            int oa = o0 + wm * WarpChannels + g, pc = wn * WarpPixels + 2 * q;
+            Store(y, b, d, t, oa, pc, x0, y0, acc.C00, relu, hasBias); Store(y, b, d, t, oa, pc + 8, x0, y0, acc.C01, relu, hasBias);
+            Store(y, b, d, t, oa, pc + 16, x0, y0, acc.C02, relu, hasBias); Store(y, b, d, t, oa, pc + 24, x0, y0, acc.C03, relu, hasBias);
+            Store(y, b, d, t, oa + 16, pc, x0, y0, acc.C10, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 8, x0, y0, acc.C11, relu, hasBias);
+            Store(y, b, d, t, oa + 16, pc + 16, x0, y0, acc.C12, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 24, x0, y0, acc.C13, relu, hasBias);
+        }
+
+        /// <summary>D = A·B + D on the tensor cores (one m16n8k8 TF32 product per warp).</summary>
+        static void Mma(ref Accumulator c, FragmentA a, FragmentB b)
+        {
+            Ref<float> d0 = c.C0, d1 = c.C1, d2 = c.C2, d3 = c.C3;
+            Input<uint> a0 = Interop.FloatAsInt(a.A0), a1 = Interop.FloatAsInt(a.A1), a2 = Interop.FloatAsInt(a.A2),
+                a3 = Interop.FloatAsInt(a.A3), b0 = Interop.FloatAsInt(b.B0), b1 = Interop.FloatAsInt(b.B1);
+            CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
+                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
+            c = new Accumulator(d0.Value, d1.Value, d2.Value, d3.Value);
+        }
+
+        /// <summary>The 8 products of one warp-step, computed the way the tensor cores define them: lanes publish
+        /// their fragments at the ISA's (row, column) positions, then each lane sums the row·column its
+        /// accumulators stand for. Two group barriers: every warp of the group runs the same steps.</summary>
+        static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
+            FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
+        {
+            PublishA(s, 0, g, q, a0); PublishA(s, 128, g, q, a1);
+            PublishB(s, 256, g, q, b0); PublishB(s, 320, g, q, b1); PublishB(s, 384, g, q, b2); PublishB(s, 448, g, q, b3);
+            Group.Barrier();
+            acc.C00 = Product(s, 0, 256, g, q, acc.C00); acc.C01 = Product(s, 0, 320, g, q, acc.C01);
+            acc.C02 = Product(s, 0, 384, g, q, acc.C02); acc.C03 = Product(s, 0, 448, g, q, acc.C03);
+            acc.C10 = Product(s, 128, 256, g, q, acc.C10); acc.C11 = Product(s, 128, 320, g, q, acc.C11);
+            acc.C12 = Product(s, 128, 384, g, q, acc.C12); acc.C13 = Product(s, 128, 448, g, q, acc.C13);
+            Group.Barrier();
+        }
+
+        static void PublishA(ArrayView<float> s, int at, int g, int q, FragmentA a)
+        {
+            s[at + g * 8 + q] = a.A0; s[at + (g + 8) * 8 + q] = a.A1;
+            s[at + g * 8 + q + 4] = a.A2; s[at + (g + 8) * 8 + q + 4] = a.A3;
+        }
+
+        static void PublishB(ArrayView<float> s, int at, int g, int q, FragmentB b)
+        {
+            s[at + q * 8 + g] = b.B0; s[at + (q + 4) * 8 + g] = b.B1;   // stored [k][n]
+        }
+
+        static Accumulator Product(ArrayView<float> s, int atA, int atB, int g, int q, Accumulator c)
+        {
+            float c0 = c.C0, c1 = c.C1, c2 = c.C2, c3 = c.C3;
+            for (int k = 0; k < 8; k++)
+            {
+                float top = s[atA + g * 8 + k], bottom = s[atA + (g + 8) * 8 + k];
+                float left = s[atB + k * 8 + 2 * q], right = s[atB + k * 8 + 2 * q + 1];
+                c0 += top * left; c1 += top * right; c2 += bottom * left; c3 += bottom * right;
+            }
+            return new Accumulator(c0, c1, c2, c3);
+        }
+
+        /// <summary>Writes one accumulator fragment: rows o and o+8, pixels p and p+1 of the tile.</summary>
+        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, MmaTile t, int o, int p, int x0, int y0,
+            Accumulator c, int relu, int hasBias)
+        {
+            StoreOne(y, b, d, t, o, p, x0, y0, c.C0, relu, hasBias); StoreOne(y, b, d, t, o, p + 1, x0, y0, c.C1, relu, hasBias);
+            StoreOne(y, b, d, t, o + 8, p, x0, y0, c.C2, relu, hasBias); StoreOne(y, b, d, t, o + 8, p + 1, x0, y0, c.C3, relu, hasBias);
+        }
+
+        static void StoreOne(ArrayView<float> y, ArrayView<float> b, ConvDims d, MmaTile t, int o, int p, int x0, int y0,
+            float acc, int relu, int hasBias)
+        {
+            int oy = y0 + p / t.TileWidth, ox = x0 + p % t.TileWidth;
+            if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
+            float z = hasBias != 0 ? acc + b[o] : acc;
+            y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
         }
     }
 

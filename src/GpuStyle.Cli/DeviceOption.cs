@@ -16,4 +16,9 @@ public static class DeviceOption
         });
         return device;
     }
+
+    public static Option<bool> CreateTf32() => new("--tf32")
+    {
+        Description = "convolutions on the GPU's tensor cores in TF32 (10-bit mantissa products, fp32 sums): faster, about 3 digits per product (default: fp32)",
+    };
 }

@@ -57,8 +57,23 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
         foreach (var b in fx.All) EvaluateOn(b, spec, maxPool, content, style, xd, expected);
     }
 
+    [Fact]
+    public void Engine_objective_with_TF32_convolutions_matches_the_reference_to_TF32_accuracy()
+    {
+        // The tensor-core convolutions (emulated here) through the whole stack: losses and the gradient to the pixels
+        // within 1e-2 — TF32's 11 significant bits a product, compounded over four convolutions forward and back.
+        using var tf32 = GpuStyle.Engine.Ilgpu.IlgpuBackend.Open("ilgpu-cpu", tf32: true);
+        Assert.Equal(GpuStyle.Engine.Ilgpu.ConvKernel.Tf32, tf32.ConvVariant);
+        var rnd = new TestData(203);
+        var spec = SmallVgg(rnd);
+        var reference = new ReferenceNetwork(spec, maxPool: true);
+        var (content, style) = Targets(reference, rnd);
+        var xd = rnd.UniformF32(3 * H * W);
+        EvaluateOn(tf32, spec, true, content, style, xd, reference.Evaluate(xd, H, W, content, style, Weights), 1e-2);
+    }
+
     void EvaluateOn(IBackend b, NetworkSpec spec, bool maxPool, List<(string Tap, double[] Target)> content,
-        List<(string Tap, double[] Gram)> style, double[] xd, ReferenceNetwork.Result expected)
+        List<(string Tap, double[] Gram)> style, double[] xd, ReferenceNetwork.Result expected, double tolerance = 1e-4)
     {
         var shape = new Shape(3, H, W);
         using var network = new FeatureNetwork(b, spec, shape, maxPool ? PoolKind.Max : PoolKind.Avg);
@@ -78,15 +93,15 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
             objective.Evaluate(x, grad);
             var scalars = fx.Read(objective.Scalars);
             string on = $" on {b.Name}";
-            for (int i = 0; i < content.Count; i++) Assertions.Close(expected.Content[i], scalars[i], 1e-4, $"content {content[i].Tap}{on}");
-            for (int i = 0; i < style.Count; i++) Assertions.Close(expected.Style[i], scalars[content.Count + i], 1e-4, $"style {style[i].Tap}{on}");
-            Assertions.Close(expected.TotalVariation, scalars[objective.TotalVariationSlot], 1e-4, "TV" + on);
-            Assertions.Close(expected.Total, scalars[objective.TotalSlot], 1e-4, "total" + on);
-            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient to the pixels" + on);
+            for (int i = 0; i < content.Count; i++) Assertions.Close(expected.Content[i], scalars[i], tolerance, $"content {content[i].Tap}{on}");
+            for (int i = 0; i < style.Count; i++) Assertions.Close(expected.Style[i], scalars[content.Count + i], tolerance, $"style {style[i].Tap}{on}");
+            Assertions.Close(expected.TotalVariation, scalars[objective.TotalVariationSlot], tolerance, "TV" + on);
+            Assertions.Close(expected.Total, scalars[objective.TotalSlot], tolerance, "total" + on);
+            Assertions.Close(expected.Gradient, fx.Read(grad), tolerance, "gradient to the pixels" + on);
 
             // A second evaluation must give the same result: nothing accumulates across calls.
             objective.Evaluate(x, grad);
-            Assertions.Close(expected.Gradient, fx.Read(grad), 1e-4, "gradient, second evaluation" + on);
+            Assertions.Close(expected.Gradient, fx.Read(grad), tolerance, "gradient, second evaluation" + on);
         }
         finally
         {

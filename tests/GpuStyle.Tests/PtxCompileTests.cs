@@ -55,6 +55,9 @@ public class PtxCompileTests
         var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
         string ptx = compiled.PTXAssembly;
         Assert.Contains(".entry", ptx);
+        // GPUSTYLE_PTX_DIR=folder keeps the PTX, to read what a kernel became (local memory, inline asm).
+        if (Environment.GetEnvironmentVariable("GPUSTYLE_PTX_DIR") is { Length: > 0 } dir)
+            File.WriteAllText(Path.Combine(dir, kernel + ".ptx"), ptx);
         // Every kernel carries a readable name for Nsight Compute, and the PTX entry point has it.
         var named = method.GetCustomAttribute<KernelNameAttribute>();
         Assert.True(named is not null, $"{kernel} has no [KernelName]");

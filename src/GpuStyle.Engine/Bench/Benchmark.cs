@@ -202,7 +202,7 @@ public static class Benchmark
     /// Every op of whole iterations at one size, timed one by one (<see cref="ProfilingBackend"/>), per iteration;
     /// and the most tensor memory the run held on the device.
     /// </summary>
-    public static (IReadOnlyList<OpProfile> Ops, double SecondsPerIteration, long PeakBytes) Profile(IBackend b, NetworkSpec spec,
+    public static (IReadOnlyList<OpProfile> Ops, double SecondsPerIteration, long PeakBytes, string Clock) Profile(IBackend b, NetworkSpec spec,
         int size, RunSettings settings, int iterations)
     {
         var profiler = new ProfilingBackend(b);
@@ -211,9 +211,10 @@ public static class Benchmark
         profiler.Reset();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < iterations; i++) run.Step();
+        b.Synchronize();
         double perIteration = sw.Elapsed.TotalSeconds / iterations;
         var ops = profiler.Results().Select(o => o with { Seconds = o.Seconds / iterations, Gflop = o.Gflop / iterations, Calls = o.Calls / iterations }).ToList();
-        return (ops, perIteration, b.Memory.Peak);
+        return (ops, perIteration, b.Memory.Peak, profiler.Clock);
     }
 
     /// <summary>

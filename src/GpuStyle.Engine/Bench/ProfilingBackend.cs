@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Kernels;
+using ILGPU.Runtime;
 
 namespace GpuStyle.Engine.Bench;
 
@@ -10,30 +12,67 @@ public sealed record OpProfile(string Op, int Calls, double Seconds, double Gflo
 }
 
 /// <summary>
-/// `bench --profile`: wraps a backend and times every op, synchronising before and after each so the time is the
-/// op's own (on a GPU's single stream this serialises nothing that was not serial already; it only adds the wait).
-/// Convolutions and Gram matrices are keyed by shape and carry their FLOPs. The tensors are the inner backend's.
+/// `bench --profile`: wraps a backend and times every op. On an ILGPU backend opened with profiling, each op is
+/// bracketed by two profiling markers (CUDA events on a GPU) in the one stream, and nothing waits: the iteration runs
+/// as it would unprofiled, and the times are read when <see cref="Results"/> synchronises. Elsewhere (the CPU
+/// backend, whose ops are synchronous) a stopwatch times each op. Convolutions and Gram matrices are keyed by shape
+/// and carry their FLOPs. The tensors are the inner backend's.
 /// </summary>
 public sealed class ProfilingBackend(IBackend inner) : IBackend
 {
     readonly Dictionary<string, (int Calls, double Seconds, double Gflop)> _ops = new();
+    readonly List<(string Op, double Gflop, ProfilingMarker Start, ProfilingMarker End)> _pending = new();
+    readonly IlgpuBackend? _markers = inner is IlgpuBackend { Profiling: true } g ? g : null;
 
     public string Name => inner.Name;
     public MemoryMeter Memory => inner.Memory;
 
-    public IReadOnlyList<OpProfile> Results() =>
-        _ops.Select(kv => new OpProfile(kv.Key, kv.Value.Calls, kv.Value.Seconds, kv.Value.Gflop)).OrderByDescending(o => o.Seconds).ToList();
+    /// <summary>How the ops are timed, for the report.</summary>
+    public string Clock => _markers is not null ? "profiling markers in the stream (no synchronisation between ops)" : "a stopwatch around each op";
 
-    public void Reset() => _ops.Clear();
+    public IReadOnlyList<OpProfile> Results()
+    {
+        Collect();
+        return _ops.Select(kv => new OpProfile(kv.Key, kv.Value.Calls, kv.Value.Seconds, kv.Value.Gflop)).OrderByDescending(o => o.Seconds).ToList();
+    }
+
+    public void Reset()
+    {
+        Collect();
+        _ops.Clear();
+    }
 
     void Time(string op, double gflop, Action action)
     {
+        if (_markers is not null)
+        {
+            var start = _markers.Mark();
+            action();
+            _pending.Add((op, gflop, start, _markers.Mark()));
+            return;
+        }
         inner.Synchronize();
-        long start = Stopwatch.GetTimestamp();
+        long t0 = Stopwatch.GetTimestamp();
         action();
         inner.Synchronize();
-        double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        _ops[op] = _ops.TryGetValue(op, out var p) ? (p.Calls + 1, p.Seconds + s, p.Gflop + gflop) : (1, s, gflop);
+        Add(op, gflop, Stopwatch.GetElapsedTime(t0).TotalSeconds);
+    }
+
+    void Add(string op, double gflop, double seconds) =>
+        _ops[op] = _ops.TryGetValue(op, out var p) ? (p.Calls + 1, p.Seconds + seconds, p.Gflop + gflop) : (1, seconds, gflop);
+
+    /// <summary>Waits for the stream, then turns marker pairs into times.</summary>
+    void Collect()
+    {
+        if (_pending.Count == 0) return;
+        inner.Synchronize();
+        foreach (var (op, gflop, start, end) in _pending)
+        {
+            Add(op, gflop, end.MeasureFrom(start).TotalSeconds);
+            start.Dispose();
+            end.Dispose();
+        }
+        _pending.Clear();
     }
 
     static double ConvGflop(int cin, int cout, Shape s) => 2.0 * 9 * cin * cout * s.Plane / 1e9;
@@ -76,5 +115,5 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     public void ScalarOp(Tensor scalars, int op, int a, int b, int dst) => Time("scalar ops", 0, () => inner.ScalarOp(scalars, op, a, b, dst));
     public void WeightedSum(Tensor scalars, Tensor coefficients, int dst) => Time("scalar ops", 0, () => inner.WeightedSum(scalars, coefficients, dst));
 
-    public void Dispose() { }   // the inner backend belongs to the caller
+    public void Dispose() => Collect();   // the inner backend belongs to the caller; the markers are ours
 }

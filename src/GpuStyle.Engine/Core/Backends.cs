@@ -16,20 +16,28 @@ public static class Backends
     public static bool IsValidName(string device) =>
         Names.Contains(device) || System.Text.RegularExpressions.Regex.IsMatch(device, @"^(cuda|opencl):\d+$");
 
-    public static IBackend Open(string device)
+    /// <summary>Opens a device. <paramref name="tf32"/> asks for the tensor-core convolutions (TF32 products, fp32
+    /// sums): native on CUDA, emulated elsewhere in ILGPU; the fast CPU backend has no TF32 and refuses it.
+    /// <paramref name="profiling"/> turns on ILGPU's profiling markers (for `bench --profile`).</summary>
+    public static IBackend Open(string device, bool tf32 = false, bool profiling = false)
     {
         switch (device)
         {
             case "auto":
-                return AutoGpu(DeviceCatalog.List()) is { } gpu ? IlgpuBackend.Open(gpu.Id) : new CpuBackend();
-            case "cpu": return new CpuBackend();
-            case "cpu-scalar": return new CpuBackend(vector: false);
+                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, tf32: tf32, profiling: profiling);
+                return tf32 ? throw NoTf32("no CUDA or OpenCL GPU was found, and") : new CpuBackend();
+            case "cpu":
+            case "cpu-scalar":
+                return tf32 ? throw NoTf32($"--device {device} is the CPU backend, which") : new CpuBackend(vector: device == "cpu");
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
-                    return IlgpuBackend.Open(device);
+                    return IlgpuBackend.Open(device, tf32: tf32, profiling: profiling);
                 throw new DeviceNotFoundException($"unknown device '{device}'; use one of {string.Join(", ", Names)}");
         }
     }
+
+    static DeviceNotFoundException NoTf32(string why) =>
+        new($"--tf32 runs the convolutions on a GPU's tensor cores: {why} computes in fp32 only (leave out --tf32, or use --device cuda)");
 
     /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one.</summary>
     public static IlgpuDeviceInfo? AutoGpu(IReadOnlyList<IlgpuDeviceInfo> found) =>

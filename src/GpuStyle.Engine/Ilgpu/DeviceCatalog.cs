@@ -23,6 +23,8 @@ public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long M
 public sealed record CpuSimulation(int ThreadsPerWarp = 4, int WarpsPerGroup = 4, int Multiprocessors = 1)
 {
     public static CpuSimulation Small { get; } = new();
+    /// <summary>Groups of up to 64 threads: the TF32 convolution's warps are 32 threads however the CPU simulates them.</summary>
+    public static CpuSimulation Warp32 { get; } = new(ThreadsPerWarp: 4, WarpsPerGroup: 16);
 }
 
 /// <summary>
@@ -64,15 +66,18 @@ public static class DeviceCatalog
         return "no NVIDIA driver library (libcuda.so.1) was found on this machine";
     }
 
-    internal static Context CreateContext(CpuSimulation cpu)
+    internal static Context CreateContext(CpuSimulation cpu, bool profiling = false)
     {
         InstallCudaResolver();
-        return Context.Create(b => b
-            .Cuda()
-            .OpenCL()
-            .CPU(new CPUDevice(cpu.ThreadsPerWarp, cpu.WarpsPerGroup, cpu.Multiprocessors))
-            .EnableAlgorithms()
-            .Optimize(OptimizationLevel.O1));
+        return Context.Create(b =>
+        {
+            b.Cuda()
+                .OpenCL()
+                .CPU(new CPUDevice(cpu.ThreadsPerWarp, cpu.WarpsPerGroup, cpu.Multiprocessors))
+                .EnableAlgorithms()
+                .Optimize(OptimizationLevel.O1);
+            if (profiling) b.Profiling();   // lets streams record profiling markers (CUDA events)
+        });
     }
 
     public static IReadOnlyList<IlgpuDeviceInfo> List(CpuSimulation? cpu = null)

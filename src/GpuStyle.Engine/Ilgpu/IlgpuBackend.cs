@@ -4,9 +4,10 @@ using GpuStyle.Kernels;
 
 namespace GpuStyle.Engine.Ilgpu;
 
-/// <summary>Which kernels run for the convolutions and Gram matrices: version 1 (one thread per output, direct)
-/// or version 2 (tiled, shared memory).</summary>
-public enum ConvKernel { Direct, Tiled }
+/// <summary>Which kernels run for the convolutions and Gram matrices: version 1 (one thread per output, direct),
+/// version 2 (tiled, shared memory, fp32) or version 3 (version 2's Gram, and the convolutions on tensor cores in
+/// TF32 with fp32 accumulation: faster on a GPU, about 3 decimal digits per product instead of 7).</summary>
+public enum ConvKernel { Direct, Tiled, Tf32 }
 
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the tiled convolution with 16×16 tiles and 16-channel chunks; the CPU
@@ -14,8 +15,18 @@ public enum ConvKernel { Direct, Tiled }
 /// tiles so both variants run there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
-    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0)
+    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
+    int MmaTileWidth = 32, int MmaTileHeight = 4, int MmaWarpsCo = 2, int MmaChunk = 8)
 {
+    /// <summary>The tensor-core convolution's shape: 64 channels × 32×4 pixels a group of 8 warps, 8-channel chunks
+    /// (28 KB of shared memory: under the 48 KB a kernel gets without opting in).</summary>
+    public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate);
+
+    /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
+    public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
+        ? this with { Conv = ConvKernel.Tf32, TileWidth = 4, TileHeight = 4, MmaTileWidth = 8, MmaTileHeight = 4, MmaWarpsCo = 1, MmaChunk = 8 }
+        : this with { Conv = ConvKernel.Tf32 };
+
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
         TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3);
@@ -55,25 +66,43 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartial;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> _convMma;
+    readonly MmaTile _mma;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
-    public string Name => $"ilgpu/{Device.Id} ({Device.Name}, {(_launch.Conv == ConvKernel.Tiled ? $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}" : "direct conv")})";
-
-    /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>).</summary>
-    public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null)
+    public string Name => $"ilgpu/{Device.Id} ({Device.Name}, {_launch.Conv switch
     {
-        var context = DeviceCatalog.CreateContext(cpu ?? CpuSimulation.Small);
+        ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_mma.Emulate != 0 ? ", emulated" : "")}",
+        _ => "direct conv",
+    }})";
+
+    /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
+    /// device's default shapes, with the TF32 convolution when <paramref name="tf32"/> (on the CPU accelerator its
+    /// smallest shape, in simulated groups of 32 threads).</summary>
+    public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null, bool tf32 = false,
+        bool profiling = false)
+    {
+        var context = DeviceCatalog.CreateContext(cpu ?? (tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
         try
         {
             var (info, device) = DeviceCatalog.Find(context, deviceId);
-            var defaults = info.Kind == "ilgpu-cpu" ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
-            var chosen = launch ?? defaults;
-            if (chosen.Conv == ConvKernel.Tiled && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
+            bool simulated = info.Kind == "ilgpu-cpu";
+            var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
+            var chosen = launch ?? (tf32 ? defaults.WithTf32(tiny: simulated) : defaults);
+            if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
-            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen);
+            if (chosen.Conv == ConvKernel.Tf32)
+            {
+                var mma = chosen.Mma(emulate: false);
+                if (mma.Problem() is { } problem) throw new ArgumentException($"TF32 convolution: {problem}");
+                if (Conv3x3.IlgpuTensorCore.Threads(mma) > info.MaxThreadsPerGroup)
+                    throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {info.Id} allows ({info.MaxThreadsPerGroup})");
+            }
+            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen) { Profiling = profiling };
         }
         catch
         {
@@ -118,6 +147,9 @@ public sealed class IlgpuBackend : IBackend
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
         _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
+        // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
+        _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
+        _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
         _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
     }
 
@@ -147,11 +179,50 @@ public sealed class IlgpuBackend : IBackend
 
     public ConvKernel ConvVariant => _launch.Conv;
 
+    /// <summary>Opened with ILGPU's profiling on: <see cref="Mark"/> works.</summary>
+    public bool Profiling { get; private init; }
+
+    /// <summary>
+    /// The device's fp32 FMA peak in GFLOP/s (<see cref="Peak"/>): enough threads to fill every multiprocessor
+    /// twice over, iterations doubled until a launch lasts <paramref name="seconds"/>; the best of three launches.
+    /// </summary>
+    public double MeasureFmaPeak(double seconds = 0.2, int? threads = null)
+    {
+        var kernel = Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, float, float>(Peak.Ilgpu.FmaChains);
+        int n = threads ?? Math.Max(1, Accelerator.NumMultiprocessors) * Math.Max(1, Accelerator.MaxNumThreadsPerMultiprocessor) * 2;
+        using var sink = Accelerator.Allocate1D<float>(n);
+        int iterations = 64;
+        double best = 0;
+        for (int round = 0; round < 40 && best == 0; round++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            kernel(n, sink.View, iterations, 0.999999f, 1e-7f);
+            Accelerator.Synchronize();
+            double t = sw.Elapsed.TotalSeconds;
+            if (t < seconds && iterations < 1 << 28) { iterations *= 2; continue; }
+            for (int k = 0; k < 3; k++)
+            {
+                sw.Restart();
+                kernel(n, sink.View, iterations, 0.999999f, 1e-7f);
+                Accelerator.Synchronize();
+                best = Math.Max(best, (double)n * iterations * Peak.FlopsPerIteration / sw.Elapsed.TotalSeconds / 1e9);
+            }
+        }
+        return best;
+    }
+
+    /// <summary>A profiling marker (a CUDA event on a GPU) recorded in the stream after everything queued so far.</summary>
+    public ProfilingMarker Mark() => Accelerator.DefaultStream.AddProfilingMarker();
+
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
     {
         var d = Check.Conv(x, w, b, y);
-        if (_launch.Conv == ConvKernel.Direct) _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
-        else _convTiled(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk);
+        switch (_launch.Conv)
+        {
+            case ConvKernel.Direct: _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0); break;
+            case ConvKernel.Tiled: _convTiled(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk); break;
+            default: _convMma(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma); break;
+        }
     }
 
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
@@ -174,7 +245,18 @@ public sealed class IlgpuBackend : IBackend
         var flipped = _flipped.View.SubView(0, w.Length);
         _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
-        _convTiled(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
+        if (_launch.Conv == ConvKernel.Tiled)
+            _convTiled(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
+        else
+            _convMma(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
+    }
+
+    KernelConfig MmaConfig(int cout, int h, int w)
+    {
+        int tw = _mma.TileWidth, th = _mma.TileHeight, channels = Conv3x3.IlgpuTensorCore.WarpChannels * _mma.WarpsCo;
+        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + channels - 1) / channels);
+        return new KernelConfig(grid, new Index3D(Conv3x3.IlgpuTensorCore.Threads(_mma), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTensorCore.SharedFloats(_mma)));
     }
 
     KernelConfig TiledConfig(int cout, int h, int w)

@@ -1,0 +1,189 @@
+using ILGPU;
+using ILGPU.Runtime;
+using GpuStyle.Engine;
+using GpuStyle.Engine.Ilgpu;
+using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// The TF32 tensor-core convolution (<see cref="Conv3x3.IlgpuTensorCore"/>) on the CPU accelerator, where each
+/// mma.sync is emulated from the fragment layout the PTX ISA documents: what is checked here is the kernel's tiling,
+/// staging, fragment loads and stores, and the TF32 rounding. Groups of 32 threads (one warp, 32 channels × 8×4 pixels)
+/// and 64 (two warps along the channels).
+/// </summary>
+public sealed class TensorCoreFixture : IDisposable
+{
+    public IlgpuBackend OneWarp { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true), CpuSimulation.Warp32);
+    public IlgpuBackend TwoWarps { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 16, MmaTileHeight = 2, MmaChunk = 16 }, CpuSimulation.Warp32);
+
+    public void Dispose()
+    {
+        OneWarp.Dispose();
+        TwoWarps.Dispose();
+    }
+}
+
+public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFixture>
+{
+    /// <summary>The nearest number with a 10-bit mantissa (11 significant bits), ties away from zero, in float64.</summary>
+    static double Tf32Reference(double v)
+    {
+        if (v == 0 || !double.IsFinite(v)) return v;
+        int e = (int)Math.Floor(Math.Log2(Math.Abs(v)));
+        double unit = Math.Pow(2, e - 10);
+        return Math.Round(v / unit, MidpointRounding.AwayFromZero) * unit;
+    }
+
+    static double[] RoundAll(double[] v) => v.Select(a => (double)Conv3x3.IlgpuTensorCore.RoundTf32((float)a)).ToArray();
+
+    [Fact]
+    public void Tf32_rounding_is_round_to_nearest_ties_away_on_10_mantissa_bits()
+    {
+        var rnd = new Random(Environment.TickCount);
+        for (int i = 0; i < 20000; i++)
+        {
+            float v = (float)((rnd.NextDouble() - 0.5) * Math.Pow(2, rnd.Next(-60, 60)));
+            Assert.Equal(Tf32Reference(v), Conv3x3.IlgpuTensorCore.RoundTf32(v));
+        }
+        // Exactly halfway between two TF32 numbers: away from zero, both signs.
+        float half = 1f + MathF.Pow(2, -11);
+        Assert.Equal(1f + MathF.Pow(2, -10), Conv3x3.IlgpuTensorCore.RoundTf32(half));
+        Assert.Equal(-(1f + MathF.Pow(2, -10)), Conv3x3.IlgpuTensorCore.RoundTf32(-half));
+        Assert.Equal(float.PositiveInfinity, Conv3x3.IlgpuTensorCore.RoundTf32(float.PositiveInfinity));
+        Assert.Equal(float.PositiveInfinity, Conv3x3.IlgpuTensorCore.RoundTf32(float.MaxValue));
+        Assert.Equal(0f, Conv3x3.IlgpuTensorCore.RoundTf32(0f));
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 1, false)]
+    [InlineData(3, 5, 5, 3, false)]      // the first layer's 3 channels: a chunk mostly zero padding
+    [InlineData(9, 37, 6, 11, false)]    // two chunks, two channel blocks, edge tiles both ways
+    [InlineData(16, 8, 4, 8, false)]     // exactly one tile
+    [InlineData(13, 70, 3, 17, true)]    // two warps along the channels, 16×2 tiles, 16-channel chunks
+    [InlineData(20, 6, 5, 18, true)]
+    public void Tf32_conv_forward_and_backward_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, bool twoWarps)
+    {
+        var b = twoWarps ? fx.TwoWarps : fx.OneWarp;
+        var rnd = new TestData(Environment.TickCount ^ (cin * 131 + cout));
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w);
+        var wd = rnd.ConvWeights(cin, cout);
+        var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        Tensor Make(Shape s, double[]? v)
+        {
+            var t = b.Allocate(s);
+            b.Upload(t, v is null ? Enumerable.Repeat(float.NaN, s.Size).ToArray() : TestData.ToFloat(v));
+            return t;
+        }
+        float[] Read(Tensor t) { var a = new float[t.Length]; b.Download(t, a); return a; }
+
+        using var x = Make(new Shape(cin, h, w), xd);
+        using var wt = Make(new Shape(cout, cin, 9), wd);
+        using var bias = Make(Shape.Vector(cout), bd);
+        using var y = Make(new Shape(cout, h, w), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        var yGot = Read(y);
+        // TF32 products of TF32-rounded operands are exact in fp32; only the fp32 sums round.
+        var yRef = Conv3x3.Reference.Forward(RoundAll(xd), RoundAll(wd), bd, d, relu: true);
+        Assertions.Close(yRef, yGot, 1e-5, $"TF32 forward {cin}→{cout} {h}×{w}");
+        // ...and against the exact operands it is TF32-accurate: 11 significant bits a product.
+        var yExact = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
+        Assertions.Close(yExact, yGot, 3e-3, "TF32 forward vs exact operands");
+
+        using var dy = Make(new Shape(cout, h, w), dyd);
+        using var dx = Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, y, wt, dx);
+        // The mask comes from our own forward's output (yGot), the masked gradient and weights are rounded.
+        var dxRef = Conv3x3.Reference.BackwardInput(RoundAll(dyd), yGot.Select(v => (double)v).ToArray(), RoundAll(wd), d);
+        Assertions.Close(dxRef, Read(dx), 1e-5, $"TF32 backward {cin}←{cout} {h}×{w}");
+        using var dxPlain = Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, null, wt, dxPlain);
+        Assertions.Close(Conv3x3.Reference.BackwardInput(RoundAll(dyd), null, RoundAll(wd), d), Read(dxPlain), 1e-5, "TF32 backward, no ReLU");
+    }
+
+    [Fact]
+    public void Tf32_really_rounds_the_operands()
+    {
+        // Operands with bits below TF32's mantissa: an fp32 kernel would match the exact result to ~1e-7, TF32 cannot.
+        var b = fx.OneWarp;
+        int cin = 8, cout = 4, h = 4, w = 8;
+        var xs = Enumerable.Range(0, cin * h * w).Select(i => 1f + (i % 3 + 1) * MathF.Pow(2, -14)).ToArray();
+        var ws = Enumerable.Range(0, cout * cin * 9).Select(i => 1f + (i % 5 + 1) * MathF.Pow(2, -15)).ToArray();
+        using var x = b.Allocate(new Shape(cin, h, w)); b.Upload(x, xs);
+        using var wt = b.Allocate(new Shape(cout, cin, 9)); b.Upload(wt, ws);
+        using var bias = b.Allocate(Shape.Vector(cout)); b.Upload(bias, new float[cout]);
+        using var y = b.Allocate(new Shape(cout, h, w));
+        b.Conv3x3Forward(x, wt, bias, y, relu: false);
+        var got = new float[y.Length]; b.Download(y, got);
+        var exact = Conv3x3.Reference.Forward(xs.Select(v => (double)v).ToArray(), ws.Select(v => (double)v).ToArray(),
+            new double[cout], new ConvDims(cin, cout, h, w), relu: false);
+        // All operands round to exactly 1 (their extra bits are below half a TF32 unit, 2^-11), so every output is its tap count.
+        var counts = Conv3x3.Reference.Forward(Enumerable.Repeat(1.0, xs.Length).ToArray(), Enumerable.Repeat(1.0, ws.Length).ToArray(),
+            new double[cout], new ConvDims(cin, cout, h, w), relu: false);
+        for (int i = 0; i < got.Length; i++)
+        {
+            Assert.Equal(counts[i], got[i]);
+            Assert.True(Math.Abs(exact[i] - got[i]) > 1e-4 * exact[i], $"element {i}: {got[i]} is the fp32 result {exact[i]}");
+        }
+    }
+}
+
+/// <summary>`bench --profile`'s clock on an ILGPU device, and the device FMA-peak kernel.</summary>
+public class DeviceProfilingTests
+{
+    [Fact]
+    public void Profiling_markers_time_each_op_without_synchronising_between_them()
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu", profiling: true);
+        Assert.True(b.Profiling);
+        using var profiler = new GpuStyle.Engine.Bench.ProfilingBackend(b);
+        Assert.Contains("markers", profiler.Clock);
+        var rnd = new TestData(Environment.TickCount);
+        using var x = b.Allocate(new Shape(5, 9, 7)); b.Upload(x, TestData.ToFloat(rnd.UniformF32(5 * 9 * 7)));
+        using var w = b.Allocate(new Shape(6, 5, 9)); b.Upload(w, TestData.ToFloat(rnd.ConvWeights(5, 6)));
+        using var bias = b.Allocate(Shape.Vector(6)); b.Upload(bias, TestData.ToFloat(rnd.UniformF32(6)));
+        using var y = b.Allocate(new Shape(6, 9, 7));
+        using var g = b.Allocate(new Shape(6, 6, 1));
+        for (int i = 0; i < 3; i++)
+        {
+            profiler.Conv3x3Forward(x, w, bias, y, relu: true);
+            profiler.GramForward(y, g);
+        }
+        var results = profiler.Results();
+        var conv = Assert.Single(results, r => r.Op.StartsWith("conv forward 5→6 9×7", StringComparison.Ordinal));
+        Assert.Equal(3, conv.Calls);
+        Assert.True(conv.Seconds > 0 && conv.Gflop > 0, $"{conv}");
+        Assert.Equal(3, Assert.Single(results, r => r.Op.StartsWith("gram forward", StringComparison.Ordinal)).Calls);
+        // The profiled ops computed what the unprofiled backend computes.
+        var viaProfiler = new float[y.Length]; b.Download(y, viaProfiler);
+        using var direct = b.Allocate(new Shape(6, 9, 7));
+        b.Conv3x3Forward(x, w, bias, direct, relu: true);
+        var expected = new float[y.Length]; b.Download(direct, expected);
+        Assert.Equal(expected, viaProfiler);
+    }
+
+    [Fact]
+    public void Without_profiling_an_ILGPU_backend_is_timed_by_a_stopwatch()
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu");
+        Assert.False(b.Profiling);
+        Assert.Contains("stopwatch", new GpuStyle.Engine.Bench.ProfilingBackend(b).Clock);
+    }
+
+    [Fact]
+    public void The_FMA_peak_kernel_computes_its_chains_and_reports_a_rate()
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu");
+        var kernel = b.Accelerator.LoadAutoGroupedStreamKernel<ILGPU.Index1D, ILGPU.ArrayView<float>, int, float, float>(Peak.Ilgpu.FmaChains);
+        using var sink = b.Accelerator.Allocate1D<float>(37);
+        int iterations = new Random().Next(5, 50);
+        kernel(37, sink.View, iterations, 0.999f, 1e-3f);
+        var got = sink.GetAsArray1D();
+        for (int i = 0; i < got.Length; i++) Assert.Equal(Peak.Reference(i, iterations, 0.999f, 1e-3f), got[i], 5);
+        Assert.True(b.MeasureFmaPeak(seconds: 0.01, threads: 64) > 0);
+    }
+}
