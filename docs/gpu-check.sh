@@ -3,32 +3,62 @@
 #   ../shared/tools/device-bundle.sh src/GpuStyle.Cli/GpuStyle.Cli.csproj        # → .device/bundle.tgz
 #   cp ../shared/tools/torch_vgg_iter.py ../shared/weights/vgg19_notop_blocks1-3.h5 ../shared/images/tubingen.jpg \
 #      ../shared/images/starry_night.jpg .device/
-# then run it with the device tool, carrying .device:   bash docs/gpu-check.sh
-# It builds nothing there: it checks every GPU kernel against the CPU backend, benchmarks ours and PyTorch/cuDNN
-# (TF32 off and on) at 256, 512 and 1024 px for VGG16 and VGG19, and times one real 500-iteration transfer.
-# Everything it prints is also written under $OUT.
+# then run it with the device tool, carrying .device:   bash docs/gpu-check.sh     (timeout_s 600)
+# It builds nothing there. In order, each step bounded so that one slow step cannot eat the call:
+#   1. the card, driver, `gpustyle devices`;
+#   2. correctness: every op on CUDA against the CPU backend, for each convolution kernel (blocked fp32 — the
+#      default —, tiled fp32, TF32 tensor cores); a disagreement stops the script;
+#   3. ours vs PyTorch/cuDNN (TF32 off and on) per iteration at 256, 512, 1024 px, VGG16 then VGG19;
+#      ours with the blocked fp32 kernel and with --tf32; the per-layer table at 512 for both, plus tiled fp32;
+#   4. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
+#   5. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times.
+# Everything it prints is also written under $OUT (gpu-check.txt, bench JSON, the pictures, the logs).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT" "$HOME/gs"
 exec > >(tee "$OUT/gpu-check.txt") 2>&1
+T0=$(date +%s)
+step() { echo; echo "== [$(( $(date +%s) - T0 )) s] $*"; }
 tar -xzf .device/bundle.tgz -C "$HOME/gs"
 B="$HOME/gs/bundle/gpustyle"
+step "1. the machine"
 date -u
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-"$B" devices
-echo "== correctness: every op on CUDA against the CPU backend"
-"$B" bench --check --device cuda --size 256 --layer relu3_1 --iteration-sizes "" || { echo "GPU kernels disagree: stopping"; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+timeout 60 "$B" devices
+
+step "2. correctness against the CPU backend"
+for conv in blocked tiled tf32; do
+  echo "-- --conv $conv"
+  timeout 120 "$B" bench --check --device cuda --conv "$conv" --size 64 --layer relu3_1 --iteration-sizes "" \
+    || { echo "GPU kernels disagree (or failed) with --conv $conv: stopping"; exit 1; }
+done
+
+step "3. per-iteration timings, ours and PyTorch"
 for net in vgg16 vgg19; do
-  echo "== ours: $net"
-  "$B" bench --device cuda --network "$net" --size 512 --iteration-sizes 256,512,1024 --iterations 5 | tee "$OUT/bench-$net.txt"
+  for conv in blocked tf32; do
+    echo "-- ours: $net, --conv $conv"
+    timeout 150 "$B" bench --device cuda --conv "$conv" --network "$net" --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
+      | tee "$OUT/bench-$net-$conv.txt"
+  done
   for size in 256 512 1024; do
-    python3 .device/torch_vgg_iter.py --device cuda --network "$net" --size "$size"
-    python3 .device/torch_vgg_iter.py --device cuda --network "$net" --size "$size" --tf32
+    timeout 60 python3 .device/torch_vgg_iter.py --device cuda --network "$net" --size "$size"
+    timeout 60 python3 .device/torch_vgg_iter.py --device cuda --network "$net" --size "$size" --tf32
   done
 done
-echo "== one real transfer: 500 iterations at 512 px (partial real VGG19: content relu3_2, style relu1_1..relu3_1)"
-/usr/bin/time -f "wall %e s, max RSS %M KB" "$B" transfer --device cuda --quiet \
-  --content .device/tubingen.jpg --style .device/starry_night.jpg --out "$OUT/tubingen-starry-512.png" \
-  --weights .device/vgg19_notop_blocks1-3.h5 --content-layers relu3_2 --style-layers relu1_1,relu2_1,relu3_1 \
-  --size 512 --iterations 500 --log "$OUT/transfer-512.jsonl"
-tail -1 "$OUT/transfer-512.jsonl"
+echo "-- ours: vgg16, --conv tiled (version 2, for the record), per layer and 512 only"
+timeout 90 "$B" bench --device cuda --conv tiled --size 512 --iteration-sizes 512 --iterations 5
+
+step "4. profiles at 512 (CUDA events)"
+timeout 90 "$B" bench --profile --device cuda --size 512 --iterations 3
+timeout 90 "$B" bench --profile --device cuda --tf32 --size 512 --iterations 3
+
+step "5. one real transfer: 500 iterations at 512 px (partial real VGG19: content relu3_2, style relu1_1..relu3_1)"
+for flag in "" "--tf32"; do
+  name="tubingen-starry-512${flag:+-tf32}"
+  /usr/bin/time -f "wall %e s, max RSS %M KB" timeout 120 "$B" transfer --device cuda $flag --quiet \
+    --content .device/tubingen.jpg --style .device/starry_night.jpg --out "$OUT/$name.png" \
+    --weights .device/vgg19_notop_blocks1-3.h5 --content-layers relu3_2 --style-layers relu1_1,relu2_1,relu3_1 \
+    --size 512 --iterations 500 --log "$OUT/$name.jsonl"
+  tail -1 "$OUT/$name.jsonl"
+done
+step "done"

@@ -26,6 +26,29 @@ public struct ConvDims
     public ConvDims(int cin, int cout, int h, int w) { Cin = cin; Cout = cout; H = h; W = w; }
 }
 
+/// <summary>Four accumulators: one output channel at 4 adjacent pixels.</summary>
+public readonly struct Pixels4
+{
+    public readonly float P0, P1, P2, P3;
+    public Pixels4(float p0, float p1, float p2, float p3) { P0 = p0; P1 = p1; P2 = p2; P3 = p3; }
+    public Pixels4 Add(float w, float a, float b, float c, float d) => new(P0 + w * a, P1 + w * b, P2 + w * c, P3 + w * d);
+}
+
+/// <summary>A thread's register block in <see cref="Conv3x3.IlgpuBlocked"/>: 8 output channels × 4 pixels.</summary>
+public struct Block8x4
+{
+    public Pixels4 O0, O1, O2, O3, O4, O5, O6, O7;
+
+    /// <summary>One kernel tap: the 8 channels' weights at wts[wb..wb+7] times the 4 pixels' inputs.</summary>
+    public void Tap(ArrayView<float> wts, int wb, float a, float b, float c, float d)
+    {
+        O0 = O0.Add(wts[wb], a, b, c, d); O1 = O1.Add(wts[wb + 1], a, b, c, d);
+        O2 = O2.Add(wts[wb + 2], a, b, c, d); O3 = O3.Add(wts[wb + 3], a, b, c, d);
+        O4 = O4.Add(wts[wb + 4], a, b, c, d); O5 = O5.Add(wts[wb + 5], a, b, c, d);
+        O6 = O6.Add(wts[wb + 6], a, b, c, d); O7 = O7.Add(wts[wb + 7], a, b, c, d);
+    }
+}
+
 /// <summary>Launch shape of the tensor-core convolution (<see cref="Conv3x3.IlgpuTensorCore"/>), passed by value.
 /// Emulate 1 reserves shared scratch for the warp-step emulation (anything but CUDA).</summary>
 public struct MmaTile
@@ -223,24 +246,7 @@ public static class Conv3x3
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
-                for (int e = tid; e < cn * ph * pw; e += threads)
-                {
-                    int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
-                    int iy = y0 + py - 1, ix = x0 + px - 1;
-                    float v = 0f;
-                    if (iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
-                    {
-                        int k = ((c0 + c) * d.H + iy) * d.W + ix;
-                        v = x[k];
-                        if (useMask != 0 && mask[k] <= 0f) v = 0f;
-                    }
-                    patch[e] = v;
-                }
-                for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
-                {
-                    int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
-                    wts[e] = o0 + k < d.Cout ? w[((o0 + k) * d.Cin + c0 + c) * 9 + t] : 0f;
-                }
+                Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, tid, threads);
                 Group.Barrier();
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
@@ -259,6 +265,31 @@ public static class Conv3x3
             Store(y, b, d, o0, oy, ox, a2, 2, relu, hasBias); Store(y, b, d, o0, oy, ox, a3, 3, relu, hasBias);
             Store(y, b, d, o0, oy, ox, a4, 4, relu, hasBias); Store(y, b, d, o0, oy, ox, a5, 5, relu, hasBias);
             Store(y, b, d, o0, oy, ox, a6, 6, relu, hasBias); Store(y, b, d, o0, oy, ox, a7, 7, relu, hasBias);
+        }
+
+        /// <summary>All threads of a group copy cn input channels' patch (zero outside the map, masked where asked)
+        /// and their weights for the group's 8 output channels ([channel][tap][8]) into shared memory.</summary>
+        internal static void Stage(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ConvDims d, int useMask,
+            ArrayView<float> patch, ArrayView<float> wts, int c0, int cn, int x0, int y0, int o0, int pw, int ph, int tid, int threads)
+        {
+            for (int e = tid; e < cn * ph * pw; e += threads)
+            {
+                int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
+                int iy = y0 + py - 1, ix = x0 + px - 1;
+                float v = 0f;
+                if (iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
+                {
+                    int k = ((c0 + c) * d.H + iy) * d.W + ix;
+                    v = x[k];
+                    if (useMask != 0 && mask[k] <= 0f) v = 0f;
+                }
+                patch[e] = v;
+            }
+            for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
+            {
+                int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
+                wts[e] = o0 + k < d.Cout ? w[((o0 + k) * d.Cin + c0 + c) * 9 + t] : 0f;
+            }
         }
 
         static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, float acc, int k,
@@ -280,7 +311,72 @@ public static class Conv3x3
     }
 
     /// <summary>
-    /// Version 3: the tiled convolution on tensor cores, TF32 in and fp32 accumulation, through inline PTX
+    /// Version 3: version 2 with a register block of 8 output channels × 4 pixels of a row per thread. Version 2 does
+    /// one FMA per shared-memory load (each of a thread's 8 weights meets one input value); here, per input channel
+    /// and kernel row, 6 input values and 3×8 weights feed 96 FMAs — 3.2 FMAs a load, so the FMA pipes rather than
+    /// shared memory set the pace. Group (TW/4, TH), tile TW×TH pixels, TW a multiple of 4; shared memory as version 2.
+    /// </summary>
+    public static class IlgpuBlocked
+    {
+        public const int PixelsPerThread = 4;
+
+        /// <summary>Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉), group (TW/4, TH). Arguments as <see cref="IlgpuTiled.Forward"/>.</summary>
+        [KernelName("conv3x3_blocked")]
+        public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk)
+        {
+            int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
+            int pw = tw + 2, ph = th + 2;
+            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * IlgpuTiled.ChannelsPerGroup;
+            int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
+            var shared = SharedMemory.GetDynamic<float>();
+            var patch = shared.SubView(0, chunk * ph * pw);
+            var wts = shared.SubView(chunk * ph * pw, chunk * 9 * IlgpuTiled.ChannelsPerGroup);
+            var acc = new Block8x4();
+            for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+            {
+                int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
+                IlgpuTiled.Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, tid, threads);
+                Group.Barrier();
+                for (int c = 0; c < cn; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                    {
+                        int row = (c * ph + ty + ky) * pw + tx * PixelsPerThread;
+                        float v0 = patch[row], v1 = patch[row + 1], v2 = patch[row + 2];
+                        float v3 = patch[row + 3], v4 = patch[row + 4], v5 = patch[row + 5];
+                        int wb = (c * 9 + ky * 3) * IlgpuTiled.ChannelsPerGroup;
+                        acc.Tap(wts, wb, v0, v1, v2, v3);                                   // kx = 0
+                        acc.Tap(wts, wb + IlgpuTiled.ChannelsPerGroup, v1, v2, v3, v4);     // kx = 1
+                        acc.Tap(wts, wb + 2 * IlgpuTiled.ChannelsPerGroup, v2, v3, v4, v5); // kx = 2
+                    }
+                Group.Barrier();
+            }
+            int ox = x0 + tx * PixelsPerThread, oy = y0 + ty;
+            if (oy >= d.H) return;
+            Store(y, b, d, o0, oy, ox, acc.O0, 0, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O1, 1, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, acc.O2, 2, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O3, 3, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, acc.O4, 4, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O5, 5, relu, hasBias);
+            Store(y, b, d, o0, oy, ox, acc.O6, 6, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O7, 7, relu, hasBias);
+        }
+
+        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, Pixels4 acc, int k,
+            int relu, int hasBias)
+        {
+            int o = o0 + k;
+            if (o >= d.Cout) return;
+            float bias = hasBias != 0 ? b[o] : 0f;
+            int at = (o * d.H + oy) * d.W + ox;
+            if (ox < d.W) y[at] = Activate(acc.P0 + bias, relu);
+            if (ox + 1 < d.W) y[at + 1] = Activate(acc.P1 + bias, relu);
+            if (ox + 2 < d.W) y[at + 2] = Activate(acc.P2 + bias, relu);
+            if (ox + 3 < d.W) y[at + 3] = Activate(acc.P3 + bias, relu);
+        }
+
+        static float Activate(float z, int relu) => relu != 0 && z < 0f ? 0f : z;
+    }
+
+    /// <summary>
+    /// Version 4: the tiled convolution on tensor cores, TF32 in and fp32 accumulation, through inline PTX
     /// <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>. The convolution is an implicit GEMM:
     /// Z[o][p] = Σ_k A[o][k]·B[k][p] with k = (tap, input channel), A the weights and B the shifted input, read straight
     /// from a shared-memory patch (no im2col). One k-step is 8 input channels at one tap.

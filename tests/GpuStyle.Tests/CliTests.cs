@@ -133,6 +133,7 @@ public sealed class CliTests : IDisposable
         { "not writable", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "/proc/gpustyle-out.png"] },
         { "not an HDF5 file", ["transfer", "--content", "{photo}", "--style", "{painting}", "--weights", "{photo}"] },
         { "Argument 'sgd' not recognized", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "sgd"] },
+        { "computes in fp32 only", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32"] },   // with --device cpu
     };
 
     [Theory]

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using GpuStyle.Engine;
 using GpuStyle.Engine.Bench;
+using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Engine.Network;
 using GpuStyle.Engine.Pipelines;
 using GpuStyle.Engine.Weights;
@@ -17,6 +18,8 @@ public static class BenchCommand
         var size = new Option<int>("--size") { Description = "image size for the per-layer table", DefaultValueFactory = _ => 512 };
         var device = DeviceOption.Create();
         var tf32 = DeviceOption.CreateTf32();
+        var conv = new Option<string?>("--conv") { Description = "the ILGPU convolution to time: direct, tiled, blocked or tf32 (default: the device's own; --tf32 = --conv tf32)" };
+        conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32");
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");
         var iterationSizes = new Option<string>("--iteration-sizes") { Description = "sizes of the whole-iteration timings (empty: none)", DefaultValueFactory = _ => "256,512" };
@@ -27,7 +30,7 @@ public static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "time every op of whole iterations at --size, one by one, and the peak device memory" };
         var check = new Option<bool>("--check") { Description = "first run every op on the device and on the CPU backend and compare (exit 1 on disagreement)" };
         var command = new Command("bench", "Measure the FMA peak, each VGG layer's convolution and Gram speed, and whole iterations.")
-            { size, device, tf32, network, iterationSizes, iterations, layer, reference, json, check, profile };
+            { size, device, tf32, conv, network, iterationSizes, iterations, layer, reference, json, check, profile };
         command.SetAction(r =>
         {
             int n = r.GetValue(size);
@@ -35,7 +38,9 @@ public static class BenchCommand
             var sizes = (r.GetValue(iterationSizes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
-            using var backend = Backends.Open(r.GetValue(device)!, r.GetValue(tf32), profiling: r.GetValue(profile));
+            ConvKernel? variant = r.GetValue(tf32) ? ConvKernel.Tf32
+                : r.GetValue(conv) is { } name ? Enum.Parse<ConvKernel>(name, ignoreCase: true) : null;
+            using var backend = Backends.Open(r.GetValue(device)!, variant, profiling: r.GetValue(profile));
             if (r.GetValue(check))
             {
                 Console.WriteLine($"agreement with the CPU backend ({backend.Name}; error relative to each output's largest value):");

@@ -19,25 +19,30 @@ public static class Backends
     /// <summary>Opens a device. <paramref name="tf32"/> asks for the tensor-core convolutions (TF32 products, fp32
     /// sums): native on CUDA, emulated elsewhere in ILGPU; the fast CPU backend has no TF32 and refuses it.
     /// <paramref name="profiling"/> turns on ILGPU's profiling markers (for `bench --profile`).</summary>
-    public static IBackend Open(string device, bool tf32 = false, bool profiling = false)
+    public static IBackend Open(string device, bool tf32 = false, bool profiling = false) =>
+        Open(device, tf32 ? ConvKernel.Tf32 : null, profiling);
+
+    /// <summary>Opens a device with a given ILGPU convolution kernel (null: the device's default).</summary>
+    public static IBackend Open(string device, ConvKernel? conv, bool profiling = false)
     {
         switch (device)
         {
             case "auto":
-                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, tf32: tf32, profiling: profiling);
-                return tf32 ? throw NoTf32("no CUDA or OpenCL GPU was found, and") : new CpuBackend();
+                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv);
+                return conv is null ? new CpuBackend() : throw NoVariant(conv.Value, "no CUDA or OpenCL GPU was found, and the CPU backend");
             case "cpu":
             case "cpu-scalar":
-                return tf32 ? throw NoTf32($"--device {device} is the CPU backend, which") : new CpuBackend(vector: device == "cpu");
+                return conv is null ? new CpuBackend(vector: device == "cpu") : throw NoVariant(conv.Value, $"--device {device} is the CPU backend, which");
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
-                    return IlgpuBackend.Open(device, tf32: tf32, profiling: profiling);
+                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv);
                 throw new DeviceNotFoundException($"unknown device '{device}'; use one of {string.Join(", ", Names)}");
         }
     }
 
-    static DeviceNotFoundException NoTf32(string why) =>
-        new($"--tf32 runs the convolutions on a GPU's tensor cores: {why} computes in fp32 only (leave out --tf32, or use --device cuda)");
+    static DeviceNotFoundException NoVariant(ConvKernel conv, string why) => conv == ConvKernel.Tf32
+        ? new($"--tf32 runs the convolutions on a GPU's tensor cores: {why} computes in fp32 only (leave out --tf32, or use --device cuda)")
+        : new($"--conv {conv.ToString().ToLowerInvariant()} chooses among the ILGPU kernels: {why} has its own (leave out --conv, or use --device cuda)");
 
     /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one.</summary>
     public static IlgpuDeviceInfo? AutoGpu(IReadOnlyList<IlgpuDeviceInfo> found) =>

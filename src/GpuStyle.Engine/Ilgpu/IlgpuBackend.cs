@@ -5,9 +5,10 @@ using GpuStyle.Kernels;
 namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>Which kernels run for the convolutions and Gram matrices: version 1 (one thread per output, direct),
-/// version 2 (tiled, shared memory, fp32) or version 3 (version 2's Gram, and the convolutions on tensor cores in
-/// TF32 with fp32 accumulation: faster on a GPU, about 3 decimal digits per product instead of 7).</summary>
-public enum ConvKernel { Direct, Tiled, Tf32 }
+/// version 2 (tiled, shared memory, fp32: 8 channels × 1 pixel a thread), version 3 (version 2 with 8 channels × 4
+/// pixels a thread) or version 4 (the convolutions on tensor cores in TF32 with fp32 accumulation: faster on a GPU,
+/// about 3 decimal digits per product instead of 7). Versions 2–4 share the tiled Gram kernels.</summary>
+public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the tiled convolution with 16×16 tiles and 16-channel chunks; the CPU
@@ -15,8 +16,9 @@ public enum ConvKernel { Direct, Tiled, Tf32 }
 /// tiles so both variants run there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
-    ConvKernel Conv = ConvKernel.Tiled, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
-    int MmaTileWidth = 32, int MmaTileHeight = 4, int MmaWarpsCo = 2, int MmaChunk = 8)
+    ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
+    int MmaTileWidth = 32, int MmaTileHeight = 4, int MmaWarpsCo = 2, int MmaChunk = 8,
+    int BlockedWidth = 32, int BlockedHeight = 16, int BlockedChunk = 8)
 {
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×4 pixels a group of 8 warps, 8-channel chunks
     /// (28 KB of shared memory: under the 48 KB a kernel gets without opting in).</summary>
@@ -29,7 +31,11 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int Finish
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
-        TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3);
+        TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3, BlockedWidth: 8, BlockedHeight: 3, BlockedChunk: 5);
+
+    /// <summary>These options with another convolution; on the CPU accelerator (<paramref name="tiny"/>) the TF32
+    /// kernel's smallest shape.</summary>
+    public IlgpuLaunchOptions WithConv(ConvKernel conv, bool tiny = false) => conv == ConvKernel.Tf32 ? WithTf32(tiny) : this with { Conv = conv };
 }
 
 /// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
@@ -68,6 +74,7 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> _convMma;
     readonly MmaTile _mma;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> _convBlocked;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
 
@@ -76,6 +83,7 @@ public sealed class IlgpuBackend : IBackend
     public string Name => $"ilgpu/{Device.Id} ({Device.Name}, {_launch.Conv switch
     {
         ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
+        ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
         ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_mma.Emulate != 0 ? ", emulated" : "")}",
         _ => "direct conv",
     }})";
@@ -84,15 +92,19 @@ public sealed class IlgpuBackend : IBackend
     /// device's default shapes, with the TF32 convolution when <paramref name="tf32"/> (on the CPU accelerator its
     /// smallest shape, in simulated groups of 32 threads).</summary>
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null, bool tf32 = false,
-        bool profiling = false)
+        bool profiling = false, ConvKernel? conv = null)
     {
-        var context = DeviceCatalog.CreateContext(cpu ?? (tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
+        if (tf32) conv = ConvKernel.Tf32;
+        var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
         try
         {
             var (info, device) = DeviceCatalog.Find(context, deviceId);
             bool simulated = info.Kind == "ilgpu-cpu";
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
-            var chosen = launch ?? (tf32 ? defaults.WithTf32(tiny: simulated) : defaults);
+            var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
+            if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
+                || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > info.MaxThreadsPerGroup))
+                throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {info.MaxThreadsPerGroup} threads");
             if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
             if (chosen.Conv == ConvKernel.Tf32)
@@ -149,6 +161,7 @@ public sealed class IlgpuBackend : IBackend
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
+        _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
         _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
         _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
     }
@@ -221,6 +234,7 @@ public sealed class IlgpuBackend : IBackend
         {
             case ConvKernel.Direct: _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0); break;
             case ConvKernel.Tiled: _convTiled(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk); break;
+            case ConvKernel.Blocked: _convBlocked(BlockedConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.BlockedChunk); break;
             default: _convMma(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma); break;
         }
     }
@@ -247,8 +261,18 @@ public sealed class IlgpuBackend : IBackend
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
         if (_launch.Conv == ConvKernel.Tiled)
             _convTiled(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
+        else if (_launch.Conv == ConvKernel.Blocked)
+            _convBlocked(BlockedConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.BlockedChunk);
         else
             _convMma(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
+    }
+
+    KernelConfig BlockedConfig(int cout, int h, int w)
+    {
+        int tw = _launch.BlockedWidth, th = _launch.BlockedHeight;
+        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + Conv3x3.IlgpuTiled.ChannelsPerGroup - 1) / Conv3x3.IlgpuTiled.ChannelsPerGroup);
+        return new KernelConfig(grid, new Index3D(tw / Conv3x3.IlgpuBlocked.PixelsPerThread, th, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTiled.SharedFloats(tw, th, _launch.BlockedChunk)));
     }
 
     KernelConfig MmaConfig(int cout, int h, int w)
