@@ -417,13 +417,8 @@ public class TiledShapeTests
         var d = new ConvDims(cin, cout, h, w);
         var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
         var dyd = rnd.UniformF32(cout * h * w);
-        Tensor Make(Shape s, double[]? v)
-        {
-            var t = b.Allocate(s);
-            b.Upload(t, v is null ? Enumerable.Repeat(float.NaN, s.Size).ToArray() : TestData.ToFloat(v));
-            return t;
-        }
-        float[] Read(Tensor t) { var a = new float[t.Length]; b.Download(t, a); return a; }
+        Tensor Make(Shape s, double[]? v) => b.Make(s, v);
+        float[] Read(Tensor t) => b.Read(t);
         using var x = Make(new Shape(cin, h, w), xd);
         using var wt = Make(new Shape(cout, cin, 9), wd);
         using var bias = Make(Shape.Vector(cout), bd);

@@ -26,31 +26,16 @@ public sealed class IlgpuCpuFixture : IDisposable
     /// Gram and other kernels are the tiled backend's, tested already).</summary>
     public IReadOnlyList<IBackend> AllConvolutions => [Backend, Tiled, Blocked, CpuVector, CpuScalar];
 
-    public float[] Read(Tensor t)
-    {
-        var a = new float[t.Length];
-        t.Backend.Download(t, a);
-        return a;
-    }
+    public float[] Read(Tensor t) => t.Backend.Read(t);
 
     public Tensor Make(Shape shape, double[] values) => Make(Backend, shape, values);
 
-    public Tensor Make(IBackend backend, Shape shape, double[] values)
-    {
-        var t = backend.Allocate(shape);
-        backend.Upload(t, TestData.ToFloat(values));
-        return t;
-    }
+    public Tensor Make(IBackend backend, Shape shape, double[] values) => backend.Make(shape, values);
 
     /// <summary>An output tensor full of NaN: any element a kernel fails to write stays NaN and fails the test.</summary>
     public Tensor Poisoned(Shape shape) => Poisoned(Backend, shape);
 
-    public Tensor Poisoned(IBackend backend, Shape shape)
-    {
-        var t = backend.Allocate(shape);
-        backend.Upload(t, Enumerable.Repeat(float.NaN, shape.Size).ToArray());
-        return t;
-    }
+    public Tensor Poisoned(IBackend backend, Shape shape) => backend.Make(shape, null);
 
     public void Dispose()
     {
