@@ -189,3 +189,19 @@ public class DeviceProfilingTests
         Assert.True(b.MeasureFmaPeak(seconds: 0.01, threads: 64) > 0);
     }
 }
+
+/// <summary>The optimisation loop's traffic to the host: a few small reads an iteration, never an image.</summary>
+public class HostReadTests
+{
+    [Fact]
+    public void An_LBFGS_iteration_reads_a_few_scalars_and_never_the_image()
+    {
+        using var cpu = new GpuStyle.Engine.Cpu.CpuBackend();
+        var spec = GpuStyle.Engine.Weights.Vgg.BuildSpec(GpuStyle.Engine.Weights.Vgg.Random("vgg16"));
+        int size = 48;   // a 3×48×48 image is 6912 floats
+        var p = GpuStyle.Engine.Bench.Benchmark.Profile(cpu, spec, size, new GpuStyle.Engine.Pipelines.RunSettings(), iterations: 3);
+        // Per iteration: the loss of each evaluation (1–3 in a line search), g·d, s·y and the progress report's scalars.
+        Assert.InRange(p.HostReadsPerIteration, 3, 8);
+        Assert.True(p.HostFloatsPerIteration < 3 * size * size / 2, $"{p.HostFloatsPerIteration} floats an iteration: an image is being read");
+    }
+}

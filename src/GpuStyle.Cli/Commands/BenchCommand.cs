@@ -57,7 +57,8 @@ public static class BenchCommand
             string peakName = gpu is null ? $"this machine's measured CPU FMA peak, {devicePeak:0.0} GFLOP/s" : $"{gpu.Device.Name}'s measured fp32 FMA peak, {devicePeak:0} GFLOP/s";
             if (r.GetValue(profile))
             {
-                var (ops, perIteration, peakBytes, clock) = Benchmark.Profile(backend, spec, n, new RunSettings(), Math.Max(1, r.GetValue(iterations)));
+                var prof = Benchmark.Profile(backend, spec, n, new RunSettings(), Math.Max(1, r.GetValue(iterations)));
+                var (ops, perIteration, peakBytes, clock) = (prof.Ops, prof.SecondsPerIteration, prof.PeakBytes, prof.Clock);
                 Console.WriteLine($"profile of one L-BFGS iteration at {n}×{n} on {backend.Name}; timed by {clock}");
                 Console.WriteLine($"(%peak: of {peakName})");
                 Console.WriteLine($"{"op",-36} {"calls",5} {"ms",9} {"share",6} {"GFLOP/s",8} {"%peak",6}");
@@ -66,6 +67,7 @@ public static class BenchCommand
                         (o.Gflop > 0 ? $"{o.Gflops,8:0.0} {100 * o.Gflops / devicePeak,5:0}%" : ""));
                 Console.WriteLine($"{"iteration",-36} {"",5} {perIteration * 1e3,9:0.00}   (wall clock; ops' sum {ops.Sum(o => o.Seconds) * 1e3:0.00} ms)");
                 Console.WriteLine($"peak device memory (tensors): {peakBytes / 1e6:0} MB");
+                Console.WriteLine($"host reads per iteration: {prof.HostReadsPerIteration:0.#} (each waits for the stream), {prof.HostFloatsPerIteration:0} floats");
                 return 0;
             }
             var layers = Benchmark.Layers(backend, spec, n, r.GetValue(layer));

@@ -202,8 +202,9 @@ public static class Benchmark
     /// Every op of whole iterations at one size, timed one by one (<see cref="ProfilingBackend"/>), per iteration;
     /// and the most tensor memory the run held on the device.
     /// </summary>
-    public static (IReadOnlyList<OpProfile> Ops, double SecondsPerIteration, long PeakBytes, string Clock) Profile(IBackend b, NetworkSpec spec,
-        int size, RunSettings settings, int iterations)
+    /// <summary>Per-op times of whole L-BFGS iterations, the wall time of one, the peak tensor memory, how the ops were
+    /// timed, and the host reads an iteration makes.</summary>
+    public static ProfileResult Profile(IBackend b, NetworkSpec spec, int size, RunSettings settings, int iterations)
     {
         var profiler = new ProfilingBackend(b);
         b.Memory.ResetPeak();
@@ -214,7 +215,8 @@ public static class Benchmark
         b.Synchronize();
         double perIteration = sw.Elapsed.TotalSeconds / iterations;
         var ops = profiler.Results().Select(o => o with { Seconds = o.Seconds / iterations, Gflop = o.Gflop / iterations, Calls = o.Calls / iterations }).ToList();
-        return (ops, perIteration, b.Memory.Peak, profiler.Clock);
+        return new ProfileResult(ops, perIteration, b.Memory.Peak, profiler.Clock,
+            (double)profiler.HostReads / iterations, (double)profiler.HostFloatsRead / iterations);
     }
 
     /// <summary>
@@ -239,3 +241,6 @@ public static class Benchmark
         return t;
     }
 }
+
+public sealed record ProfileResult(IReadOnlyList<OpProfile> Ops, double SecondsPerIteration, long PeakBytes, string Clock,
+    double HostReadsPerIteration, double HostFloatsPerIteration);

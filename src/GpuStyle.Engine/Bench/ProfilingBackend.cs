@@ -40,7 +40,14 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     {
         Collect();
         _ops.Clear();
+        HostReads = 0;
+        HostFloatsRead = 0;
     }
+
+    /// <summary>Device-to-host copies since the last reset (each one waits for the stream) and the floats they
+    /// carried: the optimisation loop should read a few scalars an iteration, never an image.</summary>
+    public int HostReads { get; private set; }
+    public long HostFloatsRead { get; private set; }
 
     void Time(string op, double gflop, Action action)
     {
@@ -79,7 +86,12 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
 
     public Tensor Allocate(Shape shape) => inner.Allocate(shape);
     public void Upload(Tensor dst, ReadOnlySpan<float> src) => inner.Upload(dst, src);
-    public void Download(Tensor src, Span<float> dst) => inner.Download(src, dst);
+    public void Download(Tensor src, Span<float> dst)
+    {
+        HostReads++;
+        HostFloatsRead += dst.Length;
+        inner.Download(src, dst);
+    }
     public void Synchronize() => inner.Synchronize();
 
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu) =>
