@@ -67,4 +67,25 @@ public class PtxCompileTests
         var externs = ptx.Split('\n').Where(l => l.Contains(".extern") && !l.Contains(".extern .shared")).ToList();
         Assert.True(externs.Count == 0, $"{kernel}: PTX has undefined externals:\n{string.Join("\n", externs)}");
     }
+
+    [Theory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_compiles_to_OpenCL_C(string kernel)
+    {
+        // OpenCL GPUs (AMD, Intel, NVIDIA's OpenCL) get the same kernels as OpenCL C 2.0. The TF32 kernel's inline PTX
+        // sits behind CudaAsm.IsSupported and must not stop the OpenCL backend: every kernel is loaded at start.
+        var method = AllKernels().Single(m => Name(m) == kernel);
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var backend = new ILGPU.Backends.OpenCL.CLBackend(context,
+            new ILGPU.Runtime.OpenCL.CLCapabilityContext(false, false, false, false, false),
+            ILGPU.Runtime.OpenCL.CLDeviceVendor.Nvidia, new ILGPU.Backends.OpenCL.CLCVersion(2, 0));
+        var first = method.GetParameters()[0].ParameterType;
+        var entry = first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D)
+            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
+            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
+        var compiled = (ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        if (Environment.GetEnvironmentVariable("GPUSTYLE_PTX_DIR") is { Length: > 0 } dir)
+            File.WriteAllText(Path.Combine(dir, kernel + ".cl"), compiled.Source);
+        Assert.Contains("kernel", compiled.Source);
+    }
 }
