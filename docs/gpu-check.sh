@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared call for a lent GPU (the GPU-speed issue, item 5). Prepare on the dev machine, from the repo root:
-#   ../shared/tools/device-bundle.sh src/GpuStyle.Cli/GpuStyle.Cli.csproj        # → .device/bundle.tgz
-#   cp ../shared/tools/torch_vgg_iter.py ../shared/weights/vgg19_notop_blocks1-3.h5 ../shared/images/tubingen.jpg \
-#      ../shared/images/starry_night.jpg .device/
+#   bash docs/gpu-prepare.sh          # the bundle (≈ 37 MB), torch_vgg_iter.py, the partial weights, two images → .device/
 # then run it with the device tool, carrying .device:   bash docs/gpu-check.sh     (timeout_s 600)
+# If the call runs out of time, what it printed so far is in $OUT/gpu-check.txt; rerun only the missing steps.
 # It builds nothing there. In order, each step bounded so that one slow step cannot eat the call:
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for each convolution kernel (blocked fp32 — the
