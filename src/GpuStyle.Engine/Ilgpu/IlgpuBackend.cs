@@ -11,9 +11,10 @@ namespace GpuStyle.Engine.Ilgpu;
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 
 /// <summary>
-/// Launch shapes of the ILGPU backend. GPUs get the tiled convolution with 16×16 tiles and 16-channel chunks; the CPU
-/// accelerator, which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny
-/// tiles so both variants run there quickly.
+/// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (32×16-pixel tiles, 8-channel chunks; 16×16
+/// tiles for the Gram kernels and the version-2 convolution), or with TF32 the tensor-core one; the CPU accelerator,
+/// which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny tiles so that
+/// every variant runs there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
