@@ -272,23 +272,41 @@ public static class Conv3x3
         internal static void Stage(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ConvDims d, int useMask,
             ArrayView<float> patch, ArrayView<float> wts, int c0, int cn, int x0, int y0, int o0, int pw, int ph, int tid, int threads)
         {
-            for (int e = tid; e < cn * ph * pw; e += threads)
-            {
-                int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
-                int iy = y0 + py - 1, ix = x0 + px - 1;
-                float v = 0f;
-                if (iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
-                {
-                    int k = ((c0 + c) * d.H + iy) * d.W + ix;
-                    v = x[k];
-                    if (useMask != 0 && mask[k] <= 0f) v = 0f;
-                }
-                patch[e] = v;
-            }
+            StagePatch(x, mask, d, useMask, patch, ph * pw, c0, cn, x0, y0, pw, ph, tid, threads, tf32: 0);
             for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
             {
                 int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
                 wts[e] = o0 + k < d.Cout ? w[((o0 + k) * d.Cin + c0 + c) * 9 + t] : 0f;
+            }
+        }
+
+        /// <summary>
+        /// Copies cn input channels' (TH+2)×(TW+2) patch into shared memory, plane by plane at a stride of
+        /// <paramref name="plane"/> floats: zero outside the map and past Cin, masked where asked, TF32-rounded when
+        /// <paramref name="tf32"/> is 1. Threads walk rows (a warp along a row: coalesced loads), so the only runtime
+        /// divisions are one per row, not two per element.
+        /// </summary>
+        internal static void StagePatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, ArrayView<float> patch,
+            int plane, int c0, int cn, int x0, int y0, int pw, int ph, int tid, int threads, int tf32)
+        {
+            int rowThreads = threads % 32 == 0 ? 32 : threads;
+            int lane = tid % rowThreads, rowStep = threads / rowThreads;
+            for (int r = tid / rowThreads; r < cn * ph; r += rowStep)
+            {
+                int c = r / ph, py = r - c * ph, iy = y0 + py - 1;
+                bool rowInside = c0 + c < d.Cin && iy >= 0 && iy < d.H;
+                int rowAt = ((c0 + c) * d.H + iy) * d.W, to = c * plane + py * pw;
+                for (int px = lane; px < pw; px += rowThreads)
+                {
+                    int ix = x0 + px - 1;
+                    float v = 0f;
+                    if (rowInside && ix >= 0 && ix < d.W)
+                    {
+                        v = x[rowAt + ix];
+                        if (useMask != 0 && mask[rowAt + ix] <= 0f) v = 0f;
+                    }
+                    patch[to + px] = tf32 != 0 ? IlgpuTensorCore.RoundTf32(v) : v;
+                }
             }
         }
 
@@ -439,25 +457,16 @@ public static class Conv3x3
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
-                for (int e = tid; e < chunk * ph * pw; e += threads)
-                {
-                    int c = e / (ph * pw), rem = e - c * ph * pw, py = rem / pw, px = rem - py * pw;
-                    int iy = y0 + py - 1, ix = x0 + px - 1;
-                    float v = 0f;
-                    if (c0 + c < d.Cin && iy >= 0 && iy < d.H && ix >= 0 && ix < d.W)
+                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
+                // Weights: one output channel's chunk·9 values are contiguous in w; a warp reads them along a row.
+                int rowThreads = threads % 32 == 0 ? 32 : threads, rowStep = threads / rowThreads;
+                for (int o = tid / rowThreads; o < bm; o += rowStep)
+                    for (int ct = tid % rowThreads; ct < chunk * 9; ct += rowThreads)
                     {
-                        int k = ((c0 + c) * d.H + iy) * d.W + ix;
-                        v = x[k];
-                        if (useMask != 0 && mask[k] <= 0f) v = 0f;
+                        int c = ct / 9, tap = ct - c * 9;
+                        float v = o0 + o < d.Cout && c0 + c < d.Cin ? w[((o0 + o) * d.Cin + c0) * 9 + ct] : 0f;
+                        wts[(tap * chunk + c) * wstride + o] = RoundTf32(v);
                     }
-                    patch[c * plane + rem] = RoundTf32(v);
-                }
-                for (int e = tid; e < bm * chunk * 9; e += threads)
-                {
-                    int o = e / (chunk * 9), ct = e - o * chunk * 9, c = ct / 9, tap = ct - c * 9;
-                    float v = o0 + o < d.Cout && c0 + c < d.Cin ? w[((o0 + o) * d.Cin + c0) * 9 + ct] : 0f;
-                    wts[(tap * chunk + c) * wstride + o] = RoundTf32(v);
-                }
                 Group.Barrier();
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)
