@@ -68,14 +68,14 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> _convTiled;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convTiled;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartial;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> _convMma;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>? _convMma;
     readonly MmaTile _mma;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> _convBlocked;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convBlocked;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
 
@@ -156,14 +156,32 @@ public sealed class IlgpuBackend : IBackend
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
-        _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
         _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
-        _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
-        _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
+        // Only the chosen tiled convolution is compiled and loaded: a variant the driver cannot JIT (inline PTX, say)
+        // must not take the others down with it.
+        switch (launch.Conv)
+        {
+            case ConvKernel.Tiled:
+                _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
+                break;
+            case ConvKernel.Blocked:
+                _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
+                break;
+            case ConvKernel.Tf32:
+                try
+                {
+                    _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32", e);
+                }
+                break;
+        }
         _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
     }
 
@@ -234,9 +252,9 @@ public sealed class IlgpuBackend : IBackend
         switch (_launch.Conv)
         {
             case ConvKernel.Direct: _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0); break;
-            case ConvKernel.Tiled: _convTiled(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk); break;
-            case ConvKernel.Blocked: _convBlocked(BlockedConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.BlockedChunk); break;
-            default: _convMma(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma); break;
+            case ConvKernel.Tiled: _convTiled!(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk); break;
+            case ConvKernel.Blocked: _convBlocked!(BlockedConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.BlockedChunk); break;
+            default: _convMma!(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma); break;
         }
     }
 
@@ -261,11 +279,11 @@ public sealed class IlgpuBackend : IBackend
         _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
         if (_launch.Conv == ConvKernel.Tiled)
-            _convTiled(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
+            _convTiled!(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
         else if (_launch.Conv == ConvKernel.Blocked)
-            _convBlocked(BlockedConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.BlockedChunk);
+            _convBlocked!(BlockedConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.BlockedChunk);
         else
-            _convMma(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
+            _convMma!(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
     }
 
     KernelConfig BlockedConfig(int cout, int h, int w)
