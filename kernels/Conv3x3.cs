@@ -246,7 +246,7 @@ public static class Conv3x3
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
-                Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, tid, threads);
+                Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, pw, tid, threads);
                 Group.Barrier();
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
@@ -270,9 +270,10 @@ public static class Conv3x3
         /// <summary>All threads of a group copy cn input channels' patch (zero outside the map, masked where asked)
         /// and their weights for the group's 8 output channels ([channel][tap][8]) into shared memory.</summary>
         internal static void Stage(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ConvDims d, int useMask,
-            ArrayView<float> patch, ArrayView<float> wts, int c0, int cn, int x0, int y0, int o0, int pw, int ph, int tid, int threads)
+            ArrayView<float> patch, ArrayView<float> wts, int c0, int cn, int x0, int y0, int o0, int pw, int ph, int rowStride,
+            int tid, int threads)
         {
-            StagePatch(x, mask, d, useMask, patch, ph * pw, c0, cn, x0, y0, pw, ph, tid, threads, tf32: 0);
+            StagePatch(x, mask, d, useMask, patch, ph * rowStride, rowStride, c0, cn, x0, y0, pw, ph, tid, threads, tf32: 0);
             for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
             {
                 int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
@@ -281,13 +282,13 @@ public static class Conv3x3
         }
 
         /// <summary>
-        /// Copies cn input channels' (TH+2)×(TW+2) patch into shared memory, plane by plane at a stride of
-        /// <paramref name="plane"/> floats: zero outside the map and past Cin, masked where asked, TF32-rounded when
+        /// Copies cn input channels' (TH+2)×(TW+2) patch into shared memory, rows <paramref name="rowStride"/> and
+        /// planes <paramref name="plane"/> floats apart: zero outside the map and past Cin, masked where asked, TF32-rounded when
         /// <paramref name="tf32"/> is 1. Threads walk rows (a warp along a row: coalesced loads), so the only runtime
         /// divisions are one per row, not two per element.
         /// </summary>
         internal static void StagePatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, ArrayView<float> patch,
-            int plane, int c0, int cn, int x0, int y0, int pw, int ph, int tid, int threads, int tf32)
+            int plane, int rowStride, int c0, int cn, int x0, int y0, int pw, int ph, int tid, int threads, int tf32)
         {
             int rowThreads = threads % 32 == 0 ? 32 : threads;
             int lane = tid % rowThreads, rowStep = threads / rowThreads;
@@ -295,7 +296,7 @@ public static class Conv3x3
             {
                 int c = r / ph, py = r - c * ph, iy = y0 + py - 1;
                 bool rowInside = c0 + c < d.Cin && iy >= 0 && iy < d.H;
-                int rowAt = ((c0 + c) * d.H + iy) * d.W, to = c * plane + py * pw;
+                int rowAt = ((c0 + c) * d.H + iy) * d.W, to = c * plane + py * rowStride;
                 for (int px = lane; px < pw; px += rowThreads)
                 {
                     int ix = x0 + px - 1;
@@ -332,11 +333,18 @@ public static class Conv3x3
     /// Version 3: version 2 with a register block of 8 output channels × 4 pixels of a row per thread. Version 2 does
     /// one FMA per shared-memory load (each of a thread's 8 weights meets one input value); here, per input channel
     /// and kernel row, 6 input values and 3×8 weights feed 96 FMAs — 3.2 FMAs a load, so the FMA pipes rather than
-    /// shared memory set the pace. Group (TW/4, TH), tile TW×TH pixels, TW a multiple of 4; shared memory as version 2.
+    /// shared memory set the pace. Group (TW/4, TH), tile TW×TH pixels, TW a multiple of 4; shared memory as version 2,
+    /// but with patch rows padded to a stride ≡ 1 (mod 4): a warp's lanes read 4 floats apart along a row, so rows that
+    /// start on different residues mod 4 keep the warp's reads in 32 different banks (unpadded, 34 floats: 2-way).
     /// </summary>
     public static class IlgpuBlocked
     {
         public const int PixelsPerThread = 4;
+
+        public static int RowStride(int tw) => tw + 2 + ((1 - (tw + 2) % 4) + 4) % 4;
+
+        public static int SharedFloats(int tw, int th, int chunk) =>
+            chunk * (th + 2) * RowStride(tw) + chunk * 9 * IlgpuTiled.ChannelsPerGroup;
 
         /// <summary>Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉), group (TW/4, TH). Arguments as <see cref="IlgpuTiled.Forward"/>.</summary>
         [KernelName("conv3x3_blocked")]
@@ -344,22 +352,22 @@ public static class Conv3x3
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk)
         {
             int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
-            int pw = tw + 2, ph = th + 2;
+            int pw = tw + 2, ph = th + 2, rs = RowStride(tw);
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * IlgpuTiled.ChannelsPerGroup;
             int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
             var shared = SharedMemory.GetDynamic<float>();
-            var patch = shared.SubView(0, chunk * ph * pw);
-            var wts = shared.SubView(chunk * ph * pw, chunk * 9 * IlgpuTiled.ChannelsPerGroup);
+            var patch = shared.SubView(0, chunk * ph * rs);
+            var wts = shared.SubView(chunk * ph * rs, chunk * 9 * IlgpuTiled.ChannelsPerGroup);
             var acc = new Block8x4();
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
-                IlgpuTiled.Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, tid, threads);
+                IlgpuTiled.Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, rs, tid, threads);
                 Group.Barrier();
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
                     {
-                        int row = (c * ph + ty + ky) * pw + tx * PixelsPerThread;
+                        int row = (c * ph + ty + ky) * rs + tx * PixelsPerThread;
                         float v0 = patch[row], v1 = patch[row + 1], v2 = patch[row + 2];
                         float v3 = patch[row + 3], v4 = patch[row + 4], v5 = patch[row + 5];
                         int wb = (c * 9 + ky * 3) * IlgpuTiled.ChannelsPerGroup;
@@ -457,16 +465,20 @@ public static class Conv3x3
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
-                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
-                // Weights: one output channel's chunk·9 values are contiguous in w; a warp reads them along a row.
-                int rowThreads = threads % 32 == 0 ? 32 : threads, rowStep = threads / rowThreads;
-                for (int o = tid / rowThreads; o < bm; o += rowStep)
-                    for (int ct = tid % rowThreads; ct < chunk * 9; ct += rowThreads)
+                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
+                // Weights: lanes take consecutive output channels, so the stores to [tap][channel][out channel] hit 32
+                // different banks (lanes along (channel, tap) would store 576 floats apart: 8-way conflicts). The
+                // global reads are strided, but one output channel's chunk·9 values share sectors that L1 keeps.
+                int lanes = threads % 32 == 0 ? 32 : threads, rowStep = threads / lanes;
+                for (int ct = tid / lanes; ct < chunk * 9; ct += rowStep)
+                {
+                    int c = ct / 9, tap = ct - c * 9;
+                    for (int o = tid % lanes; o < bm; o += lanes)
                     {
-                        int c = ct / 9, tap = ct - c * 9;
                         float v = o0 + o < d.Cout && c0 + c < d.Cin ? w[((o0 + o) * d.Cin + c0) * 9 + ct] : 0f;
                         wts[(tap * chunk + c) * wstride + o] = RoundTf32(v);
                     }
+                }
                 Group.Barrier();
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)

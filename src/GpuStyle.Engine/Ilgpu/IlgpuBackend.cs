@@ -291,7 +291,7 @@ public sealed class IlgpuBackend : IBackend
         int tw = _launch.BlockedWidth, th = _launch.BlockedHeight;
         var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + Conv3x3.IlgpuTiled.ChannelsPerGroup - 1) / Conv3x3.IlgpuTiled.ChannelsPerGroup);
         return new KernelConfig(grid, new Index3D(tw / Conv3x3.IlgpuBlocked.PixelsPerThread, th, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTiled.SharedFloats(tw, th, _launch.BlockedChunk)));
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlocked.SharedFloats(tw, th, _launch.BlockedChunk)));
     }
 
     KernelConfig MmaConfig(int cout, int h, int w)
