@@ -10,6 +10,43 @@ using ILGPU.Backends.EntryPoints;
 
 namespace GpuStyle.Kernels;
 
+/// <summary>A thread's 4×4 register block in the blocked Gram kernels: rows r·T apart, columns s·T apart.</summary>
+public struct Block4x4
+{
+    public Pixels4 R0, R1, R2, R3;
+
+    /// <summary>acc[r][s] += a[ai + r·T] · b[bi + s·T]: 4 + 4 shared loads, 16 FMAs.</summary>
+    public void Add(ArrayView<float> a, ArrayView<float> b, int ai, int bi, int t)
+    {
+        float b0 = b[bi], b1 = b[bi + t], b2 = b[bi + 2 * t], b3 = b[bi + 3 * t];
+        R0 = R0.Add(a[ai], b0, b1, b2, b3); R1 = R1.Add(a[ai + t], b0, b1, b2, b3);
+        R2 = R2.Add(a[ai + 2 * t], b0, b1, b2, b3); R3 = R3.Add(a[ai + 3 * t], b0, b1, b2, b3);
+    }
+
+    /// <summary>Writes (or adds, scaled) the block to a rows×cols matrix at offset + row·cols + col, skipping what
+    /// lies outside.</summary>
+    public readonly void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, int t, float scale, int accumulate)
+    {
+        StoreRow(m, offset, rows, cols, i, j, t, R0, scale, accumulate); StoreRow(m, offset, rows, cols, i + t, j, t, R1, scale, accumulate);
+        StoreRow(m, offset, rows, cols, i + 2 * t, j, t, R2, scale, accumulate); StoreRow(m, offset, rows, cols, i + 3 * t, j, t, R3, scale, accumulate);
+    }
+
+    static void StoreRow(ArrayView<float> m, long offset, int rows, long cols, int i, long j, int t, Pixels4 v, float scale, int accumulate)
+    {
+        if (i >= rows) return;
+        long at = (offset + i) * cols;
+        StoreOne(m, at, cols, j, v.P0, scale, accumulate); StoreOne(m, at, cols, j + t, v.P1, scale, accumulate);
+        StoreOne(m, at, cols, j + 2 * t, v.P2, scale, accumulate); StoreOne(m, at, cols, j + 3 * t, v.P3, scale, accumulate);
+    }
+
+    static void StoreOne(ArrayView<float> m, long at, long cols, long j, float v, float scale, int accumulate)
+    {
+        if (j >= cols) return;
+        if (accumulate != 0) m[at + j] += v * scale;
+        else m[at + j] = v * scale;
+    }
+}
+
 public static class Gram
 {
     public static class Reference
@@ -137,6 +174,88 @@ public static class Gram
                 Group.Barrier();
             }
             if (i < c && k < n) df[i * (long)n + k] += acc / n;
+        }
+    }
+
+    /// <summary>
+    /// ILGPU kernels, version 3: version 2's GEMMs with a 4×4 register block a thread. Version 2 computes one
+    /// element a thread from two shared loads per FMA (and its B reads, 16 floats apart, conflict 8-way); here a
+    /// thread owns rows ty + T·r and columns tx + T·s (r, s < 4) of a (4T)×(4T) tile, so per k 4 + 4 loads feed
+    /// 16 FMAs, and the strided ownership keeps a warp's loads in distinct banks (or broadcast). Tiles are staged
+    /// transposed, [k][row], 16 positions (or channels) deep. Forward keeps version 2's split-K and symmetry (tiles
+    /// below the diagonal skipped, <see cref="IlgpuTiled.ReduceSplits"/> with tile side 4T mirrors them).
+    /// </summary>
+    public static class IlgpuBlocked
+    {
+        public const int Block = 4, Depth = 16;
+
+        /// <summary>Two (4T)×16 tiles.</summary>
+        public static int SharedFloats(int t) => 2 * Block * t * Depth;
+
+        /// <summary>Grid (⌈C/4T⌉, ⌈C/4T⌉, splits), group (T, T). partials: splits × C × C (tiles on or above the diagonal).</summary>
+        [KernelName("gram_forward_blocked")]
+        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits)
+        {
+            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
+            int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
+            if (bj < bi) return;   // the whole group leaves together: no barrier is left waiting
+            int tid = ty * t + tx, threads = t * t;
+            var shared = SharedMemory.GetDynamic<float>();
+            var a = shared.SubView(0, Depth * side);
+            var b = shared.SubView(Depth * side, Depth * side);
+            long k0 = (long)n * split / splits, k1 = (long)n * (split + 1) / splits;
+            var acc = new Block4x4();
+            for (long k = k0; k < k1; k += Depth)
+            {
+                // Rows of F along the positions: 16 consecutive floats a row, lanes along k (coalesced).
+                for (int e = tid; e < Depth * side; e += threads)
+                {
+                    int row = e / Depth, kk = e - row * Depth;
+                    long at = k + kk;
+                    int ri = bi * side + row, rj = bj * side + row;
+                    a[kk * side + row] = ri < c && at < k1 ? f[ri * (long)n + at] : 0f;
+                    b[kk * side + row] = rj < c && at < k1 ? f[rj * (long)n + at] : 0f;
+                }
+                Group.Barrier();
+                for (int kk = 0; kk < Depth; kk++)
+                    acc.Add(a, b, kk * side + ty, kk * side + tx, t);
+                Group.Barrier();
+            }
+            int i = bi * side + ty, j = bj * side + tx;
+            long slab = (long)split * c;
+            acc.Store(partials, slab, c, c, i, j, t, 1f, accumulate: 0);
+        }
+
+        /// <summary>Grid (⌈N/4T⌉, ⌈C/4T⌉), group (T, T), T a multiple of 4. df[i,k] += Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N.</summary>
+        [KernelName("gram_backward_blocked")]
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n)
+        {
+            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
+            int i0 = Grid.IdxY * side;
+            long k0 = (long)Grid.IdxX * side;
+            int tid = ty * t + tx, threads = t * t;
+            var shared = SharedMemory.GetDynamic<float>();
+            var sTile = shared.SubView(0, Depth * side);   // [j][i]: S = dG + dGᵀ
+            var fTile = shared.SubView(Depth * side, Depth * side);   // [j][k]
+            var acc = new Block4x4();
+            // Each thread stages one column of both tiles, every (threads / side)-th row: T a multiple of 4 makes
+            // threads (T²) a multiple of side (4T), so the one division is here, outside the loops.
+            int col = tid % side, rowStep = threads / side;
+            for (int j0 = 0; j0 < c; j0 += Depth)
+            {
+                for (int jj = tid / side; jj < Depth; jj += rowStep)
+                {
+                    int j = j0 + jj, i = i0 + col;
+                    long k = k0 + col;
+                    sTile[jj * side + col] = i < c && j < c ? dg[i * c + j] + dg[j * c + i] : 0f;
+                    fTile[jj * side + col] = j < c && k < n ? f[j * (long)n + k] : 0f;
+                }
+                Group.Barrier();
+                for (int jj = 0; jj < Depth; jj++)
+                    acc.Add(sTile, fTile, jj * side + ty, jj * side + tx, t);
+                Group.Barrier();
+            }
+            acc.Store(df, 0, c, n, i0 + ty, k0 + tx, t, 1f / n, accumulate: 1);
         }
     }
 

@@ -55,7 +55,7 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
                 using var y = fx.Poisoned(b, new Shape(cout, h, w));
                 b.Conv3x3Forward(x, wt, bias, y, relu);
                 return fx.Read(y);
-            }, fx.AllConvolutions);
+            }, fx.AllVariants);
             // The ReLU mask is the reference forward's output (random inputs: no output sits at exactly zero).
             var dxRef = Conv3x3.Reference.BackwardInput(dyd, relu ? yRef : null, wd, d);
             OnEveryBackend($"conv backward relu={relu}", dxRef, b =>
@@ -66,7 +66,7 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
                 using var dx = fx.Poisoned(b, new Shape(cin, h, w));
                 b.Conv3x3BackwardInput(dy, relu ? y : null, wt, dx);
                 return fx.Read(dx);
-            }, fx.AllConvolutions);
+            }, fx.AllVariants);
         }
     }
 
@@ -142,7 +142,7 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
             using var g = fx.Poisoned(b, new Shape(c, c, 1));
             b.GramForward(f, g);
             return fx.Read(g);
-        });
+        }, fx.AllVariants);
         var expected = VectorOps.Reference.Axpy(1, Gram.Reference.Backward(fd, dgd, c, n), before);
         OnEveryBackend("gram backward", expected, b =>
         {
@@ -151,7 +151,7 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
             using var df = fx.Make(b, new Shape(c, h, w), before);   // accumulates: starts from random values, not NaN
             b.GramBackwardAccumulate(f, dg, df);
             return fx.Read(df);
-        });
+        }, fx.AllVariants);
     }
 
     [Theory]

@@ -54,7 +54,7 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
         var xd = rnd.UniformF32(3 * H * W);
         var expected = reference.Evaluate(xd, H, W, content, style, Weights);
 
-        foreach (var b in fx.AllConvolutions) EvaluateOn(b, spec, maxPool, content, style, xd, expected);
+        foreach (var b in fx.AllVariants) EvaluateOn(b, spec, maxPool, content, style, xd, expected);
     }
 
     [Fact]

@@ -71,6 +71,8 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convTiled;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartial;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartialBlocked;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardBlocked;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>? _convMma;
@@ -106,6 +108,8 @@ public sealed class IlgpuBackend : IBackend
             if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
                 || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > info.MaxThreadsPerGroup))
                 throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {info.MaxThreadsPerGroup} threads");
+            if (chosen.Conv is ConvKernel.Blocked or ConvKernel.Tf32 && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
+                throw new ArgumentException($"the blocked Gram kernels need a tile width that is a multiple of 4, not {chosen.TileWidth}");
             if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
             if (chosen.Conv == ConvKernel.Tf32)
@@ -182,6 +186,8 @@ public sealed class IlgpuBackend : IBackend
                 }
                 break;
         }
+        _gramPartialBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuBlocked.ForwardPartial);
+        _gramBackwardBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuBlocked.BackwardAccumulate);
         _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
     }
 
@@ -286,6 +292,8 @@ public sealed class IlgpuBackend : IBackend
             _convMma!(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
     }
 
+    bool BlockedGram => _launch.Conv is ConvKernel.Blocked or ConvKernel.Tf32;
+
     KernelConfig BlockedConfig(int cout, int h, int w)
     {
         int tw = _launch.BlockedWidth, th = _launch.BlockedHeight;
@@ -331,10 +339,12 @@ public sealed class IlgpuBackend : IBackend
             _gramForward(g.Length, V(f), V(g), c, n);
             return;
         }
-        int t = _launch.TileWidth, tiles = (c + t - 1) / t;
+        // Versions 3 and 4 use the register-blocked Gram (a thread 4×4 of a 4T-sided tile), version 2 the plain tiled one.
+        bool blocked = BlockedGram;
+        int t = _launch.TileWidth, side = blocked ? Gram.IlgpuBlocked.Block * t : t, tiles = (c + side - 1) / side;
         // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
         // CPU accelerator's tests ask for), each slice at least a few tiles long.
-        int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * t)));
+        int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * side)));
         long need = (long)splits * c * c;
         if (_gramPartials is null || _gramPartials.Length < need)
         {
@@ -342,9 +352,10 @@ public sealed class IlgpuBackend : IBackend
             _gramPartials?.Dispose();
             _gramPartials = Accelerator.Allocate1D<float>(need);
         }
-        _gramPartial(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTiled.SharedFloats(t))), V(f), _gramPartials.View, c, n, splits);
-        _gramReduce(c * c, _gramPartials.View, V(g), c, n, splits, t);
+        var config = new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(blocked ? Gram.IlgpuBlocked.SharedFloats(t) : Gram.IlgpuTiled.SharedFloats(t)));
+        (blocked ? _gramPartialBlocked : _gramPartial)(config, V(f), _gramPartials.View, c, n, splits);
+        _gramReduce(c * c, _gramPartials.View, V(g), c, n, splits, side);
     }
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
@@ -357,6 +368,13 @@ public sealed class IlgpuBackend : IBackend
             return;
         }
         int t = _launch.TileWidth;
+        if (BlockedGram)
+        {
+            int side = Gram.IlgpuBlocked.Block * t;
+            _gramBackwardBlocked(new KernelConfig(new Index2D((n + side - 1) / side, (c + side - 1) / side), new Index2D(t, t),
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuBlocked.SharedFloats(t))), V(f), V(dg), V(df), c, n);
+            return;
+        }
         _gramBackwardTiled(new KernelConfig(new Index2D((n + t - 1) / t, (c + t - 1) / t), new Index2D(t, t),
             SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTiled.SharedFloats(t))), V(f), V(dg), V(df), c, n);
     }

@@ -14,7 +14,8 @@ public sealed class IlgpuCpuFixture : IDisposable
     public IlgpuBackend Backend { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny, CpuSimulation.Small);
     /// <summary>The tiled (shared-memory) convolution on 4×4 tiles with 3-channel chunks: odd edges everywhere.</summary>
     public IlgpuBackend Tiled { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tiled }, CpuSimulation.Small);
-    /// <summary>The register-blocked convolution (8 channels × 4 pixels a thread) on 8×3 tiles with 5-channel chunks.</summary>
+    /// <summary>The register-blocked convolution (8 channels × 4 pixels a thread) on 8×3 tiles with 5-channel chunks, and
+    /// the register-blocked Gram kernels (4×4 a thread, 16-sided tiles from 4×4 groups).</summary>
     public IlgpuBackend Blocked { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked }, CpuSimulation.Small);
     public CpuBackend CpuVector { get; } = new(vector: true);
     public CpuBackend CpuScalar { get; } = new(vector: false);
@@ -22,9 +23,9 @@ public sealed class IlgpuCpuFixture : IDisposable
     /// <summary>ILGPU first: the others are also compared with it.</summary>
     public IReadOnlyList<IBackend> All => [Backend, Tiled, CpuVector, CpuScalar];
 
-    /// <summary>All, and the blocked convolution too: for the convolution tests and the whole-network objective (its
-    /// Gram and other kernels are the tiled backend's, tested already).</summary>
-    public IReadOnlyList<IBackend> AllConvolutions => [Backend, Tiled, Blocked, CpuVector, CpuScalar];
+    /// <summary>All, and the blocked kernels too (convolution and Gram): for the convolution and Gram tests and the
+    /// whole-network objective (its other kernels are the tiled backend's, tested already).</summary>
+    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, CpuVector, CpuScalar];
 
     public float[] Read(Tensor t) => t.Backend.Read(t);
 
