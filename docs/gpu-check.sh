@@ -11,7 +11,8 @@
 #   3. ours vs PyTorch/cuDNN (TF32 off and on) per iteration at 256, 512, 1024 px, VGG16 then VGG19;
 #      ours with the blocked fp32 kernel and with --tf32; the per-layer table at 512 for both, plus tiled fp32;
 #   4. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
-#   5. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times.
+#   5. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times;
+#   6. if the call has time left, a few other tile shapes (bench --launch) for both kernels.
 # Everything it prints is also written under $OUT (gpu-check.txt, bench JSON, the pictures, the logs).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
@@ -76,5 +77,12 @@ for flag in "" "--tf32"; do
     --weights .device/vgg19_notop_blocks1-3.h5 --content-layers relu3_2 --style-layers relu1_1,relu2_1,relu3_1 \
     --size 512 --iterations 500 --log "$OUT/$name.jsonl"
   tail -1 "$OUT/$name.jsonl"
+done
+step "6. if time is left: other tile shapes, per layer at 512 (bench --launch; no rebuild needed)"
+for shape in "BlockedWidth=64,BlockedHeight=8" "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16" "BlockedWidth=16,BlockedHeight=16"; do
+  has blocked && timeout 60 "$B" bench --device cuda --conv blocked --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
+done
+for shape in "MmaTileWidth=64,MmaTileHeight=4" "MmaWarpsCo=1,MmaTileWidth=32,MmaTileHeight=8"; do
+  has tf32 && timeout 60 "$B" bench --device cuda --conv tf32 --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
 done
 step "done"

@@ -196,4 +196,15 @@ public sealed class CliTests : IDisposable
         Assert.Contains("block5_conv3", output);
         Assert.Contains("official:     no", output);
     }
+
+    [Fact]
+    public void Bench_refuses_launch_shapes_it_cannot_use()
+    {
+        var (code, _, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "blocked", "--launch", "TileSize=8", "--iteration-sizes", ""]);
+        Assert.Equal(2, code);
+        Assert.Contains("BlockedWidth", err);
+        (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--launch", "BlockedWidth=64"]);
+        Assert.Equal(2, code);
+        Assert.Contains("CPU backend", err);
+    }
 }

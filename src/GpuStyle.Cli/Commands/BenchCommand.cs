@@ -20,6 +20,7 @@ public static class BenchCommand
         var tf32 = DeviceOption.CreateTf32();
         var conv = new Option<string?>("--conv") { Description = "the ILGPU convolution to time: direct, tiled, blocked or tf32 (default: the device's own; --tf32 = --conv tf32)" };
         conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32");
+        var launch = new Option<string?>("--launch") { Description = "ILGPU launch shapes, e.g. BlockedWidth=64,BlockedHeight=8,BlockedChunk=16 (to compare tiles in one run)" };
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");
         var iterationSizes = new Option<string>("--iteration-sizes") { Description = "sizes of the whole-iteration timings (empty: none)", DefaultValueFactory = _ => "256,512" };
@@ -30,7 +31,7 @@ public static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "time every op of whole iterations at --size, one by one, and the peak device memory" };
         var check = new Option<bool>("--check") { Description = "first run every op on the device and on the CPU backend and compare (exit 1 on disagreement)" };
         var command = new Command("bench", "Measure the FMA peak, each VGG layer's convolution and Gram speed, and whole iterations.")
-            { size, device, tf32, conv, network, iterationSizes, iterations, layer, reference, json, check, profile };
+            { size, device, tf32, conv, launch, network, iterationSizes, iterations, layer, reference, json, check, profile };
         command.SetAction(r =>
         {
             int n = r.GetValue(size);
@@ -40,7 +41,16 @@ public static class BenchCommand
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
             ConvKernel? variant = r.GetValue(tf32) ? ConvKernel.Tf32
                 : r.GetValue(conv) is { } name ? Enum.Parse<ConvKernel>(name, ignoreCase: true) : null;
-            using var backend = Backends.Open(r.GetValue(device)!, variant, profiling: r.GetValue(profile));
+            IBackend backend;
+            try
+            {
+                backend = Backends.Open(r.GetValue(device)!, variant, profiling: r.GetValue(profile), launch: r.GetValue(launch));
+            }
+            catch (ArgumentException e)
+            {
+                throw new InputException(e.Message);
+            }
+            using var _ = backend;
             if (r.GetValue(check))
             {
                 Console.WriteLine($"agreement with the CPU backend ({backend.Name}; error relative to each output's largest value):");

@@ -23,19 +23,21 @@ public static class Backends
         Open(device, tf32 ? ConvKernel.Tf32 : null, profiling);
 
     /// <summary>Opens a device with a given ILGPU convolution kernel (null: the device's default).</summary>
-    public static IBackend Open(string device, ConvKernel? conv, bool profiling = false)
+    public static IBackend Open(string device, ConvKernel? conv, bool profiling = false, string? launch = null)
     {
+        if (!string.IsNullOrWhiteSpace(launch) && device is "cpu" or "cpu-scalar")
+            throw new DeviceNotFoundException($"--launch sets ILGPU launch shapes: --device {device} is the CPU backend, which has none");
         switch (device)
         {
             case "auto":
-                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv);
+                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch);
                 return conv is null ? new CpuBackend() : throw NoVariant(conv.Value, "no CUDA or OpenCL GPU was found, and the CPU backend");
             case "cpu":
             case "cpu-scalar":
                 return conv is null ? new CpuBackend(vector: device == "cpu") : throw NoVariant(conv.Value, $"--device {device} is the CPU backend, which");
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
-                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv);
+                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch);
                 throw new DeviceNotFoundException($"unknown device '{device}'; use one of {string.Join(", ", Names)}");
         }
     }

@@ -37,6 +37,27 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int Finish
     /// <summary>These options with another convolution; on the CPU accelerator (<paramref name="tiny"/>) the TF32
     /// kernel's smallest shape.</summary>
     public IlgpuLaunchOptions WithConv(ConvKernel conv, bool tiny = false) => conv == ConvKernel.Tf32 ? WithTf32(tiny) : this with { Conv = conv };
+
+    /// <summary>
+    /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
+    /// `bench --launch`, so that one device call can try several shapes without a rebuild.
+    /// </summary>
+    public IlgpuLaunchOptions With(string overrides)
+    {
+        var ctor = typeof(IlgpuLaunchOptions).GetConstructors().Single(c => c.GetParameters().Length > 1);
+        var parameters = ctor.GetParameters();
+        var values = parameters.Select(p => typeof(IlgpuLaunchOptions).GetProperty(p.Name!)!.GetValue(this)).ToArray();
+        var names = parameters.Where(p => p.ParameterType == typeof(int)).Select(p => p.Name!).ToList();
+        foreach (var item in overrides.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = item.Split('=', 2, StringSplitOptions.TrimEntries);
+            int at = Array.FindIndex(parameters, p => p.ParameterType == typeof(int) && string.Equals(p.Name, kv[0], StringComparison.OrdinalIgnoreCase));
+            if (kv.Length != 2 || at < 0 || !int.TryParse(kv[1], out int v) || v <= 0)
+                throw new ArgumentException($"launch option '{item}': use Name=positive integer with Name one of {string.Join(", ", names)}");
+            values[at] = v;
+        }
+        return (IlgpuLaunchOptions)ctor.Invoke(values);
+    }
 }
 
 /// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
@@ -95,7 +116,7 @@ public sealed class IlgpuBackend : IBackend
     /// device's default shapes, with the TF32 convolution when <paramref name="tf32"/> (on the CPU accelerator its
     /// smallest shape, in simulated groups of 32 threads).</summary>
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null, bool tf32 = false,
-        bool profiling = false, ConvKernel? conv = null)
+        bool profiling = false, ConvKernel? conv = null, string? overrides = null)
     {
         if (tf32) conv = ConvKernel.Tf32;
         var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
@@ -105,6 +126,7 @@ public sealed class IlgpuBackend : IBackend
             bool simulated = info.Kind == "ilgpu-cpu";
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
+            if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
             if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
                 || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > info.MaxThreadsPerGroup))
                 throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {info.MaxThreadsPerGroup} threads");
