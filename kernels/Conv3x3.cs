@@ -281,6 +281,10 @@ public static class Conv3x3
             }
         }
 
+        /// <summary>How many threads share one row when a group stages a tile row by row: a warp (32), or the whole
+        /// group when it is not a whole number of warps — so that every row is walked by a fixed set of threads.</summary>
+        internal static int RowLanes(int threads) => threads % 32 == 0 ? 32 : threads;
+
         /// <summary>
         /// Copies cn input channels' (TH+2)×(TW+2) patch into shared memory, rows <paramref name="rowStride"/> and
         /// planes <paramref name="plane"/> floats apart: zero outside the map and past Cin, masked where asked, TF32-rounded when
@@ -290,7 +294,7 @@ public static class Conv3x3
         internal static void StagePatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, ArrayView<float> patch,
             int plane, int rowStride, int c0, int cn, int x0, int y0, int pw, int ph, int tid, int threads, int tf32)
         {
-            int rowThreads = threads % 32 == 0 ? 32 : threads;
+            int rowThreads = RowLanes(threads);
             int lane = tid % rowThreads, rowStep = threads / rowThreads;
             for (int r = tid / rowThreads; r < cn * ph; r += rowStep)
             {
@@ -469,7 +473,7 @@ public static class Conv3x3
                 // Weights: lanes take consecutive output channels, so the stores to [tap][channel][out channel] hit 32
                 // different banks (lanes along (channel, tap) would store 576 floats apart: 8-way conflicts). The
                 // global reads are strided, but one output channel's chunk·9 values share sectors that L1 keeps.
-                int lanes = threads % 32 == 0 ? 32 : threads, rowStep = threads / lanes;
+                int lanes = IlgpuTiled.RowLanes(threads), rowStep = threads / lanes;
                 for (int ct = tid / lanes; ct < chunk * 9; ct += rowStep)
                 {
                     int c = ct / 9, tap = ct - c * 9;

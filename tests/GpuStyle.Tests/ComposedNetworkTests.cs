@@ -62,7 +62,7 @@ public class ComposedNetworkTests(IlgpuCpuFixture fx)
     {
         // The tensor-core convolutions (emulated here) through the whole stack: losses and the gradient to the pixels
         // within 1e-2 — TF32's 11 significant bits a product, compounded over four convolutions forward and back.
-        using var tf32 = GpuStyle.Engine.Ilgpu.IlgpuBackend.Open("ilgpu-cpu", tf32: true);
+        using var tf32 = GpuStyle.Engine.Ilgpu.IlgpuBackend.Open("ilgpu-cpu", conv: GpuStyle.Engine.Ilgpu.ConvKernel.Tf32);
         Assert.Equal(GpuStyle.Engine.Ilgpu.ConvKernel.Tf32, tf32.ConvVariant);
         var rnd = new TestData(203);
         var spec = SmallVgg(rnd);

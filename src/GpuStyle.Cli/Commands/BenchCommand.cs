@@ -62,21 +62,21 @@ public static class BenchCommand
             }
             var peak = Benchmark.MeasurePeak();
             // On a GPU the rates are compared with the card's own fp32 FMA peak, measured the same way.
-            var gpu = backend is GpuStyle.Engine.Ilgpu.IlgpuBackend { Device.Kind: not "ilgpu-cpu" } g ? g : null;
+            var gpu = backend is IlgpuBackend { Device.Kind: not "ilgpu-cpu" } g ? g : null;
             double devicePeak = gpu?.MeasureFmaPeak() ?? peak.AllCoresGflops;
             string peakName = gpu is null ? $"this machine's measured CPU FMA peak, {devicePeak:0.0} GFLOP/s" : $"{gpu.Device.Name}'s measured fp32 FMA peak, {devicePeak:0} GFLOP/s";
             if (r.GetValue(profile))
             {
                 var prof = Benchmark.Profile(backend, spec, n, new RunSettings(), Math.Max(1, r.GetValue(iterations)));
-                var (ops, perIteration, peakBytes, clock) = (prof.Ops, prof.SecondsPerIteration, prof.PeakBytes, prof.Clock);
-                Console.WriteLine($"profile of one L-BFGS iteration at {n}×{n} on {backend.Name}; timed by {clock}");
+                var (ops, perIteration) = (prof.Ops, prof.SecondsPerIteration);
+                Console.WriteLine($"profile of one L-BFGS iteration at {n}×{n} on {backend.Name}; timed by {prof.Clock}");
                 Console.WriteLine($"(%peak: of {peakName})");
                 Console.WriteLine($"{"op",-36} {"calls",5} {"ms",9} {"share",6} {"GFLOP/s",8} {"%peak",6}");
                 foreach (var o in ops)
                     Console.WriteLine($"{o.Op,-36} {o.Calls,5} {o.Seconds * 1e3,9:0.00} {100 * o.Seconds / perIteration,5:0.0}% " +
                         (o.Gflop > 0 ? $"{o.Gflops,8:0.0} {100 * o.Gflops / devicePeak,5:0}%" : ""));
                 Console.WriteLine($"{"iteration",-36} {"",5} {perIteration * 1e3,9:0.00}   (wall clock; ops' sum {ops.Sum(o => o.Seconds) * 1e3:0.00} ms)");
-                Console.WriteLine($"peak device memory (tensors): {peakBytes / 1e6:0} MB");
+                Console.WriteLine($"peak device memory (tensors): {prof.PeakBytes / 1e6:0} MB");
                 Console.WriteLine($"host reads per iteration: {prof.HostReadsPerIteration:0.#} (each waits for the stream), {prof.HostFloatsPerIteration:0} floats");
                 return 0;
             }

@@ -91,11 +91,12 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convTiled;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartial;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int> _gramPartialBlocked;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardBlocked;
+    // The staged Gram kernels of versions 2–4: version 2's tiled ones (a T-sided tile) or version 3's register-blocked
+    // ones (a 4T-sided tile), both launched on T×T groups; null for the direct kernels.
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _gramPartial;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
+    readonly int _gramSide, _gramSharedFloats;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackwardTiled;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>? _convMma;
     readonly MmaTile _mma;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convBlocked;
@@ -113,12 +114,11 @@ public sealed class IlgpuBackend : IBackend
     }})";
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
-    /// device's default shapes, with the TF32 convolution when <paramref name="tf32"/> (on the CPU accelerator its
-    /// smallest shape, in simulated groups of 32 threads).</summary>
-    public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null, bool tf32 = false,
+    /// device's default shapes, with the <paramref name="conv"/> kernel when given (TF32 on the CPU accelerator: its
+    /// smallest shape, in simulated groups of 32 threads), then <paramref name="overrides"/> ("Name=value,…").</summary>
+    public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null,
         bool profiling = false, ConvKernel? conv = null, string? overrides = null)
     {
-        if (tf32) conv = ConvKernel.Tf32;
         var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
         try
         {
@@ -183,7 +183,6 @@ public sealed class IlgpuBackend : IBackend
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
-        _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
@@ -208,9 +207,21 @@ public sealed class IlgpuBackend : IBackend
                 }
                 break;
         }
-        _gramPartialBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuBlocked.ForwardPartial);
-        _gramBackwardBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuBlocked.BackwardAccumulate);
-        _gramBackwardTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
+        // Likewise only the Gram kernels in use: version 2's with the tiled convolution, version 3's with the blocked
+        // and TF32 ones.
+        int t = launch.TileWidth;
+        if (launch.Conv == ConvKernel.Tiled)
+        {
+            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
+            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
+            (_gramSide, _gramSharedFloats) = (t, Gram.IlgpuTiled.SharedFloats(t));
+        }
+        else if (launch.Conv != ConvKernel.Direct)
+        {
+            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuBlocked.ForwardPartial);
+            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuBlocked.BackwardAccumulate);
+            (_gramSide, _gramSharedFloats) = (Gram.IlgpuBlocked.Block * t, Gram.IlgpuBlocked.SharedFloats(t));
+        }
     }
 
     public MemoryMeter Memory { get; } = new();
@@ -277,13 +288,8 @@ public sealed class IlgpuBackend : IBackend
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
     {
         var d = Check.Conv(x, w, b, y);
-        switch (_launch.Conv)
-        {
-            case ConvKernel.Direct: _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0); break;
-            case ConvKernel.Tiled: _convTiled!(TiledConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.InputChunk); break;
-            case ConvKernel.Blocked: _convBlocked!(BlockedConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _launch.BlockedChunk); break;
-            default: _convMma!(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma); break;
-        }
+        if (_launch.Conv == ConvKernel.Direct) _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+        else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
     }
 
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
@@ -306,15 +312,21 @@ public sealed class IlgpuBackend : IBackend
         var flipped = _flipped.View.SubView(0, w.Length);
         _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
-        if (_launch.Conv == ConvKernel.Tiled)
-            _convTiled!(TiledConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.InputChunk);
-        else if (_launch.Conv == ConvKernel.Blocked)
-            _convBlocked!(BlockedConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _launch.BlockedChunk);
-        else
-            _convMma!(MmaConfig(d.Cin, d.H, d.W), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask, _mma);
+        ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
     }
 
-    bool BlockedGram => _launch.Conv is ConvKernel.Blocked or ConvKernel.Tf32;
+    /// <summary>One convolution by the chosen staged kernel (versions 2–4): the forward, or the backward as a forward
+    /// on the flipped weights with the ReLU mask applied while staging.</summary>
+    void ConvStaged(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y,
+        ConvDims d, int relu, int hasBias, int useMask)
+    {
+        switch (_launch.Conv)
+        {
+            case ConvKernel.Tiled: _convTiled!(TiledConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _launch.InputChunk); break;
+            case ConvKernel.Blocked: _convBlocked!(BlockedConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _launch.BlockedChunk); break;
+            default: _convMma!(MmaConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _mma); break;
+        }
+    }
 
     KernelConfig BlockedConfig(int cout, int h, int w)
     {
@@ -361,9 +373,7 @@ public sealed class IlgpuBackend : IBackend
             _gramForward(g.Length, V(f), V(g), c, n);
             return;
         }
-        // Versions 3 and 4 use the register-blocked Gram (a thread 4×4 of a 4T-sided tile), version 2 the plain tiled one.
-        bool blocked = BlockedGram;
-        int t = _launch.TileWidth, side = blocked ? Gram.IlgpuBlocked.Block * t : t, tiles = (c + side - 1) / side;
+        int t = _launch.TileWidth, side = _gramSide, tiles = (c + side - 1) / side;
         // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
         // CPU accelerator's tests ask for), each slice at least a few tiles long.
         int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * side)));
@@ -374,9 +384,8 @@ public sealed class IlgpuBackend : IBackend
             _gramPartials?.Dispose();
             _gramPartials = Accelerator.Allocate1D<float>(need);
         }
-        var config = new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
-            SharedMemoryConfig.RequestDynamic<float>(blocked ? Gram.IlgpuBlocked.SharedFloats(t) : Gram.IlgpuTiled.SharedFloats(t)));
-        (blocked ? _gramPartialBlocked : _gramPartial)(config, V(f), _gramPartials.View, c, n, splits);
+        _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
+            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), _gramPartials.View, c, n, splits);
         _gramReduce(c * c, _gramPartials.View, V(g), c, n, splits, side);
     }
 
@@ -389,16 +398,9 @@ public sealed class IlgpuBackend : IBackend
             _gramBackward(df.Length, V(f), V(dg), V(df), c, n);
             return;
         }
-        int t = _launch.TileWidth;
-        if (BlockedGram)
-        {
-            int side = Gram.IlgpuBlocked.Block * t;
-            _gramBackwardBlocked(new KernelConfig(new Index2D((n + side - 1) / side, (c + side - 1) / side), new Index2D(t, t),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuBlocked.SharedFloats(t))), V(f), V(dg), V(df), c, n);
-            return;
-        }
-        _gramBackwardTiled(new KernelConfig(new Index2D((n + t - 1) / t, (c + t - 1) / t), new Index2D(t, t),
-            SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTiled.SharedFloats(t))), V(f), V(dg), V(df), c, n);
+        int t = _launch.TileWidth, side = _gramSide;
+        _gramBackwardStaged!(new KernelConfig(new Index2D((n + side - 1) / side, (c + side - 1) / side), new Index2D(t, t),
+            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), V(dg), V(df), c, n);
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
