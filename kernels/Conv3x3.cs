@@ -446,7 +446,8 @@ public static class Conv3x3
 
         /// <summary>
         /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/(32·WarpsCo)⌉), group (<see cref="Threads"/>, 1, 1), dynamic shared memory
-        /// <see cref="SharedFloats"/>. Arguments as <see cref="IlgpuTiled.Forward"/>.
+        /// <see cref="SharedFloats"/>. Arguments as <see cref="IlgpuTiled.Forward"/>, but w is <see cref="PackWeights"/>'
+        /// output for these dims and this tile.
         /// </summary>
         [KernelName("conv3x3_tf32_mma")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
@@ -465,23 +466,22 @@ public static class Conv3x3
             int p0 = wn * WarpPixels + g, p1 = p0 + 8, p2 = p0 + 16, p3 = p0 + 24;
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
+            int cinPadded = PaddedCount(d.Cin, chunk), coutPadded = PaddedCount(d.Cout, bm);
             var acc = new WarpAccumulators();
+            if (CudaAsm.IsSupported) CudaAsm.Emit(DeclareAccumulators);
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
                 IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
-                // Weights: lanes take consecutive output channels, so the stores to [tap][channel][out channel] hit 32
-                // different banks (lanes along (channel, tap) would store 576 floats apart: 8-way conflicts). The
-                // global reads are strided, but one output channel's chunk·9 values share sectors that L1 keeps.
+                // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
+                // (PackWeights): each row of bm output channels is one contiguous, coalesced copy, stored along the
+                // output channels (32 different banks). Row r = tap·chunk + c.
                 int lanes = IlgpuTiled.RowLanes(threads), rowStep = threads / lanes;
-                for (int ct = tid / lanes; ct < chunk * 9; ct += rowStep)
+                for (int r = tid / lanes; r < chunk * 9; r += rowStep)
                 {
-                    int c = ct / 9, tap = ct - c * 9;
+                    int tap = r / chunk, src = (tap * cinPadded + c0 + r - tap * chunk) * coutPadded + o0;
                     for (int o = tid % lanes; o < bm; o += lanes)
-                    {
-                        float v = o0 + o < d.Cout && c0 + c < d.Cin ? w[((o0 + o) * d.Cin + c0) * 9 + ct] : 0f;
-                        wts[(tap * chunk + c) * wstride + o] = RoundTf32(v);
-                    }
+                        wts[r * wstride + o] = w[src + o];
                 }
                 Group.Barrier();
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
@@ -499,8 +499,19 @@ public static class Conv3x3
                         var b3 = new FragmentB(patch[pb + off3], patch[pb4 + off3]);
                         if (CudaAsm.IsSupported)
                         {
-                            Mma(ref acc.C00, a0, b0); Mma(ref acc.C01, a0, b1); Mma(ref acc.C02, a0, b2); Mma(ref acc.C03, a0, b3);
-                            Mma(ref acc.C10, a1, b0); Mma(ref acc.C11, a1, b1); Mma(ref acc.C12, a1, b2); Mma(ref acc.C13, a1, b3);
+                            // The accumulators are PTX registers named by the assembly itself (DeclareAccumulators):
+                            // passed through EmitRef they were address-taken locals, which ptxas left in local
+                            // memory (320 bytes a thread; L2 at 83% of its throughput, 3 TFLOP/s on an H200).
+                            uint u0 = Bits(a0.A0), u1 = Bits(a0.A1), u2 = Bits(a0.A2), u3 = Bits(a0.A3);
+                            uint v0 = Bits(a1.A0), v1 = Bits(a1.A1), v2 = Bits(a1.A2), v3 = Bits(a1.A3);
+                            CudaAsm.Emit(Mma00, u0, u1, u2, u3, Bits(b0.B0), Bits(b0.B1));
+                            CudaAsm.Emit(Mma01, u0, u1, u2, u3, Bits(b1.B0), Bits(b1.B1));
+                            CudaAsm.Emit(Mma02, u0, u1, u2, u3, Bits(b2.B0), Bits(b2.B1));
+                            CudaAsm.Emit(Mma03, u0, u1, u2, u3, Bits(b3.B0), Bits(b3.B1));
+                            CudaAsm.Emit(Mma10, v0, v1, v2, v3, Bits(b0.B0), Bits(b0.B1));
+                            CudaAsm.Emit(Mma11, v0, v1, v2, v3, Bits(b1.B0), Bits(b1.B1));
+                            CudaAsm.Emit(Mma12, v0, v1, v2, v3, Bits(b2.B0), Bits(b2.B1));
+                            CudaAsm.Emit(Mma13, v0, v1, v2, v3, Bits(b3.B0), Bits(b3.B1));
                         }
                         else
                         {
@@ -510,6 +521,7 @@ public static class Conv3x3
                     }
                 Group.Barrier();
             }
+            if (CudaAsm.IsSupported) acc = ReadAccumulators();
             // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
             int oa = o0 + wm * WarpChannels + g, pc = wn * WarpPixels + 2 * q;
             Store(y, b, d, t, oa, pc, x0, y0, acc.C00, relu, hasBias); Store(y, b, d, t, oa, pc + 8, x0, y0, acc.C01, relu, hasBias);
@@ -518,15 +530,81 @@ public static class Conv3x3
             Store(y, b, d, t, oa + 16, pc + 16, x0, y0, acc.C12, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 24, x0, y0, acc.C13, relu, hasBias);
         }
 
-        /// <summary>D = A·B + D on the tensor cores (one m16n8k8 TF32 product per warp).</summary>
-        static void Mma(ref Accumulator c, FragmentA a, FragmentB b)
+        static uint Bits(float v) => Interop.FloatAsInt(v);
+
+        public static int PaddedCount(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+
+        /// <summary>Floats of <see cref="PackWeights"/>' output for a convolution with these dims.</summary>
+        public static int PackedLength(ConvDims d, MmaTile t) => 9 * PaddedCount(d.Cin, t.Chunk) * PaddedCount(d.Cout, WarpChannels * t.WarpsCo);
+
+        /// <summary>
+        /// The weights as the kernel stages them: packed[tap][input channel][output channel], TF32-rounded, Cin padded
+        /// to the chunk and Cout to the group's channels with zeros — so that staging is a plain coalesced copy with no
+        /// bounds checks, divisions or rounding. d is the convolution the kernel will run: flip 0 packs w[Cout][Cin][9]
+        /// for the forward; flip 1 packs the backward's W′[i][o][t] = w[o][i][8−t] straight from the layer's
+        /// w[d.Cin][d.Cout][9] (the backward's input channels are the layer's outputs). One thread per packed element.
+        /// </summary>
+        [KernelName("conv3x3_tf32_pack_weights")]
+        public static void PackWeights(Index1D index, ArrayView<float> w, ArrayView<float> packed, ConvDims d, int cinPadded,
+            int coutPadded, int flip)
         {
-            Ref<float> d0 = c.C0, d1 = c.C1, d2 = c.C2, d3 = c.C3;
-            Input<uint> a0 = Interop.FloatAsInt(a.A0), a1 = Interop.FloatAsInt(a.A1), a2 = Interop.FloatAsInt(a.A2),
-                a3 = Interop.FloatAsInt(a.A3), b0 = Interop.FloatAsInt(b.B0), b1 = Interop.FloatAsInt(b.B1);
-            CudaAsm.EmitRef("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};",
-                ref d0, ref d1, ref d2, ref d3, ref a0, ref a1, ref a2, ref a3, ref b0, ref b1);
-            c = new Accumulator(d0.Value, d1.Value, d2.Value, d3.Value);
+            int o = index % coutPadded, rest = index / coutPadded, i = rest % cinPadded, tap = rest / cinPadded;
+            float v = 0f;
+            if (o < d.Cout && i < d.Cin)
+                v = flip == 0 ? w[(o * d.Cin + i) * 9 + tap] : w[(i * d.Cout + o) * 9 + 8 - tap];
+            packed[index] = RoundTf32(v);
+        }
+
+        // The 32 accumulators as PTX registers gs_c0…gs_c31 (4 per m16n8 tile: tile mn owns gs_c(4·(4m+n))…+3), declared
+        // and zeroed once at the kernel's start; every mma names its own four. ILGPU passes only inputs by value.
+        const string DeclareAccumulators = ".reg .f32 gs_c<32>;\n\t" +
+            "mov.f32 gs_c0, 0f00000000; mov.f32 gs_c1, 0f00000000; mov.f32 gs_c2, 0f00000000; mov.f32 gs_c3, 0f00000000;\n\t" +
+            "mov.f32 gs_c4, 0f00000000; mov.f32 gs_c5, 0f00000000; mov.f32 gs_c6, 0f00000000; mov.f32 gs_c7, 0f00000000;\n\t" +
+            "mov.f32 gs_c8, 0f00000000; mov.f32 gs_c9, 0f00000000; mov.f32 gs_c10, 0f00000000; mov.f32 gs_c11, 0f00000000;\n\t" +
+            "mov.f32 gs_c12, 0f00000000; mov.f32 gs_c13, 0f00000000; mov.f32 gs_c14, 0f00000000; mov.f32 gs_c15, 0f00000000;\n\t" +
+            "mov.f32 gs_c16, 0f00000000; mov.f32 gs_c17, 0f00000000; mov.f32 gs_c18, 0f00000000; mov.f32 gs_c19, 0f00000000;\n\t" +
+            "mov.f32 gs_c20, 0f00000000; mov.f32 gs_c21, 0f00000000; mov.f32 gs_c22, 0f00000000; mov.f32 gs_c23, 0f00000000;\n\t" +
+            "mov.f32 gs_c24, 0f00000000; mov.f32 gs_c25, 0f00000000; mov.f32 gs_c26, 0f00000000; mov.f32 gs_c27, 0f00000000;\n\t" +
+            "mov.f32 gs_c28, 0f00000000; mov.f32 gs_c29, 0f00000000; mov.f32 gs_c30, 0f00000000; mov.f32 gs_c31, 0f00000000;";
+        const string MmaOp = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
+        const string Mma00 = MmaOp + "{gs_c0,gs_c1,gs_c2,gs_c3}, {%0,%1,%2,%3}, {%4,%5}, {gs_c0,gs_c1,gs_c2,gs_c3};";
+        const string Mma01 = MmaOp + "{gs_c4,gs_c5,gs_c6,gs_c7}, {%0,%1,%2,%3}, {%4,%5}, {gs_c4,gs_c5,gs_c6,gs_c7};";
+        const string Mma02 = MmaOp + "{gs_c8,gs_c9,gs_c10,gs_c11}, {%0,%1,%2,%3}, {%4,%5}, {gs_c8,gs_c9,gs_c10,gs_c11};";
+        const string Mma03 = MmaOp + "{gs_c12,gs_c13,gs_c14,gs_c15}, {%0,%1,%2,%3}, {%4,%5}, {gs_c12,gs_c13,gs_c14,gs_c15};";
+        const string Mma10 = MmaOp + "{gs_c16,gs_c17,gs_c18,gs_c19}, {%0,%1,%2,%3}, {%4,%5}, {gs_c16,gs_c17,gs_c18,gs_c19};";
+        const string Mma11 = MmaOp + "{gs_c20,gs_c21,gs_c22,gs_c23}, {%0,%1,%2,%3}, {%4,%5}, {gs_c20,gs_c21,gs_c22,gs_c23};";
+        const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
+        const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
+
+        /// <summary>Copies the assembly's accumulator registers out, once, for the epilogue.</summary>
+        static WarpAccumulators ReadAccumulators()
+        {
+            var a = new WarpAccumulators();
+            CudaAsm.Emit("mov.f32 %0, gs_c0;", out float c0); CudaAsm.Emit("mov.f32 %0, gs_c1;", out float c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c2;", out float c2); CudaAsm.Emit("mov.f32 %0, gs_c3;", out float c3);
+            a.C00 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c4;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c5;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c6;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c7;", out c3);
+            a.C01 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c8;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c9;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c10;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c11;", out c3);
+            a.C02 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c12;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c13;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c14;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c15;", out c3);
+            a.C03 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c16;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c17;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c18;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c19;", out c3);
+            a.C10 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c20;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c21;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c22;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c23;", out c3);
+            a.C11 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c24;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c25;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c26;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c27;", out c3);
+            a.C12 = new Accumulator(c0, c1, c2, c3);
+            CudaAsm.Emit("mov.f32 %0, gs_c28;", out c0); CudaAsm.Emit("mov.f32 %0, gs_c29;", out c1);
+            CudaAsm.Emit("mov.f32 %0, gs_c30;", out c2); CudaAsm.Emit("mov.f32 %0, gs_c31;", out c3);
+            a.C13 = new Accumulator(c0, c1, c2, c3);
+            return a;
         }
 
         /// <summary>The 8 products of one warp-step, computed the way the tensor cores define them: lanes publish

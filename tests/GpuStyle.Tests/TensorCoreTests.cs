@@ -19,10 +19,15 @@ public sealed class TensorCoreFixture : IDisposable
     public IlgpuBackend TwoWarps { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 16, MmaTileHeight = 2, MmaChunk = 16 }, CpuSimulation.Warp32);
 
+    /// <summary>As on a GPU: layers with fewer than 4 channels either way run the blocked fp32 kernel instead.</summary>
+    public IlgpuBackend Mixed { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaMinChannels = 4 }, CpuSimulation.Warp32);
+
     public void Dispose()
     {
         OneWarp.Dispose();
         TwoWarps.Dispose();
+        Mixed.Dispose();
     }
 }
 
@@ -105,6 +110,44 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         using var dxPlain = Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, null, wt, dxPlain);
         Assertions.Close(Conv3x3.Reference.BackwardInput(RoundAll(dyd), null, RoundAll(wd), d), Read(dxPlain), 1e-5, "TF32 backward, no ReLU");
+    }
+
+    [Fact]
+    public void Few_channel_layers_run_in_fp32_beside_tensor_core_layers_in_a_network_order()
+    {
+        // A 3→8 layer (fp32: 3 < MmaMinChannels) then an 8→8 layer (TF32), forward, backward in reverse, and the
+        // forward again: the fp32 backward's scratch (the flipped weights) is allocated between TF32 calls that
+        // reuse theirs (the packed weights) — once, on an H200, the one freed the other.
+        var b = fx.Mixed;
+        var rnd = new TestData(Environment.TickCount);
+        int h = 5, w = 7;
+        var xd = rnd.UniformF32(3 * h * w);
+        var w1 = rnd.ConvWeights(3, 8); var b1 = rnd.UniformF32(8, 0.1);
+        var w2 = rnd.ConvWeights(8, 8); var b2 = rnd.UniformF32(8, 0.1);
+        var dyd = rnd.UniformF32(8 * h * w);
+        using var x = b.Make(new Shape(3, h, w), xd);
+        using var wt1 = b.Make(new Shape(8, 3, 9), w1); using var bias1 = b.Make(Shape.Vector(8), b1);
+        using var wt2 = b.Make(new Shape(8, 8, 9), w2); using var bias2 = b.Make(Shape.Vector(8), b2);
+        using var y1 = b.Make(new Shape(8, h, w), null);
+        using var y2 = b.Make(new Shape(8, h, w), null);
+        using var dy2 = b.Make(new Shape(8, h, w), dyd);
+        using var dy1 = b.Make(new Shape(8, h, w), null);
+        using var dx = b.Make(new Shape(3, h, w), null);
+        var d1 = new ConvDims(3, 8, h, w); var d2 = new ConvDims(8, 8, h, w);
+        for (int pass = 0; pass < 2; pass++)
+        {
+            b.Conv3x3Forward(x, wt1, bias1, y1, relu: true);
+            var y1Got = TestData.ToDouble(b.Read(y1));
+            Assertions.Close(Conv3x3.Reference.Forward(xd, w1, b1, d1, relu: true), b.Read(y1), 1e-5, $"fp32 layer forward, pass {pass}");
+            b.Conv3x3Forward(y1, wt2, bias2, y2, relu: true);
+            var y2Got = b.Read(y2);
+            Assertions.Close(Conv3x3.Reference.Forward(RoundAll(y1Got), RoundAll(w2), b2, d2, relu: true), y2Got, 1e-5, $"TF32 layer forward, pass {pass}");
+            b.Conv3x3BackwardInput(dy2, y2, wt2, dy1);
+            var dy1Got = b.Read(dy1);
+            Assertions.Close(Conv3x3.Reference.BackwardInput(RoundAll(dyd), TestData.ToDouble(y2Got), RoundAll(w2), d2), dy1Got, 1e-5, $"TF32 layer backward, pass {pass}");
+            b.Conv3x3BackwardInput(dy1, y1, wt1, dx);
+            Assertions.Close(Conv3x3.Reference.BackwardInput(TestData.ToDouble(dy1Got), y1Got, w1, d1), b.Read(dx), 1e-5, $"fp32 layer backward, pass {pass}");
+        }
     }
 
     [Fact]
