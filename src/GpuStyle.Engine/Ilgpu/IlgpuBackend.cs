@@ -11,18 +11,19 @@ namespace GpuStyle.Engine.Ilgpu;
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 
 /// <summary>
-/// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (32×16-pixel tiles, 8-channel chunks; 16×16
-/// tiles for the Gram kernels and the version-2 convolution), or with TF32 the tensor-core one; the CPU accelerator,
+/// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (64×8-pixel tiles, 8-channel chunks: on an
+/// H200 29 ms a 512² VGG16 iteration where 32×16 took 34; 16×16 tiles for the Gram kernels and the version-2 convolution), or with TF32 the tensor-core one; the CPU accelerator,
 /// which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny tiles so that
 /// every variant runs there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
-    int MmaTileWidth = 32, int MmaTileHeight = 4, int MmaWarpsCo = 2, int MmaChunk = 8,
-    int BlockedWidth = 32, int BlockedHeight = 16, int BlockedChunk = 8, int MmaMinChannels = 16)
+    int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
+    int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16)
 {
-    /// <summary>The tensor-core convolution's shape: 64 channels × 32×4 pixels a group of 8 warps, 8-channel chunks
-    /// (28 KB of shared memory: under the 48 KB a kernel gets without opting in). Convolutions with fewer than
+    /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
+    /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
+    /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17. Convolutions with fewer than
     /// MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
     /// the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up to 95% of the tensor
     /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked).</summary>
