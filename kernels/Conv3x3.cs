@@ -53,10 +53,11 @@ public struct Block8x4
 /// Emulate 1 reserves shared scratch for the warp-step emulation (anything but CUDA).</summary>
 public struct MmaTile
 {
-    public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate;
-    public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate)
+    public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate, Prefetch;
+    public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate, bool prefetch = false)
     {
         TileWidth = tileWidth; TileHeight = tileHeight; WarpsCo = warpsCo; Chunk = chunk; Emulate = emulate ? 1 : 0;
+        Prefetch = prefetch ? 1 : 0;
     }
 
     /// <summary>Why this shape cannot run, or null.</summary>
@@ -64,7 +65,48 @@ public struct MmaTile
         TileWidth % 8 != 0 || TileWidth <= 0 ? $"the tile width {TileWidth} is not a positive multiple of 8"
         : TileHeight <= 0 || TileWidth * TileHeight % 32 != 0 ? $"a {TileWidth}×{TileHeight} tile is not a whole number of 32-pixel warp tiles"
         : Chunk % 8 != 0 || Chunk <= 0 ? $"the input chunk {Chunk} is not a positive multiple of 8"
-        : WarpsCo <= 0 ? "no warps along the output channels" : null;
+        : WarpsCo <= 0 ? "no warps along the output channels"
+        : Prefetch != 0 && Chunk * (TileHeight + 2) * (TileWidth + 2) > PatchSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
+            ? $"prefetching a {TileWidth}×{TileHeight} tile's {Chunk}-channel patch needs more than {PatchSlots.Count} registers a thread"
+        : null;
+}
+
+/// <summary>A position in a staged patch (channel, row, column), advanced by a fixed step without divisions.</summary>
+public readonly struct PatchCursor
+{
+    public readonly int C, Y, X;
+    public PatchCursor(int c, int y, int x) { C = c; Y = y; X = x; }
+
+    /// <summary>The flat index e = (c·ph + y)·pw + x as a cursor: the two divisions, done once.</summary>
+    public static PatchCursor Of(int e, int ph, int pw)
+    {
+        int c = e / (ph * pw), rest = e - c * ph * pw, y = rest / pw;
+        return new PatchCursor(c, y, rest - y * pw);
+    }
+
+    /// <summary>This position plus step (itself a cursor with step.X &lt; pw, step.Y &lt; ph), carrying.</summary>
+    public PatchCursor Next(PatchCursor step, int ph, int pw)
+    {
+        int x = X + step.X, y = Y + step.Y, c = C + step.C;
+        if (x >= pw) { x -= pw; y++; }
+        if (y >= ph) { y -= ph; c++; }
+        return new PatchCursor(c, y, x);
+    }
+}
+
+/// <summary>One prefetched patch element: the input and its ReLU mask (1 where no mask applies).</summary>
+public readonly struct PatchValue
+{
+    public readonly float X, M;
+    public PatchValue(float x, float m) { X = x; M = m; }
+}
+
+/// <summary>A thread's share of the next chunk's input patch, held in registers while the current chunk computes
+/// (<see cref="Conv3x3.IlgpuTensorCore"/> with MmaTile.Prefetch): element tid + k·threads for k &lt; Count.</summary>
+public struct PatchSlots
+{
+    public const int Count = 8;
+    public PatchValue V0, V1, V2, V3, V4, V5, V6, V7;
 }
 
 /// <summary>One lane's share of a 16×8 TF32 A fragment (values already rounded to TF32).</summary>
@@ -467,12 +509,20 @@ public static class Conv3x3
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
             int cinPadded = PaddedCount(d.Cin, chunk), coutPadded = PaddedCount(d.Cout, bm);
+            // With Prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
+            // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls
+            // of the unprefetched kernel waited on these loads). A thread's elements: tid + k·threads.
+            var first = PatchCursor.Of(tid, ph, pw);
+            var step = PatchCursor.Of(threads, ph, pw);
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(DeclareAccumulators);
+            if (t.Prefetch != 0)
+                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, 0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
-                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
+                if (t.Prefetch == 0)
+                    IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
                 // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
                 // (PackWeights): each row of bm output channels is one contiguous, coalesced copy, stored along the
                 // output channels (32 different banks). Row r = tap·chunk + c.
@@ -484,6 +534,9 @@ public static class Conv3x3
                         wts[r * wstride + o] = w[src + o];
                 }
                 Group.Barrier();
+                bool more = t.Prefetch != 0 && c0 + chunk < d.Cin;
+                var next = new PatchSlots();
+                if (more) next = LoadPatch(x, mask, d, useMask, c0 + chunk, x0, y0, chunk, ph, pw, first, step);
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)
                     {
@@ -520,6 +573,7 @@ public static class Conv3x3
                         }
                     }
                 Group.Barrier();
+                if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
             }
             if (CudaAsm.IsSupported) acc = ReadAccumulators();
             // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
@@ -531,6 +585,50 @@ public static class Conv3x3
         }
 
         static uint Bits(float v) => Interop.FloatAsInt(v);
+
+        /// <summary>Loads a thread's elements of chunk c0's patch (zero outside the map and past Cin) into registers.</summary>
+        static PatchSlots LoadPatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, int c0, int x0, int y0,
+            int chunk, int ph, int pw, PatchCursor at, PatchCursor step)
+        {
+            var s = new PatchSlots();
+            s.V0 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V1 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V2 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V3 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V4 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V5 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V6 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at); at = at.Next(step, ph, pw);
+            s.V7 = Fetch(x, mask, d, useMask, c0, x0, y0, chunk, at);
+            return s;
+        }
+
+        static PatchValue Fetch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, int c0, int x0, int y0,
+            int chunk, PatchCursor at)
+        {
+            int iy = y0 + at.Y - 1, ix = x0 + at.X - 1;
+            if (at.C >= chunk || c0 + at.C >= d.Cin || iy < 0 || iy >= d.H || ix < 0 || ix >= d.W) return new PatchValue(0f, 1f);
+            int i = ((c0 + at.C) * d.H + iy) * d.W + ix;
+            return new PatchValue(x[i], useMask != 0 ? mask[i] : 1f);
+        }
+
+        /// <summary>Stores prefetched elements into the patch (after the group is done with it), masked and TF32-rounded
+        /// as <see cref="IlgpuTiled.StagePatch"/> would have.</summary>
+        static void StorePatch(ArrayView<float> patch, PatchSlots s, int chunk, int ph, int pw, int plane, PatchCursor at, PatchCursor step)
+        {
+            Put(patch, s.V0, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V1, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V2, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V3, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V4, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V5, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V6, chunk, pw, plane, at); at = at.Next(step, ph, pw);
+            Put(patch, s.V7, chunk, pw, plane, at);
+        }
+
+        static void Put(ArrayView<float> patch, PatchValue v, int chunk, int pw, int plane, PatchCursor at)
+        {
+            if (at.C < chunk) patch[at.C * plane + at.Y * pw + at.X] = RoundTf32(v.M <= 0f ? 0f : v.X);
+        }
 
         public static int PaddedCount(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
 
@@ -576,7 +674,8 @@ public static class Conv3x3
         const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
         const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
 
-        /// <summary>Copies the assembly's accumulator registers out, once, for the epilogue.</summary>
+        /// <summary>Copies the assembly's accumulator registers out, once, for the epilogue. Written out 32 times because
+        /// ILGPU takes an asm string only as a literal (one computed in a helper is not a constant to its frontend).</summary>
         static WarpAccumulators ReadAccumulators()
         {
             var a = new WarpAccumulators();

@@ -23,11 +23,17 @@ public sealed class TensorCoreFixture : IDisposable
     public IlgpuBackend Mixed { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaMinChannels = 4 }, CpuSimulation.Warp32);
 
+    /// <summary>The next chunk's patch prefetched into registers during the current chunk's mma work: two warps
+    /// along the channels, 8×4 tiles (64 threads, 8 elements of a 480-float patch each).</summary>
+    public IlgpuBackend Prefetching { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaPrefetch = 1 }, CpuSimulation.Warp32);
+
     public void Dispose()
     {
         OneWarp.Dispose();
         TwoWarps.Dispose();
         Mixed.Dispose();
+        Prefetching.Dispose();
     }
 }
 
@@ -69,9 +75,19 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     [InlineData(16, 8, 4, 8, false)]     // exactly one tile
     [InlineData(13, 70, 3, 17, true)]    // two warps along the channels, 16×2 tiles, 16-channel chunks
     [InlineData(20, 6, 5, 18, true)]
-    public void Tf32_conv_forward_and_backward_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, bool twoWarps)
+    public void Tf32_conv_forward_and_backward_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, bool twoWarps) =>
+        CheckForwardAndBackward(twoWarps ? fx.TwoWarps : fx.OneWarp, cin, cout, h, w);
+
+    [Theory]
+    [InlineData(9, 37, 6, 11)]     // two chunks: one prefetched; edge tiles both ways
+    [InlineData(20, 70, 5, 18)]    // three chunks, the last partly past Cin; two channel blocks
+    [InlineData(17, 16, 9, 8)]     // three chunks, a ReLU mask on the prefetched gradient
+    [InlineData(5, 8, 4, 8)]       // one chunk: nothing to prefetch
+    public void Prefetched_patches_give_the_same_convolutions(int cin, int cout, int h, int w) =>
+        CheckForwardAndBackward(fx.Prefetching, cin, cout, h, w);
+
+    static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)
     {
-        var b = twoWarps ? fx.TwoWarps : fx.OneWarp;
         var rnd = new TestData(Environment.TickCount ^ (cin * 131 + cout));
         var d = new ConvDims(cin, cout, h, w);
         var xd = rnd.UniformF32(cin * h * w);

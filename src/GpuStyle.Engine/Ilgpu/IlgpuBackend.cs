@@ -16,18 +16,20 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 /// which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny tiles so that
 /// every variant runs there quickly.
 /// </summary>
-public sealed record IlgpuLaunchOptions(int ReductionThreads = 16384, int FinishThreads = 256,
+public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
-    int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16)
+    int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0)
 {
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
     /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
     /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17. Convolutions with fewer than
     /// MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
     /// the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up to 95% of the tensor
-    /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked).</summary>
-    public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate);
+    /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked). MmaPrefetch 1
+    /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work — built and checked
+    /// on the CPU after the H200 session, not yet timed on a GPU, so off by default: `bench --launch MmaPrefetch=1`.</summary>
+    public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch != 0);
 
     /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
@@ -88,8 +90,8 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, float> _scale;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _subtract, _multiply;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _dotPartial;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _sumStrided;
-    readonly Action<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int> _finish;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> _sumGroups;
+    readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, int, float, int> _finish;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
@@ -138,6 +140,8 @@ public sealed class IlgpuBackend : IBackend
                 throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {info.MaxThreadsPerGroup} threads");
             if (chosen.Conv is ConvKernel.Blocked or ConvKernel.Tf32 && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
                 throw new ArgumentException($"the blocked Gram kernels need a tile width that is a multiple of 4, not {chosen.TileWidth}");
+            if (chosen.FinishThreads > info.MaxThreadsPerGroup || chosen.FinishThreads < 1)
+                throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {info.Id} (at most {info.MaxThreadsPerGroup})");
             if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
             if (chosen.Conv == ConvKernel.Tf32)
@@ -163,7 +167,7 @@ public sealed class IlgpuBackend : IBackend
         Device = info;
         _launch = launch;
         _partials = accelerator.Allocate1D<float>(launch.ReductionThreads);
-        _partials2 = accelerator.Allocate1D<float>(launch.FinishThreads);
+        _partials2 = accelerator.Allocate1D<float>(Math.Max(1, (launch.ReductionThreads + FoldedPerGroup - 1) / FoldedPerGroup));
 
         var a = accelerator;
         _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
@@ -183,8 +187,8 @@ public sealed class IlgpuBackend : IBackend
         _subtract = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Subtract);
         _multiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Multiply);
         _dotPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.DotPartial);
-        _sumStrided = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.SumStrided);
-        _finish = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
+        _sumGroups = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(VectorOps.Ilgpu.SumGroups);
+        _finish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
@@ -535,15 +539,22 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>Completes a reduction whose pass 1 left <paramref name="count"/> partials in _partials.</summary>
     void Reduce(int count, Tensor scalars, int slot, float factor, bool sqrt)
     {
-        var src = _partials.View;
-        if (count > _launch.FinishThreads)
+        // Fold group by group (each pass divides the count by FinishThreads·PerThread: the default 131072 partials
+        // become 128 in one pass), ping-ponging between the two buffers, then one group finishes. Pass 1's 131072
+        // threads keep its chains short too: 6 elements a thread for a 512² image's dot product.
+        var (src, dst) = (_partials.View, _partials2.View);
+        var group = new Index1D(_launch.FinishThreads);
+        var shared = SharedMemoryConfig.RequestDynamic<float>(_launch.FinishThreads);
+        while (count > _launch.FinishThreads)
         {
-            _sumStrided(_launch.FinishThreads, _partials.View, _partials2.View, count, _launch.FinishThreads);
-            src = _partials2.View;
-            count = _launch.FinishThreads;
+            int groups = (count + FoldedPerGroup - 1) / FoldedPerGroup;
+            _sumGroups(new KernelConfig(new Index1D(groups), group, shared), src, dst, count);
+            (src, dst, count) = (dst, src, groups);
         }
-        _finish(1, src, count, V(scalars), slot, factor, sqrt ? 1 : 0);
+        _finish(new KernelConfig(new Index1D(1), group, shared), src, count, V(scalars), slot, factor, sqrt ? 1 : 0);
     }
+
+    int FoldedPerGroup => _launch.FinishThreads * VectorOps.Ilgpu.PerThread;
 
     static ArrayView<float> V(Tensor t) => t is IlgpuTensor it
         ? it.View
