@@ -12,9 +12,9 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (64×8-pixel tiles, 8-channel chunks: on an
-/// H200 29 ms a 512² VGG16 iteration where 32×16 took 34; 16×16 tiles for the Gram kernels and the version-2 convolution), or with TF32 the tensor-core one; the CPU accelerator,
-/// which simulates each barrier with OS threads, defaults to the direct kernels, and tests use tiny tiles so that
-/// every variant runs there quickly.
+/// H200 29 ms a 512² VGG16 iteration where 32×16 took 34; 16×16 tiles for the Gram kernels and the version-2
+/// convolution), or with TF32 the tensor-core one; the CPU accelerator, which simulates each barrier with OS
+/// threads, defaults to the direct kernels, and tests use tiny tiles so that every variant runs there quickly.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -23,8 +23,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 {
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
     /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
-    /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17. Convolutions with fewer than
-    /// MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
+    /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17.
+    /// Convolutions with fewer than MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
     /// the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up to 95% of the tensor
     /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked). MmaPrefetch 1
     /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work — built and checked
