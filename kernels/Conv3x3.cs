@@ -39,16 +39,16 @@ public struct Block8x4
 {
     public Pixels4 O0, O1, O2, O3, O4, O5, O6, O7;
 
-    /// <summary>One kernel tap: the 8 channels' weights w8[0..7] times the 4 pixels' inputs. w8 is a sub-view so
-    /// that its elements sit at constant offsets from one address: indexed as wts[wb + k], each load paid its own
-    /// 32-bit add, widening multiply and 64-bit add (ptxas cannot fold an index that might wrap), which on an H200
-    /// left FFMAs 288 of the kernel's 1 416 instructions.</summary>
-    public void Tap(ArrayView<float> w8, float a, float b, float c, float d)
+    /// <summary>One kernel tap: the 8 channels' weights at wts[wb..wb+7] times the 4 pixels' inputs. wb is a 64-bit
+    /// index so that the 8 loads sit at constant offsets from one address: with an int index each load paid its own
+    /// 32-bit add, widening multiply and 64-bit add (ptxas cannot fold a 32-bit sum that might wrap into the load's
+    /// offset), which on an H200 left FFMAs 288 of the kernel's 1 416 instructions.</summary>
+    public void Tap(ArrayView<float> wts, long wb, float a, float b, float c, float d)
     {
-        O0 = O0.Add(w8[0], a, b, c, d); O1 = O1.Add(w8[1], a, b, c, d);
-        O2 = O2.Add(w8[2], a, b, c, d); O3 = O3.Add(w8[3], a, b, c, d);
-        O4 = O4.Add(w8[4], a, b, c, d); O5 = O5.Add(w8[5], a, b, c, d);
-        O6 = O6.Add(w8[6], a, b, c, d); O7 = O7.Add(w8[7], a, b, c, d);
+        O0 = O0.Add(wts[wb], a, b, c, d); O1 = O1.Add(wts[wb + 1], a, b, c, d);
+        O2 = O2.Add(wts[wb + 2], a, b, c, d); O3 = O3.Add(wts[wb + 3], a, b, c, d);
+        O4 = O4.Add(wts[wb + 4], a, b, c, d); O5 = O5.Add(wts[wb + 5], a, b, c, d);
+        O6 = O6.Add(wts[wb + 6], a, b, c, d); O7 = O7.Add(wts[wb + 7], a, b, c, d);
     }
 }
 
@@ -416,12 +416,13 @@ public static class Conv3x3
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
                     {
-                        var row = patch.SubView((c * ph + ty + ky) * rs + tx * PixelsPerThread, 6);
-                        float v0 = row[0], v1 = row[1], v2 = row[2], v3 = row[3], v4 = row[4], v5 = row[5];
-                        var w24 = wts.SubView((c * 9 + ky * 3) * IlgpuTiled.ChannelsPerGroup, 3 * IlgpuTiled.ChannelsPerGroup);
-                        acc.Tap(w24.SubView(0, 8), v0, v1, v2, v3);    // kx = 0
-                        acc.Tap(w24.SubView(8, 8), v1, v2, v3, v4);    // kx = 1
-                        acc.Tap(w24.SubView(16, 8), v2, v3, v4, v5);   // kx = 2
+                        long row = (c * ph + ty + ky) * rs + tx * PixelsPerThread;
+                        float v0 = patch[row], v1 = patch[row + 1], v2 = patch[row + 2];
+                        float v3 = patch[row + 3], v4 = patch[row + 4], v5 = patch[row + 5];
+                        long wb = (c * 9 + ky * 3) * IlgpuTiled.ChannelsPerGroup;
+                        acc.Tap(wts, wb, v0, v1, v2, v3);                                   // kx = 0
+                        acc.Tap(wts, wb + IlgpuTiled.ChannelsPerGroup, v1, v2, v3, v4);     // kx = 1
+                        acc.Tap(wts, wb + 2 * IlgpuTiled.ChannelsPerGroup, v2, v3, v4, v5); // kx = 2
                     }
                 Group.Barrier();
             }
@@ -543,20 +544,16 @@ public static class Conv3x3
                     for (int tap = 0; tap < 9; tap++)
                     {
                         // A (row-major 16×8): a0 (g, q), a1 (g+8, q), a2 (g, q+4), a3 (g+8, q+4).
-                        // Sub-views, so that the loads sit at constant offsets from two addresses (see Block8x4.Tap).
-                        int wa = (tap * chunk + c8 + q) * wstride + wm * WarpChannels + g;
-                        var wk = wts.SubView(wa, 25);
-                        var wk4 = wts.SubView(wa + 4 * wstride, 25);
-                        var a0 = new FragmentA(wk[0], wk[8], wk4[0], wk4[8]);
-                        var a1 = new FragmentA(wk[16], wk[24], wk4[16], wk4[24]);
+                        // 64-bit indices, so that the loads sit at constant offsets ptxas can fold (see Block8x4.Tap).
+                        long wa = (tap * chunk + c8 + q) * wstride + wm * WarpChannels + g, wa4 = wa + 4 * wstride;
+                        var a0 = new FragmentA(wts[wa], wts[wa + 8], wts[wa4], wts[wa4 + 8]);
+                        var a1 = new FragmentA(wts[wa + 16], wts[wa + 24], wts[wa4 + 16], wts[wa4 + 24]);
                         // B (column-major 8×8): b0 (k = q, n = g), b1 (k = q+4, n = g).
-                        int pb = (c8 + q) * plane + tap / 3 * pw + tap % 3;
-                        var pk = patch.SubView(pb, patch.IntLength - pb);
-                        var pk4 = patch.SubView(pb + 4 * plane, patch.IntLength - pb - 4 * plane);
-                        var b0 = new FragmentB(pk[off0], pk4[off0]);
-                        var b1 = new FragmentB(pk[off1], pk4[off1]);
-                        var b2 = new FragmentB(pk[off2], pk4[off2]);
-                        var b3 = new FragmentB(pk[off3], pk4[off3]);
+                        long pb = (c8 + q) * plane + tap / 3 * pw + tap % 3, pb4 = pb + 4 * plane;
+                        var b0 = new FragmentB(patch[pb + off0], patch[pb4 + off0]);
+                        var b1 = new FragmentB(patch[pb + off1], patch[pb4 + off1]);
+                        var b2 = new FragmentB(patch[pb + off2], patch[pb4 + off2]);
+                        var b3 = new FragmentB(patch[pb + off3], patch[pb4 + off3]);
                         if (CudaAsm.IsSupported)
                         {
                             // The accumulators are PTX registers named by the assembly itself (DeclareAccumulators):
