@@ -395,7 +395,8 @@ public class AgreementCheckTests
         var results = GpuStyle.Engine.Bench.AgreementCheck.Run(scalar);
         Assert.All(results, r => Assert.True(r.Passed, $"{r.Op} {r.Shape}: {r.RelativeError:E1}"));
         foreach (var op in new[] { "conv forward + ReLU", "conv backward (ReLU mask)", "gram forward", "gram backward",
-            "max pool forward", "max pool backward", "avg pool forward", "avg pool backward", "content loss gradient", "TV gradient" })
+            "max pool forward", "max pool backward", "avg pool forward", "avg pool backward", "content loss gradient", "TV gradient",
+            "dot product, norm" })
             Assert.Contains(results, r => r.Op == op);
         // It compares real work: the largest error is tiny but not exactly zero (a different summation order).
         Assert.Contains(results, r => r.RelativeError > 0);

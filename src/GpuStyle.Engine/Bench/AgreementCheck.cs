@@ -68,6 +68,21 @@ public static class AgreementCheck
         var (td, tc) = Both(device, cpu, new Shape(3, 61, 47), (k, t) =>
             k.TotalVariationLoss(t(new Shape(3, 61, 47), img), 0.3f, t(new Shape(3, 61, 47), tvStart), t(Shape.Vector(1), null), 0));
         results.Add(Compare("TV gradient", "3×61×47", td, tc));
+        // The reductions every loss and the optimiser share: a 512² image's length (several folding groups) and a
+        // short vector (the finishing group alone).
+        foreach (int n in new[] { 3 * 512 * 512, 37 })
+        {
+            var u = Values(n, random);
+            var v = Values(n, random);
+            var (rd, rc) = Both(device, cpu, Shape.Vector(2), (k, t) =>
+            {
+                var x = t(Shape.Vector(n), u);
+                var s = t(Shape.Vector(2), null);
+                k.Dot(x, t(Shape.Vector(n), v), s, 0);
+                k.Norm(x, s, 1);
+            });
+            results.Add(Compare("dot product, norm", $"{n}", rd, rc));
+        }
         return results;
     }
 
