@@ -511,7 +511,7 @@ public static class Conv3x3
             int p0 = wn * WarpPixels + g, p1 = p0 + 8, p2 = p0 + 16, p3 = p0 + 24;
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
-            int cinPadded = PaddedCount(d.Cin, chunk), coutPadded = PaddedCount(d.Cout, bm);
+            int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
             // With Prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
             // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls
             // of the unprefetched kernel waited on these loads). A thread's elements: tid + k·threads.
@@ -634,10 +634,16 @@ public static class Conv3x3
             if (at.C < chunk) patch[at.C * plane + at.Y * pw + at.X] = RoundTf32(v.M <= 0f ? 0f : v.X);
         }
 
-        public static int PaddedCount(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+        /// <summary>Input channels rounded up to whole chunks, output channels to whole groups: the packed weights' sizes.</summary>
+        public static int PaddedInputs(ConvDims d, MmaTile t) => (d.Cin + t.Chunk - 1) / t.Chunk * t.Chunk;
+        public static int PaddedOutputs(ConvDims d, MmaTile t)
+        {
+            int bm = WarpChannels * t.WarpsCo;
+            return (d.Cout + bm - 1) / bm * bm;
+        }
 
         /// <summary>Floats of <see cref="PackWeights"/>' output for a convolution with these dims.</summary>
-        public static int PackedLength(ConvDims d, MmaTile t) => 9 * PaddedCount(d.Cin, t.Chunk) * PaddedCount(d.Cout, WarpChannels * t.WarpsCo);
+        public static int PackedLength(ConvDims d, MmaTile t) => 9 * PaddedInputs(d, t) * PaddedOutputs(d, t);
 
         /// <summary>
         /// The weights as the kernel stages them: packed[tap][input channel][output channel], TF32-rounded, Cin padded
@@ -647,9 +653,9 @@ public static class Conv3x3
         /// w[d.Cin][d.Cout][9] (the backward's input channels are the layer's outputs). One thread per packed element.
         /// </summary>
         [KernelName("conv3x3_tf32_pack_weights")]
-        public static void PackWeights(Index1D index, ArrayView<float> w, ArrayView<float> packed, ConvDims d, int cinPadded,
-            int coutPadded, int flip)
+        public static void PackWeights(Index1D index, ArrayView<float> w, ArrayView<float> packed, ConvDims d, MmaTile t, int flip)
         {
+            int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
             int o = index % coutPadded, rest = index / coutPadded, i = rest % cinPadded, tap = rest / cinPadded;
             float v = 0f;
             if (o < d.Cout && i < d.Cin)

@@ -109,7 +109,7 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _packMma;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
@@ -198,27 +198,22 @@ public sealed class IlgpuBackend : IBackend
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
         // Only the chosen tiled convolution is compiled and loaded: a variant the driver cannot JIT (inline PTX, say)
         // must not take the others down with it.
-        switch (launch.Conv)
+        if (launch.Conv == ConvKernel.Tiled)
+            _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
+        // The blocked kernel: chosen, or under TF32 for the few-channel layers.
+        if (launch.Conv == ConvKernel.Blocked || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1))
+            _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
+        if (launch.Conv == ConvKernel.Tf32)
         {
-            case ConvKernel.Tiled:
-                _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
-                break;
-            case ConvKernel.Blocked:
-                _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
-                break;
-            case ConvKernel.Tf32:
-                if (launch.MmaMinChannels > 1)   // the few-channel layers run the blocked kernel
-                    _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
-                try
-                {
-                    _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
-                    _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>(Conv3x3.IlgpuTensorCore.PackWeights);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
-                    throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32", e);
-                }
-                break;
+            try
+            {
+                _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
+                _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32", e);
+            }
         }
         // Likewise only the Gram kernels in use: version 2's with the tiled convolution, version 3's with the blocked
         // and TF32 ones.
@@ -309,20 +304,13 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>Whether this convolution runs the TF32 kernel: chosen, and enough channels both ways.</summary>
     bool OnTensorCores(ConvDims d) => _convMma is not null && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
 
-    /// <summary>The weights packed for the TF32 kernel (a scratch buffer that grows to the largest layer and is
-    /// reused): one pass over them per call, ≈ 20 MB at most per VGG layer — microseconds on a GPU.</summary>
+    /// <summary>The weights packed for the TF32 kernel, in scratch: one pass over them per call, ≈ 20 MB at most per
+    /// VGG layer — microseconds on a GPU.</summary>
     ArrayView<float> PackMma(ArrayView<float> w, ConvDims d, int flip)
     {
         int length = Conv3x3.IlgpuTensorCore.PackedLength(d, _mma);
-        if (_packed is null || _packed.Length < length)
-        {
-            Accelerator.Synchronize();   // a kernel still queued may read the old buffer: free it only when done
-            _packed?.Dispose();
-            _packed = Accelerator.Allocate1D<float>(length);
-        }
-        var packed = _packed.View.SubView(0, length);
-        _packMma!(length, w, packed, d, Conv3x3.IlgpuTensorCore.PaddedCount(d.Cin, _mma.Chunk),
-            Conv3x3.IlgpuTensorCore.PaddedCount(d.Cout, Conv3x3.IlgpuTensorCore.WarpChannels * _mma.WarpsCo), flip);
+        var packed = Scratch(ref _packed, length);
+        _packMma!(length, w, packed, d, _mma, flip);
         return packed;
     }
 
@@ -335,27 +323,21 @@ public sealed class IlgpuBackend : IBackend
             _convBackward(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, mask);
             return;
         }
-        // dx = conv(dy ⊙ [y > 0], W′): the forward kernel on the transposed, flipped weights (a scratch buffer
-        // that grows to the largest layer and is reused, so iterations allocate nothing).
+        // dx = conv(dy ⊙ [y > 0], W′): the forward kernel on the transposed, flipped weights.
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
         if (OnTensorCores(back))
         {
             _convMma!(MmaConfig(back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, _mma);
             return;
         }
-        if (_flipped is null || _flipped.Length < w.Length)
-        {
-            Accelerator.Synchronize();   // a kernel still queued may read the old buffer: free it only when done
-            _flipped?.Dispose();
-            _flipped = Accelerator.Allocate1D<float>(w.Length);
-        }
-        var flipped = _flipped.View.SubView(0, w.Length);
+        var flipped = Scratch(ref _flipped, w.Length);
         _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
         ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
     }
 
-    /// <summary>One convolution by the fp32 staged kernel (version 2, or version 3 — also the TF32 variant's kernel for few-channel layers): the forward, or the backward as a forward
-    /// on the flipped weights with the ReLU mask applied while staging.</summary>
+    /// <summary>One convolution by the fp32 staged kernel (version 2, or version 3 — also the TF32 variant's kernel for
+    /// few-channel layers): the forward, or the backward as a forward on the flipped weights with the ReLU mask applied
+    /// while staging.</summary>
     void ConvStaged(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y,
         ConvDims d, int relu, int hasBias, int useMask)
     {
@@ -412,16 +394,10 @@ public sealed class IlgpuBackend : IBackend
         // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
         // CPU accelerator's tests ask for), each slice at least a few tiles long.
         int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * side)));
-        long need = (long)splits * c * c;
-        if (_gramPartials is null || _gramPartials.Length < need)
-        {
-            Accelerator.Synchronize();   // as for _flipped: a queued kernel may still read the old buffer
-            _gramPartials?.Dispose();
-            _gramPartials = Accelerator.Allocate1D<float>(need);
-        }
+        var partials = Scratch(ref _gramPartials, (long)splits * c * c);
         _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
-            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), _gramPartials.View, c, n, splits);
-        _gramReduce(c * c, _gramPartials.View, V(g), c, n, splits, side);
+            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), partials, c, n, splits);
+        _gramReduce(c * c, partials, V(g), c, n, splits, side);
     }
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
@@ -552,6 +528,20 @@ public sealed class IlgpuBackend : IBackend
             (src, dst, count) = (dst, src, groups);
         }
         _finish(new KernelConfig(new Index1D(1), group, shared), src, count, V(scalars), slot, factor, sqrt ? 1 : 0);
+    }
+
+    /// <summary>The first <paramref name="length"/> floats of a scratch buffer that grows to the largest request and
+    /// is reused, so iterations allocate nothing. Growing waits for the stream first: a kernel still queued may read
+    /// the old buffer.</summary>
+    ArrayView<float> Scratch(ref MemoryBuffer1D<float, Stride1D.Dense>? buffer, long length)
+    {
+        if (buffer is null || buffer.Length < length)
+        {
+            Accelerator.Synchronize();
+            buffer?.Dispose();
+            buffer = Accelerator.Allocate1D<float>(length);
+        }
+        return buffer.View.SubView(0, length);
     }
 
     int FoldedPerGroup => _launch.FinishThreads * VectorOps.Ilgpu.PerThread;
