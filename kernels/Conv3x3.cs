@@ -361,10 +361,14 @@ public static class Conv3x3
         }
 
         static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, float acc, int k,
+            int relu, int hasBias) => StoreOutput(y, b, d, o0 + k, oy, ox, acc, relu, hasBias);
+
+        /// <summary>The staged convolutions' epilogue, one output: y[o, oy, ox] = (ReLU)(acc + bias), skipped outside
+        /// the output (edge tiles, padded channels).</summary>
+        internal static void StoreOutput(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o, int oy, int ox, float acc,
             int relu, int hasBias)
         {
-            int o = o0 + k;
-            if (o >= d.Cout) return;
+            if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
             float z = hasBias != 0 ? acc + b[o] : acc;
             y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
         }
@@ -438,16 +442,11 @@ public static class Conv3x3
             int relu, int hasBias)
         {
             int o = o0 + k;
-            if (o >= d.Cout) return;
-            float bias = hasBias != 0 ? b[o] : 0f;
-            int at = (o * d.H + oy) * d.W + ox;
-            if (ox < d.W) y[at] = Activate(acc.P0 + bias, relu);
-            if (ox + 1 < d.W) y[at + 1] = Activate(acc.P1 + bias, relu);
-            if (ox + 2 < d.W) y[at + 2] = Activate(acc.P2 + bias, relu);
-            if (ox + 3 < d.W) y[at + 3] = Activate(acc.P3 + bias, relu);
+            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox, acc.P0, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 1, acc.P1, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 2, acc.P2, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 3, acc.P3, relu, hasBias);
         }
-
-        static float Activate(float z, int relu) => relu != 0 && z < 0f ? 0f : z;
     }
 
     /// <summary>
@@ -764,13 +763,8 @@ public static class Conv3x3
         }
 
         static void StoreOne(ArrayView<float> y, ArrayView<float> b, ConvDims d, MmaTile t, int o, int p, int x0, int y0,
-            float acc, int relu, int hasBias)
-        {
-            int oy = y0 + p / t.TileWidth, ox = x0 + p % t.TileWidth;
-            if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
-            float z = hasBias != 0 ? acc + b[o] : acc;
-            y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
-        }
+            float acc, int relu, int hasBias) =>
+            IlgpuTiled.StoreOutput(y, b, d, o, y0 + p / t.TileWidth, x0 + p % t.TileWidth, acc, relu, hasBias);
     }
 
     /// <summary>
