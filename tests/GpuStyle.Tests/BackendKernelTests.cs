@@ -418,18 +418,16 @@ public class TiledShapeTests
         var d = new ConvDims(cin, cout, h, w);
         var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
         var dyd = rnd.UniformF32(cout * h * w);
-        Tensor Make(Shape s, double[]? v) => b.Make(s, v);
-        float[] Read(Tensor t) => b.Read(t);
-        using var x = Make(new Shape(cin, h, w), xd);
-        using var wt = Make(new Shape(cout, cin, 9), wd);
-        using var bias = Make(Shape.Vector(cout), bd);
-        using var y = Make(new Shape(cout, h, w), null);
+        using var x = b.Make(new Shape(cin, h, w), xd);
+        using var wt = b.Make(new Shape(cout, cin, 9), wd);
+        using var bias = b.Make(Shape.Vector(cout), bd);
+        using var y = b.Make(new Shape(cout, h, w), null);
         b.Conv3x3Forward(x, wt, bias, y, relu: true);
         var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
-        Assertions.Close(yRef, Read(y), 1e-4, "tiled 4×2 forward");
-        using var dy = Make(new Shape(cout, h, w), dyd);
-        using var dx = Make(new Shape(cin, h, w), null);
+        Assertions.Close(yRef, b.Read(y), 1e-4, "tiled 4×2 forward");
+        using var dy = b.Make(new Shape(cout, h, w), dyd);
+        using var dx = b.Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, y, wt, dx);
-        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), Read(dx), 1e-4, "tiled 4×2 backward");
+        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 1e-4, "tiled 4×2 backward");
     }
 }

@@ -44,20 +44,12 @@ public class PtxCompileTests
     public void Kernel_compiles_to_PTX_for_SM90_without_externs(string kernel)
     {
         var method = AllKernels().Single(m => Name(m) == kernel);
-        // A fresh context per kernel: after one failed compile a context can fail on later, valid kernels.
-        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var context = FreshContext();
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
             CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
-        var first = method.GetParameters()[0].ParameterType;
-        var entry = first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D)
-            ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
-            : EntryPointDescription.FromExplicitlyGroupedKernel(method);
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
-        string ptx = compiled.PTXAssembly;
+        string ptx = ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly;
         Assert.Contains(".entry", ptx);
-        // GPUSTYLE_PTX_DIR=folder keeps the PTX, to read what a kernel became (local memory, inline asm).
-        if (Environment.GetEnvironmentVariable("GPUSTYLE_PTX_DIR") is { Length: > 0 } dir)
-            File.WriteAllText(Path.Combine(dir, kernel + ".ptx"), ptx);
+        Keep(kernel + ".ptx", ptx);
         // Every kernel carries a readable name for Nsight Compute, and the PTX entry point has it.
         var named = method.GetCustomAttribute<KernelNameAttribute>();
         Assert.True(named is not null, $"{kernel} has no [KernelName]");
@@ -75,17 +67,31 @@ public class PtxCompileTests
         // OpenCL GPUs (AMD, Intel, NVIDIA's OpenCL) get the same kernels as OpenCL C 2.0. The TF32 kernel's inline PTX
         // sits behind CudaAsm.IsSupported and must not stop the OpenCL backend: every kernel is loaded at start.
         var method = AllKernels().Single(m => Name(m) == kernel);
-        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var context = FreshContext();
         using var backend = new ILGPU.Backends.OpenCL.CLBackend(context,
             new ILGPU.Runtime.OpenCL.CLCapabilityContext(false, false, false, false, false),
             ILGPU.Runtime.OpenCL.CLDeviceVendor.Nvidia, new ILGPU.Backends.OpenCL.CLCVersion(2, 0));
+        string source = ((ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).Source;
+        Keep(kernel + ".cl", source);
+        Assert.Contains("kernel", source);
+    }
+
+    /// <summary>A fresh context per kernel: after one failed compile a context can fail on later, valid kernels.</summary>
+    static Context FreshContext() => Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+
+    /// <summary>Kernels whose first parameter is an index are implicitly grouped; the rest take a KernelConfig.</summary>
+    static EntryPointDescription Entry(MethodInfo method)
+    {
         var first = method.GetParameters()[0].ParameterType;
-        var entry = first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D)
+        return first == typeof(Index1D) || first == typeof(Index2D) || first == typeof(Index3D)
             ? EntryPointDescription.FromImplicitlyGroupedKernel(method)
             : EntryPointDescription.FromExplicitlyGroupedKernel(method);
-        var compiled = (ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+    }
+
+    /// <summary>GPUSTYLE_PTX_DIR=folder keeps the generated code, to read what a kernel became (local memory, inline asm).</summary>
+    static void Keep(string file, string code)
+    {
         if (Environment.GetEnvironmentVariable("GPUSTYLE_PTX_DIR") is { Length: > 0 } dir)
-            File.WriteAllText(Path.Combine(dir, kernel + ".cl"), compiled.Source);
-        Assert.Contains("kernel", compiled.Source);
+            File.WriteAllText(Path.Combine(dir, file), code);
     }
 }

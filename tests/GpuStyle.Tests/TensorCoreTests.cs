@@ -94,15 +94,13 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         var wd = rnd.ConvWeights(cin, cout);
         var bd = rnd.UniformF32(cout, 0.1);
         var dyd = rnd.UniformF32(cout * h * w);
-        Tensor Make(Shape s, double[]? v) => b.Make(s, v);
-        float[] Read(Tensor t) => b.Read(t);
 
-        using var x = Make(new Shape(cin, h, w), xd);
-        using var wt = Make(new Shape(cout, cin, 9), wd);
-        using var bias = Make(Shape.Vector(cout), bd);
-        using var y = Make(new Shape(cout, h, w), null);
+        using var x = b.Make(new Shape(cin, h, w), xd);
+        using var wt = b.Make(new Shape(cout, cin, 9), wd);
+        using var bias = b.Make(Shape.Vector(cout), bd);
+        using var y = b.Make(new Shape(cout, h, w), null);
         b.Conv3x3Forward(x, wt, bias, y, relu: true);
-        var yGot = Read(y);
+        var yGot = b.Read(y);
         // TF32 products of TF32-rounded operands are exact in fp32; only the fp32 sums round.
         var yRef = Conv3x3.Reference.Forward(RoundAll(xd), RoundAll(wd), bd, d, relu: true);
         Assertions.Close(yRef, yGot, 1e-5, $"TF32 forward {cin}→{cout} {h}×{w}");
@@ -117,15 +115,15 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
             Assert.True(Math.Abs(yGot[i] - yExact[i]) <= 1.1e-3 * magnitude[i] + 1e-6 * largest,
                 $"TF32 forward vs exact operands, element {i}: {yGot[i]} vs {yExact[i]} (Σ|w·x| {magnitude[i]})");
 
-        using var dy = Make(new Shape(cout, h, w), dyd);
-        using var dx = Make(new Shape(cin, h, w), null);
+        using var dy = b.Make(new Shape(cout, h, w), dyd);
+        using var dx = b.Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, y, wt, dx);
         // The mask comes from our own forward's output (yGot), the masked gradient and weights are rounded.
         var dxRef = Conv3x3.Reference.BackwardInput(RoundAll(dyd), yGot.Select(v => (double)v).ToArray(), RoundAll(wd), d);
-        Assertions.Close(dxRef, Read(dx), 1e-5, $"TF32 backward {cin}←{cout} {h}×{w}");
-        using var dxPlain = Make(new Shape(cin, h, w), null);
+        Assertions.Close(dxRef, b.Read(dx), 1e-5, $"TF32 backward {cin}←{cout} {h}×{w}");
+        using var dxPlain = b.Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, null, wt, dxPlain);
-        Assertions.Close(Conv3x3.Reference.BackwardInput(RoundAll(dyd), null, RoundAll(wd), d), Read(dxPlain), 1e-5, "TF32 backward, no ReLU");
+        Assertions.Close(Conv3x3.Reference.BackwardInput(RoundAll(dyd), null, RoundAll(wd), d), b.Read(dxPlain), 1e-5, "TF32 backward, no ReLU");
     }
 
     [Fact]

@@ -198,12 +198,9 @@ public static class Benchmark
         return extra * pair;
     }
 
-    /// <summary>
-    /// Every op of whole iterations at one size, timed one by one (<see cref="ProfilingBackend"/>), per iteration;
-    /// and the most tensor memory the run held on the device.
-    /// </summary>
-    /// <summary>Per-op times of whole L-BFGS iterations, the wall time of one, the peak tensor memory, how the ops were
-    /// timed, and the host reads an iteration makes.</summary>
+    /// <summary>Every op of whole L-BFGS iterations at one size, timed by <see cref="ProfilingBackend"/>, per
+    /// iteration; the wall time of one; the most tensor memory the run held on the device; how the ops were timed;
+    /// and the host reads an iteration makes.</summary>
     public static ProfileResult Profile(IBackend b, NetworkSpec spec, int size, RunSettings settings, int iterations)
     {
         var profiler = new ProfilingBackend(b);
