@@ -141,7 +141,7 @@ public static class VectorOps
 
         /// <summary>The sum of every thread's value, in thread 0 (a fixed-order tree in shared memory, any group
         /// size: the upper half of the live width folds onto the lower half until one value is left).</summary>
-        static float GroupTotal(ArrayView<float> shared, float value)
+        internal static float GroupTotal(ArrayView<float> shared, float value)
         {
             int t = Group.IdxX;
             shared[t] = value;

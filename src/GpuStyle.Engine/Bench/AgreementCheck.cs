@@ -83,6 +83,25 @@ public static class AgreementCheck
             });
             results.Add(Compare("dot product, norm", $"{n}", rd, rc));
         }
+        // L-BFGS's history (kernels/Lbfgs.cs) at a 256² image's length: 4 pairs with positive curvature (y = 2s +
+        // noise) and a gradient, their products merged pair by pair as the optimiser does, then the direction.
+        const int pairs = 4, rowCount = 2 * pairs + 1, len = 3 * 256 * 256;
+        var rowValues = Values(rowCount * len, random);
+        for (int i = 0; i < pairs * len; i++) rowValues[pairs * len + i] = 2 * rowValues[i] + 0.1f * rowValues[pairs * len + i];
+        var (ld, lc) = Both(device, cpu, Shape.Vector(len), (k, t) =>
+        {
+            var rows = t(new Shape(rowCount, 1, len), rowValues);
+            var dots = t(Shape.Vector(rowCount * rowCount), new float[rowCount * rowCount]);
+            var products = t(Shape.Vector(3 * rowCount), null);
+            var coefficients = t(Shape.Vector(rowCount + pairs), null);
+            for (int i = 0; i < pairs; i++)
+            {
+                k.RowDots(rows, i, pairs + i, 2 * pairs, products);
+                k.LbfgsDirection(dots, products, coefficients, new Kernels.LbfgsRing(pairs, i + 1, i, newPair: true));
+            }
+            k.CombineRows(rows, coefficients, t(Shape.Vector(len), null));
+        });
+        results.Add(Compare("L-BFGS direction (row dots, recursion, combination)", $"{rowCount}×{len}", ld, lc));
         return results;
     }
 

@@ -17,8 +17,8 @@ public sealed record LayerResult(string Layer, int Cin, int Cout, int H, int W, 
     public double GramBackwardGflops => GramGflop / GramBackwardSeconds;
 }
 /// <param name="SecondsPerIteration">One L-BFGS iteration as timed (its history still short).</param>
-/// <param name="FullHistorySeconds">The two-loop recursion's extra cost once the history is full (100 pairs: 200 dot
-/// products and 200 axpys of image-sized vectors), timed separately on the same vectors.</param>
+/// <param name="FullHistorySeconds">What L-BFGS's history adds once full (100 pairs: two passes over 201 image-sized
+/// rows instead of the timed run's few, and the recursion on 100 pairs), timed separately on the same device.</param>
 public sealed record IterationResult(int Size, int Height, int Width, double Gflop, double SecondsPerIteration, int Iterations,
     double FullHistorySeconds)
 {
@@ -172,30 +172,44 @@ public static class Benchmark
             var s = shapes[spec.IndexOf(l)];
             gflop += 2 * 2.0 * s.C * s.C * s.Plane / 1e9;
         }
-        return new IterationResult(size, size, size, gflop, seconds, iterations, TwoLoop(b, shape, settings.History, iterations + 1));
+        return new IterationResult(size, size, size, gflop, seconds, iterations, FullHistory(b, shape, settings.History, iterations + 1));
     }
 
-    /// <summary>The two-loop recursion's cost for the pairs a full history adds beyond those the timed run had.</summary>
-    static double TwoLoop(IBackend b, Shape shape, int history, int had)
+    /// <summary>
+    /// What a full history adds to an iteration beyond the timed run's short one (LbfgsOptimizer, vector-free): the
+    /// two passes over the history (RowDots, CombineRows) grow with its rows — timed on a few rows and scaled, as
+    /// both stream every row once — and the recursion with pairs × rows, timed at both lengths.
+    /// </summary>
+    static double FullHistory(IBackend b, Shape shape, int history, int had)
     {
-        int extra = Math.Max(0, history - had);
-        if (extra == 0) return 0;
-        using var q = b.Allocate(shape);
-        using var s = b.Allocate(shape);
-        using var y = b.Allocate(shape);
-        using var scalars = b.Allocate(Shape.Vector(2));
-        b.Fill(q, 1f); b.Fill(s, 0.5f); b.Fill(y, 0.25f); b.Fill(scalars, 1e-9f);
-        // Per pair and per loop: one dot, one scalar op, one axpy with a device scalar — as LbfgsOptimizer.Direction.
-        double pair = Time(b, () =>
+        history = Math.Min(history, Optimizers.LbfgsOptimizer.MaxHistory(shape.Size));
+        if (history <= had) return 0;
+        const int sample = 9;
+        using var rows = b.Allocate(new Shape(sample, 1, shape.Size));
+        using var products = b.Allocate(Shape.Vector(3 * sample));
+        using var coefficients = b.Allocate(Shape.Vector(sample));
+        using var d = b.Allocate(shape);
+        b.Fill(rows, 0.5f);
+        b.Fill(coefficients, 0.25f);
+        double perRow = Time(b, () =>
         {
-            for (int k = 0; k < 2; k++)
-            {
-                b.Dot(s, q, scalars, 0);
-                b.ScalarOp(scalars, ScalarOps.Multiply, 1, 0, 0);
-                b.AxpyScalar(scalars, 0, -1f, y, q);
-            }
-        }, 0.1);
-        return extra * pair;
+            b.RowDots(rows, 0, 1, 2, products);
+            b.CombineRows(rows, coefficients, d);
+        }, 0.1) / sample;
+        return 2 * (history - had) * perRow + Recursion(b, history) - Recursion(b, had);
+    }
+
+    /// <summary>The recursion on coefficients with a full ring of the given length (its cost does not depend on the
+    /// values: a matrix of ones keeps them finite).</summary>
+    static double Recursion(IBackend b, int history)
+    {
+        var ring = new LbfgsRing(history, history, 0, newPair: false);
+        using var dots = b.Allocate(Shape.Vector(ring.Rows * ring.Rows));
+        using var products = b.Allocate(Shape.Vector(3 * ring.Rows));
+        using var coefficients = b.Allocate(Shape.Vector(ring.Rows + history));
+        b.Fill(dots, 1f);
+        b.Fill(products, 1f);
+        return Time(b, () => b.LbfgsDirection(dots, products, coefficients, ring), 0.1);
     }
 
     /// <summary>Every op of whole L-BFGS iterations at one size, timed by <see cref="ProfilingBackend"/>, per

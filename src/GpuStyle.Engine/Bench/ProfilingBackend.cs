@@ -126,6 +126,17 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
         Time("vector ops (optimiser)", 0, () => inner.AdamStep(x, g, m, v, parameters));
     public void ScalarOp(Tensor scalars, int op, int a, int b, int dst) => Time("scalar ops", 0, () => inner.ScalarOp(scalars, op, a, b, dst));
     public void WeightedSum(Tensor scalars, Tensor coefficients, int dst) => Time("scalar ops", 0, () => inner.WeightedSum(scalars, coefficients, dst));
+    public float ReadScalar(Tensor src, int index)
+    {
+        HostReads++;
+        HostFloatsRead++;
+        return inner.ReadScalar(src, index);
+    }
+    public void SetRow(Tensor rows, int row, Tensor x, Tensor? y) => Time("L-BFGS history", 0, () => inner.SetRow(rows, row, x, y));
+    public void RowDots(Tensor rows, int a, int b, int c, Tensor products) => Time("L-BFGS history", 0, () => inner.RowDots(rows, a, b, c, products));
+    public void CombineRows(Tensor rows, Tensor coefficients, Tensor y) => Time("L-BFGS history", 0, () => inner.CombineRows(rows, coefficients, y));
+    public void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring) =>
+        Time("L-BFGS recursion", 0, () => inner.LbfgsDirection(dots, products, coefficients, ring));
 
     public void Dispose() => Collect();   // the inner backend belongs to the caller; the markers are ours
 }

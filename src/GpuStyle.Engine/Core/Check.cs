@@ -115,6 +115,25 @@ public static class Check
         Slot(scalars, dst);
     }
 
+    /// <summary>rows is R×1×N with vectors of length N and the row in range.</summary>
+    public static void Row(Tensor rows, int row, Tensor x, string what)
+    {
+        if (rows.Shape.Plane != x.Length)
+            throw new ArgumentException($"{what}: rows of {rows.Shape.Plane} floats cannot hold a vector of {x.Length}");
+        if ((uint)row >= (uint)rows.Shape.C)
+            throw new ArgumentOutOfRangeException(nameof(row), $"{what}: row {row} of {rows.Shape.C}");
+    }
+
+    public static void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring)
+    {
+        int r = ring.Rows;
+        if (ring.History < 1 || ring.Count < 0 || ring.Count > ring.History || (uint)ring.Newest >= (uint)ring.History)
+            throw new ArgumentException($"an L-BFGS ring of {ring.Count} pairs in {ring.History} slots, newest {ring.Newest}");
+        Length(r * r, dots, "L-BFGS dot matrix");
+        Length(3 * r, products, "L-BFGS products");
+        Length(r + ring.History, coefficients, "L-BFGS coefficients");
+    }
+
     public static void WeightedSum(Tensor scalars, Tensor coefficients, int dst)
     {
         Slot(scalars, dst);

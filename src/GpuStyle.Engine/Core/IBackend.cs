@@ -77,4 +77,17 @@ public interface IBackend : IDisposable
     void ScalarOp(Tensor scalars, int op, int a, int b, int dst);
     /// <summary>scalars[dst] = Σₖ coefficients[k]·scalars[k], k &lt; coefficients.Length (the total loss, on the device).</summary>
     void WeightedSum(Tensor scalars, Tensor coefficients, int dst);
+    /// <summary>One float of a tensor read back to the host (a loss, a dot product).</summary>
+    float ReadScalar(Tensor src, int index);
+
+    // ---- L-BFGS's history, vector-free (kernels/Lbfgs.cs). rows: R×1×N, one vector of length N a row ------------
+    /// <summary>rows[row] = x − y, or x when y is null.</summary>
+    void SetRow(Tensor rows, int row, Tensor x, Tensor? y);
+    /// <summary>products[k·R + j] = rows[j]·rows[w_k] for every row j and (w₀, w₁, w₂) = (a, b, c); products: 3R.</summary>
+    void RowDots(Tensor rows, int a, int b, int c, Tensor products);
+    /// <summary>y = Σⱼ coefficients[j]·rows[j] over the R rows (rows whose coefficient is 0 are not read).</summary>
+    void CombineRows(Tensor rows, Tensor coefficients, Tensor y);
+    /// <summary>Merges RowDots' products into the R×R dot matrix and runs the two-loop recursion on coefficients:
+    /// coefficients[0…R) = δ with the direction −H·g = Σⱼ δⱼ·rows[j], coefficients[R…R+m) = the α's.</summary>
+    void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring);
 }

@@ -227,6 +227,44 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
         s[dst] = ScalarOps.Apply(op, s[a], s[b]);
     }
 
+    public float ReadScalar(Tensor src, int index)
+    {
+        Check.Slot(src, index);
+        return R(src)[index];
+    }
+
+    public void SetRow(Tensor rows, int row, Tensor x, Tensor? y)
+    {
+        Check.Row(rows, row, x, "set row");
+        if (y is not null) Check.Same(x, y, "set row y");
+        float[] d = W(rows), a = R(x), b = y is null ? a : R(y);
+        int off = row * a.Length;
+        bool subtract = y is not null;
+        VectorOps.Cpu.For(a.Length, (s, e) => { for (int i = s; i < e; i++) d[off + i] = subtract ? a[i] - b[i] : a[i]; });
+    }
+
+    public void RowDots(Tensor rows, int a, int b, int c, Tensor products)
+    {
+        int r = rows.Shape.C;
+        foreach (int w in new[] { a, b, c })
+            if ((uint)w >= (uint)r) throw new ArgumentOutOfRangeException(nameof(a), $"row dots: row {w} of {r}");
+        Check.Length(3 * r, products, "row dot products");
+        Lbfgs.Cpu.RowDots(R(rows), rows.Shape.Plane, r, a, b, c, W(products), Vector);
+    }
+
+    public void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
+    {
+        Check.Length(rows.Shape.Plane, y, "combined rows");
+        if (coefficients.Length < rows.Shape.C) throw new ArgumentException($"{coefficients.Length} coefficients for {rows.Shape.C} rows");
+        Lbfgs.Cpu.Combine(R(rows), rows.Shape.Plane, rows.Shape.C, R(coefficients), W(y), Vector);
+    }
+
+    public void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring)
+    {
+        Check.LbfgsDirection(dots, products, coefficients, ring);
+        Lbfgs.Cpu.Direction(W(dots), R(products), W(coefficients), ring);
+    }
+
     double[] Partials(int n)
     {
         int chunks = VectorOps.Cpu.Chunks(n);

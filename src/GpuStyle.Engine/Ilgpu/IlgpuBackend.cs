@@ -95,6 +95,12 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
     readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
+    readonly Action<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int> _setRow;
+    readonly Action<KernelConfig, ArrayView<float>, int, int, int, int, int, int, ArrayView<float>> _rowDots;
+    readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>> _rowDotsFinish;
+    readonly Action<Index1D, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>> _combineRows;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing> _lbfgsDirection;
+    MemoryBuffer1D<float, Stride1D.Dense>? _rowPartials;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convTiled;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _transposeFlip;
     // The staged Gram kernels of versions 2–4: version 2's tiled ones (a T-sided tile) or version 3's register-blocked
@@ -192,6 +198,11 @@ public sealed class IlgpuBackend : IBackend
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
         _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
+        _setRow = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int>(Lbfgs.Ilgpu.SetRow);
+        _rowDots = a.LoadStreamKernel<ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsPartial);
+        _rowDotsFinish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsFinish);
+        _combineRows = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(Lbfgs.Ilgpu.Combine);
+        _lbfgsDirection = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing>(Lbfgs.Ilgpu.Direction);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
@@ -510,6 +521,50 @@ public sealed class IlgpuBackend : IBackend
         _scalarOp(1, V(scalars), op, a, b, dst);
     }
 
+    public float ReadScalar(Tensor src, int index)
+    {
+        Check.Slot(src, index);
+        var value = new float[1];
+        V(src).SubView(index, 1).CopyToCPU(Accelerator.DefaultStream, value);
+        return value[0];
+    }
+
+    public void SetRow(Tensor rows, int row, Tensor x, Tensor? y)
+    {
+        Check.Row(rows, row, x, "set row");
+        if (y is not null) Check.Same(x, y, "set row y");
+        _setRow(x.Length, V(rows), (long)row * x.Length, V(x), V(y ?? x), y is null ? 0 : 1);
+    }
+
+    public void RowDots(Tensor rows, int a, int b, int c, Tensor products)
+    {
+        int r = rows.Shape.C, n = rows.Shape.Plane;
+        foreach (int w in new[] { a, b, c })
+            if ((uint)w >= (uint)r) throw new ArgumentOutOfRangeException(nameof(a), $"row dots: row {w} of {r}");
+        Check.Length(3 * r, products, "row dot products");
+        // Chunks of ≈ 16 elements a thread: enough groups to fill a GPU (a 512² image's 201 rows: 192 × 201 groups).
+        int threads = _launch.FinishThreads, chunks = Math.Clamp(n / (threads * 16), 1, 4096);
+        var partials = Scratch(ref _rowPartials, 3L * r * chunks);
+        var shared = SharedMemoryConfig.RequestDynamic<float>(threads);
+        _rowDots(new KernelConfig(new Index1D(r * chunks), new Index1D(threads), shared), V(rows), n, r, a, b, c, chunks, partials);
+        _rowDotsFinish(new KernelConfig(new Index1D(3 * r), new Index1D(threads), shared), partials, chunks, V(products));
+    }
+
+    public void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
+    {
+        Check.Length(rows.Shape.Plane, y, "combined rows");
+        if (coefficients.Length < rows.Shape.C) throw new ArgumentException($"{coefficients.Length} coefficients for {rows.Shape.C} rows");
+        _combineRows(y.Length, V(rows), y.Length, rows.Shape.C, V(coefficients), V(y));
+    }
+
+    public void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring)
+    {
+        Check.LbfgsDirection(dots, products, coefficients, ring);
+        int threads = _launch.FinishThreads;
+        _lbfgsDirection(new KernelConfig(new Index1D(1), new Index1D(threads), SharedMemoryConfig.RequestDynamic<float>(threads)),
+            V(dots), V(products), V(coefficients), ring);
+    }
+
     int Threads(int n) => Math.Min(n, _launch.ReductionThreads);
 
     /// <summary>Completes a reduction whose pass 1 left <paramref name="count"/> partials in _partials.</summary>
@@ -557,6 +612,7 @@ public sealed class IlgpuBackend : IBackend
         _flipped?.Dispose();
         _packed?.Dispose();
         _gramPartials?.Dispose();
+        _rowPartials?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }

@@ -83,10 +83,13 @@ public sealed class AdamOptimizer : IOptimizer
 }
 
 /// <summary>
-/// L-BFGS on the device. The two-loop recursion runs entirely there — its ρ, α and β live in a scalars buffer and
-/// steps use <see cref="IBackend.AxpyScalar"/> — and the host reads back one number per evaluation (the loss, for
-/// the line search) plus g·d once per iteration. The line search backtracks (Armijo, halving) from t = 1, or from
-/// t = min(1, 1/‖g‖∞)·initialStep on the first iteration and after a reset, so every accepted step lowers the loss.
+/// L-BFGS on the device, vector-free (kernels/Lbfgs.cs): the pairs and the gradient are rows of one history tensor,
+/// their pairwise dot products a small matrix kept up to date with one pass over the history an iteration, and the
+/// two-loop recursion runs on coefficients in one kernel — a handful of launches an iteration however long the
+/// history, where the classical recursion makes four a pair (≈ 1 000 with 100 pairs). The host reads back one
+/// number per evaluation (the loss, for the line search) plus g·d and the new pair's sᵀy once per iteration. The line
+/// search backtracks (Armijo, halving) from t = 1, or from t = min(1, 1/‖g‖∞)·initialStep on the first iteration and
+/// after a reset, so every accepted step lowers the loss.
 /// </summary>
 public sealed class LbfgsOptimizer : IOptimizer
 {
@@ -96,45 +99,67 @@ public sealed class LbfgsOptimizer : IOptimizer
     readonly IBackend _b;
     readonly IObjectiveFunction _f;
     readonly int _history;
-    readonly Tensor[] _s, _y;
     Tensor _x, _g, _xNew, _gNew;
-    readonly Tensor _d, _q, _sc;      // direction, recursion vector, scalars: [ρ₀…ρₘ₋₁, α₀…αₘ₋₁, tmp, tmp2, one]
-    readonly float[] _readback, _sync;
+    readonly Tensor _d, _sc;          // direction; scalars [tmp]
+    readonly Tensor _rows;            // R = 2m + 1 rows: s₀…sₘ₋₁, y₀…yₘ₋₁, g (LbfgsRing)
+    readonly Tensor _dots;            // R×R: the rows' dot products (current for the pairs in use and g)
+    readonly Tensor _products;        // 3×R: the newest pair's s and y, and g, against every row
+    readonly Tensor _coefficients;    // R + m: the direction's coefficients, then the α's
+    readonly float[] _readback;
     readonly float _initialStep;
-    int _count, _newest = -1, _stalls;
+    int _count, _newest, _stalls;
+    bool _pairPending;                // _products holds a pair not merged into _dots yet
+    bool _gradientInRows;             // _g is in the gradient row and its products in _products
 
-    int Rho(int i) => i;
-    int Alpha(int i) => _history + i;
-    int Tmp => 2 * _history;
-    int Tmp2 => 2 * _history + 1;
-    int One => 2 * _history + 2;
+    /// <summary>The most pairs a history can hold for vectors of length n: R·n floats must fit one tensor.</summary>
+    public static int MaxHistory(int n) => Math.Max(1, (int.MaxValue / n - 1) / 2);
+
+    /// <summary>The pairs kept (the requested history, capped by <see cref="MaxHistory"/>).</summary>
+    public int History => _history;
 
     public LbfgsOptimizer(IBackend backend, IObjectiveFunction objective, Tensor start, int history = 100, float initialStep = 10f)
     {
         if (history < 1) throw new ArgumentOutOfRangeException(nameof(history), "L-BFGS needs a history of at least 1");
         _b = backend;
         _f = objective;
-        _history = history;
+        _history = Math.Min(history, MaxHistory(start.Length));
         _initialStep = initialStep;
         var shape = start.Shape;
-        _x = backend.Allocate(shape); _g = backend.Allocate(shape);
-        _xNew = backend.Allocate(shape); _gNew = backend.Allocate(shape);
-        _d = backend.Allocate(shape); _q = backend.Allocate(shape);
-        _s = new Tensor[history];
-        _y = new Tensor[history];
-        for (int i = 0; i < history; i++) { _s[i] = backend.Allocate(shape); _y[i] = backend.Allocate(shape); }
-        _sc = backend.Allocate(Shape.Vector(2 * history + 3));
-        backend.Fill(_sc, 1f);
+        var ring = Ring(false);
+        var made = new List<Tensor>();
+        Tensor Make(Shape s) { var t = backend.Allocate(s); made.Add(t); return t; }
+        try
+        {
+            _x = Make(shape); _g = Make(shape); _xNew = Make(shape); _gNew = Make(shape); _d = Make(shape);
+            _sc = Make(Shape.Vector(1));
+            _rows = Make(new Shape(ring.Rows, 1, start.Length));
+            _dots = Make(Shape.Vector(ring.Rows * ring.Rows));
+            _products = Make(Shape.Vector(3 * ring.Rows));
+            _coefficients = Make(Shape.Vector(ring.Rows + _history));
+        }
+        catch
+        {
+            foreach (var t in made) t.Dispose();
+            throw;
+        }
+        // Zeros, not garbage: rows and dot products of unused slots are multiplied by zero coefficients.
+        backend.Fill(_rows, 0f);
+        backend.Fill(_dots, 0f);
         backend.Copy(start, _x);
         _readback = new float[objective.Scalars.Length];
-        _sync = new float[_sc.Length];
     }
 
     public Tensor Current => _x;
     public float Loss { get; private set; } = float.NaN;
     public bool Converged { get; private set; }
 
-    public void Start() => Loss = Evaluate(_x, _g);
+    public void Start()
+    {
+        Loss = Evaluate(_x, _g);
+        _gradientInRows = false;
+    }
+
+    LbfgsRing Ring(bool newPair) => new(_history, _count, _newest, newPair);
 
     public int Step()
     {
@@ -166,7 +191,9 @@ public sealed class LbfgsOptimizer : IOptimizer
                 // direction was already plain steepest descent, nothing lowers the loss: converged.
                 Converged = _count == 0;
                 _count = 0;
+                _pairPending = false;
                 Loss = Evaluate(_x, _g);
+                _gradientInRows = false;
                 return evals + 1;
             }
             t *= 0.5f;
@@ -175,64 +202,53 @@ public sealed class LbfgsOptimizer : IOptimizer
 
     float FirstStep()
     {
-        _b.Norm(_g, _sc, Tmp);
-        _b.Download(_sc, _sync);
-        float norm = _sync[Tmp];
+        _b.Norm(_g, _sc, 0);
+        float norm = _b.ReadScalar(_sc, 0);
         // Scale so the first step moves pixels by about initialStep (RMS, in 0..255 units), whatever the loss scale.
         return norm > 0 ? _initialStep * MathF.Sqrt(_g.Length) / norm : 1f;
     }
 
-    /// <summary>d = −H·g by the two-loop recursion over the stored (s, y) pairs, on the device.</summary>
+    /// <summary>d = −H·g: the recursion on the coefficients, then one pass combining the rows.</summary>
     void Direction()
     {
-        _b.Copy(_g, _q);
-        for (int k = 0; k < _count; k++)
+        var ring = Ring(false);
+        if (!_gradientInRows)
         {
-            int i = Slot(k);   // newest first
-            _b.Dot(_s[i], _q, _sc, Tmp);
-            _b.ScalarOp(_sc, ScalarOps.Multiply, Rho(i), Tmp, Alpha(i));
-            _b.AxpyScalar(_sc, Alpha(i), -1f, _y[i], _q);
+            // A gradient that did not come with a new pair (the first iteration, or after a reset): its products only.
+            _b.SetRow(_rows, ring.Gradient, _g, null);
+            _b.RowDots(_rows, ring.Gradient, ring.Gradient, ring.Gradient, _products);
+            _gradientInRows = true;
+            _pairPending = false;
         }
-        _b.Fill(_d, 0f);
-        if (_count == 0)
-            _b.Axpy(1f, _q, _d);
-        else
-        {
-            // Initial Hessian γI with γ = sᵀy / yᵀy of the newest pair.
-            _b.Dot(_s[_newest], _y[_newest], _sc, Tmp);
-            _b.Dot(_y[_newest], _y[_newest], _sc, Tmp2);
-            _b.ScalarOp(_sc, ScalarOps.Divide, Tmp, Tmp2, Tmp);
-            _b.AxpyScalar(_sc, Tmp, 1f, _q, _d);
-        }
-        for (int k = _count - 1; k >= 0; k--)
-        {
-            int i = Slot(k);   // oldest first
-            _b.Dot(_y[i], _d, _sc, Tmp);
-            _b.ScalarOp(_sc, ScalarOps.Multiply, Rho(i), Tmp, Tmp);          // β
-            _b.ScalarOp(_sc, ScalarOps.Subtract, Alpha(i), Tmp, Tmp);        // α − β
-            _b.AxpyScalar(_sc, Tmp, 1f, _s[i], _d);
-        }
-        _b.Scale(_d, -1f);
+        _b.LbfgsDirection(_dots, _products, _coefficients, Ring(_pairPending));
+        _pairPending = false;
+        _b.CombineRows(_rows, _coefficients, _d);
     }
-
-    int Slot(int k) => ((_newest - k) % _history + _history) % _history;
 
     void Accept(float f)
     {
         // Three accepted steps in a row that each lower the loss by less than a millionth: nothing left to gain.
         _stalls = Loss - f <= 1e-6f * MathF.Abs(Loss) ? _stalls + 1 : 0;
         if (_stalls >= 3) Converged = true;
-        int i = (_newest + 1) % _history;
-        _b.Subtract(_xNew, _x, _s[i]);
-        _b.Subtract(_gNew, _g, _y[i]);
-        _b.Dot(_s[i], _y[i], _sc, Tmp);
-        _b.Download(_sc, _sync);
-        if (_sync[Tmp] > 1e-10f)
+        int i = _count == 0 ? 0 : (_newest + 1) % _history, gradient = 2 * _history;
+        _b.SetRow(_rows, i, _xNew, _x);
+        _b.SetRow(_rows, _history + i, _gNew, _g);
+        _b.SetRow(_rows, gradient, _gNew, null);
+        _b.RowDots(_rows, i, _history + i, gradient, _products);
+        _gradientInRows = true;
+        float sy = _b.ReadScalar(_products, _history + i);   // row i's product with row m + i: sᵢ·yᵢ
+        if (sy > 1e-10f)
         {
             // Keep the pair only with positive curvature: H stays positive definite.
-            _b.ScalarOp(_sc, ScalarOps.Divide, One, Tmp, Rho(i));
             _newest = i;
             _count = Math.Min(_count + 1, _history);
+            _pairPending = true;
+        }
+        else
+        {
+            // Slot i is overwritten: when the ring was full it held the oldest pair, which is gone now.
+            if (_count == _history) _count--;
+            _pairPending = false;
         }
         (_x, _xNew) = (_xNew, _x);
         (_g, _gNew) = (_gNew, _g);
@@ -241,9 +257,8 @@ public sealed class LbfgsOptimizer : IOptimizer
 
     float ReadDot(Tensor a, Tensor b)
     {
-        _b.Dot(a, b, _sc, Tmp);
-        _b.Download(_sc, _sync);
-        return _sync[Tmp];
+        _b.Dot(a, b, _sc, 0);
+        return _b.ReadScalar(_sc, 0);
     }
 
     float Evaluate(Tensor x, Tensor g)
@@ -255,6 +270,6 @@ public sealed class LbfgsOptimizer : IOptimizer
 
     public void Dispose()
     {
-        foreach (var t in _s.Concat(_y).Concat([_x, _g, _xNew, _gNew, _d, _q, _sc])) t.Dispose();
+        foreach (var t in new[] { _x, _g, _xNew, _gNew, _d, _sc, _rows, _dots, _products, _coefficients }) t.Dispose();
     }
 }
