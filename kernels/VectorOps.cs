@@ -1,11 +1,10 @@
-// The vector operations an optimiser needs (L-BFGS two-loop recursion, Adam), and the reductions they and the
-// losses share. All run on the device; reductions leave their result in a slot of a small "scalars" buffer.
+// The vector operations the optimisers need (L-BFGS's line search, Adam; L-BFGS's history is kernels/Lbfgs.cs),
+// and the reductions they and the losses share. All run on the device; reductions leave their result in a slot of a small "scalars" buffer.
 //
 //   dot(x, y) = Σ xᵢyᵢ     norm(x) = √(Σ xᵢ²)     axpy: y ← y + a·x     scale: x ← a·x
 //   sub: z = x − y         mul: z = x ⊙ y          weighted sum: s[dst] = Σₖ cₖ·s[k]
 //   Adam step (t-th):  m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²,  x ← x − lr·(m·c₁)/(√(v·c₂) + ε)
 //                      with the bias corrections c₁ = 1/(1−β₁ᵗ), c₂ = 1/(1−β₂ᵗ) computed on the host
-//   scalar ops (L-BFGS's two-loop recursion keeps its ρ, α, β on the device): s[dst] = s[a] (× ÷ − +) s[b]
 //
 // Reductions are deterministic and atomic-free: pass 1 (an op-specific kernel) writes one partial sum per thread,
 // SumGroups folds them group by group (a few loads a thread, then a tree in shared memory), and Finish (one group)
@@ -40,16 +39,6 @@ public struct AdamParameters
     }
 }
 
-/// <summary>Codes of the device-side scalar operations.</summary>
-public static class ScalarOps
-{
-    public const int Multiply = 0, Divide = 1, Subtract = 2, Add = 3;
-
-    /// <summary>The one definition both the ILGPU kernel and the CPU backend use.</summary>
-    public static float Apply(int op, float x, float y) =>
-        op == Multiply ? x * y : op == Divide ? x / y : op == Subtract ? x - y : x + y;
-}
-
 public static class VectorOps
 {
     public static class Reference
@@ -72,14 +61,6 @@ public static class VectorOps
                 x[i] -= lr * (m[i] * c1) / (Math.Sqrt(v[i] * c2) + eps);
             }
         }
-
-        public static double ScalarOp(int op, double a, double b) => op switch
-        {
-            ScalarOps.Multiply => a * b,
-            ScalarOps.Divide => a / b,
-            ScalarOps.Subtract => a - b,
-            _ => a + b,
-        };
     }
 
 
@@ -91,9 +72,6 @@ public static class VectorOps
         public static void Copy(Index1D i, ArrayView<float> src, ArrayView<float> dst) => dst[i] = src[i];
         [KernelName("vec_axpy")]
         public static void Axpy(Index1D i, float a, ArrayView<float> x, ArrayView<float> y) => y[i] += a * x[i];
-        [KernelName("vec_axpy_scalar")]
-        public static void AxpyScalar(Index1D i, ArrayView<float> scalars, int slot, float factor, ArrayView<float> x,
-            ArrayView<float> y) => y[i] += factor * scalars[slot] * x[i];
         [KernelName("vec_scale")]
         public static void Scale(Index1D i, ArrayView<float> x, float a) => x[i] = a * x[i];
         [KernelName("vec_subtract")]
@@ -163,13 +141,6 @@ public static class VectorOps
             float xi = x[i], mi = m[i], vi = v[i];
             p.Update(ref xi, ref mi, ref vi, g[i]);
             x[i] = xi; m[i] = mi; v[i] = vi;
-        }
-
-        /// <summary>One thread: scalars[dst] = scalars[a] op scalars[b] (see ScalarOps).</summary>
-        [KernelName("scalar_op")]
-        public static void ScalarOp(Index1D t, ArrayView<float> scalars, int op, int a, int b, int dst)
-        {
-            scalars[dst] = ScalarOps.Apply(op, scalars[a], scalars[b]);
         }
 
         /// <summary>One thread: scalars[dst] = Σₖ coefficients[k]·scalars[k].</summary>

@@ -263,17 +263,6 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
             b.Scale(acc, 2.5f);
             return fx.Read(acc);
         });
-        // y += factor·scalars[0]·x with the dot product left on the device as the step.
-        OnEveryBackend("axpy with a device scalar", VectorOps.Reference.Axpy(-2 * dot, xd, yd), b =>
-        {
-            using var x = fx.Make(b, shape, xd);
-            using var y = fx.Make(b, shape, yd);
-            using var acc = fx.Make(b, shape, yd);
-            using var scalars = fx.Poisoned(b, Shape.Vector(1));
-            b.Dot(x, y, scalars, 0);
-            b.AxpyScalar(scalars, 0, -2f, x, acc);
-            return fx.Read(acc);
-        });
         OnEveryBackend("fill", Enumerable.Repeat(1.5, n).ToArray(), b =>
         {
             using var z = fx.Poisoned(b, shape);
@@ -361,27 +350,6 @@ public class OptimizerKernelTests(IlgpuCpuFixture fx)
             Assertions.Close(x, fx.Read(tx), 1e-4, $"Adam x on {b.Name}");
             Assertions.Close(m, fx.Read(tm), 1e-4, $"Adam m on {b.Name}");
             Assertions.Close(v, fx.Read(tv), 1e-4, $"Adam v on {b.Name}");
-        }
-    }
-
-    [Fact]
-    public void Scalar_ops_run_on_the_device()
-    {
-        var rnd = new TestData(5);
-        var s = rnd.UniformF32(6);
-        foreach (var b in fx.All)
-        {
-            using var t = fx.Make(b, Shape.Vector(6), s);
-            b.ScalarOp(t, ScalarOps.Multiply, 0, 1, 2);
-            b.ScalarOp(t, ScalarOps.Divide, 2, 3, 4);
-            b.ScalarOp(t, ScalarOps.Subtract, 4, 0, 5);
-            b.ScalarOp(t, ScalarOps.Add, 5, 5, 1);
-            double p = s[0] * s[1], q = p / s[3], r = q - s[0];
-            var got = fx.Read(t);
-            Assertions.Close(p, got[2], 1e-5, $"multiply on {b.Name}");
-            Assertions.Close(q, got[4], 1e-5, $"divide on {b.Name}");
-            Assertions.Close(r, got[5], 1e-5, $"subtract on {b.Name}");
-            Assertions.Close(2 * r, got[1], 1e-5, $"add on {b.Name}");
         }
     }
 }

@@ -117,14 +117,11 @@ public sealed class ProfilingBackend(IBackend inner) : IBackend
     public void Dot(Tensor x, Tensor y, Tensor scalars, int slot) => Time("vector ops (optimiser)", 0, () => inner.Dot(x, y, scalars, slot));
     public void Norm(Tensor x, Tensor scalars, int slot) => Time("vector ops (optimiser)", 0, () => inner.Norm(x, scalars, slot));
     public void Axpy(float a, Tensor x, Tensor y) => Time("vector ops (optimiser)", 0, () => inner.Axpy(a, x, y));
-    public void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y) =>
-        Time("vector ops (optimiser)", 0, () => inner.AxpyScalar(scalars, slot, factor, x, y));
     public void Scale(Tensor x, float a) => Time("vector ops (optimiser)", 0, () => inner.Scale(x, a));
     public void Subtract(Tensor x, Tensor y, Tensor z) => Time("vector ops (optimiser)", 0, () => inner.Subtract(x, y, z));
     public void Multiply(Tensor x, Tensor y, Tensor z) => Time("vector ops (optimiser)", 0, () => inner.Multiply(x, y, z));
     public void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters) =>
         Time("vector ops (optimiser)", 0, () => inner.AdamStep(x, g, m, v, parameters));
-    public void ScalarOp(Tensor scalars, int op, int a, int b, int dst) => Time("scalar ops", 0, () => inner.ScalarOp(scalars, op, a, b, dst));
     public void WeightedSum(Tensor scalars, Tensor coefficients, int dst) => Time("scalar ops", 0, () => inner.WeightedSum(scalars, coefficients, dst));
     public float ReadScalar(Tensor src, int index)
     {

@@ -108,13 +108,6 @@ public static class Check
         Same(x, v, "Adam second moment");
     }
 
-    public static void ScalarOp(Tensor scalars, int a, int b, int dst)
-    {
-        Slot(scalars, a);
-        Slot(scalars, b);
-        Slot(scalars, dst);
-    }
-
     /// <summary>rows is R×1×N with vectors of length N and the row in range.</summary>
     public static void Row(Tensor rows, int row, Tensor x, string what)
     {

@@ -63,8 +63,6 @@ public interface IBackend : IDisposable
     void Norm(Tensor x, Tensor scalars, int slot);
     /// <summary>y += a·x.</summary>
     void Axpy(float a, Tensor x, Tensor y);
-    /// <summary>y += factor·scalars[slot]·x — the step length stays on the device.</summary>
-    void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y);
     /// <summary>x *= a.</summary>
     void Scale(Tensor x, float a);
     /// <summary>z = x − y (element-wise).</summary>
@@ -73,8 +71,6 @@ public interface IBackend : IDisposable
     void Multiply(Tensor x, Tensor y, Tensor z);
     /// <summary>One Adam step on x with gradient g and moments m, v (all updated in place).</summary>
     void AdamStep(Tensor x, Tensor g, Tensor m, Tensor v, AdamParameters parameters);
-    /// <summary>scalars[dst] = scalars[a] op scalars[b], op one of <see cref="ScalarOps"/> — no trip to the host.</summary>
-    void ScalarOp(Tensor scalars, int op, int a, int b, int dst);
     /// <summary>scalars[dst] = Σₖ coefficients[k]·scalars[k], k &lt; coefficients.Length (the total loss, on the device).</summary>
     void WeightedSum(Tensor scalars, Tensor coefficients, int dst);
     /// <summary>One float of a tensor read back to the host (a loss, a dot product).</summary>

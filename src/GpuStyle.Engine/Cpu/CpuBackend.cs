@@ -178,13 +178,6 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
         VectorOps.Cpu.Axpy(a, R(x), W(y));
     }
 
-    public void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y)
-    {
-        Check.Slot(scalars, slot);
-        Check.Length(x.Length, y, "axpy y");
-        VectorOps.Cpu.Axpy(factor * R(scalars)[slot], R(x), W(y));
-    }
-
     public void Scale(Tensor x, float a)
     {
         var d = W(x);
@@ -218,13 +211,6 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
     {
         Check.Adam(x, g, m, v);
         VectorOps.Cpu.AdamStep(W(x), R(g), W(m), W(v), parameters);
-    }
-
-    public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
-    {
-        Check.ScalarOp(scalars, a, b, dst);
-        var s = W(scalars);
-        s[dst] = ScalarOps.Apply(op, s[a], s[b]);
     }
 
     public float ReadScalar(Tensor src, int index)

@@ -86,7 +86,6 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, float> _fill;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>> _copy;
     readonly Action<Index1D, float, ArrayView<float>, ArrayView<float>> _axpy;
-    readonly Action<Index1D, ArrayView<float>, int, float, ArrayView<float>, ArrayView<float>> _axpyScalar;
     readonly Action<Index1D, ArrayView<float>, float> _scale;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>> _subtract, _multiply;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _dotPartial;
@@ -94,7 +93,6 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, int, float, int> _finish;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _weightedSum;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters> _adam;
-    readonly Action<Index1D, ArrayView<float>, int, int, int, int> _scalarOp;
     readonly Action<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int> _setRow;
     readonly Action<KernelConfig, ArrayView<float>, int, int, int, int, int, int, ArrayView<float>> _rowDots;
     readonly Action<KernelConfig, ArrayView<float>, int, ArrayView<float>> _rowDotsFinish;
@@ -188,7 +186,6 @@ public sealed class IlgpuBackend : IBackend
         _fill = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Fill);
         _copy = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Copy);
         _axpy = a.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Axpy);
-        _axpyScalar = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, float, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.AxpyScalar);
         _scale = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Scale);
         _subtract = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Subtract);
         _multiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Multiply);
@@ -197,7 +194,6 @@ public sealed class IlgpuBackend : IBackend
         _finish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
         _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
         _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
-        _scalarOp = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, int, int>(VectorOps.Ilgpu.ScalarOp);
         _setRow = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int>(Lbfgs.Ilgpu.SetRow);
         _rowDots = a.LoadStreamKernel<ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsPartial);
         _rowDotsFinish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsFinish);
@@ -482,13 +478,6 @@ public sealed class IlgpuBackend : IBackend
         _axpy(x.Length, a, V(x), V(y));
     }
 
-    public void AxpyScalar(Tensor scalars, int slot, float factor, Tensor x, Tensor y)
-    {
-        Check.Slot(scalars, slot);
-        Check.Length(x.Length, y, "axpy y");
-        _axpyScalar(x.Length, V(scalars), slot, factor, V(x), V(y));
-    }
-
     public void Scale(Tensor x, float a) => _scale(x.Length, V(x), a);
 
     public void Subtract(Tensor x, Tensor y, Tensor z)
@@ -513,12 +502,6 @@ public sealed class IlgpuBackend : IBackend
     {
         Check.Adam(x, g, m, v);
         _adam(x.Length, V(x), V(g), V(m), V(v), parameters);
-    }
-
-    public void ScalarOp(Tensor scalars, int op, int a, int b, int dst)
-    {
-        Check.ScalarOp(scalars, a, b, dst);
-        _scalarOp(1, V(scalars), op, a, b, dst);
     }
 
     public float ReadScalar(Tensor src, int index)
