@@ -9,8 +9,9 @@
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default) and TF32 kernels;
 #      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
-#   3. VGG16: ours (blocked fp32, --tf32, --tf32 with MmaPrefetch=1) vs PyTorch/cuDNN (TF32 off and on) per
-#      iteration at 256, 512, 1024 px;
+#   3. VGG16: ours (blocked fp32, --tf32, --tf32 with MmaPrefetch=1, with MmaGram=1, with both) vs PyTorch/cuDNN
+#      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
+#      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times;
 #   5. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
 #   6. VGG19: the same as 3 (one layer in the per-layer table: VGG19's layers have VGG16's shapes);
@@ -67,6 +68,12 @@ if want 2; then
   else
     echo "!! the prefetching TF32 kernel disagrees with the CPU backend: it is not timed below"
   fi
+  echo "-- --conv tf32 --launch MmaGram=1 (the Gram matrices on tensor cores too)"
+  if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaGram=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok tf32-gram"
+  else
+    echo "!! the TF32 Gram kernels disagree with the CPU backend: they are not timed below"
+  fi
   [ -n "$ok" ] || { echo "no convolution kernel passed: stopping"; exit 1; }
 fi
 has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
@@ -84,6 +91,14 @@ if want 3; then
     bounded 60 "$B" bench --device cuda --conv tf32 --launch MmaPrefetch=1 --network vgg16 --size 512 --iteration-sizes 512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-tf32-prefetch.txt"
   fi
+  for variant in "tf32-gram MmaGram=1" "tf32-gram-prefetch MmaGram=1,MmaPrefetch=1"; do
+    set -- $variant
+    has tf32-gram || continue
+    [ "$1" = tf32-gram-prefetch ] && ! has tf32-prefetch && continue
+    echo "-- ours: vgg16, --conv tf32 --launch $2 (built after the H200 run, to be timed)"
+    bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --iteration-sizes 512,1024 --iterations 5 \
+      | tee "$OUT/bench-vgg16-$1.txt"
+  done
   torch_sizes vgg16
 fi
 

@@ -587,7 +587,7 @@ public static class Conv3x3
             Store(y, b, d, t, oa + 16, pc + 16, x0, y0, acc.C12, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 24, x0, y0, acc.C13, relu, hasBias);
         }
 
-        static uint Bits(float v) => Interop.FloatAsInt(v);
+        internal static uint Bits(float v) => Interop.FloatAsInt(v);
 
         /// <summary>Loads a thread's elements of chunk c0's patch (zero outside the map and past Cin) into registers.</summary>
         static PatchSlots LoadPatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, int c0, int x0, int y0,
@@ -664,7 +664,7 @@ public static class Conv3x3
 
         // The 32 accumulators as PTX registers gs_c0…gs_c31 (4 per m16n8 tile: tile mn owns gs_c(4·(4m+n))…+3), declared
         // and zeroed once at the kernel's start; every mma names its own four. ILGPU passes only inputs by value.
-        const string DeclareAccumulators = ".reg .f32 gs_c<32>;\n\t" +
+        internal const string DeclareAccumulators = ".reg .f32 gs_c<32>;\n\t" +
             "mov.f32 gs_c0, 0f00000000; mov.f32 gs_c1, 0f00000000; mov.f32 gs_c2, 0f00000000; mov.f32 gs_c3, 0f00000000;\n\t" +
             "mov.f32 gs_c4, 0f00000000; mov.f32 gs_c5, 0f00000000; mov.f32 gs_c6, 0f00000000; mov.f32 gs_c7, 0f00000000;\n\t" +
             "mov.f32 gs_c8, 0f00000000; mov.f32 gs_c9, 0f00000000; mov.f32 gs_c10, 0f00000000; mov.f32 gs_c11, 0f00000000;\n\t" +
@@ -673,19 +673,19 @@ public static class Conv3x3
             "mov.f32 gs_c20, 0f00000000; mov.f32 gs_c21, 0f00000000; mov.f32 gs_c22, 0f00000000; mov.f32 gs_c23, 0f00000000;\n\t" +
             "mov.f32 gs_c24, 0f00000000; mov.f32 gs_c25, 0f00000000; mov.f32 gs_c26, 0f00000000; mov.f32 gs_c27, 0f00000000;\n\t" +
             "mov.f32 gs_c28, 0f00000000; mov.f32 gs_c29, 0f00000000; mov.f32 gs_c30, 0f00000000; mov.f32 gs_c31, 0f00000000;";
-        const string MmaOp = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
-        const string Mma00 = MmaOp + "{gs_c0,gs_c1,gs_c2,gs_c3}, {%0,%1,%2,%3}, {%4,%5}, {gs_c0,gs_c1,gs_c2,gs_c3};";
-        const string Mma01 = MmaOp + "{gs_c4,gs_c5,gs_c6,gs_c7}, {%0,%1,%2,%3}, {%4,%5}, {gs_c4,gs_c5,gs_c6,gs_c7};";
-        const string Mma02 = MmaOp + "{gs_c8,gs_c9,gs_c10,gs_c11}, {%0,%1,%2,%3}, {%4,%5}, {gs_c8,gs_c9,gs_c10,gs_c11};";
-        const string Mma03 = MmaOp + "{gs_c12,gs_c13,gs_c14,gs_c15}, {%0,%1,%2,%3}, {%4,%5}, {gs_c12,gs_c13,gs_c14,gs_c15};";
-        const string Mma10 = MmaOp + "{gs_c16,gs_c17,gs_c18,gs_c19}, {%0,%1,%2,%3}, {%4,%5}, {gs_c16,gs_c17,gs_c18,gs_c19};";
-        const string Mma11 = MmaOp + "{gs_c20,gs_c21,gs_c22,gs_c23}, {%0,%1,%2,%3}, {%4,%5}, {gs_c20,gs_c21,gs_c22,gs_c23};";
-        const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
-        const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
+        internal const string MmaOp = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
+        internal const string Mma00 = MmaOp + "{gs_c0,gs_c1,gs_c2,gs_c3}, {%0,%1,%2,%3}, {%4,%5}, {gs_c0,gs_c1,gs_c2,gs_c3};";
+        internal const string Mma01 = MmaOp + "{gs_c4,gs_c5,gs_c6,gs_c7}, {%0,%1,%2,%3}, {%4,%5}, {gs_c4,gs_c5,gs_c6,gs_c7};";
+        internal const string Mma02 = MmaOp + "{gs_c8,gs_c9,gs_c10,gs_c11}, {%0,%1,%2,%3}, {%4,%5}, {gs_c8,gs_c9,gs_c10,gs_c11};";
+        internal const string Mma03 = MmaOp + "{gs_c12,gs_c13,gs_c14,gs_c15}, {%0,%1,%2,%3}, {%4,%5}, {gs_c12,gs_c13,gs_c14,gs_c15};";
+        internal const string Mma10 = MmaOp + "{gs_c16,gs_c17,gs_c18,gs_c19}, {%0,%1,%2,%3}, {%4,%5}, {gs_c16,gs_c17,gs_c18,gs_c19};";
+        internal const string Mma11 = MmaOp + "{gs_c20,gs_c21,gs_c22,gs_c23}, {%0,%1,%2,%3}, {%4,%5}, {gs_c20,gs_c21,gs_c22,gs_c23};";
+        internal const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
+        internal const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
 
         /// <summary>Copies the assembly's accumulator registers out, once, for the epilogue. Written out 32 times because
         /// ILGPU takes an asm string only as a literal (one computed in a helper is not a constant to its frontend).</summary>
-        static WarpAccumulators ReadAccumulators()
+        internal static WarpAccumulators ReadAccumulators()
         {
             var a = new WarpAccumulators();
             CudaAsm.Emit("mov.f32 %0, gs_c0;", out float c0); CudaAsm.Emit("mov.f32 %0, gs_c1;", out float c1);
@@ -718,7 +718,7 @@ public static class Conv3x3
         /// <summary>The 8 products of one warp-step, computed the way the tensor cores define them: lanes publish
         /// their fragments at the ISA's (row, column) positions, then each lane sums the row·column its
         /// accumulators stand for. Two group barriers: every warp of the group runs the same steps.</summary>
-        static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
+        internal static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
             FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
         {
             PublishA(s, 0, g, q, a0); PublishA(s, 128, g, q, a1);

@@ -7,6 +7,7 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
 using ILGPU.Backends.EntryPoints;
+using ILGPU.Runtime.Cuda;
 
 namespace GpuStyle.Kernels;
 
@@ -256,6 +257,192 @@ public static class Gram
                 Group.Barrier();
             }
             acc.Store(df, 0, c, n, i0 + ty, k0 + tx, t, 1f / n, accumulate: 1);
+        }
+    }
+
+    /// <summary>
+    /// Version 4: the Gram kernels on tensor cores in TF32 (mma.sync.m16n8k8, fp32 accumulation), with the TF32
+    /// convolution. A group of W×W warps computes a (32W)-sided tile, each warp a 32×32 block as 2 × 4 m16n8 tiles —
+    /// the convolution's fragment layout, accumulator registers and CPU emulation (Conv3x3.IlgpuTensorCore).
+    /// Forward: G = F·Fᵀ with A = F's row tile [i][k] and B = another row tile read as [k][j]; split-K over the
+    /// positions with the same partials and <see cref="IlgpuTiled.ReduceSplits"/> as versions 2–3, tiles on or above
+    /// the diagonal only. Backward: dF += S·F, S = (dG + dGᵀ)/N made once by <see cref="SymmetricScaled"/> (so that
+    /// its rows are read coalesced), A = S's tile [i][j], B = F's tile [j][k].
+    /// Counted at 512², VGG16's five style layers: 9 GFLOP forward (half of it skipped by symmetry) and 18 backward,
+    /// ≈ 2.5 ms an iteration in fp32 version 3 on an H200 (7–11 TFLOP/s). At the TF32 convolution's 30 TFLOP/s:
+    /// ≈ 0.8 ms expected. Shared rows are padded so that fragment loads are conflict-free: A and forward-B rows 36
+    /// floats apart (lanes g·36 + q: 32 banks), backward-B rows 32W + 8 apart (lanes q·(32W + 8) + g).
+    /// </summary>
+    public static class IlgpuTensorCore
+    {
+        public const int KChunk = 32, RowStride = KChunk + 4;
+
+        public static int Threads(int warpsSide) => 32 * warpsSide * warpsSide;
+        public static int Side(int warpsSide) => 32 * warpsSide;
+        static int Scratch(int warpsSide, int emulate) => emulate != 0 ? warpsSide * warpsSide * Conv3x3.IlgpuTensorCore.ScratchPerWarp : 0;
+
+        public static int ForwardSharedFloats(int warpsSide, int emulate) => 2 * Side(warpsSide) * RowStride + Scratch(warpsSide, emulate);
+        public static int BackwardSharedFloats(int warpsSide, int emulate) =>
+            Side(warpsSide) * RowStride + KChunk * (Side(warpsSide) + 8) + Scratch(warpsSide, emulate);
+
+        /// <summary>
+        /// Grid (⌈C/side⌉, ⌈C/side⌉, splits), group (<see cref="Threads"/>), dynamic shared memory
+        /// <see cref="ForwardSharedFloats"/>. partials: splits × C × C, as <see cref="IlgpuTiled.ForwardPartial"/>.
+        /// </summary>
+        [KernelName("gram_forward_tf32_mma")]
+        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits, int warpsSide)
+        {
+            int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
+            if (bj < bi) return;   // the whole group leaves together
+            int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
+            int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
+            var shared = SharedMemory.GetDynamic<float>();
+            var a = shared.SubView(0, side * RowStride);
+            var b = shared.SubView(side * RowStride, side * RowStride);
+            long k0 = (long)n * split / splits, k1 = (long)n * (split + 1) / splits;
+            var acc = new WarpAccumulators();
+            if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
+            for (long k = k0; k < k1; k += KChunk)
+            {
+                // Rows of F along the positions, 32 consecutive floats a row (a warp reads one row: coalesced).
+                for (int e = tid; e < side * KChunk; e += threads)
+                {
+                    int row = e / KChunk, kk = e - row * KChunk;
+                    long at = k + kk;
+                    int ri = bi * side + row, rj = bj * side + row;
+                    a[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(ri < c && at < k1 ? f[ri * (long)n + at] : 0f);
+                    b[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(rj < c && at < k1 ? f[rj * (long)n + at] : 0f);
+                }
+                Group.Barrier();
+                for (int k8 = 0; k8 < KChunk; k8 += 8)
+                {
+                    // A (row-major 16×8): (g, q), (g+8, q), (g, q+4), (g+8, q+4); rows i, columns k.
+                    long ra = (wm * 32 + g) * RowStride + k8 + q;
+                    var a0 = new FragmentA(a[ra], a[ra + 8 * RowStride], a[ra + 4], a[ra + 8 * RowStride + 4]);
+                    var a1 = new FragmentA(a[ra + 16 * RowStride], a[ra + 24 * RowStride], a[ra + 16 * RowStride + 4], a[ra + 24 * RowStride + 4]);
+                    // B (column-major 8×8): (k = q, n = g), (k = q+4, n = g); B[k][j] = F[j][k], j the row of tile b.
+                    long rb = (wn * 32 + g) * RowStride + k8 + q;
+                    var b0 = new FragmentB(b[rb], b[rb + 4]);
+                    var b1 = new FragmentB(b[rb + 8 * RowStride], b[rb + 8 * RowStride + 4]);
+                    var b2 = new FragmentB(b[rb + 16 * RowStride], b[rb + 16 * RowStride + 4]);
+                    var b3 = new FragmentB(b[rb + 24 * RowStride], b[rb + 24 * RowStride + 4]);
+                    WarpStep(shared, 2 * side * RowStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                }
+                Group.Barrier();
+            }
+            if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
+            long slab = (long)split * c;
+            int i = bi * side + wm * 32 + g, j = bj * side + wn * 32 + 2 * q;
+            Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
+        }
+
+        /// <summary>Launch with C·C threads: s[i,j] = (dG[i,j] + dG[j,i]) / N, TF32-rounded (the backward's A).</summary>
+        [KernelName("gram_symmetric_scaled")]
+        public static void SymmetricScaled(Index1D index, ArrayView<float> dg, ArrayView<float> s, int c, float scale)
+        {
+            int i = index / c, j = index - i * c;
+            s[index] = Conv3x3.IlgpuTensorCore.RoundTf32((dg[index] + dg[j * c + i]) * scale);
+        }
+
+        /// <summary>
+        /// Grid (⌈N/side⌉, ⌈C/side⌉), group (<see cref="Threads"/>), dynamic shared memory
+        /// <see cref="BackwardSharedFloats"/>. df[i,k] += Σ_j s[i,j]·F[j,k], s from <see cref="SymmetricScaled"/>.
+        /// </summary>
+        [KernelName("gram_backward_tf32_mma")]
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide)
+        {
+            int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
+            int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
+            int i0 = Grid.IdxY * side, fStride = side + 8;
+            long k0 = (long)Grid.IdxX * side;
+            var shared = SharedMemory.GetDynamic<float>();
+            var sTile = shared.SubView(0, side * RowStride);             // [i][j]
+            var fTile = shared.SubView(side * RowStride, KChunk * fStride);   // [j][k]
+            var acc = new WarpAccumulators();
+            if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
+            for (int j0 = 0; j0 < c; j0 += KChunk)
+            {
+                for (int e = tid; e < side * KChunk; e += threads)
+                {
+                    // s's rows, 32 consecutive columns a row; F's rows, side consecutive positions a row.
+                    int row = e / KChunk, jj = e - row * KChunk, i = i0 + row, j = j0 + jj;
+                    sTile[row * RowStride + jj] = i < c && j < c ? s[i * c + j] : 0f;
+                    int fr = e / side, col = e - fr * side, jf = j0 + fr;
+                    long k = k0 + col;
+                    fTile[fr * fStride + col] = Conv3x3.IlgpuTensorCore.RoundTf32(jf < c && k < n ? f[jf * (long)n + k] : 0f);
+                }
+                Group.Barrier();
+                for (int k8 = 0; k8 < KChunk; k8 += 8)
+                {
+                    long ra = (wm * 32 + g) * RowStride + k8 + q;
+                    var a0 = new FragmentA(sTile[ra], sTile[ra + 8 * RowStride], sTile[ra + 4], sTile[ra + 8 * RowStride + 4]);
+                    var a1 = new FragmentA(sTile[ra + 16 * RowStride], sTile[ra + 24 * RowStride], sTile[ra + 16 * RowStride + 4], sTile[ra + 24 * RowStride + 4]);
+                    long rb = (k8 + q) * fStride + wn * 32 + g, rb4 = rb + 4 * fStride;
+                    var b0 = new FragmentB(fTile[rb], fTile[rb4]);
+                    var b1 = new FragmentB(fTile[rb + 8], fTile[rb4 + 8]);
+                    var b2 = new FragmentB(fTile[rb + 16], fTile[rb4 + 16]);
+                    var b3 = new FragmentB(fTile[rb + 24], fTile[rb4 + 24]);
+                    WarpStep(shared, side * RowStride + KChunk * fStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                }
+                Group.Barrier();
+            }
+            if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
+            Store(df, 0, c, n, i0 + wm * 32 + g, k0 + wn * 32 + 2 * q, acc, 1f, accumulate: 1);
+        }
+
+        /// <summary>One warp-step of 8 mmas: on tensor cores under CUDA, emulated in the warp's shared scratch (at
+        /// scratchAt) elsewhere.</summary>
+        static void WarpStep(ArrayView<float> shared, int scratchAt, int warp, int g, int q, ref WarpAccumulators acc,
+            FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                uint u0 = Conv3x3.IlgpuTensorCore.Bits(a0.A0), u1 = Conv3x3.IlgpuTensorCore.Bits(a0.A1);
+                uint u2 = Conv3x3.IlgpuTensorCore.Bits(a0.A2), u3 = Conv3x3.IlgpuTensorCore.Bits(a0.A3);
+                uint v0 = Conv3x3.IlgpuTensorCore.Bits(a1.A0), v1 = Conv3x3.IlgpuTensorCore.Bits(a1.A1);
+                uint v2 = Conv3x3.IlgpuTensorCore.Bits(a1.A2), v3 = Conv3x3.IlgpuTensorCore.Bits(a1.A3);
+                uint p0 = Conv3x3.IlgpuTensorCore.Bits(b0.B0), p1 = Conv3x3.IlgpuTensorCore.Bits(b0.B1);
+                uint r0 = Conv3x3.IlgpuTensorCore.Bits(b1.B0), r1 = Conv3x3.IlgpuTensorCore.Bits(b1.B1);
+                uint s0 = Conv3x3.IlgpuTensorCore.Bits(b2.B0), s1 = Conv3x3.IlgpuTensorCore.Bits(b2.B1);
+                uint t0 = Conv3x3.IlgpuTensorCore.Bits(b3.B0), t1 = Conv3x3.IlgpuTensorCore.Bits(b3.B1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma00, u0, u1, u2, u3, p0, p1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma01, u0, u1, u2, u3, r0, r1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma02, u0, u1, u2, u3, s0, s1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma03, u0, u1, u2, u3, t0, t1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma10, v0, v1, v2, v3, p0, p1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma11, v0, v1, v2, v3, r0, r1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma12, v0, v1, v2, v3, s0, s1);
+                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma13, v0, v1, v2, v3, t0, t1);
+            }
+            else
+            {
+                var scratch = shared.SubView(scratchAt + warp * Conv3x3.IlgpuTensorCore.ScratchPerWarp, Conv3x3.IlgpuTensorCore.ScratchPerWarp);
+                Conv3x3.IlgpuTensorCore.EmulateWarpStep(scratch, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+            }
+        }
+
+        /// <summary>Writes (or adds, scaled) a warp's 32×32 block: m-tile mi rows i + 16mi (+8), n-tile ni columns
+        /// j + 8ni (+1) — the C fragment's (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1) — skipping what lies outside.</summary>
+        static void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, WarpAccumulators acc, float scale, int accumulate)
+        {
+            Put(m, offset, rows, cols, i, j, acc.C00, scale, accumulate); Put(m, offset, rows, cols, i, j + 8, acc.C01, scale, accumulate);
+            Put(m, offset, rows, cols, i, j + 16, acc.C02, scale, accumulate); Put(m, offset, rows, cols, i, j + 24, acc.C03, scale, accumulate);
+            Put(m, offset, rows, cols, i + 16, j, acc.C10, scale, accumulate); Put(m, offset, rows, cols, i + 16, j + 8, acc.C11, scale, accumulate);
+            Put(m, offset, rows, cols, i + 16, j + 16, acc.C12, scale, accumulate); Put(m, offset, rows, cols, i + 16, j + 24, acc.C13, scale, accumulate);
+        }
+
+        static void Put(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Accumulator c, float scale, int accumulate)
+        {
+            PutOne(m, offset, rows, cols, i, j, c.C0, scale, accumulate); PutOne(m, offset, rows, cols, i, j + 1, c.C1, scale, accumulate);
+            PutOne(m, offset, rows, cols, i + 8, j, c.C2, scale, accumulate); PutOne(m, offset, rows, cols, i + 8, j + 1, c.C3, scale, accumulate);
+        }
+
+        static void PutOne(ArrayView<float> m, long offset, int rows, long cols, int i, long j, float v, float scale, int accumulate)
+        {
+            if (i >= rows || j >= cols) return;
+            long at = (offset + i) * cols + j;
+            if (accumulate != 0) m[at] += v * scale;
+            else m[at] = v * scale;
         }
     }
 

@@ -190,3 +190,51 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         }
     }
 }
+
+/// <summary>
+/// The TF32 Gram kernels (<see cref="Gram.IlgpuTensorCore"/>, MmaGram=1) on the CPU accelerator, mma.sync emulated:
+/// one warp (32-sided tiles) and 2×2 warps (64-sided, the GPU's shape: 128 simulated threads), channel counts that
+/// are not multiples of a tile (several tiles, edge tiles, the upper triangle mirrored), positions that do not fill a
+/// chunk, several split-K slices — against float64 on the TF32-rounded operands.
+/// </summary>
+public class TensorCoreGramTests
+{
+    static IlgpuBackend Open(int warps, int splits) => IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = warps, GramSplits = splits },
+        new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+
+    static double Round(double v) => Conv3x3.IlgpuTensorCore.RoundTf32((float)v);
+
+    [Theory]
+    [InlineData(1, 5, 7, 11, 1)]
+    [InlineData(1, 3, 70, 45, 2)]     // 3 tiles of 32 each way, 45 positions: a chunk and a partial one, 2 slices
+    [InlineData(2, 1, 67, 100, 3)]    // 2×2 warps: 64-sided tiles, one edge tile
+    [InlineData(2, 2, 33, 37, 1)]
+    public void Tf32_gram_forward_and_backward_match_the_reference_on_rounded_operands(int warps, int seed, int c, int n, int splits)
+    {
+        using var b = Open(warps, splits);
+        Assert.Contains("and Gram", b.Name);
+        var rnd = new TestData(Environment.TickCount ^ seed);
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var g = b.Make(new Shape(c, c, 1), null);
+        b.GramForward(f, g);
+        var rounded = fd.Select(Round).ToArray();
+        Assertions.Close(Gram.Reference.Forward(rounded, c, n), b.Read(g), 1e-5, $"TF32 Gram forward, {c}×{n}, {warps}×{warps} warps");
+
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        using var df = b.Make(new Shape(c, 1, n), startd);
+        b.GramBackwardAccumulate(f, dg, df);
+        // The kernel's A: S = (dG + dGᵀ)/N in float, rounded to TF32; its B: F rounded. Sums in fp32.
+        var expected = (double[])startd.Clone();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += s * rounded[j * n + k];
+            }
+        Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, {c}×{n}, {warps}×{warps} warps");
+    }
+}

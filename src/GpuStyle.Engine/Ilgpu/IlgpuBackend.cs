@@ -19,7 +19,8 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
-    int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0)
+    int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
+    int MmaGram = 0, int MmaGramWarps = 2)
 {
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
     /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
@@ -29,6 +30,11 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked). MmaPrefetch 1
     /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work — built and checked
     /// on the CPU after the H200 session, not yet timed on a GPU, so off by default: `bench --launch MmaPrefetch=1`.</summary>
+    /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
+    /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
+    /// `bench --launch MmaGram=1`.</summary>
+    public bool TensorCoreGram => Conv == ConvKernel.Tf32 && MmaGram != 0;
+
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch != 0);
 
     /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
@@ -114,6 +120,11 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
+    // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _gramSymmetric;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gramMmaBackward;
+    MemoryBuffer1D<float, Stride1D.Dense>? _gramS;
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
@@ -121,7 +132,7 @@ public sealed class IlgpuBackend : IBackend
     {
         ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_mma.Emulate != 0 ? ", emulated" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}",
         _ => "direct conv",
     }})";
 
@@ -148,6 +159,8 @@ public sealed class IlgpuBackend : IBackend
                 throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {info.Id} (at most {info.MaxThreadsPerGroup})");
             if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
+            if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
+                throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
             if (chosen.Conv == ConvKernel.Tf32)
             {
                 var mma = chosen.Mma(emulate: false);
@@ -222,6 +235,19 @@ public sealed class IlgpuBackend : IBackend
                 throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32", e);
             }
         }
+        if (launch.TensorCoreGram)
+        {
+            try
+            {
+                _gramMmaForward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTensorCore.ForwardPartial);
+                _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(Gram.IlgpuTensorCore.SymmetricScaled);
+                _gramMmaBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTensorCore.BackwardAccumulate);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                throw new InvalidOperationException($"the TF32 Gram kernels did not load on {info.Name} ({e.Message}); run without MmaGram=1", e);
+            }
+        }
         // Likewise only the Gram kernels in use: version 2's with the tiled convolution, version 3's with the blocked
         // and TF32 ones.
         int t = launch.TileWidth;
@@ -264,6 +290,8 @@ public sealed class IlgpuBackend : IBackend
     public void Synchronize() => Accelerator.Synchronize();
 
     public ConvKernel ConvVariant => _launch.Conv;
+    /// <summary>True when the Gram matrices run on tensor cores in TF32 (MmaGram).</summary>
+    public bool TensorCoreGram => _launch.TensorCoreGram;
 
     /// <summary>Opened with ILGPU's profiling on: <see cref="Mark"/> works.</summary>
     public bool Profiling { get; private init; }
@@ -397,6 +425,16 @@ public sealed class IlgpuBackend : IBackend
             _gramForward(g.Length, V(f), V(g), c, n);
             return;
         }
+        if (_gramMmaForward is not null)
+        {
+            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w), mtiles = (c + mside - 1) / mside;
+            int msplits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (mtiles * mtiles), 1, Math.Max(1, n / (4 * mside)));
+            var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
+            _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w);
+            _gramReduce(c * c, mpartials, V(g), c, n, msplits, mside);
+            return;
+        }
         int t = _launch.TileWidth, side = _gramSide, tiles = (c + side - 1) / side;
         // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
         // CPU accelerator's tests ask for), each slice at least a few tiles long.
@@ -414,6 +452,15 @@ public sealed class IlgpuBackend : IBackend
         if (_launch.Conv == ConvKernel.Direct)
         {
             _gramBackward(df.Length, V(f), V(dg), V(df), c, n);
+            return;
+        }
+        if (_gramMmaBackward is not null)
+        {
+            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
+            var sym = Scratch(ref _gramS, (long)c * c);
+            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n);
+            _gramMmaBackward(new KernelConfig(new Index2D((n + mside - 1) / mside, (c + mside - 1) / mside), new Index2D(Gram.IlgpuTensorCore.Threads(w), 1),
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), sym, V(df), c, n, w);
             return;
         }
         int t = _launch.TileWidth, side = _gramSide;
@@ -596,6 +643,7 @@ public sealed class IlgpuBackend : IBackend
         _packed?.Dispose();
         _gramPartials?.Dispose();
         _rowPartials?.Dispose();
+        _gramS?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
     }
