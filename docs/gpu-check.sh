@@ -9,7 +9,8 @@
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default) and TF32 kernels;
 #      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
-#   3. VGG16: ours (blocked fp32, --tf32, --tf32 with MmaPrefetch=1, with MmaGram=1, with both) vs PyTorch/cuDNN
+#   3. VGG16: ours (blocked fp32, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1, MmaGram=1,
+#      MmaMinGroups=132, then all three) vs PyTorch/cuDNN
 #      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
 #      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times;
@@ -91,13 +92,15 @@ if want 3; then
     bounded 60 "$B" bench --device cuda --conv tf32 --launch MmaPrefetch=1 --network vgg16 --size 512 --iteration-sizes 512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-tf32-prefetch.txt"
   fi
-  for variant in "tf32-gram MmaGram=1" "tf32-gram-prefetch MmaGram=1,MmaPrefetch=1"; do
+  # Built after the H200 run, to be timed: each opt-in TF32 variant alone, then all together (those that passed step 2).
+  for variant in "tf32-gram MmaGram=1" "tf32-small MmaMinGroups=132" "tf32-all MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
-    has tf32-gram || continue
-    [ "$1" = tf32-gram-prefetch ] && ! has tf32-prefetch && continue
-    echo "-- ours: vgg16, --conv tf32 --launch $2 (built after the H200 run, to be timed)"
-    bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --iteration-sizes 512,1024 --iterations 5 \
-      | tee "$OUT/bench-vgg16-$1.txt"
+    has tf32 || continue
+    case "$2" in *MmaGram*) has tf32-gram || continue;; esac
+    case "$2" in *MmaPrefetch*) has tf32-prefetch || continue;; esac
+    echo "-- ours: vgg16, --conv tf32 --launch $2"
+    bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
+      --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"
   done
   torch_sizes vgg16
 fi

@@ -86,6 +86,34 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     public void Prefetched_patches_give_the_same_convolutions(int cin, int cout, int h, int w) =>
         CheckForwardAndBackward(fx.Prefetching, cin, cout, h, w);
 
+    [Fact]
+    public void Small_maps_get_lower_tiles_when_asked()
+    {
+        // The H200's default tile, 64 channels × 32×8: VGG's 64×64 layers have 128 groups of it, its 32×32 ones 32.
+        var tile = new MmaTile(32, 8, 2, 8, emulate: false);
+        var conv4 = new ConvDims(512, 512, 64, 64);
+        Assert.Equal(8, IlgpuBackend.MmaTileFor(tile, 0, conv4).TileHeight);               // off: unchanged
+        Assert.Equal(4, IlgpuBackend.MmaTileFor(tile, 132, conv4).TileHeight);             // 128 → 256 groups
+        Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(512, 512, 32, 32)).TileHeight);   // 32 → 64 → 128: the floor
+        Assert.Equal(8, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(256, 256, 128, 128)).TileHeight); // 256 groups already
+        Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 264, conv4).TileHeight);             // 128 → 256 → 512
+        // Prefetching 8 patch elements a thread does not fit a 32×2 tile's 128 threads: it stops at 32×4.
+        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: true);
+        Assert.Equal(4, IlgpuBackend.MmaTileFor(prefetching, 264, conv4).TileHeight);
+    }
+
+    [Theory]
+    [InlineData(9, 37, 6, 11)]
+    [InlineData(20, 16, 9, 16)]
+    public void Lowered_tiles_give_the_same_convolutions(int cin, int cout, int h, int w)
+    {
+        // A 16×8 tile (4 warps) asked for more groups than any of these maps has: every convolution runs 16×4.
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
+            with { MmaTileWidth = 16, MmaTileHeight = 8, MmaMinGroups = 1000 }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        Assert.Equal(4, IlgpuBackend.MmaTileFor(new MmaTile(16, 8, 1, 8, emulate: true), 1000, new ConvDims(cin, cout, h, w)).TileHeight);
+        CheckForwardAndBackward(b, cin, cout, h, w);
+    }
+
     static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)
     {
         var rnd = new TestData(Environment.TickCount ^ (cin * 131 + cout));

@@ -20,7 +20,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
-    int MmaGram = 0, int MmaGramWarps = 2)
+    int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0)
 {
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
     /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
@@ -34,6 +34,14 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
     /// `bench --launch MmaGram=1`.</summary>
     public bool TensorCoreGram => Conv == ConvKernel.Tf32 && MmaGram != 0;
+
+    // MmaMinGroups N > 0: a TF32 convolution whose grid would have fewer than N groups (VGG's 64×64 and 32×32 layers:
+    // 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8 TFLOP/s against 32 on
+    // the 128×128 layers) halves its tile height until it has N groups, or its tile is down to two warps of pixels
+    // (a lower tile would stage more halo rows than rows it computes).
+    // Not yet timed on a GPU, so off by default: `bench --launch MmaMinGroups=132` (a group an SM: it lowers the
+    // 64×64 and 32×32 layers' tiles but not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of
+    // 32×4).
 
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch != 0);
 
@@ -332,7 +340,11 @@ public sealed class IlgpuBackend : IBackend
     {
         var d = Check.Conv(x, w, b, y);
         if (_launch.Conv == ConvKernel.Direct) _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
-        else if (OnTensorCores(d)) _convMma!(MmaConfig(d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, _mma);
+        else if (OnTensorCores(d))
+        {
+            var tile = TileFor(d);
+            _convMma!(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
+        }
         else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
     }
 
@@ -362,7 +374,8 @@ public sealed class IlgpuBackend : IBackend
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
         if (OnTensorCores(back))
         {
-            _convMma!(MmaConfig(back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, _mma);
+            var tile = TileFor(back);
+            _convMma!(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
             return;
         }
         var flipped = Scratch(ref _flipped, w.Length);
@@ -388,12 +401,36 @@ public sealed class IlgpuBackend : IBackend
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlocked.SharedFloats(tw, th, _launch.BlockedChunk)));
     }
 
-    KernelConfig MmaConfig(int cout, int h, int w)
+    static long MmaGroups(MmaTile t, int cout, int h, int w)
     {
-        int tw = _mma.TileWidth, th = _mma.TileHeight, channels = Conv3x3.IlgpuTensorCore.WarpChannels * _mma.WarpsCo;
+        int channels = Conv3x3.IlgpuTensorCore.WarpChannels * t.WarpsCo;
+        return (long)((w + t.TileWidth - 1) / t.TileWidth) * ((h + t.TileHeight - 1) / t.TileHeight) * ((cout + channels - 1) / channels);
+    }
+
+    MmaTile TileFor(ConvDims d) => MmaTileFor(_mma, _launch.MmaMinGroups, d);
+
+    /// <summary>The TF32 tile for one convolution: the configured one, or with minGroups &gt; 0 (MmaMinGroups) a lower
+    /// one for small maps. The packed weights do not depend on the tile's height, so the halving costs nothing else.</summary>
+    public static MmaTile MmaTileFor(MmaTile configured, int minGroups, ConvDims d)
+    {
+        var tile = configured;
+        while (minGroups > 0 && MmaGroups(tile, d.Cout, d.H, d.W) < minGroups
+            && tile.TileHeight % 2 == 0 && tile.TileWidth * tile.TileHeight >= 4 * Conv3x3.IlgpuTensorCore.WarpPixels)
+        {
+            var lower = tile;
+            lower.TileHeight /= 2;
+            if (lower.Problem() is not null) break;
+            tile = lower;
+        }
+        return tile;
+    }
+
+    static KernelConfig MmaConfig(MmaTile tile, int cout, int h, int w)
+    {
+        int tw = tile.TileWidth, th = tile.TileHeight, channels = Conv3x3.IlgpuTensorCore.WarpChannels * tile.WarpsCo;
         var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + channels - 1) / channels);
-        return new KernelConfig(grid, new Index3D(Conv3x3.IlgpuTensorCore.Threads(_mma), 1, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTensorCore.SharedFloats(_mma)));
+        return new KernelConfig(grid, new Index3D(Conv3x3.IlgpuTensorCore.Threads(tile), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTensorCore.SharedFloats(tile)));
     }
 
     KernelConfig TiledConfig(int cout, int h, int w)
