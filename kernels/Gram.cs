@@ -323,10 +323,8 @@ public static class Gram
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
-                    // A (row-major 16×8): (g, q), (g+8, q), (g, q+4), (g+8, q+4); rows i, columns k.
                     long ra = (wm * 32 + g) * RowStride + k8 + q;
-                    var a0 = new FragmentA(a[ra], a[ra + 8 * RowStride], a[ra + 4], a[ra + 8 * RowStride + 4]);
-                    var a1 = new FragmentA(a[ra + 16 * RowStride], a[ra + 24 * RowStride], a[ra + 16 * RowStride + 4], a[ra + 24 * RowStride + 4]);
+                    FragmentA a0 = RowMajorA(a, ra), a1 = RowMajorA(a, ra + 16 * RowStride);
                     // B (column-major 8×8): (k = q, n = g), (k = q+4, n = g); B[k][j] = F[j][k], j the row of tile b.
                     long rb = (wn * 32 + g) * RowStride + k8 + q;
                     var b0 = new FragmentB(b[rb], b[rb + 4]);
@@ -382,8 +380,7 @@ public static class Gram
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
                     long ra = (wm * 32 + g) * RowStride + k8 + q;
-                    var a0 = new FragmentA(sTile[ra], sTile[ra + 8 * RowStride], sTile[ra + 4], sTile[ra + 8 * RowStride + 4]);
-                    var a1 = new FragmentA(sTile[ra + 16 * RowStride], sTile[ra + 24 * RowStride], sTile[ra + 16 * RowStride + 4], sTile[ra + 24 * RowStride + 4]);
+                    FragmentA a0 = RowMajorA(sTile, ra), a1 = RowMajorA(sTile, ra + 16 * RowStride);
                     long rb = (k8 + q) * fStride + wn * 32 + g, rb4 = rb + 4 * fStride;
                     var b0 = new FragmentB(fTile[rb], fTile[rb4]);
                     var b1 = new FragmentB(fTile[rb + 8], fTile[rb4 + 8]);
@@ -396,6 +393,11 @@ public static class Gram
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
             Store(df, 0, c, n, i0 + wm * 32 + g, k0 + wn * 32 + 2 * q, acc, 1f, accumulate: 1);
         }
+
+        /// <summary>A lane's A fragment (row-major 16×8) from a tile of RowStride-long rows, at its (g, q): elements
+        /// (g, q), (g+8, q), (g, q+4), (g+8, q+4).</summary>
+        static FragmentA RowMajorA(ArrayView<float> tile, long at) =>
+            new(tile[at], tile[at + 8 * RowStride], tile[at + 4], tile[at + 8 * RowStride + 4]);
 
         /// <summary>One warp-step of 8 mmas: on tensor cores under CUDA, emulated in the warp's shared scratch (at
         /// scratchAt) elsewhere.</summary>
