@@ -9,8 +9,8 @@
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default) and TF32 kernels;
 #      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
-#   3. VGG16: ours (blocked fp32, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1, MmaGram=1,
-#      MmaMinGroups=132, then all three) vs PyTorch/cuDNN
+#   3. VGG16: ours (blocked fp32, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
+#      MmaMinGroups=132, then all together) vs PyTorch/cuDNN
 #      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
 #      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times;
@@ -69,6 +69,12 @@ if want 2; then
   else
     echo "!! the prefetching TF32 kernel disagrees with the CPU backend: it is not timed below"
   fi
+  echo "-- --conv tf32 --launch MmaPrefetch=2 (the weights prefetched too)"
+  if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaPrefetch=2 --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok tf32-prefetch2"
+  else
+    echo "!! the weight-prefetching TF32 kernel disagrees with the CPU backend: it is not timed below"
+  fi
   echo "-- --conv tf32 --launch MmaGram=1 (the Gram matrices on tensor cores too)"
   if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaGram=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
     ok="$ok tf32-gram"
@@ -93,11 +99,13 @@ if want 3; then
       | tee "$OUT/bench-vgg16-tf32-prefetch.txt"
   fi
   # Built after the H200 run, to be timed: each opt-in TF32 variant alone, then all together (those that passed step 2).
-  for variant in "tf32-gram MmaGram=1" "tf32-small MmaMinGroups=132" "tf32-all MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
+  for variant in "tf32-prefetch2 MmaPrefetch=2" "tf32-gram MmaGram=1" "tf32-small MmaMinGroups=132" \
+                 "tf32-all MmaGram=1,MmaPrefetch=2,MmaMinGroups=132"; do
     set -- $variant
     has tf32 || continue
     case "$2" in *MmaGram*) has tf32-gram || continue;; esac
-    case "$2" in *MmaPrefetch*) has tf32-prefetch || continue;; esac
+    case "$2" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
+    case "$2" in *MmaPrefetch=2*) has tf32-prefetch2 || continue;; esac
     echo "-- ours: vgg16, --conv tf32 --launch $2"
     bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"

@@ -61,10 +61,12 @@ public struct Block8x4
 public struct MmaTile
 {
     public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate, Prefetch;
-    public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate, bool prefetch = false)
+    /// <param name="prefetch">0: none; 1: the next chunk's input patch is loaded into registers during the current
+    /// chunk's tensor work; 2: its weights too.</param>
+    public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate, int prefetch = 0)
     {
         TileWidth = tileWidth; TileHeight = tileHeight; WarpsCo = warpsCo; Chunk = chunk; Emulate = emulate ? 1 : 0;
-        Prefetch = prefetch ? 1 : 0;
+        Prefetch = prefetch;
     }
 
     /// <summary>Why this shape cannot run, or null.</summary>
@@ -73,8 +75,11 @@ public struct MmaTile
         : TileHeight <= 0 || TileWidth * TileHeight % 32 != 0 ? $"a {TileWidth}×{TileHeight} tile is not a whole number of 32-pixel warp tiles"
         : Chunk % 8 != 0 || Chunk <= 0 ? $"the input chunk {Chunk} is not a positive multiple of 8"
         : WarpsCo <= 0 ? "no warps along the output channels"
+        : Prefetch is < 0 or > 2 ? $"prefetch {Prefetch} is not 0 (none), 1 (the patch) or 2 (the patch and the weights)"
         : Prefetch != 0 && Chunk * (TileHeight + 2) * (TileWidth + 2) > PatchSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
             ? $"prefetching a {TileWidth}×{TileHeight} tile's {Chunk}-channel patch needs more than {PatchSlots.Count} registers a thread"
+        : Prefetch == 2 && Conv3x3.IlgpuTensorCore.WeightVectors(this) > WeightSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
+            ? $"prefetching {Chunk} channels' weights for {32 * WarpsCo} outputs needs more than {WeightSlots.Count} vectors a thread"
         : null;
 }
 
@@ -114,6 +119,14 @@ public struct PatchSlots
 {
     public const int Count = 8;
     public PatchValue V0, V1, V2, V3, V4, V5, V6, V7;
+}
+
+/// <summary>A thread's share of the next chunk's packed weights, held in registers while the current chunk computes
+/// (<see cref="Conv3x3.IlgpuTensorCore"/> with MmaTile.Prefetch 2): vector tid + k·threads for k &lt; Count.</summary>
+public struct WeightSlots
+{
+    public const int Count = 4;
+    public Float4 W0, W1, W2, W3;
 }
 
 /// <summary>One lane's share of a 16×8 TF32 A fragment (values already rounded to TF32).</summary>
@@ -520,17 +533,23 @@ public static class Conv3x3
             int tw = t.TileWidth, th = t.TileHeight, pw = tw + 2, ph = th + 2, chunk = t.Chunk;
             int plane = PlaneStride(tw, th), wstride = WeightStride(t.WarpsCo), bm = WarpChannels * t.WarpsCo;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * bm;
-            var shared = SharedMemory.GetDynamic<float>();
+            // Regions cut in Float4 units (plane and wstride are multiples of 8 floats), so that ILGPU knows the
+            // weights' vector stores are aligned.
+            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var wts4 = shared4.SubView(chunk * plane / 4, 9 * chunk * wstride / 4);
+            var shared = shared4.Cast<float>();
             var patch = shared.SubView(0, chunk * plane);
-            var wts = shared.SubView(chunk * plane, 9 * chunk * wstride);
+            var wts = wts4.Cast<float>();
+            var w4 = w.Cast<Float4>();
             // Where in the patch column n = g of each n-tile starts (its row and column in the tile).
             int p0 = wn * WarpPixels + g, p1 = p0 + 8, p2 = p0 + 16, p3 = p0 + 24;
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
             int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
-            // With Prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
-            // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls
-            // of the unprefetched kernel waited on these loads). A thread's elements: tid + k·threads.
+            // With Prefetch, the next chunk's patch (and with Prefetch 2 its weights) is loaded into registers before the
+            // current chunk's mma work and stored after it, so that the loads' latency overlaps the tensor work (on an
+            // H200, 39% of the stalls of the unprefetched kernel waited on these loads). A thread's elements:
+            // tid + k·threads.
             var first = PatchCursor.Of(tid, ph, pw);
             var step = PatchCursor.Of(threads, ph, pw);
             var acc = new WarpAccumulators();
@@ -543,19 +562,17 @@ public static class Conv3x3
                 if (t.Prefetch == 0)
                     IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
                 // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
-                // (PackWeights): each row of bm output channels is one contiguous, coalesced copy, stored along the
-                // output channels (32 different banks). Row r = tap·chunk + c.
-                int lanes = IlgpuTiled.RowLanes(threads), rowStep = threads / lanes;
-                for (int r = tid / lanes; r < chunk * 9; r += rowStep)
-                {
-                    int tap = r / chunk, src = (tap * cinPadded + c0 + r - tap * chunk) * coutPadded + o0;
-                    for (int o = tid % lanes; o < bm; o += lanes)
-                        wts[r * wstride + o] = w[src + o];
-                }
+                // (PackWeights): each row of bm output channels is a contiguous, coalesced copy of 128-bit vectors,
+                // stored along the output channels (consecutive banks). Row r = tap·chunk + c.
+                if (t.Prefetch < 2 || c0 == 0)
+                    for (int e = tid; e < WeightVectors(t); e += threads)
+                        wts4[WeightTarget(e, t)] = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
                 Group.Barrier();
                 bool more = t.Prefetch != 0 && c0 + chunk < d.Cin;
                 var next = new PatchSlots();
+                var nextWeights = new WeightSlots();
                 if (more) next = LoadPatch(x, mask, d, useMask, c0 + chunk, x0, y0, chunk, ph, pw, first, step);
+                if (more && t.Prefetch == 2) nextWeights = LoadWeights(w4, t, c0 + chunk, cinPadded, coutPadded, o0, tid, threads);
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)
                     {
@@ -594,6 +611,7 @@ public static class Conv3x3
                     }
                 Group.Barrier();
                 if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
+                if (more && t.Prefetch == 2) StoreWeights(wts4, nextWeights, t, tid, threads);
             }
             if (CudaAsm.IsSupported) acc = ReadAccumulators();
             // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
@@ -605,6 +623,46 @@ public static class Conv3x3
         }
 
         internal static uint Bits(float v) => Interop.FloatAsInt(v);
+
+        /// <summary>The 128-bit vectors of a chunk's weights: 9 taps × chunk channels × 32·WarpsCo outputs / 4.</summary>
+        public static int WeightVectors(MmaTile t) => 9 * t.Chunk * WarpChannels * t.WarpsCo / 4;
+
+        /// <summary>Where vector e of the chunk at c0 lies in the packed weights (row r = tap·chunk + channel, bm/4
+        /// vectors a row), in vectors: coutPadded and o0 are multiples of 32, so rows start on 16-byte boundaries.</summary>
+        static int WeightSource(int e, MmaTile t, int c0, int cinPadded, int coutPadded, int o0)
+        {
+            int perRow = WarpChannels * t.WarpsCo / 4, r = e / perRow, tap = r / t.Chunk;
+            return ((tap * cinPadded + c0 + r - tap * t.Chunk) * coutPadded + o0) / 4 + e - r * perRow;
+        }
+
+        /// <summary>Where vector e goes in the shared weights: row r, WeightStride floats a row.</summary>
+        static int WeightTarget(int e, MmaTile t)
+        {
+            int perRow = WarpChannels * t.WarpsCo / 4, r = e / perRow;
+            return r * (WeightStride(t.WarpsCo) / 4) + e - r * perRow;
+        }
+
+        /// <summary>Loads a thread's vectors (tid + k·threads) of chunk c0's weights into registers.</summary>
+        static WeightSlots LoadWeights(ArrayView<Float4> w4, MmaTile t, int c0, int cinPadded, int coutPadded, int o0, int tid, int threads)
+        {
+            var s = new WeightSlots();
+            int n = WeightVectors(t), e = tid;
+            if (e < n) s.W0 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
+            if (e < n) s.W1 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
+            if (e < n) s.W2 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
+            if (e < n) s.W3 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
+            return s;
+        }
+
+        /// <summary>Stores prefetched weight vectors (after the group is done with the shared weights).</summary>
+        static void StoreWeights(ArrayView<Float4> wts4, WeightSlots s, MmaTile t, int tid, int threads)
+        {
+            int n = WeightVectors(t), e = tid;
+            if (e < n) wts4[WeightTarget(e, t)] = s.W0; e += threads;
+            if (e < n) wts4[WeightTarget(e, t)] = s.W1; e += threads;
+            if (e < n) wts4[WeightTarget(e, t)] = s.W2; e += threads;
+            if (e < n) wts4[WeightTarget(e, t)] = s.W3;
+        }
 
         /// <summary>Loads a thread's elements of chunk c0's patch (zero outside the map and past Cin) into registers.</summary>
         static PatchSlots LoadPatch(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, int c0, int x0, int y0,

@@ -98,7 +98,7 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.Equal(8, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(256, 256, 128, 128)).TileHeight); // 256 groups already
         Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 264, conv4).TileHeight);             // 128 → 256 → 512
         // Prefetching 8 patch elements a thread does not fit a 32×2 tile's 128 threads: it stops at 32×4.
-        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: true);
+        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1);
         Assert.Equal(4, IlgpuBackend.MmaTileFor(prefetching, 264, conv4).TileHeight);
     }
 
@@ -112,6 +112,27 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
             with { MmaTileWidth = 16, MmaTileHeight = 8, MmaMinGroups = 1000 }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
         Assert.Equal(4, IlgpuBackend.MmaTileFor(new MmaTile(16, 8, 1, 8, emulate: true), 1000, new ConvDims(cin, cout, h, w)).TileHeight);
         CheckForwardAndBackward(b, cin, cout, h, w);
+    }
+
+    [Theory]
+    [InlineData(20, 70, 5, 30)]    // three chunks (the last partly past Cin), two channel blocks, edge tiles
+    [InlineData(17, 16, 9, 24)]    // three chunks, a ReLU mask on the prefetched gradient
+    [InlineData(5, 8, 4, 8)]       // one chunk: nothing to prefetch
+    public void Prefetched_weights_give_the_same_convolutions(int cin, int cout, int h, int w)
+    {
+        // MmaPrefetch 2 keeps 4 weight vectors a thread: a chunk's 1 152 (9 taps × 8 channels × 64 outputs / 4) need
+        // ≥ 288 threads — a 24×8 tile with two warps along the channels (384), as the GPU's 32×8 (512).
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
+            with { MmaTileWidth = 24, MmaTileHeight = 8, MmaWarpsCo = 2, MmaPrefetch = 2 }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 128));
+        CheckForwardAndBackward(b, cin, cout, h, w);
+    }
+
+    [Fact]
+    public void Weight_prefetching_needs_enough_threads()
+    {
+        Assert.Null(new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2).Problem());   // the GPU's default tile
+        Assert.Contains("vectors a thread", new MmaTile(16, 8, 2, 8, emulate: false, prefetch: 2).Problem());
+        Assert.Contains("prefetch 3", new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 3).Problem());
     }
 
     static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)

@@ -28,8 +28,9 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// Convolutions with fewer than MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
     /// the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up to 95% of the tensor
     /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked). MmaPrefetch 1
-    /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work — built and checked
-    /// on the CPU after the H200 session, not yet timed on a GPU, so off by default: `bench --launch MmaPrefetch=1`.</summary>
+    /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work, MmaPrefetch 2 those of
+    /// its weights too — built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by
+    /// default: `bench --launch MmaPrefetch=1` (or 2).</summary>
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
     /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
     /// `bench --launch MmaGram=1`.</summary>
@@ -43,7 +44,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     // 64×64 and 32×32 layers' tiles but not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of
     // 32×4).
 
-    public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch != 0);
+    public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
     /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
