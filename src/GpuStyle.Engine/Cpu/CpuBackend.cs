@@ -119,7 +119,7 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
     {
         Check.GramBackward(f, dg, df);
         int c = f.Shape.C;
-        Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, c * c), c, f.Shape.Plane, Vector);
+        Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, Gram.Cpu.BackwardScratchSize(c)), c, f.Shape.Plane, Vector);
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
