@@ -97,20 +97,28 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(512, 512, 32, 32)).TileHeight);   // 32 → 64 → 128: the floor
         Assert.Equal(8, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(256, 256, 128, 128)).TileHeight); // 256 groups already
         Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 264, conv4).TileHeight);             // 128 → 256 → 512
-        // Prefetching 8 patch elements a thread does not fit a 32×2 tile's 128 threads: it stops at 32×4.
-        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1);
-        Assert.Equal(4, IlgpuBackend.MmaTileFor(prefetching, 264, conv4).TileHeight);
+        // A 32×2 tile's 128 threads cannot hold a prefetched patch (8 elements a thread): it is lowered anyway and
+        // prefetches nothing; 32×4 keeps the patch prefetch but not the weights' (4 vectors a thread need 288 threads).
+        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2);
+        var lowest = IlgpuBackend.MmaTileFor(prefetching, 264, conv4);
+        Assert.Equal((2, 0), (lowest.TileHeight, lowest.Prefetch));
+        var lower = IlgpuBackend.MmaTileFor(prefetching, 132, conv4);
+        Assert.Equal((4, 1), (lower.TileHeight, lower.Prefetch));
+        Assert.Equal(2, IlgpuBackend.MmaTileFor(prefetching, 132, new ConvDims(256, 256, 128, 128)).Prefetch);   // not lowered
     }
 
     [Theory]
-    [InlineData(9, 37, 6, 11)]
-    [InlineData(20, 16, 9, 16)]
-    public void Lowered_tiles_give_the_same_convolutions(int cin, int cout, int h, int w)
+    [InlineData(9, 37, 6, 11, 1, 0)]
+    [InlineData(20, 16, 9, 16, 1, 0)]
+    [InlineData(20, 70, 9, 16, 2, 1)]    // two warps along the channels, the patch prefetched in the lowered tile
+    public void Lowered_tiles_give_the_same_convolutions(int cin, int cout, int h, int w, int warpsCo, int prefetch)
     {
-        // A 16×8 tile (4 warps) asked for more groups than any of these maps has: every convolution runs 16×4.
+        // A 16×8 tile asked for more groups than any of these maps has: every convolution runs 16×4.
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
-            with { MmaTileWidth = 16, MmaTileHeight = 8, MmaMinGroups = 1000 }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
-        Assert.Equal(4, IlgpuBackend.MmaTileFor(new MmaTile(16, 8, 1, 8, emulate: true), 1000, new ConvDims(cin, cout, h, w)).TileHeight);
+            with { MmaTileWidth = 16, MmaTileHeight = 8, MmaWarpsCo = warpsCo, MmaPrefetch = prefetch, MmaMinGroups = 1000 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 64));
+        var lowered = IlgpuBackend.MmaTileFor(new MmaTile(16, 8, warpsCo, 8, emulate: true, prefetch), 1000, new ConvDims(cin, cout, h, w));
+        Assert.Equal((4, prefetch), (lowered.TileHeight, lowered.Prefetch));
         CheckForwardAndBackward(b, cin, cout, h, w);
     }
 

@@ -411,7 +411,8 @@ public sealed class IlgpuBackend : IBackend
     MmaTile TileFor(ConvDims d) => MmaTileFor(_mma, _launch.MmaMinGroups, d);
 
     /// <summary>The TF32 tile for one convolution: the configured one, or with minGroups &gt; 0 (MmaMinGroups) a lower
-    /// one for small maps. The packed weights do not depend on the tile's height, so the halving costs nothing else.</summary>
+    /// one for small maps, prefetching less if its threads cannot hold the configured prefetch. The packed weights do
+    /// not depend on the tile's height, so the halving costs nothing else.</summary>
     public static MmaTile MmaTileFor(MmaTile configured, int minGroups, ConvDims d)
     {
         var tile = configured;
@@ -420,6 +421,8 @@ public sealed class IlgpuBackend : IBackend
         {
             var lower = tile;
             lower.TileHeight /= 2;
+            // A lower tile has fewer threads to hold a prefetched chunk: it prefetches less rather than not lowering.
+            while (lower.Problem() is not null && lower.Prefetch > 0) lower.Prefetch--;
             if (lower.Problem() is not null) break;
             tile = lower;
         }
