@@ -155,6 +155,17 @@ public class LbfgsTests(IlgpuCpuFixture fx)
         }
     }
 
+    [Theory]
+    [InlineData(3 * 512 * 512)]
+    [InlineData(3 * 2048 * 2048)]    // 84 pairs: 169 rows of 12.6 M floats
+    [InlineData(3 * 4000 * 3000)]
+    public void The_history_is_capped_where_its_rows_would_not_fit_one_tensor(int n)
+    {
+        int m = GpuStyle.Engine.Optimizers.LbfgsOptimizer.MaxHistory(n);
+        Assert.True((2L * m + 1) * n <= int.MaxValue, $"{m} pairs of {n} floats do not fit");
+        Assert.True((2L * (m + 1) + 1) * n > int.MaxValue, $"{m + 1} pairs of {n} floats would fit too");
+    }
+
     [Fact]
     public void Group_sizes_that_are_not_powers_of_two_give_the_same_direction()
     {

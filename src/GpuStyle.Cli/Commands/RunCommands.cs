@@ -269,6 +269,8 @@ public static class RunCommands
         try
         {
             using var run = new StyleRun(backend, p.Spec, p.Settings, p.Content, p.Styles, p.Start);
+            if (run.History is { } kept && kept < Math.Min(p.Settings.History, p.Settings.Iterations))
+                progress.Message($"L-BFGS keeps {kept} pairs, not {p.Settings.History}: at this size a longer history would not fit one tensor");
             using var log = new RunLog(logPath);
             int saveEvery = r.GetValue(o.SaveEvery), iterations = p.Settings.Iterations, done = 0;
             var clock = Stopwatch.StartNew();

@@ -99,6 +99,10 @@ public sealed class StyleRun : IDisposable
     /// <summary>True once the optimiser can lower the loss no further: further steps would change nothing.</summary>
     public bool Converged => _optimizer.Converged;
 
+    /// <summary>The L-BFGS pairs kept: the requested history, unless the image is so large that its history would not
+    /// fit one tensor (<see cref="LbfgsOptimizer.MaxHistory"/>); null with Adam.</summary>
+    public int? History => (_optimizer as LbfgsOptimizer)?.History;
+
     /// <summary>The current image.</summary>
     public Picture Current()
     {
