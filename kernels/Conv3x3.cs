@@ -587,27 +587,7 @@ public static class Conv3x3
                         var b1 = new FragmentB(patch[pb + off1], patch[pb4 + off1]);
                         var b2 = new FragmentB(patch[pb + off2], patch[pb4 + off2]);
                         var b3 = new FragmentB(patch[pb + off3], patch[pb4 + off3]);
-                        if (CudaAsm.IsSupported)
-                        {
-                            // The accumulators are PTX registers named by the assembly itself (DeclareAccumulators):
-                            // passed through EmitRef they were address-taken locals, which ptxas left in local
-                            // memory (320 bytes a thread; L2 at 83% of its throughput, 3 TFLOP/s on an H200).
-                            uint u0 = Bits(a0.A0), u1 = Bits(a0.A1), u2 = Bits(a0.A2), u3 = Bits(a0.A3);
-                            uint v0 = Bits(a1.A0), v1 = Bits(a1.A1), v2 = Bits(a1.A2), v3 = Bits(a1.A3);
-                            CudaAsm.Emit(Mma00, u0, u1, u2, u3, Bits(b0.B0), Bits(b0.B1));
-                            CudaAsm.Emit(Mma01, u0, u1, u2, u3, Bits(b1.B0), Bits(b1.B1));
-                            CudaAsm.Emit(Mma02, u0, u1, u2, u3, Bits(b2.B0), Bits(b2.B1));
-                            CudaAsm.Emit(Mma03, u0, u1, u2, u3, Bits(b3.B0), Bits(b3.B1));
-                            CudaAsm.Emit(Mma10, v0, v1, v2, v3, Bits(b0.B0), Bits(b0.B1));
-                            CudaAsm.Emit(Mma11, v0, v1, v2, v3, Bits(b1.B0), Bits(b1.B1));
-                            CudaAsm.Emit(Mma12, v0, v1, v2, v3, Bits(b2.B0), Bits(b2.B1));
-                            CudaAsm.Emit(Mma13, v0, v1, v2, v3, Bits(b3.B0), Bits(b3.B1));
-                        }
-                        else
-                        {
-                            var scratch = shared.SubView(chunk * plane + 9 * chunk * wstride + warp * ScratchPerWarp, ScratchPerWarp);
-                            EmulateWarpStep(scratch, g, q, ref acc, a0, a1, b0, b1, b2, b3);
-                        }
+                        WarpStep(shared, chunk * plane + 9 * chunk * wstride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                     }
                 Group.Barrier();
                 if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
@@ -622,7 +602,32 @@ public static class Conv3x3
             Store(y, b, d, t, oa + 16, pc + 16, x0, y0, acc.C12, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 24, x0, y0, acc.C13, relu, hasBias);
         }
 
-        internal static uint Bits(float v) => Interop.FloatAsInt(v);
+        /// <summary>One warp-step of 8 mmas (the convolution's and the TF32 Gram kernels'): on tensor cores under CUDA,
+        /// emulated in the warp's shared scratch (at scratchAt, ScratchPerWarp floats a warp) elsewhere. The
+        /// accumulators are PTX registers named by the assembly itself (DeclareAccumulators): passed through EmitRef
+        /// they were address-taken locals, which ptxas left in local memory (320 bytes a thread; L2 at 83% of its
+        /// throughput, 3 TFLOP/s on an H200). Only inputs are passed, by value; acc is the emulation's.</summary>
+        internal static void WarpStep(ArrayView<float> shared, int scratchAt, int warp, int g, int q, ref WarpAccumulators acc,
+            FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
+        {
+            if (CudaAsm.IsSupported)
+            {
+                uint u0 = Bits(a0.A0), u1 = Bits(a0.A1), u2 = Bits(a0.A2), u3 = Bits(a0.A3);
+                uint v0 = Bits(a1.A0), v1 = Bits(a1.A1), v2 = Bits(a1.A2), v3 = Bits(a1.A3);
+                CudaAsm.Emit(Mma00, u0, u1, u2, u3, Bits(b0.B0), Bits(b0.B1));
+                CudaAsm.Emit(Mma01, u0, u1, u2, u3, Bits(b1.B0), Bits(b1.B1));
+                CudaAsm.Emit(Mma02, u0, u1, u2, u3, Bits(b2.B0), Bits(b2.B1));
+                CudaAsm.Emit(Mma03, u0, u1, u2, u3, Bits(b3.B0), Bits(b3.B1));
+                CudaAsm.Emit(Mma10, v0, v1, v2, v3, Bits(b0.B0), Bits(b0.B1));
+                CudaAsm.Emit(Mma11, v0, v1, v2, v3, Bits(b1.B0), Bits(b1.B1));
+                CudaAsm.Emit(Mma12, v0, v1, v2, v3, Bits(b2.B0), Bits(b2.B1));
+                CudaAsm.Emit(Mma13, v0, v1, v2, v3, Bits(b3.B0), Bits(b3.B1));
+            }
+            else
+                EmulateWarpStep(shared.SubView(scratchAt + warp * ScratchPerWarp, ScratchPerWarp), g, q, ref acc, a0, a1, b0, b1, b2, b3);
+        }
+
+        static uint Bits(float v) => Interop.FloatAsInt(v);
 
         /// <summary>The 128-bit vectors of a chunk's weights: 9 taps × chunk channels × 32·WarpsCo outputs / 4.</summary>
         public static int WeightVectors(MmaTile t) => 9 * t.Chunk * WarpChannels * t.WarpsCo / 4;
@@ -748,15 +753,15 @@ public static class Conv3x3
             "mov.f32 gs_c20, 0f00000000; mov.f32 gs_c21, 0f00000000; mov.f32 gs_c22, 0f00000000; mov.f32 gs_c23, 0f00000000;\n\t" +
             "mov.f32 gs_c24, 0f00000000; mov.f32 gs_c25, 0f00000000; mov.f32 gs_c26, 0f00000000; mov.f32 gs_c27, 0f00000000;\n\t" +
             "mov.f32 gs_c28, 0f00000000; mov.f32 gs_c29, 0f00000000; mov.f32 gs_c30, 0f00000000; mov.f32 gs_c31, 0f00000000;";
-        internal const string MmaOp = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
-        internal const string Mma00 = MmaOp + "{gs_c0,gs_c1,gs_c2,gs_c3}, {%0,%1,%2,%3}, {%4,%5}, {gs_c0,gs_c1,gs_c2,gs_c3};";
-        internal const string Mma01 = MmaOp + "{gs_c4,gs_c5,gs_c6,gs_c7}, {%0,%1,%2,%3}, {%4,%5}, {gs_c4,gs_c5,gs_c6,gs_c7};";
-        internal const string Mma02 = MmaOp + "{gs_c8,gs_c9,gs_c10,gs_c11}, {%0,%1,%2,%3}, {%4,%5}, {gs_c8,gs_c9,gs_c10,gs_c11};";
-        internal const string Mma03 = MmaOp + "{gs_c12,gs_c13,gs_c14,gs_c15}, {%0,%1,%2,%3}, {%4,%5}, {gs_c12,gs_c13,gs_c14,gs_c15};";
-        internal const string Mma10 = MmaOp + "{gs_c16,gs_c17,gs_c18,gs_c19}, {%0,%1,%2,%3}, {%4,%5}, {gs_c16,gs_c17,gs_c18,gs_c19};";
-        internal const string Mma11 = MmaOp + "{gs_c20,gs_c21,gs_c22,gs_c23}, {%0,%1,%2,%3}, {%4,%5}, {gs_c20,gs_c21,gs_c22,gs_c23};";
-        internal const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
-        internal const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
+        const string MmaOp = "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 ";
+        const string Mma00 = MmaOp + "{gs_c0,gs_c1,gs_c2,gs_c3}, {%0,%1,%2,%3}, {%4,%5}, {gs_c0,gs_c1,gs_c2,gs_c3};";
+        const string Mma01 = MmaOp + "{gs_c4,gs_c5,gs_c6,gs_c7}, {%0,%1,%2,%3}, {%4,%5}, {gs_c4,gs_c5,gs_c6,gs_c7};";
+        const string Mma02 = MmaOp + "{gs_c8,gs_c9,gs_c10,gs_c11}, {%0,%1,%2,%3}, {%4,%5}, {gs_c8,gs_c9,gs_c10,gs_c11};";
+        const string Mma03 = MmaOp + "{gs_c12,gs_c13,gs_c14,gs_c15}, {%0,%1,%2,%3}, {%4,%5}, {gs_c12,gs_c13,gs_c14,gs_c15};";
+        const string Mma10 = MmaOp + "{gs_c16,gs_c17,gs_c18,gs_c19}, {%0,%1,%2,%3}, {%4,%5}, {gs_c16,gs_c17,gs_c18,gs_c19};";
+        const string Mma11 = MmaOp + "{gs_c20,gs_c21,gs_c22,gs_c23}, {%0,%1,%2,%3}, {%4,%5}, {gs_c20,gs_c21,gs_c22,gs_c23};";
+        const string Mma12 = MmaOp + "{gs_c24,gs_c25,gs_c26,gs_c27}, {%0,%1,%2,%3}, {%4,%5}, {gs_c24,gs_c25,gs_c26,gs_c27};";
+        const string Mma13 = MmaOp + "{gs_c28,gs_c29,gs_c30,gs_c31}, {%0,%1,%2,%3}, {%4,%5}, {gs_c28,gs_c29,gs_c30,gs_c31};";
 
         /// <summary>Copies the assembly's accumulator registers out, once, for the epilogue. Written out 32 times because
         /// ILGPU takes an asm string only as a literal (one computed in a helper is not a constant to its frontend).</summary>
@@ -793,7 +798,7 @@ public static class Conv3x3
         /// <summary>The 8 products of one warp-step, computed the way the tensor cores define them: lanes publish
         /// their fragments at the ISA's (row, column) positions, then each lane sums the row·column its
         /// accumulators stand for. Two group barriers: every warp of the group runs the same steps.</summary>
-        internal static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
+        static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
             FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
         {
             PublishA(s, 0, g, q, a0); PublishA(s, 128, g, q, a1);

@@ -331,7 +331,7 @@ public static class Gram
                     var b1 = new FragmentB(b[rb + 8 * RowStride], b[rb + 8 * RowStride + 4]);
                     var b2 = new FragmentB(b[rb + 16 * RowStride], b[rb + 16 * RowStride + 4]);
                     var b3 = new FragmentB(b[rb + 24 * RowStride], b[rb + 24 * RowStride + 4]);
-                    WarpStep(shared, 2 * side * RowStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                    Conv3x3.IlgpuTensorCore.WarpStep(shared, 2 * side * RowStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                 }
                 Group.Barrier();
             }
@@ -386,7 +386,7 @@ public static class Gram
                     var b1 = new FragmentB(fTile[rb + 8], fTile[rb4 + 8]);
                     var b2 = new FragmentB(fTile[rb + 16], fTile[rb4 + 16]);
                     var b3 = new FragmentB(fTile[rb + 24], fTile[rb4 + 24]);
-                    WarpStep(shared, side * RowStride + KChunk * fStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                    Conv3x3.IlgpuTensorCore.WarpStep(shared, side * RowStride + KChunk * fStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                 }
                 Group.Barrier();
             }
@@ -398,37 +398,6 @@ public static class Gram
         /// (g, q), (g+8, q), (g, q+4), (g+8, q+4).</summary>
         static FragmentA RowMajorA(ArrayView<float> tile, long at) =>
             new(tile[at], tile[at + 8 * RowStride], tile[at + 4], tile[at + 8 * RowStride + 4]);
-
-        /// <summary>One warp-step of 8 mmas: on tensor cores under CUDA, emulated in the warp's shared scratch (at
-        /// scratchAt) elsewhere.</summary>
-        static void WarpStep(ArrayView<float> shared, int scratchAt, int warp, int g, int q, ref WarpAccumulators acc,
-            FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
-        {
-            if (CudaAsm.IsSupported)
-            {
-                uint u0 = Conv3x3.IlgpuTensorCore.Bits(a0.A0), u1 = Conv3x3.IlgpuTensorCore.Bits(a0.A1);
-                uint u2 = Conv3x3.IlgpuTensorCore.Bits(a0.A2), u3 = Conv3x3.IlgpuTensorCore.Bits(a0.A3);
-                uint v0 = Conv3x3.IlgpuTensorCore.Bits(a1.A0), v1 = Conv3x3.IlgpuTensorCore.Bits(a1.A1);
-                uint v2 = Conv3x3.IlgpuTensorCore.Bits(a1.A2), v3 = Conv3x3.IlgpuTensorCore.Bits(a1.A3);
-                uint p0 = Conv3x3.IlgpuTensorCore.Bits(b0.B0), p1 = Conv3x3.IlgpuTensorCore.Bits(b0.B1);
-                uint r0 = Conv3x3.IlgpuTensorCore.Bits(b1.B0), r1 = Conv3x3.IlgpuTensorCore.Bits(b1.B1);
-                uint s0 = Conv3x3.IlgpuTensorCore.Bits(b2.B0), s1 = Conv3x3.IlgpuTensorCore.Bits(b2.B1);
-                uint t0 = Conv3x3.IlgpuTensorCore.Bits(b3.B0), t1 = Conv3x3.IlgpuTensorCore.Bits(b3.B1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma00, u0, u1, u2, u3, p0, p1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma01, u0, u1, u2, u3, r0, r1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma02, u0, u1, u2, u3, s0, s1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma03, u0, u1, u2, u3, t0, t1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma10, v0, v1, v2, v3, p0, p1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma11, v0, v1, v2, v3, r0, r1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma12, v0, v1, v2, v3, s0, s1);
-                CudaAsm.Emit(Conv3x3.IlgpuTensorCore.Mma13, v0, v1, v2, v3, t0, t1);
-            }
-            else
-            {
-                var scratch = shared.SubView(scratchAt + warp * Conv3x3.IlgpuTensorCore.ScratchPerWarp, Conv3x3.IlgpuTensorCore.ScratchPerWarp);
-                Conv3x3.IlgpuTensorCore.EmulateWarpStep(scratch, g, q, ref acc, a0, a1, b0, b1, b2, b3);
-            }
-        }
 
         /// <summary>Writes (or adds, scaled) a warp's 32×32 block: m-tile mi rows i + 16mi (+8), n-tile ni columns
         /// j + 8ni (+1) — the C fragment's (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1) — skipping what lies outside.</summary>

@@ -1,5 +1,6 @@
 // The vector operations the optimisers need (L-BFGS's line search, Adam; L-BFGS's history is kernels/Lbfgs.cs),
-// and the reductions they and the losses share. All run on the device; reductions leave their result in a slot of a small "scalars" buffer.
+// and the reductions they and the losses share. All run on the device; reductions leave their result in a slot of a
+// small "scalars" buffer.
 //
 //   dot(x, y) = Σ xᵢyᵢ     norm(x) = √(Σ xᵢ²)     axpy: y ← y + a·x     scale: x ← a·x
 //   sub: z = x − y         mul: z = x ⊙ y          weighted sum: s[dst] = Σₖ cₖ·s[k]

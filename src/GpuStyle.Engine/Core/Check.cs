@@ -117,6 +117,22 @@ public static class Check
             throw new ArgumentOutOfRangeException(nameof(row), $"{what}: row {row} of {rows.Shape.C}");
     }
 
+    /// <summary>Rows a, b, c of the R rows exist, and products holds 3R.</summary>
+    public static void RowDots(Tensor rows, int a, int b, int c, Tensor products)
+    {
+        int r = rows.Shape.C;
+        foreach (int w in new[] { a, b, c })
+            if ((uint)w >= (uint)r) throw new ArgumentOutOfRangeException(nameof(a), $"row dots: row {w} of {r}");
+        Length(3 * r, products, "row dot products");
+    }
+
+    /// <summary>y has the rows' length and there is a coefficient for every row.</summary>
+    public static void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
+    {
+        Length(rows.Shape.Plane, y, "combined rows");
+        if (coefficients.Length < rows.Shape.C) throw new ArgumentException($"{coefficients.Length} coefficients for {rows.Shape.C} rows");
+    }
+
     public static void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring)
     {
         int r = ring.Rows;

@@ -231,17 +231,13 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
 
     public void RowDots(Tensor rows, int a, int b, int c, Tensor products)
     {
-        int r = rows.Shape.C;
-        foreach (int w in new[] { a, b, c })
-            if ((uint)w >= (uint)r) throw new ArgumentOutOfRangeException(nameof(a), $"row dots: row {w} of {r}");
-        Check.Length(3 * r, products, "row dot products");
-        Lbfgs.Cpu.RowDots(R(rows), rows.Shape.Plane, r, a, b, c, W(products), Vector);
+        Check.RowDots(rows, a, b, c, products);
+        Lbfgs.Cpu.RowDots(R(rows), rows.Shape.Plane, rows.Shape.C, a, b, c, W(products), Vector);
     }
 
     public void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
     {
-        Check.Length(rows.Shape.Plane, y, "combined rows");
-        if (coefficients.Length < rows.Shape.C) throw new ArgumentException($"{coefficients.Length} coefficients for {rows.Shape.C} rows");
+        Check.CombineRows(rows, coefficients, y);
         Lbfgs.Cpu.Combine(R(rows), rows.Shape.Plane, rows.Shape.C, R(coefficients), W(y), Vector);
     }
 

@@ -22,28 +22,25 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0)
 {
-    /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
-    /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
-    /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17.
-    /// Convolutions with fewer than MmaMinChannels input or output channels (VGG's first layer, and its backward to the 3 colour channels) run
-    /// the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up to 95% of the tensor
-    /// work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms blocked). MmaPrefetch 1
-    /// overlaps the loads of the next chunk's input patch with the current chunk's tensor work, MmaPrefetch 2 those of
-    /// its weights too — built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by
-    /// default: `bench --launch MmaPrefetch=1` (or 2).</summary>
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
     /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
     /// `bench --launch MmaGram=1`.</summary>
     public bool TensorCoreGram => Conv == ConvKernel.Tf32 && MmaGram != 0;
 
-    // MmaMinGroups N > 0: a TF32 convolution whose grid would have fewer than N groups (VGG's 64×64 and 32×32 layers:
-    // 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8 TFLOP/s against 32 on
-    // the 128×128 layers) halves its tile height until it has N groups, or its tile is down to two warps of pixels
-    // (a lower tile would stage more halo rows than rows it computes).
-    // Not yet timed on a GPU, so off by default: `bench --launch MmaMinGroups=132` (a group an SM: it lowers the
-    // 64×64 and 32×32 layers' tiles but not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of
-    // 32×4).
-
+    /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
+    /// (32 KB of shared memory: under the 48 KB a kernel gets without opting in). Chosen on an H200 with bench
+    /// --launch: 32×8 ran relu3_2 at 32 TFLOP/s where 32×4 ran 26, 64 channels × 32×2 21 and 32 × 32×4 17.
+    /// Convolutions with fewer than MmaMinChannels input or output channels (VGG's first layer, and its backward to
+    /// the 3 colour channels) run the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up
+    /// to 95% of the tensor work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms
+    /// blocked). Built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by default:
+    /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work,
+    /// MmaPrefetch 2 those of its weights too (`bench --launch MmaPrefetch=1`, or 2); MmaMinGroups N &gt; 0 makes a
+    /// convolution whose grid would have fewer than N groups halve its tile height until it has N, or its tile is
+    /// down to two warps of pixels (a lower tile would stage more halo rows than rows it computes) — VGG's 64×64 and
+    /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
+    /// TFLOP/s against 32 on the 128×128 layers; `bench --launch MmaMinGroups=132` (a group an SM) lowers those but
+    /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
     /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
@@ -402,10 +399,11 @@ public sealed class IlgpuBackend : IBackend
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlocked.SharedFloats(tw, th, _launch.BlockedChunk)));
     }
 
-    static long MmaGroups(MmaTile t, int cout, int h, int w)
+    /// <summary>The TF32 convolution's grid for this tile: (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/(32·WarpsCo)⌉).</summary>
+    static Index3D MmaGrid(MmaTile t, int cout, int h, int w)
     {
         int channels = Conv3x3.IlgpuTensorCore.WarpChannels * t.WarpsCo;
-        return (long)((w + t.TileWidth - 1) / t.TileWidth) * ((h + t.TileHeight - 1) / t.TileHeight) * ((cout + channels - 1) / channels);
+        return new Index3D((w + t.TileWidth - 1) / t.TileWidth, (h + t.TileHeight - 1) / t.TileHeight, (cout + channels - 1) / channels);
     }
 
     MmaTile TileFor(ConvDims d) => MmaTileFor(_mma, _launch.MmaMinGroups, d);
@@ -416,7 +414,7 @@ public sealed class IlgpuBackend : IBackend
     public static MmaTile MmaTileFor(MmaTile configured, int minGroups, ConvDims d)
     {
         var tile = configured;
-        while (minGroups > 0 && MmaGroups(tile, d.Cout, d.H, d.W) < minGroups
+        while (minGroups > 0 && MmaGrid(tile, d.Cout, d.H, d.W).Size < minGroups
             && tile.TileHeight % 2 == 0 && tile.TileWidth * tile.TileHeight >= 4 * Conv3x3.IlgpuTensorCore.WarpPixels)
         {
             var lower = tile;
@@ -429,13 +427,9 @@ public sealed class IlgpuBackend : IBackend
         return tile;
     }
 
-    static KernelConfig MmaConfig(MmaTile tile, int cout, int h, int w)
-    {
-        int tw = tile.TileWidth, th = tile.TileHeight, channels = Conv3x3.IlgpuTensorCore.WarpChannels * tile.WarpsCo;
-        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + channels - 1) / channels);
-        return new KernelConfig(grid, new Index3D(Conv3x3.IlgpuTensorCore.Threads(tile), 1, 1),
+    static KernelConfig MmaConfig(MmaTile tile, int cout, int h, int w) =>
+        new(MmaGrid(tile, cout, h, w), new Index3D(Conv3x3.IlgpuTensorCore.Threads(tile), 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuTensorCore.SharedFloats(tile)));
-    }
 
     KernelConfig TiledConfig(int cout, int h, int w)
     {
@@ -468,22 +462,29 @@ public sealed class IlgpuBackend : IBackend
         }
         if (_gramMmaForward is not null)
         {
-            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w), mtiles = (c + mside - 1) / mside;
-            int msplits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (mtiles * mtiles), 1, Math.Max(1, n / (4 * mside)));
+            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
+            var (mtiles, msplits) = GramGrid(c, n, mside);
             var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
             _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
                 SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w);
             _gramReduce(c * c, mpartials, V(g), c, n, msplits, mside);
             return;
         }
-        int t = _launch.TileWidth, side = _gramSide, tiles = (c + side - 1) / side;
-        // Split the positions so that there are enough groups to fill the device: about 1024 in all (or what the
-        // CPU accelerator's tests ask for), each slice at least a few tiles long.
-        int splits = Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * side)));
+        int t = _launch.TileWidth, side = _gramSide;
+        var (tiles, splits) = GramGrid(c, n, side);
         var partials = Scratch(ref _gramPartials, (long)splits * c * c);
         _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
             SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), partials, c, n, splits);
         _gramReduce(c * c, partials, V(g), c, n, splits, side);
+    }
+
+    /// <summary>A staged Gram forward's tiles a side (of <paramref name="side"/> channels) and position slices: enough
+    /// groups to fill the device, about 1024 in all (or what the CPU accelerator's tests ask for), each slice at least
+    /// a few tiles long.</summary>
+    (int Tiles, int Splits) GramGrid(int c, int n, int side)
+    {
+        int tiles = (c + side - 1) / side;
+        return (tiles, Math.Clamp(_launch.GramSplits > 0 ? _launch.GramSplits : 1024 / (tiles * tiles), 1, Math.Max(1, n / (4 * side))));
     }
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
@@ -609,10 +610,8 @@ public sealed class IlgpuBackend : IBackend
 
     public void RowDots(Tensor rows, int a, int b, int c, Tensor products)
     {
+        Check.RowDots(rows, a, b, c, products);
         int r = rows.Shape.C, n = rows.Shape.Plane;
-        foreach (int w in new[] { a, b, c })
-            if ((uint)w >= (uint)r) throw new ArgumentOutOfRangeException(nameof(a), $"row dots: row {w} of {r}");
-        Check.Length(3 * r, products, "row dot products");
         // Chunks of ≈ 16 elements a thread: enough groups to fill a GPU (a 512² image's 201 rows: 192 × 201 groups).
         int threads = _launch.FinishThreads, chunks = Math.Clamp(n / (threads * 16), 1, 4096);
         var partials = Scratch(ref _rowPartials, 3L * r * chunks);
@@ -623,8 +622,7 @@ public sealed class IlgpuBackend : IBackend
 
     public void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
     {
-        Check.Length(rows.Shape.Plane, y, "combined rows");
-        if (coefficients.Length < rows.Shape.C) throw new ArgumentException($"{coefficients.Length} coefficients for {rows.Shape.C} rows");
+        Check.CombineRows(rows, coefficients, y);
         _combineRows(y.Length, V(rows), y.Length, rows.Shape.C, V(coefficients), V(y));
     }
 
