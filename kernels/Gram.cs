@@ -33,22 +33,23 @@ public struct Block4x4
 
     static void StoreRow(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Pixels4 v, float scale, int accumulate)
     {
-        if (i >= rows) return;
-        long at = (offset + i) * cols;
-        StoreOne(m, at, cols, j, v.P0, scale, accumulate); StoreOne(m, at, cols, j + 1, v.P1, scale, accumulate);
-        StoreOne(m, at, cols, j + 2, v.P2, scale, accumulate); StoreOne(m, at, cols, j + 3, v.P3, scale, accumulate);
-    }
-
-    static void StoreOne(ArrayView<float> m, long at, long cols, long j, float v, float scale, int accumulate)
-    {
-        if (j >= cols) return;
-        if (accumulate != 0) m[at + j] += v * scale;
-        else m[at + j] = v * scale;
+        Gram.StoreOne(m, offset, rows, cols, i, j, v.P0, scale, accumulate); Gram.StoreOne(m, offset, rows, cols, i, j + 1, v.P1, scale, accumulate);
+        Gram.StoreOne(m, offset, rows, cols, i, j + 2, v.P2, scale, accumulate); Gram.StoreOne(m, offset, rows, cols, i, j + 3, v.P3, scale, accumulate);
     }
 }
 
 public static class Gram
 {
+    /// <summary>The staged kernels' epilogue, one element: m[(offset + i)·cols + j] = (or +=) v·scale, skipped outside
+    /// the rows×cols matrix (edge tiles).</summary>
+    internal static void StoreOne(ArrayView<float> m, long offset, int rows, long cols, int i, long j, float v, float scale, int accumulate)
+    {
+        if (i >= rows || j >= cols) return;
+        long at = (offset + i) * cols + j;
+        if (accumulate != 0) m[at] += v * scale;
+        else m[at] = v * scale;
+    }
+
     public static class Reference
     {
         public static double[] Forward(double[] f, int c, int n)
@@ -411,16 +412,8 @@ public static class Gram
 
         static void Put(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Accumulator c, float scale, int accumulate)
         {
-            PutOne(m, offset, rows, cols, i, j, c.C0, scale, accumulate); PutOne(m, offset, rows, cols, i, j + 1, c.C1, scale, accumulate);
-            PutOne(m, offset, rows, cols, i + 8, j, c.C2, scale, accumulate); PutOne(m, offset, rows, cols, i + 8, j + 1, c.C3, scale, accumulate);
-        }
-
-        static void PutOne(ArrayView<float> m, long offset, int rows, long cols, int i, long j, float v, float scale, int accumulate)
-        {
-            if (i >= rows || j >= cols) return;
-            long at = (offset + i) * cols + j;
-            if (accumulate != 0) m[at] += v * scale;
-            else m[at] = v * scale;
+            StoreOne(m, offset, rows, cols, i, j, c.C0, scale, accumulate); StoreOne(m, offset, rows, cols, i, j + 1, c.C1, scale, accumulate);
+            StoreOne(m, offset, rows, cols, i + 8, j, c.C2, scale, accumulate); StoreOne(m, offset, rows, cols, i + 8, j + 1, c.C3, scale, accumulate);
         }
     }
 

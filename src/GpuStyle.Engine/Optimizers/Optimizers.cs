@@ -230,7 +230,7 @@ public sealed class LbfgsOptimizer : IOptimizer
         // Three accepted steps in a row that each lower the loss by less than a millionth: nothing left to gain.
         _stalls = Loss - f <= 1e-6f * MathF.Abs(Loss) ? _stalls + 1 : 0;
         if (_stalls >= 3) Converged = true;
-        int i = _count == 0 ? 0 : (_newest + 1) % _history, gradient = 2 * _history;
+        int i = _count == 0 ? 0 : (_newest + 1) % _history, gradient = Ring(false).Gradient;
         _b.SetRow(_rows, i, _xNew, _x);
         _b.SetRow(_rows, _history + i, _gNew, _g);
         _b.SetRow(_rows, gradient, _gNew, null);
