@@ -156,7 +156,7 @@ public struct WarpAccumulators
     public Accumulator C00, C01, C02, C03, C10, C11, C12, C13;
 }
 
-public static class Conv3x3
+public static partial class Conv3x3
 {
     /// <summary>The float64 reference: four nested loops, obviously right.</summary>
     public static class Reference

@@ -36,6 +36,14 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
     [InlineData(64, 5, 13, 17)]
     [InlineData(64, 64, 7, 5)]
     [InlineData(9, 7, 25, 41)]     // widths past one 24-pixel strip, with a 16-pixel tail
+    // Winograd on the CPU backend (16+ channels each way): odd sizes (half-empty 2×2 tiles), one pixel, rows of
+    // 24-tile and 16-tile strips (53 px = 27 tiles: 24 + a 16-tile strip mostly past the edge), channel counts past
+    // an input chunk (64) and an output group (128), not multiples of the 4-channel block.
+    [InlineData(16, 16, 1, 1)]
+    [InlineData(17, 19, 13, 11)]
+    [InlineData(21, 16, 5, 53)]
+    [InlineData(67, 18, 3, 97)]
+    [InlineData(18, 131, 6, 8)]
     public void Conv3x3_forward_and_backward_match_reference(int cin, int cout, int h, int w)
     {
         var rnd = new TestData(7 * cin + 31 * cout + h * w);

@@ -206,5 +206,23 @@ public sealed class CliTests : IDisposable
         (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--launch", "BlockedWidth=64"]);
         Assert.Equal(2, code);
         Assert.Contains("CPU backend", err);
+        // The CPU backend runs the direct convolution or Winograd's, not the ILGPU kernels' versions.
+        (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--conv", "tiled", "--iteration-sizes", ""]);
+        Assert.Equal(2, code);
+        Assert.Contains("direct or winograd", err);
+        (code, _, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "winograd", "--launch", "WinogradM=24", "--iteration-sizes", ""]);
+        Assert.Equal(2, code);
+        Assert.Contains("WinogradM a multiple of 16", err);
+    }
+
+    [Fact]
+    public void The_CPU_backend_runs_Winograd_by_default_and_direct_when_asked()
+    {
+        using var byDefault = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null);
+        using var direct = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", GpuStyle.Engine.Ilgpu.ConvKernel.Direct);
+        using var scalar = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu-scalar", conv: null);
+        Assert.Equal(GpuStyle.Kernels.Conv3x3.Cpu.VectorSupported, byDefault.Winograd);
+        Assert.False(direct.Winograd);
+        Assert.False(scalar.Winograd);
     }
 }

@@ -18,8 +18,8 @@ public static class BenchCommand
         var size = new Option<int>("--size") { Description = "image size for the per-layer table", DefaultValueFactory = _ => 512 };
         var device = DeviceOption.Create();
         var tf32 = DeviceOption.CreateTf32();
-        var conv = new Option<string?>("--conv") { Description = "the ILGPU convolution to time: direct, tiled, blocked or tf32 (default: the device's own; --tf32 = --conv tf32)" };
-        conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32");
+        var conv = new Option<string?>("--conv") { Description = "the convolution to time: direct, tiled, blocked, winograd or tf32 on an ILGPU device; direct or winograd on the CPU backend (default: the device's own; --tf32 = --conv tf32)" };
+        conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32", "winograd");
         var launch = new Option<string?>("--launch") { Description = "ILGPU launch shapes, e.g. BlockedWidth=64,BlockedHeight=8,BlockedChunk=16 (to compare tiles in one run)" };
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");

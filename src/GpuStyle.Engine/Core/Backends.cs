@@ -31,10 +31,10 @@ public static class Backends
         {
             case "auto":
                 if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch);
-                return conv is null ? new CpuBackend() : throw NoVariant(conv.Value, "no CUDA or OpenCL GPU was found, and the CPU backend");
+                return Cpu(vector: true, conv, "no CUDA or OpenCL GPU was found, and the CPU backend");
             case "cpu":
             case "cpu-scalar":
-                return conv is null ? new CpuBackend(vector: device == "cpu") : throw NoVariant(conv.Value, $"--device {device} is the CPU backend, which");
+                return Cpu(vector: device == "cpu", conv, $"--device {device} is the CPU backend, which");
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
                     return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch);
@@ -42,9 +42,17 @@ public static class Backends
         }
     }
 
+    /// <summary>The CPU backend runs the direct convolution or Winograd's (the default, with AVX2).</summary>
+    static CpuBackend Cpu(bool vector, ConvKernel? conv, string what) => conv switch
+    {
+        null or ConvKernel.Winograd => new CpuBackend(vector: vector),
+        ConvKernel.Direct => new CpuBackend(vector: vector, winograd: false),
+        _ => throw NoVariant(conv.Value, what),
+    };
+
     static DeviceNotFoundException NoVariant(ConvKernel conv, string why) => conv == ConvKernel.Tf32
         ? new($"--tf32 runs the convolutions on a GPU's tensor cores: {why} computes in fp32 only (leave out --tf32, or use --device cuda)")
-        : new($"--conv {conv.ToString().ToLowerInvariant()} chooses among the ILGPU kernels: {why} has its own (leave out --conv, or use --device cuda)");
+        : new($"--conv {conv.ToString().ToLowerInvariant()} chooses among the ILGPU kernels: {why} runs direct or winograd (leave out --conv, or use --device cuda)");
 
     /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one.</summary>
     public static IlgpuDeviceInfo? AutoGpu(IReadOnlyList<IlgpuDeviceInfo> found) =>

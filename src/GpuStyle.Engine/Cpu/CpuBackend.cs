@@ -19,8 +19,8 @@ public sealed class CpuTensor : Tensor
     /// <summary>Bumped on every write, so packed copies of weights know when they are stale.</summary>
     internal int Version { get; set; }
 
-    /// <summary>This tensor as convolution weights, packed for the forward and the backward (see Conv3x3.Cpu).</summary>
-    internal (int Version, float[] Forward, float[] Backward)? Packed { get; set; }
+    /// <summary>This tensor as convolution weights, packed for the kernels that use it (made on first use, dropped on a write).</summary>
+    internal PackedWeights? Packed { get; set; }
 
     protected override void Free()
     {
@@ -30,12 +30,23 @@ public sealed class CpuTensor : Tensor
     }
 }
 
+/// <summary>Convolution weights packed for each kernel that reads them, each made the first time it is asked for.</summary>
+sealed class PackedWeights(int version, float[] w, int cin, int cout)
+{
+    float[]? _forward, _backward, _winogradForward, _winogradBackward;
+    public int Version => version;
+    public float[] Forward => _forward ??= Conv3x3.Cpu.PackForward(w, cin, cout);
+    public float[] Backward => _backward ??= Conv3x3.Cpu.PackBackward(w, cin, cout);
+    public float[] WinogradForward => _winogradForward ??= Conv3x3.CpuWinograd.PackForward(w, cin, cout);
+    public float[] WinogradBackward => _winogradBackward ??= Conv3x3.CpuWinograd.PackBackward(w, cin, cout);
+}
+
 /// <summary>
 /// The fast CPU backend: the vectorised (AVX2 + FMA) multi-threaded kernels of kernels/*.Cpu, or their scalar
 /// fallback where the CPU lacks AVX2/FMA (or when asked for, so tests cover both). Scratch buffers grow to the
 /// largest size seen and are reused, so an optimisation loop allocates nothing large after its first iteration.
 /// </summary>
-public sealed class CpuBackend(bool? vector = null) : IBackend
+public sealed class CpuBackend(bool? vector = null, bool? winograd = null) : IBackend
 {
     float[] _padded = [], _gramScratch = [];
     double[] _partials = new double[64];
@@ -43,7 +54,12 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
     /// <summary>True when the AVX2/FMA kernels run.</summary>
     public bool Vector { get; } = (vector ?? true) && Conv3x3.Cpu.VectorSupported;
 
-    public string Name => Vector ? $"cpu (AVX2+FMA, {Environment.ProcessorCount} threads)" : $"cpu (scalar, {Environment.ProcessorCount} threads)";
+    /// <summary>True when convolutions with 16 or more channels each way run by Winograd's F(2×2, 3×3)
+    /// (Conv3x3.CpuWinograd; AVX2 only); the others, and all of them when false, run the direct kernel.</summary>
+    public bool Winograd { get; } = (winograd ?? true) && (vector ?? true) && Conv3x3.Cpu.VectorSupported;
+
+    public string Name => !Vector ? $"cpu (scalar, {Environment.ProcessorCount} threads)"
+        : $"cpu (AVX2+FMA{(Winograd ? ", Winograd" : "")}, {Environment.ProcessorCount} threads)";
 
     public MemoryMeter Memory { get; } = new();
 
@@ -71,7 +87,15 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
     {
         var d = Check.Conv(x, w, b, y);
-        var (forward, _) = Packed(w, d);
+        var packed = Packed(w, d);
+        if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cin, d.Cout))
+        {
+            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cin, d.H, d.W));
+            Conv3x3.CpuWinograd.Pad(R(x), null, wp, d.Cin, d.H, d.W);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu);
+            return;
+        }
+        var forward = packed.Forward;
         var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cin, d.H, d.W));
         Conv3x3.Cpu.Pad(R(x), null, padded, d.Cin, d.H, d.W);
         Conv3x3.Cpu.Convolve(padded, forward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, Vector);
@@ -80,20 +104,28 @@ public sealed class CpuBackend(bool? vector = null) : IBackend
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
     {
         var d = Check.ConvBackward(dy, reluOutput, w, dx);
-        var (_, backward) = Packed(w, d);
+        var packed = Packed(w, d);
+        if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cout, d.Cin))
+        {
+            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cout, d.H, d.W));
+            Conv3x3.CpuWinograd.Pad(R(dy), reluOutput is null ? null : R(reluOutput), wp, d.Cout, d.H, d.W);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false);
+            return;
+        }
+        var backward = packed.Backward;
         var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cout, d.H, d.W));
         Conv3x3.Cpu.Pad(R(dy), reluOutput is null ? null : R(reluOutput), padded, d.Cout, d.H, d.W);
         Conv3x3.Cpu.Convolve(padded, backward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, Vector);
     }
 
-    /// <summary>Weights packed for the forward and the backward, made once per weights tensor (and on change).</summary>
-    (float[] Forward, float[] Backward) Packed(Tensor w, ConvDims d)
+    /// <summary>The weights' packed forms, made once per weights tensor (and again after a write).</summary>
+    static PackedWeights Packed(Tensor w, ConvDims d)
     {
         var t = (CpuTensor)w;
         R(t);
         if (t.Packed is not { } p || p.Version != t.Version)
-            t.Packed = p = (t.Version, Conv3x3.Cpu.PackForward(t.Data, d.Cin, d.Cout), Conv3x3.Cpu.PackBackward(t.Data, d.Cin, d.Cout));
-        return (p.Forward, p.Backward);
+            t.Packed = p = new PackedWeights(t.Version, t.Data, d.Cin, d.Cout);
+        return p;
     }
 
     public void PoolForward(PoolKind kind, Tensor x, Tensor y)

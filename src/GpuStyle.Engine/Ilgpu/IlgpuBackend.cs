@@ -8,7 +8,9 @@ namespace GpuStyle.Engine.Ilgpu;
 /// version 2 (tiled, shared memory, fp32: 8 channels × 1 pixel a thread), version 3 (version 2 with 8 channels × 4
 /// pixels a thread) or version 4 (the convolutions on tensor cores in TF32 with fp32 accumulation: faster on a GPU,
 /// about 3 decimal digits per product instead of 7). Versions 2–4 share the tiled Gram kernels.</summary>
-public enum ConvKernel { Direct, Tiled, Blocked, Tf32 }
+/// <summary>The convolution algorithm: the ILGPU kernels' versions (Conv3x3.cs), or Winograd's F(2×2, 3×3)
+/// (Conv3x3.Winograd.cs). The CPU backend runs Direct or Winograd (its default).</summary>
+public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd }
 
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (64×8-pixel tiles, 8-channel chunks: on an
@@ -20,8 +22,14 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
-    int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0)
+    int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 16 << 20)
 {
+    /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
+    /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (64 MB) — a pass takes as many
+    /// tiles as fit. Built and checked on the CPU, not yet timed on a GPU, so not the default.</summary>
+    public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
+
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
     /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
     /// `bench --launch MmaGram=1`.</summary>
@@ -50,7 +58,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
-        TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3, BlockedWidth: 8, BlockedHeight: 3, BlockedChunk: 5);
+        TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3, BlockedWidth: 8, BlockedHeight: 3, BlockedChunk: 5,
+        WinogradM: 16, WinogradN: 16, WinogradScratch: 4096);
 
     /// <summary>These options with another convolution; on the CPU accelerator (<paramref name="tiny"/>) the TF32
     /// kernel's smallest shape.</summary>
@@ -125,6 +134,11 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
+    MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradWeights;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradGemm;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
@@ -138,6 +152,7 @@ public sealed class IlgpuBackend : IBackend
     {
         ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
+        ConvKernel.Winograd => $"Winograd F(2×2,3×3) conv, GEMM {_launch.WinogradM}×{_launch.WinogradN}",
         ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}",
         _ => "direct conv",
     }})";
@@ -167,6 +182,9 @@ public sealed class IlgpuBackend : IBackend
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
             if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
                 throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
+            if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 8 != 0
+                || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > info.MaxThreadsPerGroup))
+                throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM a multiple of 16, WinogradN of 8, and at most {info.MaxThreadsPerGroup} threads (M·N/64)");
             if (chosen.Conv == ConvKernel.Tf32)
             {
                 var mma = chosen.Mma(emulate: false);
@@ -226,9 +244,16 @@ public sealed class IlgpuBackend : IBackend
         // must not take the others down with it.
         if (launch.Conv == ConvKernel.Tiled)
             _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
-        // The blocked kernel: chosen, or under TF32 for the few-channel layers.
-        if (launch.Conv == ConvKernel.Blocked || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1))
+        // The blocked kernel: chosen, or under TF32 and Winograd for the few-channel layers.
+        if (launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1))
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
+        if (launch.Conv == ConvKernel.Winograd)
+        {
+            _winogradWeights = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformWeights);
+            _winogradInput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformInput);
+            _winogradGemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
+            _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformOutput);
+        }
         if (launch.Conv == ConvKernel.Tf32)
         {
             try
@@ -343,6 +368,7 @@ public sealed class IlgpuBackend : IBackend
             var tile = TileFor(d);
             _convMma!(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
         }
+        else if (ByWinograd(d)) ConvWinograd(V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
         else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
     }
 
@@ -376,9 +402,41 @@ public sealed class IlgpuBackend : IBackend
             _convMma!(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
             return;
         }
+        if (ByWinograd(back))
+        {
+            ConvWinograd(V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+            return;
+        }
         var flipped = Scratch(ref _flipped, w.Length);
         _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
         ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+    }
+
+    /// <summary>Whether this convolution runs by Winograd: chosen, and 16 or more channels both ways (as on the CPU).</summary>
+    bool ByWinograd(ConvDims d) => _winogradGemm is not null && Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
+
+    /// <summary>One convolution by Winograd F(2×2, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped for
+    /// the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's mask
+    /// applied), the 16 GEMMs, and the output transform (bias, ReLU).</summary>
+    void ConvWinograd(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
+        ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
+    {
+        int bm = _launch.WinogradBlockFor(d.Cout), bn = _launch.WinogradN;
+        int cinPad = Conv3x3.IlgpuWinograd.Pad(d.Cin, Conv3x3.IlgpuWinograd.KChunk), coutPad = Conv3x3.IlgpuWinograd.Pad(d.Cout, bm);
+        var u = Scratch(ref _winogradU, 16L * cinPad * coutPad);
+        _winogradWeights!(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip);
+        int tiles = (d.H + 1) / 2 * ((d.W + 1) / 2);
+        int perPass = Conv3x3.IlgpuWinograd.TilesPerPass(cinPad, coutPad, tiles, bn, _launch.WinogradScratch);
+        var v = Scratch(ref _winogradV, 16L * cinPad * perPass);
+        var m = Scratch(ref _winogradM, 16L * coutPad * perPass);
+        for (int t0 = 0; t0 < tiles; t0 += perPass)
+        {
+            int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
+            _winogradInput!(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
+            _winogradGemm!(new KernelConfig(new Index3D(nPad / bn, coutPad / bm, 16), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
+                SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn);
+            _winogradOutput!(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
+        }
     }
 
     /// <summary>One convolution by the fp32 staged kernel (version 2, or version 3 — also the TF32 variant's kernel for
@@ -680,6 +738,9 @@ public sealed class IlgpuBackend : IBackend
         _partials2.Dispose();
         _flipped?.Dispose();
         _packed?.Dispose();
+        _winogradU?.Dispose();
+        _winogradV?.Dispose();
+        _winogradM?.Dispose();
         _gramPartials?.Dispose();
         _rowPartials?.Dispose();
         _gramS?.Dispose();

@@ -17,7 +17,13 @@ public sealed class IlgpuCpuFixture : IDisposable
     /// <summary>The register-blocked convolution (8 channels × 4 pixels a thread) on 8×3 tiles with 5-channel chunks, and
     /// the register-blocked Gram kernels (4×4 a thread, 16-sided tiles from 4×4 groups).</summary>
     public IlgpuBackend Blocked { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked }, CpuSimulation.Small);
+    /// <summary>Winograd F(2×2, 3×3) on ILGPU with 16×16 GEMM blocks (4 threads) and 4096-float V and M scratch: several
+    /// passes of 16 tiles on any map past 4×8 pixels; the few-channel convolutions run the blocked kernel.</summary>
+    public IlgpuBackend Winograd { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, BlockedWidth = 8, BlockedHeight = 3, BlockedChunk = 5 }, CpuSimulation.Small);
+    /// <summary>The CPU backend as it runs by default: AVX2/FMA, and Winograd's F(2×2, 3×3) for 16+ channels each way.</summary>
     public CpuBackend CpuVector { get; } = new(vector: true);
+    /// <summary>The CPU backend's direct AVX2/FMA convolution for every shape.</summary>
+    public CpuBackend CpuDirect { get; } = new(vector: true, winograd: false);
     public CpuBackend CpuScalar { get; } = new(vector: false);
 
     /// <summary>ILGPU first: the others are also compared with it.</summary>
@@ -25,7 +31,7 @@ public sealed class IlgpuCpuFixture : IDisposable
 
     /// <summary>All, and the blocked kernels too (convolution and Gram): for the convolution and Gram tests and the
     /// whole-network objective (its other kernels are the tiled backend's, tested already).</summary>
-    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, CpuVector, CpuScalar];
+    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, Winograd, CpuVector, CpuDirect, CpuScalar];
 
     public float[] Read(Tensor t) => t.Backend.Read(t);
 
@@ -43,7 +49,9 @@ public sealed class IlgpuCpuFixture : IDisposable
         Backend.Dispose();
         Tiled.Dispose();
         Blocked.Dispose();
+        Winograd.Dispose();
         CpuVector.Dispose();
+        CpuDirect.Dispose();
         CpuScalar.Dispose();
     }
 }

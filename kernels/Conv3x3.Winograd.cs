@@ -1,0 +1,554 @@
+// 3×3 convolution by Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016): the same op as Conv3x3.cs
+// (stride 1, zero padding 1, bias, optional ReLU; the backward to the input is the forward with the kernel
+// transposed and flipped), computed with 16 multiplications per 2×2 outputs per channel pair instead of 36.
+//
+// For a 2×2 output tile at (2r, 2t), d is the 4×4 input patch at padded rows 2r..2r+3, columns 2t..2t+3, and
+//   V = Bᵀ d B (the input transform, per input channel and tile),   U = G g Gᵀ (per weight pair, made once),
+//   M[ξ] = Σ_i U[ξ][o][i] · V[ξ][i][tile]   for each of the 16 positions ξ — 16 GEMMs, Cout × Cin × tiles,
+//   y = Aᵀ M A (+ bias, ReLU) (the output transform, per output channel and tile), with
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],  Aᵀ = [1 1 1 0; 0 1 −1 −1].
+// FLOPs: the GEMMs are 2·16·Cout·Cin·⌈H/2⌉·⌈W/2⌉ (4/9 of the direct 2·9·Cout·Cin·H·W on even maps); the input
+// transform adds 32 adds per input channel and tile, the output transform 24 per output channel and tile — small
+// against the GEMMs' 16·Cout (or 16·Cin) FMAs once both channel counts are 16 or more.
+// Rounding: V's entries are sums of up to 4 inputs and U's of up to 9 weights/4, so an output's error grows by a
+// few units in the last place over the direct sum's — far inside the tests' 1e-4 of Σ|w·x|.
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Runtime;
+
+namespace GpuStyle.Kernels;
+
+/// <summary>A thread's 8×8 register block in <see cref="Conv3x3.IlgpuWinograd"/>'s GEMM: rows r (4 of A's low
+/// quadrant, then 4 of its high one) × 8 columns (a low and a high Float4).</summary>
+public struct Block8x8
+{
+    public Float4 R0L, R0H, R1L, R1H, R2L, R2H, R3L, R3H, R4L, R4H, R5L, R5H, R6L, R6H, R7L, R7H;
+
+    /// <summary>One k: the outer product of A's 8 values (a0: rows 0–3, a1: rows 4–7) and B's 8 (b0, b1): 64 FMAs.</summary>
+    public void Step(Float4 a0, Float4 a1, Float4 b0, Float4 b1)
+    {
+        R0L = Fma(R0L, a0.A, b0); R0H = Fma(R0H, a0.A, b1); R1L = Fma(R1L, a0.B, b0); R1H = Fma(R1H, a0.B, b1);
+        R2L = Fma(R2L, a0.C, b0); R2H = Fma(R2H, a0.C, b1); R3L = Fma(R3L, a0.D, b0); R3H = Fma(R3H, a0.D, b1);
+        R4L = Fma(R4L, a1.A, b0); R4H = Fma(R4H, a1.A, b1); R5L = Fma(R5L, a1.B, b0); R5H = Fma(R5H, a1.B, b1);
+        R6L = Fma(R6L, a1.C, b0); R6H = Fma(R6H, a1.C, b1); R7L = Fma(R7L, a1.D, b0); R7H = Fma(R7H, a1.D, b1);
+    }
+
+    static Float4 Fma(Float4 acc, float a, Float4 b)
+    {
+        acc.A += a * b.A; acc.B += a * b.B; acc.C += a * b.C; acc.D += a * b.D;
+        return acc;
+    }
+}
+
+public static partial class Conv3x3
+{
+    /// <summary>The weight transform U = G g Gᵀ, in float64, as the 16 values of one (output, input) pair, ξ = 4a + b.</summary>
+    public static void WinogradWeight(ReadOnlySpan<float> g9, Span<double> u16)
+    {
+        Span<double> gg = stackalloc double[12];   // G·g: 4 rows × 3 columns
+        for (int kx = 0; kx < 3; kx++)
+        {
+            double g0 = g9[kx], g1 = g9[3 + kx], g2 = g9[6 + kx];
+            gg[kx] = g0; gg[3 + kx] = (g0 + g1 + g2) / 2; gg[6 + kx] = (g0 - g1 + g2) / 2; gg[9 + kx] = g2;
+        }
+        for (int a = 0; a < 4; a++)
+        {
+            double h0 = gg[3 * a], h1 = gg[3 * a + 1], h2 = gg[3 * a + 2];
+            u16[4 * a] = h0; u16[4 * a + 1] = (h0 + h1 + h2) / 2; u16[4 * a + 2] = (h0 - h1 + h2) / 2; u16[4 * a + 3] = h2;
+        }
+    }
+
+    /// <summary>
+    /// The fast CPU backend's Winograd path (AVX2 + FMA). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
+    /// groups of 8 consecutive tiles of a row of 2×2 tiles — and up to 128 output channels: input channels pass in chunks of 64, each chunk transformed
+    /// into V[16][64][24] (98 KB) and multiplied into M[channels/4][16][4][24] (≤ 196 KB) — both stay in L2 —, then
+    /// M is transformed into the outputs. The GEMM micro-kernel is the direct kernel's 4 × 24 register block
+    /// (4 broadcast weights × 3 vectors of tiles, 12 FMAs a step) without the taps.
+    /// </summary>
+    public static class CpuWinograd
+    {
+        public const int ChannelBlock = 4;
+        public const int Strip = 24;
+        public const int NarrowStrip = 16;
+        public const int InputChunk = 64;
+        /// <summary>Output channels per work item: M for them (16 × 128 × 24 floats) stays in L2.</summary>
+        public const int OutputGroup = 128;
+
+        /// <summary>Both channel counts at least this: below it the transforms outweigh the saved products (relu1_1's
+        /// 3 input channels, the backward to the 3 colour channels), and the direct kernel runs.</summary>
+        public const int MinChannels = 16;
+
+        public static bool Applies(int cin, int cout) => Cpu.VectorSupported && cin >= MinChannels && cout >= MinChannels;
+
+        /// <summary>Tiles are taken 8 at a time along a row of tiles (a row's last 8 may run past the map): the
+        /// groups of 8 of the whole map, row after row, are what the strips of 24 (or 16) tiles split, so that a
+        /// small map (a 16-px map has 8 tiles a row) fills whole strips from several rows.</summary>
+        public static int GroupsPerRow(int w) => ((w + 1) / 2 + 7) / 8;
+
+        /// <summary>The padded input's row stride: the last group of a row reads columns up to 16·groups + 1.</summary>
+        public static int PaddedWidth(int w) => (16 * GroupsPerRow(w) + 2 + 7) / 8 * 8;
+        /// <summary>Rows of 2×2 tiles, and two more for a lone 16-tile strip's second group on a map of one group.</summary>
+        public static int PaddedRows(int h) => 2 * ((h + 1) / 2) + 4;
+        public static int PaddedSize(int c, int h, int w) => c * PaddedRows(h) * PaddedWidth(w);
+
+        /// <summary>w[Cout][Cin][3][3] → U packed [⌈Cout/4⌉][16][Cin][4] (channel blocks of 4, zero past Cout).</summary>
+        public static float[] PackForward(ReadOnlySpan<float> w, int cin, int cout)
+        {
+            int blocks = (cout + ChannelBlock - 1) / ChannelBlock;
+            var packed = new float[blocks * 16 * cin * ChannelBlock];
+            Span<double> u = stackalloc double[16];
+            for (int o = 0; o < cout; o++)
+                for (int i = 0; i < cin; i++)
+                {
+                    WinogradWeight(w.Slice((o * cin + i) * 9, 9), u);
+                    for (int xi = 0; xi < 16; xi++)
+                        packed[(((o / ChannelBlock) * 16 + xi) * cin + i) * ChannelBlock + o % ChannelBlock] = (float)u[xi];
+                }
+            return packed;
+        }
+
+        /// <summary>The backward's kernel W'[i][o][t] = w[o][i][8−t], transformed and packed the same way.</summary>
+        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout)
+        {
+            var flipped = new float[w.Length];
+            for (int o = 0; o < cout; o++)
+                for (int i = 0; i < cin; i++)
+                    for (int t = 0; t < 9; t++)
+                        flipped[(i * cout + o) * 9 + t] = w[(o * cin + i) * 9 + 8 - t];
+            return PackForward(flipped, cout, cin);
+        }
+
+        /// <summary>Copies x (C×H×W) into p (C × PaddedRows × PaddedWidth) one row and column in, zero around; with a
+        /// mask, only where mask &gt; 0 (ReLU's backward, fused into the copy).</summary>
+        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w)
+        {
+            int wq = PaddedWidth(w), hq = PaddedRows(h);
+            Parallel.For(0, c, ch =>
+            {
+                var plane = p.AsSpan(ch * hq * wq, hq * wq);
+                plane[..wq].Clear();
+                plane[((h + 1) * wq)..].Clear();
+                for (int r = 0; r < h; r++)
+                {
+                    var dst = plane.Slice((r + 1) * wq, wq);
+                    dst[0] = 0;
+                    dst[(w + 1)..].Clear();
+                    var src = x.AsSpan((ch * h + r) * w, w);
+                    if (mask is null) { src.CopyTo(dst[1..]); continue; }
+                    var m = mask.AsSpan((ch * h + r) * w, w);
+                    int k = 0;
+                    for (; k + 8 <= w; k += 8)
+                        Vector256.BitwiseAnd(Vector256.Create(src[k..]), Vector256.GreaterThan(Vector256.Create(m[k..]), Vector256<float>.Zero))
+                            .CopyTo(dst[(k + 1)..]);
+                    for (; k < w; k++) dst[k + 1] = m[k] > 0f ? src[k] : 0f;
+                }
+            });
+        }
+
+        /// <summary>A worker's V and M buffers, reused across calls (a pool, so that no call allocates after the first).</summary>
+        static readonly ConcurrentBag<float[]> Scratch = new();
+        const int VFloats = 16 * InputChunk * Strip, MFloats = OutputGroup / ChannelBlock * 16 * ChannelBlock * Strip;
+
+        /// <summary>y = [ReLU](conv(p) + bias) from the padded input (<see cref="Pad"/>) and U (<see cref="PackForward"/>).
+        /// Work items run output group by output group, so that a worker's consecutive items share U's rows (≤ 16 MB
+        /// for 512 channels each way: from L3, like the direct kernel's weights).</summary>
+        public static unsafe void Convolve(float[] p, float[] packed, float[]? bias, float[] y, int cin, int cout,
+            int h, int w, bool relu)
+        {
+            int perRow = GroupsPerRow(w), groups = (h + 1) / 2 * perRow;
+            var (wide, narrow) = Cpu.Strips(8 * groups);
+            int strips = wide + narrow, outputGroups = (cout + OutputGroup - 1) / OutputGroup;
+            int wq = PaddedWidth(w), plane = PaddedRows(h) * wq;
+            Parallel.For(0, strips * outputGroups,
+                () => Scratch.TryTake(out var s) ? s : new float[VFloats + MFloats],
+                (item, _, scratch) =>
+                {
+                    int og = item / strips, strip = item - og * strips;
+                    int first = strip < wide ? 3 * strip : 3 * wide + 2 * (strip - wide);   // the strip's first group of 8 tiles
+                    int width = strip < wide ? Strip : NarrowStrip;
+                    int o0 = og * OutputGroup, blocks = (Math.Min(OutputGroup, cout - o0) + ChannelBlock - 1) / ChannelBlock;
+                    fixed (float* pp = p, pu = packed, pb = bias, py = y, sv = scratch)
+                    {
+                        float* v = sv, m = sv + VFloats;
+                        for (int c0 = 0; c0 < cin; c0 += InputChunk)
+                        {
+                            int cn = Math.Min(InputChunk, cin - c0);
+                            for (int i = 0; i < cn; i++)
+                                for (int k = 0; k < width; k += 8)
+                                {
+                                    int g = first + k / 8, row = g / perRow, col = g - row * perRow;   // past the last group: rows of zeros
+                                    InputTransform8(pp + (long)(c0 + i) * plane + 2 * row * wq + 16 * col, wq, v + i * Strip + k, cn * Strip);
+                                }
+                            for (int b = 0; b < blocks; b++)
+                                for (int xi = 0; xi < 16; xi++)
+                                {
+                                    float* u = pu + (((long)(o0 / ChannelBlock + b) * 16 + xi) * cin + c0) * ChannelBlock;
+                                    float* tile = m + (b * 16 + xi) * ChannelBlock * Strip;
+                                    if (width == Strip) Gemm4x24(v + xi * cn * Strip, u, tile, cn, c0 == 0);
+                                    else Gemm4x16(v + xi * cn * Strip, u, tile, cn, c0 == 0);
+                                }
+                        }
+                        for (int b = 0; b < blocks; b++)
+                            for (int o = 0; o < ChannelBlock && o0 + b * ChannelBlock + o < cout; o++)
+                            {
+                                int co = o0 + b * ChannelBlock + o;
+                                for (int k = 0; k < width && first + k / 8 < groups; k += 8)
+                                {
+                                    int g = first + k / 8, row = g / perRow, col = g - row * perRow;
+                                    OutputTransform8(m + b * 16 * ChannelBlock * Strip + o * Strip + k, pb is null ? 0f : pb[co], relu,
+                                        py + (long)co * h * w, h, w, 2 * row, 16 * col);
+                                }
+                            }
+                    }
+                    return scratch;
+                },
+                Scratch.Add);
+        }
+
+        /// <summary>V = Bᵀ d B for 8 tiles side by side: src is the patch's top-left corner in the padded plane (row
+        /// stride wq), v[ξ · vStride + k] receives tile k's value ξ = 4a + b. Each padded row's 18 floats are loaded
+        /// as two overlapping pairs of vectors and split into even and odd columns (tile k's columns 0/1 and 2/3).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void InputTransform8(float* src, int wq, float* v, int vStride)
+        {
+            // Row stage (d·B): e_j of row i from the row's columns d0..d3 of each tile.
+            Row(src, out var e00, out var e01, out var e02, out var e03);
+            Row(src + wq, out var e10, out var e11, out var e12, out var e13);
+            Row(src + 2 * wq, out var e20, out var e21, out var e22, out var e23);
+            Row(src + 3 * wq, out var e30, out var e31, out var e32, out var e33);
+            // Column stage (Bᵀ·): rows 0 − 2, 1 + 2, 2 − 1, 1 − 3.
+            Avx.Store(v, Avx.Subtract(e00, e20)); Avx.Store(v + vStride, Avx.Subtract(e01, e21));
+            Avx.Store(v + 2 * vStride, Avx.Subtract(e02, e22)); Avx.Store(v + 3 * vStride, Avx.Subtract(e03, e23));
+            Avx.Store(v + 4 * vStride, Avx.Add(e10, e20)); Avx.Store(v + 5 * vStride, Avx.Add(e11, e21));
+            Avx.Store(v + 6 * vStride, Avx.Add(e12, e22)); Avx.Store(v + 7 * vStride, Avx.Add(e13, e23));
+            Avx.Store(v + 8 * vStride, Avx.Subtract(e20, e10)); Avx.Store(v + 9 * vStride, Avx.Subtract(e21, e11));
+            Avx.Store(v + 10 * vStride, Avx.Subtract(e22, e12)); Avx.Store(v + 11 * vStride, Avx.Subtract(e23, e13));
+            Avx.Store(v + 12 * vStride, Avx.Subtract(e10, e30)); Avx.Store(v + 13 * vStride, Avx.Subtract(e11, e31));
+            Avx.Store(v + 14 * vStride, Avx.Subtract(e12, e32)); Avx.Store(v + 15 * vStride, Avx.Subtract(e13, e33));
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void Row(float* r, out Vector256<float> e0, out Vector256<float> e1, out Vector256<float> e2, out Vector256<float> e3)
+        {
+            var a = Avx.LoadVector256(r); var b = Avx.LoadVector256(r + 8);
+            var c = Avx.LoadVector256(r + 2); var d = Avx.LoadVector256(r + 10);
+            var d0 = Even(a, b); var d1 = Odd(a, b); var d2 = Even(c, d); var d3 = Odd(c, d);
+            e0 = Avx.Subtract(d0, d2); e1 = Avx.Add(d1, d2); e2 = Avx.Subtract(d2, d1); e3 = Avx.Subtract(d1, d3);
+        }
+
+        // [a0 a2 b0 b2 | a4 a6 b4 b6], then the 64-bit pairs reordered 0 2 1 3: [a0 a2 a4 a6 b0 b2 b4 b6].
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector256<float> Even(Vector256<float> a, Vector256<float> b) =>
+            Avx2.Permute4x64(Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Vector256<float> Odd(Vector256<float> a, Vector256<float> b) =>
+            Avx2.Permute4x64(Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle();
+
+        /// <summary>y = Aᵀ M A (+ bias, ReLU) for 8 tiles of one output channel: m[ξ · 4·24 + k] is tile k's M[ξ];
+        /// the 2×2 outputs go to rows y0, y0+1 and columns x0..x0+15 of the channel's plane, clipped to the map.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void OutputTransform8(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+        {
+            const int S = ChannelBlock * Strip;
+            // Row stage (Aᵀ·): s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, for each column b.
+            Vector256<float> s00, s01, s02, s03, s10, s11, s12, s13;
+            {
+                var m0 = Avx.LoadVector256(m); var m1 = Avx.LoadVector256(m + 4 * S); var m2 = Avx.LoadVector256(m + 8 * S); var m3 = Avx.LoadVector256(m + 12 * S);
+                s00 = Avx.Add(Avx.Add(m0, m1), m2); s10 = Avx.Subtract(Avx.Subtract(m1, m2), m3);
+            }
+            {
+                var m0 = Avx.LoadVector256(m + S); var m1 = Avx.LoadVector256(m + 5 * S); var m2 = Avx.LoadVector256(m + 9 * S); var m3 = Avx.LoadVector256(m + 13 * S);
+                s01 = Avx.Add(Avx.Add(m0, m1), m2); s11 = Avx.Subtract(Avx.Subtract(m1, m2), m3);
+            }
+            {
+                var m0 = Avx.LoadVector256(m + 2 * S); var m1 = Avx.LoadVector256(m + 6 * S); var m2 = Avx.LoadVector256(m + 10 * S); var m3 = Avx.LoadVector256(m + 14 * S);
+                s02 = Avx.Add(Avx.Add(m0, m1), m2); s12 = Avx.Subtract(Avx.Subtract(m1, m2), m3);
+            }
+            {
+                var m0 = Avx.LoadVector256(m + 3 * S); var m1 = Avx.LoadVector256(m + 7 * S); var m2 = Avx.LoadVector256(m + 11 * S); var m3 = Avx.LoadVector256(m + 15 * S);
+                s03 = Avx.Add(Avx.Add(m0, m1), m2); s13 = Avx.Subtract(Avx.Subtract(m1, m2), m3);
+            }
+            var vb = Vector256.Create(bias);
+            StoreRow(Avx.Add(Avx.Add(Avx.Add(s00, s01), s02), vb), Avx.Add(Avx.Subtract(Avx.Subtract(s01, s02), s03), vb), relu, plane, h, w, y0, x0);
+            StoreRow(Avx.Add(Avx.Add(Avx.Add(s10, s11), s12), vb), Avx.Add(Avx.Subtract(Avx.Subtract(s11, s12), s13), vb), relu, plane, h, w, y0 + 1, x0);
+        }
+
+        /// <summary>Interleaves the tiles' left and right outputs into 16 consecutive pixels of row yr, clipped.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void StoreRow(Vector256<float> left, Vector256<float> right, bool relu, float* plane, int h, int w, int yr, int x0)
+        {
+            if (yr >= h) return;
+            if (relu) { left = Avx.Max(left, Vector256<float>.Zero); right = Avx.Max(right, Vector256<float>.Zero); }
+            var lo = Avx.UnpackLow(left, right);    // tiles 0, 1 | 4, 5
+            var hi = Avx.UnpackHigh(left, right);   // tiles 2, 3 | 6, 7
+            var first = Avx.Permute2x128(lo, hi, 0x20);
+            var second = Avx.Permute2x128(lo, hi, 0x31);
+            float* dst = plane + (long)yr * w + x0;
+            if (x0 + 16 <= w) { Avx.Store(dst, first); Avx.Store(dst + 8, second); return; }
+            float* tmp = stackalloc float[16];
+            Avx.Store(tmp, first); Avx.Store(tmp + 8, second);
+            for (int k = 0; k < w - x0; k++) dst[k] = tmp[k];
+        }
+
+        /// <summary>tile (4 channels × 24 tiles, row stride 24) = [tile +] Σ_i u[i][0..3] · v[i][0..23]: the GEMM micro-kernel,
+        /// 12 accumulators, call-free (see Cpu.Accumulate4x24 on why).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Gemm4x24(float* v, float* u, float* tile, int cn, bool first)
+        {
+            Vector256<float> a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32;
+            if (first)
+                a00 = a01 = a02 = a10 = a11 = a12 = a20 = a21 = a22 = a30 = a31 = a32 = Vector256<float>.Zero;
+            else
+            {
+                a00 = Avx.LoadVector256(tile); a01 = Avx.LoadVector256(tile + 8); a02 = Avx.LoadVector256(tile + 16);
+                a10 = Avx.LoadVector256(tile + 24); a11 = Avx.LoadVector256(tile + 32); a12 = Avx.LoadVector256(tile + 40);
+                a20 = Avx.LoadVector256(tile + 48); a21 = Avx.LoadVector256(tile + 56); a22 = Avx.LoadVector256(tile + 64);
+                a30 = Avx.LoadVector256(tile + 72); a31 = Avx.LoadVector256(tile + 80); a32 = Avx.LoadVector256(tile + 88);
+            }
+            for (int i = 0; i < cn; i++, v += Strip, u += ChannelBlock)
+            {
+                var v0 = Avx.LoadVector256(v); var v1 = Avx.LoadVector256(v + 8); var v2 = Avx.LoadVector256(v + 16);
+                var w0 = Vector256.Create(u[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01); a02 = Fma.MultiplyAdd(w0, v2, a02);
+                var w1 = Vector256.Create(u[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11); a12 = Fma.MultiplyAdd(w1, v2, a12);
+                var w2 = Vector256.Create(u[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21); a22 = Fma.MultiplyAdd(w2, v2, a22);
+                var w3 = Vector256.Create(u[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31); a32 = Fma.MultiplyAdd(w3, v2, a32);
+            }
+            Avx.Store(tile, a00); Avx.Store(tile + 8, a01); Avx.Store(tile + 16, a02);
+            Avx.Store(tile + 24, a10); Avx.Store(tile + 32, a11); Avx.Store(tile + 40, a12);
+            Avx.Store(tile + 48, a20); Avx.Store(tile + 56, a21); Avx.Store(tile + 64, a22);
+            Avx.Store(tile + 72, a30); Avx.Store(tile + 80, a31); Avx.Store(tile + 88, a32);
+        }
+
+        /// <summary>The 16-tile variant for the ends of rows (8 accumulators; strides stay 24).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Gemm4x16(float* v, float* u, float* tile, int cn, bool first)
+        {
+            Vector256<float> a00, a01, a10, a11, a20, a21, a30, a31;
+            if (first)
+                a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = Vector256<float>.Zero;
+            else
+            {
+                a00 = Avx.LoadVector256(tile); a01 = Avx.LoadVector256(tile + 8);
+                a10 = Avx.LoadVector256(tile + 24); a11 = Avx.LoadVector256(tile + 32);
+                a20 = Avx.LoadVector256(tile + 48); a21 = Avx.LoadVector256(tile + 56);
+                a30 = Avx.LoadVector256(tile + 72); a31 = Avx.LoadVector256(tile + 80);
+            }
+            for (int i = 0; i < cn; i++, v += Strip, u += ChannelBlock)
+            {
+                var v0 = Avx.LoadVector256(v); var v1 = Avx.LoadVector256(v + 8);
+                var w0 = Vector256.Create(u[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01);
+                var w1 = Vector256.Create(u[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11);
+                var w2 = Vector256.Create(u[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21);
+                var w3 = Vector256.Create(u[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31);
+            }
+            Avx.Store(tile, a00); Avx.Store(tile + 8, a01);
+            Avx.Store(tile + 24, a10); Avx.Store(tile + 32, a11);
+            Avx.Store(tile + 48, a20); Avx.Store(tile + 56, a21);
+            Avx.Store(tile + 72, a30); Avx.Store(tile + 80, a31);
+        }
+    }
+
+    /// <summary>
+    /// Winograd F(2×2, 3×3) on ILGPU, fp32 (`--conv winograd`): three kernels a pass — the input transform, 16 GEMMs
+    /// as one launch, the output transform — over as many tiles as the scratch allows (V and M each ≤
+    /// WinogradScratch floats: 64 MB by default, so memory stays bounded at any size).
+    ///   U[ξ][ci][co]  (16 × CinPad × CoutPad: the weights, transformed by one launch a call, zero past Cin/Cout)
+    ///   V[ξ][ci][t]   (16 × CinPad × TilesPad: zero past Cin and past the pass's tiles)
+    ///   M[ξ][co][t] = Σ_ci U[ξ][ci][co] · V[ξ][ci][t]
+    /// The GEMM is the classic shared-memory SGEMM: a group computes a BM × BN block of M (output channels × tiles)
+    /// with BM·BN/64 threads, 8×8 a thread as two 4-row quadrants BM/2 apart × two 4-column quadrants BN/2 apart,
+    /// so that each k is 4 conflict-free 128-bit shared loads for 64 FMAs (the blocked convolution: 8 for 96);
+    /// k advances 8 input channels a stage (A: 8 × BM, B: 8 × BN floats, one Float4 a thread each at 128 × 128).
+    /// Counted at 512² VGG16 against the blocked kernel (measured 12–15 TFLOP/s on an H200): 4/9 of the products,
+    /// and the GEMM has no halo, taps or edges; the transforms read and write V and M once each (≈ 1 GB an
+    /// iteration at 512², ≈ 0.3 ms at the H200's ≈ 4 TB/s).
+    /// </summary>
+    public static class IlgpuWinograd
+    {
+        public const int KChunk = 8;
+
+        public static int Pad(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
+
+        /// <summary>Tiles a pass takes: as many as V and M fit in <paramref name="scratchFloats"/> each, in whole
+        /// BN-wide column blocks, at most all of them.</summary>
+        public static int TilesPerPass(int cinPad, int coutPad, int tiles, int bn, long scratchFloats)
+        {
+            long fit = scratchFloats / (16L * Math.Max(cinPad, coutPad)) / bn * bn;
+            return (int)Math.Max(bn, Math.Min(fit, Pad(tiles, bn)));
+        }
+
+        /// <summary>One thread a (ci, co) pair of the padded U: its 16 values (zero past Cin or Cout). With flip, the
+        /// backward's kernel W′[co][ci][t] = w[ci][co][8−t] (cin, cout are then the backward's: w is cout × cin × 9
+        /// read as [ci][co]).</summary>
+        [KernelName("winograd_weights")]
+        public static void TransformWeights(Index1D index, ArrayView<float> w, ArrayView<float> u, int cin, int cout,
+            int cinPad, int coutPad, int flip)
+        {
+            int co = index % coutPad, ci = index / coutPad;
+            float g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0, g8 = 0;
+            if (ci < cin && co < cout)
+            {
+                if (flip == 0)
+                {
+                    long b = ((long)co * cin + ci) * 9;
+                    g0 = w[b]; g1 = w[b + 1]; g2 = w[b + 2]; g3 = w[b + 3]; g4 = w[b + 4]; g5 = w[b + 5]; g6 = w[b + 6]; g7 = w[b + 7]; g8 = w[b + 8];
+                }
+                else
+                {
+                    long b = ((long)ci * cout + co) * 9;
+                    g0 = w[b + 8]; g1 = w[b + 7]; g2 = w[b + 6]; g3 = w[b + 5]; g4 = w[b + 4]; g5 = w[b + 3]; g6 = w[b + 2]; g7 = w[b + 1]; g8 = w[b];
+                }
+            }
+            // G·g (rows a = 0..3 of three columns), then (G·g)·Gᵀ: U[a][b].
+            long plane = (long)cinPad * coutPad, at = (long)ci * coutPad + co;
+            WeightRow(u, at, plane, 0, g0, g1, g2);
+            WeightRow(u, at, plane, 1, (g0 + g3 + g6) * 0.5f, (g1 + g4 + g7) * 0.5f, (g2 + g5 + g8) * 0.5f);
+            WeightRow(u, at, plane, 2, (g0 - g3 + g6) * 0.5f, (g1 - g4 + g7) * 0.5f, (g2 - g5 + g8) * 0.5f);
+            WeightRow(u, at, plane, 3, g6, g7, g8);
+        }
+
+        static void WeightRow(ArrayView<float> u, long at, long plane, int a, float h0, float h1, float h2)
+        {
+            u[at + (4 * a) * plane] = h0;
+            u[at + (4 * a + 1) * plane] = (h0 + h1 + h2) * 0.5f;
+            u[at + (4 * a + 2) * plane] = (h0 - h1 + h2) * 0.5f;
+            u[at + (4 * a + 3) * plane] = h2;
+        }
+
+        /// <summary>One thread a (ci, tile) of the pass (tiles t0 … t0+tiles−1 of the map's ⌈H/2⌉·⌈W/2⌉, row by row):
+        /// V = Bᵀ d B of the 4×4 patch at rows 2r−1…2r+2, columns 2c−1…2c+2 (zero outside the map; with useMask, x
+        /// only where mask &gt; 0: ReLU's backward). Padding rows and columns of V get zeros. Consecutive threads take
+        /// consecutive tiles, so V's stores are coalesced.</summary>
+        [KernelName("winograd_input")]
+        public static void TransformInput(Index1D index, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> v,
+            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask)
+        {
+            int t = index % tilesPad, ci = index / tilesPad;
+            long plane = (long)cinPad * tilesPad, at = (long)ci * tilesPad + t;
+            float d00 = 0, d01 = 0, d02 = 0, d03 = 0, d10 = 0, d11 = 0, d12 = 0, d13 = 0;
+            float d20 = 0, d21 = 0, d22 = 0, d23 = 0, d30 = 0, d31 = 0, d32 = 0, d33 = 0;
+            if (ci < c && t < tiles)
+            {
+                int tw = (w + 1) / 2, tile = t0 + t, r = tile / tw, col = tile - r * tw;
+                int y0 = 2 * r - 1, x0 = 2 * col - 1;
+                long basePlane = (long)ci * h * w;
+                d00 = Load(x, mask, useMask, basePlane, h, w, y0, x0); d01 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 1);
+                d02 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 2); d03 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 3);
+                d10 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0); d11 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 1);
+                d12 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 2); d13 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 3);
+                d20 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0); d21 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 1);
+                d22 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 2); d23 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 3);
+                d30 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0); d31 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 1);
+                d32 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 2); d33 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 3);
+            }
+            // Bᵀ·d: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3; then ·B on each row: columns 0 − 2, 1 + 2, 2 − 1, 1 − 3.
+            InputRow(v, at, plane, 0, d00 - d20, d01 - d21, d02 - d22, d03 - d23);
+            InputRow(v, at, plane, 1, d10 + d20, d11 + d21, d12 + d22, d13 + d23);
+            InputRow(v, at, plane, 2, d20 - d10, d21 - d11, d22 - d12, d23 - d13);
+            InputRow(v, at, plane, 3, d10 - d30, d11 - d31, d12 - d32, d13 - d33);
+        }
+
+        static float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, long basePlane, int h, int w, int yy, int xx)
+        {
+            if (yy < 0 || yy >= h || xx < 0 || xx >= w) return 0f;
+            long i = basePlane + (long)yy * w + xx;
+            float value = x[i];
+            return useMask != 0 && mask[i] <= 0f ? 0f : value;
+        }
+
+        static void InputRow(ArrayView<float> v, long at, long plane, int a, float e0, float e1, float e2, float e3)
+        {
+            v[at + (4 * a) * plane] = e0 - e2;
+            v[at + (4 * a + 1) * plane] = e1 + e2;
+            v[at + (4 * a + 2) * plane] = e2 - e1;
+            v[at + (4 * a + 3) * plane] = e1 - e3;
+        }
+
+        /// <summary>Threads a GEMM group needs, and its shared floats (A's and B's 8-row stages).</summary>
+        public static int Threads(int bm, int bn) => bm * bn / 64;
+        public static int SharedFloats(int bm, int bn) => KChunk * (bm + bn);
+
+        /// <summary>Grid (TilesPad/BN, CoutPad/BM, 16), group BM·BN/64 threads: M[ξ] = U[ξ]ᵀ · V[ξ] for ξ = grid z.
+        /// Every size is padded (CinPad to 8, CoutPad to BM, TilesPad to BN), so nothing is bounds-checked.</summary>
+        [KernelName("winograd_gemm")]
+        public static void Gemm(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
+            int tilesPad, int bm, int bn)
+        {
+            int tid = Group.IdxX, threads = Group.DimX;
+            int bm4 = bm / 4, bn4 = bn / 4, cols = bn / 8;   // Float4s a stage row; threads along a row of the block
+            int tx = tid % cols, ty = tid / cols;
+            int xi = Grid.IdxZ, m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
+            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var a4 = shared4.SubView(0, KChunk * bm4);
+            var b4 = shared4.SubView(KChunk * bm4, KChunk * bn4);
+            var u4 = u.Cast<Float4>();
+            var v4 = v.Cast<Float4>();
+            int coutPad4 = coutPad / 4, tilesPad4 = tilesPad / 4;
+            long uBase = (long)xi * cinPad * coutPad4 + m0 / 4, vBase = (long)xi * cinPad * tilesPad4 + n0 / 4;
+            var acc = new Block8x8();
+            for (int k0 = 0; k0 < cinPad; k0 += KChunk)
+            {
+                for (int e = tid; e < KChunk * bm4; e += threads)
+                {
+                    int k = e / bm4;
+                    a4[e] = u4[uBase + (long)(k0 + k) * coutPad4 + (e - k * bm4)];
+                }
+                for (int e = tid; e < KChunk * bn4; e += threads)
+                {
+                    int k = e / bn4;
+                    b4[e] = v4[vBase + (long)(k0 + k) * tilesPad4 + (e - k * bn4)];
+                }
+                Group.Barrier();
+                for (int k = 0; k < KChunk; k++)
+                {
+                    long ak = (long)k * bm4 + ty, bk = (long)k * bn4 + tx;
+                    acc.Step(a4[ak], a4[ak + bm4 / 2], b4[bk], b4[bk + bn4 / 2]);
+                }
+                Group.Barrier();
+            }
+            var m4 = m.Cast<Float4>();
+            long row0 = (long)xi * coutPad + m0 + ty * 4, row4 = row0 + bm / 2;
+            long c0 = n0 / 4 + tx, c1 = c0 + bn4 / 2;
+            m4[row0 * tilesPad4 + c0] = acc.R0L; m4[row0 * tilesPad4 + c1] = acc.R0H;
+            m4[(row0 + 1) * tilesPad4 + c0] = acc.R1L; m4[(row0 + 1) * tilesPad4 + c1] = acc.R1H;
+            m4[(row0 + 2) * tilesPad4 + c0] = acc.R2L; m4[(row0 + 2) * tilesPad4 + c1] = acc.R2H;
+            m4[(row0 + 3) * tilesPad4 + c0] = acc.R3L; m4[(row0 + 3) * tilesPad4 + c1] = acc.R3H;
+            m4[row4 * tilesPad4 + c0] = acc.R4L; m4[row4 * tilesPad4 + c1] = acc.R4H;
+            m4[(row4 + 1) * tilesPad4 + c0] = acc.R5L; m4[(row4 + 1) * tilesPad4 + c1] = acc.R5H;
+            m4[(row4 + 2) * tilesPad4 + c0] = acc.R6L; m4[(row4 + 2) * tilesPad4 + c1] = acc.R6H;
+            m4[(row4 + 3) * tilesPad4 + c0] = acc.R7L; m4[(row4 + 3) * tilesPad4 + c1] = acc.R7H;
+        }
+
+        /// <summary>One thread a (co, tile) of the pass: y = Aᵀ M A (+ bias, ReLU) into the 2×2 outputs that lie in the map.</summary>
+        [KernelName("winograd_output")]
+        public static void TransformOutput(Index1D index, ArrayView<float> m, ArrayView<float> b, ArrayView<float> y,
+            int cout, int h, int w, int coutPad, int tilesPad, int t0, int tiles, int relu, int hasBias)
+        {
+            int t = index % tiles, co = index / tiles;
+            long plane = (long)coutPad * tilesPad, at = (long)co * tilesPad + t;
+            // Aᵀ·M: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3 down each column b.
+            float s00 = m[at] + m[at + 4 * plane] + m[at + 8 * plane], s10 = m[at + 4 * plane] - m[at + 8 * plane] - m[at + 12 * plane];
+            float s01 = m[at + plane] + m[at + 5 * plane] + m[at + 9 * plane], s11 = m[at + 5 * plane] - m[at + 9 * plane] - m[at + 13 * plane];
+            float s02 = m[at + 2 * plane] + m[at + 6 * plane] + m[at + 10 * plane], s12 = m[at + 6 * plane] - m[at + 10 * plane] - m[at + 14 * plane];
+            float s03 = m[at + 3 * plane] + m[at + 7 * plane] + m[at + 11 * plane], s13 = m[at + 7 * plane] - m[at + 11 * plane] - m[at + 15 * plane];
+            float bias = hasBias != 0 ? b[co] : 0f;
+            int tw = (w + 1) / 2, tile = t0 + t, r = tile / tw, col = tile - r * tw;
+            int oy = 2 * r, ox = 2 * col;
+            long o = ((long)co * h + oy) * w + ox;
+            StoreOutput(y, o, s00 + s01 + s02 + bias, relu);
+            if (ox + 1 < w) StoreOutput(y, o + 1, s01 - s02 - s03 + bias, relu);
+            if (oy + 1 < h)
+            {
+                StoreOutput(y, o + w, s10 + s11 + s12 + bias, relu);
+                if (ox + 1 < w) StoreOutput(y, o + w + 1, s11 - s12 - s13 + bias, relu);
+            }
+        }
+
+        static void StoreOutput(ArrayView<float> y, long i, float z, int relu) => y[i] = relu != 0 && z < 0f ? 0f : z;
+    }
+}
