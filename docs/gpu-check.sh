@@ -7,9 +7,11 @@
 #   STEPS="3 5" CONVS="blocked tf32" bash docs/gpu-check.sh     (CONVS: the kernels step 2 passed, when it is skipped)
 # It builds nothing there. Steps, the targets first:
 #   1. the card, driver, `gpustyle devices`;
-#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default) and TF32 kernels;
+#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32 and TF32
+#      kernels;
 #      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
-#   3. VGG16: ours (blocked fp32, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
+#   3. VGG16: ours (blocked fp32, Winograd fp32 — built on 2026-11-27, expected ≈ 2–3× the blocked kernel on
+#      the convolutions —, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
 #      MmaMinGroups=132, then all together) vs PyTorch/cuDNN
 #      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
 #      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
@@ -51,11 +53,11 @@ if want 1; then
   bounded 60 "$B" devices
 fi
 
-ok=${CONVS:-blocked tf32}
+ok=${CONVS:-blocked winograd tf32}
 if want 2; then
   step "2. correctness against the CPU backend"
   ok=""
-  for conv in blocked tf32; do
+  for conv in blocked winograd tf32; do
     echo "-- --conv $conv"
     if bounded 90 "$B" bench --check --device cuda --conv "$conv" --size 64 --layer relu3_1 --iteration-sizes ""; then
       ok="$ok $conv"
@@ -87,10 +89,10 @@ has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
 
 if want 3; then
   step "3. VGG16 per iteration, ours and PyTorch (256, 512, 1024 px)"
-  for conv in blocked tf32; do
+  for conv in blocked winograd tf32; do
     has "$conv" || continue
     echo "-- ours: vgg16, --conv $conv"
-    bounded 120 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
+    bounded 100 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-$conv.txt"
   done
   if has tf32-prefetch; then
@@ -128,7 +130,7 @@ fi
 
 if want 5; then
   step "5. profiles at 512 (CUDA events)"
-  for conv in blocked tf32; do
+  for conv in blocked winograd tf32; do
     has "$conv" && bounded 60 "$B" bench --profile --device cuda --conv "$conv" --size 512 --iterations 3
   done
 fi
@@ -150,6 +152,9 @@ if want 7; then
   fi
   for shape in "BlockedWidth=64,BlockedHeight=8" "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16" "BlockedWidth=16,BlockedHeight=16"; do
     has blocked && bounded 45 "$B" bench --device cuda --conv blocked --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
+  done
+  for shape in "WinogradM=64,WinogradN=128" "WinogradM=128,WinogradN=64" "WinogradM=64,WinogradN=64"; do
+    has winograd && bounded 45 "$B" bench --device cuda --conv winograd --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
   for shape in "MmaTileWidth=64,MmaTileHeight=4" "MmaWarpsCo=1,MmaTileWidth=32,MmaTileHeight=8"; do
     has tf32 && bounded 45 "$B" bench --device cuda --conv tf32 --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6

@@ -473,13 +473,14 @@ public static partial class Conv3x3
         public static int Threads(int bm, int bn) => bm * bn / 64;
         public static int SharedFloats(int bm, int bn) => KChunk * (bm + bn);
 
-        /// <summary>Grid (TilesPad/BN, CoutPad/BM, 16), group BM·BN/64 threads: M[ξ] = U[ξ]ᵀ · V[ξ] for ξ = grid z.
-        /// Every size is padded (CinPad to 8, CoutPad to BM, TilesPad to BN), so nothing is bounds-checked.</summary>
+        /// <summary>Grid (TilesPad/BN, CoutPad/BM, 16), group BM·BN/64 threads (BM and BN multiples of 16): M[ξ] =
+        /// U[ξ]ᵀ · V[ξ] for ξ = grid z. Every size is padded (CinPad to 8, CoutPad to BM, TilesPad to BN), so nothing
+        /// is bounds-checked.</summary>
         [KernelName("winograd_gemm")]
         public static void Gemm(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
             int tilesPad, int bm, int bn)
         {
-            int tid = Group.IdxX, threads = Group.DimX;
+            int tid = Group.IdxX;
             int bm4 = bm / 4, bn4 = bn / 4, cols = bn / 8;   // Float4s a stage row; threads along a row of the block
             int tx = tid % cols, ty = tid / cols;
             int xi = Grid.IdxZ, m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
@@ -491,18 +492,16 @@ public static partial class Conv3x3
             int coutPad4 = coutPad / 4, tilesPad4 = tilesPad / 4;
             long uBase = (long)xi * cinPad * coutPad4 + m0 / 4, vBase = (long)xi * cinPad * tilesPad4 + n0 / 4;
             var acc = new Block8x8();
+            // Staging: a thread copies Float4 q of stage rows k, k + BN/16, … of A (BM·BN/64 threads are BN/16 rows of
+            // BM/4) and likewise of B — its row and column divided out once, not per element.
+            int aRow = tid / bm4, aCol = tid - aRow * bm4, aStep = bn / 16;
+            int bRow = tid / bn4, bCol = tid - bRow * bn4, bStep = bm / 16;
             for (int k0 = 0; k0 < cinPad; k0 += KChunk)
             {
-                for (int e = tid; e < KChunk * bm4; e += threads)
-                {
-                    int k = e / bm4;
-                    a4[e] = u4[uBase + (long)(k0 + k) * coutPad4 + (e - k * bm4)];
-                }
-                for (int e = tid; e < KChunk * bn4; e += threads)
-                {
-                    int k = e / bn4;
-                    b4[e] = v4[vBase + (long)(k0 + k) * tilesPad4 + (e - k * bn4)];
-                }
+                for (int k = aRow; k < KChunk; k += aStep)
+                    a4[k * bm4 + aCol] = u4[uBase + (long)(k0 + k) * coutPad4 + aCol];
+                for (int k = bRow; k < KChunk; k += bStep)
+                    b4[k * bn4 + bCol] = v4[vBase + (long)(k0 + k) * tilesPad4 + bCol];
                 Group.Barrier();
                 for (int k = 0; k < KChunk; k++)
                 {

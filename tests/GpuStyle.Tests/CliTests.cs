@@ -212,7 +212,7 @@ public sealed class CliTests : IDisposable
         Assert.Contains("direct or winograd", err);
         (code, _, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "winograd", "--launch", "WinogradM=24", "--iteration-sizes", ""]);
         Assert.Equal(2, code);
-        Assert.Contains("WinogradM a multiple of 16", err);
+        Assert.Contains("WinogradM and WinogradN multiples of 16", err);
     }
 
     [Fact]

@@ -182,9 +182,9 @@ public sealed class IlgpuBackend : IBackend
                 throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
             if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
                 throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
-            if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 8 != 0
+            if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
                 || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > info.MaxThreadsPerGroup))
-                throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM a multiple of 16, WinogradN of 8, and at most {info.MaxThreadsPerGroup} threads (M·N/64)");
+                throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {info.MaxThreadsPerGroup} threads (M·N/64)");
             if (chosen.Conv == ConvKernel.Tf32)
             {
                 var mma = chosen.Mma(emulate: false);
