@@ -112,6 +112,11 @@ if want 3; then
     bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"
   done
+  if has winograd; then
+    echo "-- ours: vgg16, --conv winograd without the GEMM's register double-buffering (WinogradPrefetch=0), for comparison"
+    bounded 45 "$B" bench --device cuda --conv winograd --launch WinogradPrefetch=0 --network vgg16 --size 512 --layer relu3_2 \
+      --iteration-sizes 512 --iterations 5 | tee "$OUT/bench-vgg16-winograd-noprefetch.txt"
+  fi
   torch_sizes vgg16
 fi
 

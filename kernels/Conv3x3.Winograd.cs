@@ -471,22 +471,26 @@ public static partial class Conv3x3
 
         /// <summary>Threads a GEMM group needs, and its shared floats (A's and B's 8-row stages).</summary>
         public static int Threads(int bm, int bn) => bm * bn / 64;
-        public static int SharedFloats(int bm, int bn) => KChunk * (bm + bn);
+        public static int SharedFloats(int bm, int bn) => 2 * KChunk * (bm + bn);   // two stages (one without prefetch)
 
         /// <summary>Grid (TilesPad/BN, CoutPad/BM, 16), group BM·BN/64 threads (BM and BN multiples of 16): M[ξ] =
         /// U[ξ]ᵀ · V[ξ] for ξ = grid z. Every size is padded (CinPad to 8, CoutPad to BM, TilesPad to BN), so nothing
-        /// is bounds-checked.</summary>
+        /// is bounds-checked. With prefetch (and BM, BN ≥ 64, so that a thread stages at most 2 Float4s of each
+        /// operand) the next stage's loads are issued into registers before the current stage's 512 FMAs and stored
+        /// into the other of two shared stages after them: the loads' latency hides behind the arithmetic, and one
+        /// barrier a stage instead of two.</summary>
         [KernelName("winograd_gemm")]
         public static void Gemm(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
-            int tilesPad, int bm, int bn)
+            int tilesPad, int bm, int bn, int prefetch)
         {
             int tid = Group.IdxX;
             int bm4 = bm / 4, bn4 = bn / 4, cols = bn / 8;   // Float4s a stage row; threads along a row of the block
             int tx = tid % cols, ty = tid / cols;
             int xi = Grid.IdxZ, m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
+            int aStage = KChunk * bm4, bStage = KChunk * bn4;
             var shared4 = SharedMemory.GetDynamic<Float4>();
-            var a4 = shared4.SubView(0, KChunk * bm4);
-            var b4 = shared4.SubView(KChunk * bm4, KChunk * bn4);
+            var a4 = shared4.SubView(0, 2 * aStage);
+            var b4 = shared4.SubView(2 * aStage, 2 * bStage);
             var u4 = u.Cast<Float4>();
             var v4 = v.Cast<Float4>();
             int coutPad4 = coutPad / 4, tilesPad4 = tilesPad / 4;
@@ -496,19 +500,50 @@ public static partial class Conv3x3
             // BM/4) and likewise of B — its row and column divided out once, not per element.
             int aRow = tid / bm4, aCol = tid - aRow * bm4, aStep = bn / 16;
             int bRow = tid / bn4, bCol = tid - bRow * bn4, bStep = bm / 16;
+            bool pre = prefetch != 0 && aStep >= KChunk / 2 && bStep >= KChunk / 2;
+            bool aTwo = aRow + aStep < KChunk, bTwo = bRow + bStep < KChunk;
+            long aAt0 = uBase + (long)aRow * coutPad4 + aCol, aAt1 = aAt0 + (long)aStep * coutPad4;
+            long bAt0 = vBase + (long)bRow * tilesPad4 + bCol, bAt1 = bAt0 + (long)bStep * tilesPad4;
+            int aTo0 = aRow * bm4 + aCol, aTo1 = aTo0 + aStep * bm4, bTo0 = bRow * bn4 + bCol, bTo1 = bTo0 + bStep * bn4;
+            Float4 pa0 = default, pa1 = default, pb0 = default, pb1 = default;
+            if (pre)
+            {
+                a4[aTo0] = u4[aAt0]; if (aTwo) a4[aTo1] = u4[aAt1];
+                b4[bTo0] = v4[bAt0]; if (bTwo) b4[bTo1] = v4[bAt1];
+                Group.Barrier();
+            }
+            int stage = 0;
             for (int k0 = 0; k0 < cinPad; k0 += KChunk)
             {
-                for (int k = aRow; k < KChunk; k += aStep)
-                    a4[k * bm4 + aCol] = u4[uBase + (long)(k0 + k) * coutPad4 + aCol];
-                for (int k = bRow; k < KChunk; k += bStep)
-                    b4[k * bn4 + bCol] = v4[vBase + (long)(k0 + k) * tilesPad4 + bCol];
-                Group.Barrier();
+                bool more = k0 + KChunk < cinPad;
+                if (!pre)
+                {
+                    for (int k = aRow; k < KChunk; k += aStep)
+                        a4[k * bm4 + aCol] = u4[uBase + (long)(k0 + k) * coutPad4 + aCol];
+                    for (int k = bRow; k < KChunk; k += bStep)
+                        b4[k * bn4 + bCol] = v4[vBase + (long)(k0 + k) * tilesPad4 + bCol];
+                    Group.Barrier();
+                }
+                else if (more)
+                {
+                    long ua = (long)(k0 + KChunk) * coutPad4, vb = (long)(k0 + KChunk) * tilesPad4;
+                    pa0 = u4[aAt0 + ua]; if (aTwo) pa1 = u4[aAt1 + ua];
+                    pb0 = v4[bAt0 + vb]; if (bTwo) pb1 = v4[bAt1 + vb];
+                }
+                long aS = (long)stage * aStage + ty, bS = (long)stage * bStage + tx;
                 for (int k = 0; k < KChunk; k++)
                 {
-                    long ak = (long)k * bm4 + ty, bk = (long)k * bn4 + tx;
+                    long ak = aS + (long)k * bm4, bk = bS + (long)k * bn4;
                     acc.Step(a4[ak], a4[ak + bm4 / 2], b4[bk], b4[bk + bn4 / 2]);
                 }
+                if (pre && more)
+                {
+                    int aN = (stage ^ 1) * aStage, bN = (stage ^ 1) * bStage;
+                    a4[aN + aTo0] = pa0; if (aTwo) a4[aN + aTo1] = pa1;
+                    b4[bN + bTo0] = pb0; if (bTwo) b4[bN + bTo1] = pb1;
+                }
                 Group.Barrier();
+                if (pre) stage ^= 1;
             }
             var m4 = m.Cast<Float4>();
             long row0 = (long)xi * coutPad + m0 + ty * 4, row4 = row0 + bm / 2;

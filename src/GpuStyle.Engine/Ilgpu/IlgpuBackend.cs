@@ -23,11 +23,13 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
-    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 16 << 20)
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 16 << 20, int WinogradPrefetch = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (64 MB) — a pass takes as many
-    /// tiles as fit. Built and checked on the CPU, not yet timed on a GPU, so not the default.</summary>
+    /// tiles as fit; WinogradPrefetch 1 (0 turns it off, for comparison) double-buffers the GEMM's stages through
+    /// registers where both block sides are 64 or more. Built and checked on the CPU, not yet timed on a GPU, so not
+    /// the default.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
 
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
@@ -59,7 +61,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
         TileWidth: 4, TileHeight: 4, InputChunk: 3, GramSplits: 3, BlockedWidth: 8, BlockedHeight: 3, BlockedChunk: 5,
-        WinogradM: 16, WinogradN: 16, WinogradScratch: 4096);
+        WinogradM: 16, WinogradN: 16, WinogradScratch: 4096, WinogradPrefetch: 0);
 
     /// <summary>These options with another convolution; on the CPU accelerator (<paramref name="tiny"/>) the TF32
     /// kernel's smallest shape.</summary>
@@ -137,7 +139,7 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradWeights;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradGemm;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradGemm;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
@@ -251,7 +253,7 @@ public sealed class IlgpuBackend : IBackend
         {
             _winogradWeights = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformWeights);
             _winogradInput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformInput);
-            _winogradGemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
+            _winogradGemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
             _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformOutput);
         }
         if (launch.Conv == ConvKernel.Tf32)
@@ -434,7 +436,7 @@ public sealed class IlgpuBackend : IBackend
             int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
             _winogradInput!(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
             _winogradGemm!(new KernelConfig(new Index3D(nPad / bn, coutPad / bm, 16), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
-                SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn);
+                SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn, _launch.WinogradPrefetch);
             _winogradOutput!(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
         }
     }

@@ -1,0 +1,95 @@
+using GpuStyle.Engine;
+using GpuStyle.Engine.Ilgpu;
+using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// Winograd F(2×2, 3×3) beyond the shared agreement test (which runs the CPU backend's version and ILGPU's with
+/// 16×16 GEMM blocks): ILGPU's GEMM at the block sides a GPU uses — 64 and 128, where it double-buffers its stages
+/// through registers — with several stages, output-channel blocks and passes of tiles; and the weight transform.
+/// </summary>
+public class WinogradTests
+{
+    [Theory]
+    [InlineData(64, 64, 1)]     // 64 threads, 2 Float4s of A and of B a thread a stage
+    [InlineData(64, 128, 1)]    // 128 threads: 1 of A, 2 of B
+    [InlineData(128, 64, 1)]    // 128 threads: 2 of A, 1 of B
+    [InlineData(64, 64, 0)]     // the same block staged without prefetching
+    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch)
+    {
+        var launch = IlgpuLaunchOptions.Tiny with
+        {
+            Conv = ConvKernel.Winograd, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch,
+            WinogradScratch = 16 * 136 * bn,   // one block of tiles a pass: 84 tiles → 2 passes at 64, 1 at 128
+        };
+        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: bm * bn / 64 / 4));
+        // 67 inputs: 9 stages of 8 (the last one padded); 70 outputs: two 64-blocks, or one 128-block mostly padding.
+        const int cin = 67, cout = 70, h = 13, w = 23;
+        var rnd = new TestData(bm * 7 + bn + prefetch);
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w);
+        var wd = rnd.ConvWeights(cin, cout);
+        var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
+        using var x = b.Make(new Shape(cin, h, w), xd);
+        using var wt = b.Make(new Shape(cout, cin, 9), wd);
+        using var bias = b.Make(Shape.Vector(cout), bd);
+        using var y = b.Make(new Shape(cout, h, w), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        Assertions.Close(yRef, b.Read(y), 1e-4, $"Winograd forward, GEMM {bm}×{bn}, prefetch {prefetch}");
+        using var dy = b.Make(new Shape(cout, h, w), dyd);
+        using var mask = b.Make(new Shape(cout, h, w), yRef);
+        using var dx = b.Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, mask, wt, dx);
+        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 1e-4, $"Winograd backward, GEMM {bm}×{bn}, prefetch {prefetch}");
+    }
+
+    [Fact]
+    public void The_weight_transform_reproduces_the_kernel_through_the_output_transform()
+    {
+        // One output channel, one input channel: with V = Bᵀ d B for a 4×4 patch d, Aᵀ (U ⊙ V) A must be the 2×2
+        // correlation of d with g — checked in float64 on random patches, so a wrong entry of G (or of ξ's order)
+        // shows up here on its own, not only through a whole convolution.
+        var rnd = new Random(Environment.TickCount);
+        var g = Enumerable.Range(0, 9).Select(_ => (float)(rnd.NextDouble() - 0.5)).ToArray();
+        var u = new double[16];
+        Conv3x3.WinogradWeight(g, u);
+        double[,] bt = { { 1, 0, -1, 0 }, { 0, 1, 1, 0 }, { 0, -1, 1, 0 }, { 0, 1, 0, -1 } };
+        double[,] at = { { 1, 1, 1, 0 }, { 0, 1, -1, -1 } };
+        for (int trial = 0; trial < 20; trial++)
+        {
+            var dpatch = new double[4, 4];
+            for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) dpatch[i, j] = rnd.NextDouble() - 0.5;
+            var mm = new double[4, 4];
+            for (int a = 0; a < 4; a++)
+                for (int c = 0; c < 4; c++)
+                {
+                    double vac = 0;
+                    for (int i = 0; i < 4; i++) for (int j = 0; j < 4; j++) vac += bt[a, i] * dpatch[i, j] * bt[c, j];
+                    mm[a, c] = u[4 * a + c] * vac;
+                }
+            for (int p = 0; p < 2; p++)
+                for (int q = 0; q < 2; q++)
+                {
+                    double got = 0, want = 0;
+                    for (int a = 0; a < 4; a++) for (int c = 0; c < 4; c++) got += at[p, a] * mm[a, c] * at[q, c];
+                    for (int ky = 0; ky < 3; ky++) for (int kx = 0; kx < 3; kx++) want += g[3 * ky + kx] * dpatch[p + ky, q + kx];
+                    Assert.True(Math.Abs(got - want) < 1e-12, $"output ({p},{q}): {got} vs {want}");
+                }
+        }
+    }
+
+    [Fact]
+    public void A_pass_takes_as_many_tiles_as_the_scratch_holds_in_whole_blocks()
+    {
+        // V and M each hold 16 × max(CinPad, CoutPad) × tiles floats.
+        Assert.Equal(16384, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 65536, 128, 16 << 20));    // conv1_2 at 512²: 4 passes
+        Assert.Equal(1024, Conv3x3.IlgpuWinograd.TilesPerPass(512, 512, 1024, 128, 16 << 20));    // conv4 at 512²: all in one
+        Assert.Equal(128, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 100, 128, 16 << 20));        // padded to a block
+        Assert.Equal(128, Conv3x3.IlgpuWinograd.TilesPerPass(512, 512, 65536, 128, 1000));        // at least one block
+        Assert.Equal(1920, Conv3x3.IlgpuWinograd.TilesPerPass(512, 256, 65536, 128, (16 << 20) - 1)); // 2047.9 tiles → 15 blocks
+    }
+}
