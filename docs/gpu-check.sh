@@ -15,7 +15,7 @@
 #      MmaMinGroups=132, then all together) vs PyTorch/cuDNN
 #      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
 #      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
-#   4. one real 500-iteration transfer at 512 px, fp32 and --tf32, with wall times;
+#   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
 #   5. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
 #   6. VGG19: the same as 3 (one layer in the per-layer table: VGG19's layers have VGG16's shapes);
 #   7. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
@@ -122,9 +122,9 @@ fi
 
 if want 4; then
   step "4. one real transfer: 500 iterations at 512 px (partial real VGG19: content relu3_2, style relu1_1..relu3_1)"
-  for flag in "" "--tf32"; do
-    if [ -n "$flag" ]; then has tf32 || continue; else has blocked || continue; fi
-    name="tubingen-starry-512${flag:+-tf32}"
+  for flag in "" "--conv winograd" "--tf32"; do
+    case "$flag" in "") has blocked || continue;; *winograd) has winograd || continue;; *) has tf32 || continue;; esac
+    suffix=${flag##* }; name="tubingen-starry-512${flag:+-${suffix#--}}"
     timed bounded 90 "$B" transfer --device cuda $flag --quiet \
       --content .device/tubingen.jpg --style .device/starry_night.jpg --out "$OUT/$name.png" \
       --weights .device/vgg19_notop_blocks1-3.h5 --content-layers relu3_2 --style-layers relu1_1,relu2_1,relu3_1 \

@@ -17,6 +17,26 @@ public static class DeviceOption
         return device;
     }
 
+    /// <summary>`--conv`: which convolution runs; the device's own when left out.</summary>
+    public static Option<string?> CreateConv()
+    {
+        var conv = new Option<string?>("--conv")
+        {
+            Description = "the convolution: direct, tiled, blocked, winograd or tf32 on an ILGPU device; direct or winograd on the CPU backend (default: the device's own — blocked on a GPU, winograd on the CPU; --tf32 = --conv tf32)",
+        };
+        conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32", "winograd");
+        return conv;
+    }
+
+    /// <summary>The kernel --tf32 and --conv ask for together (null: the device's own); both naming different ones is an error.</summary>
+    public static GpuStyle.Engine.Ilgpu.ConvKernel? Kernel(bool tf32, string? conv)
+    {
+        var named = conv is null ? (GpuStyle.Engine.Ilgpu.ConvKernel?)null : Enum.Parse<GpuStyle.Engine.Ilgpu.ConvKernel>(conv, ignoreCase: true);
+        if (tf32 && named is not null and not GpuStyle.Engine.Ilgpu.ConvKernel.Tf32)
+            throw new InputException($"--tf32 runs the tensor-core convolution; --conv {conv} names another: give one of them");
+        return tf32 ? GpuStyle.Engine.Ilgpu.ConvKernel.Tf32 : named;
+    }
+
     public static Option<bool> CreateTf32() => new("--tf32")
     {
         Description = "convolutions on the GPU's tensor cores in TF32 (10-bit mantissa products, fp32 sums): faster, about 3 digits per product (default: fp32)",

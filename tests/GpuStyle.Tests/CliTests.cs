@@ -85,6 +85,26 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Transfer_by_Winograd_and_by_the_direct_convolution_start_from_the_same_losses()
+    {
+        // --conv picks the CPU backend's convolution: the two differ only in rounding, so iteration 0's losses agree.
+        // Every layer but the first has 16+ channels each way, so Winograd runs there (the small fixture has 4–8).
+        string weights = Path.Combine(_dir, "vgg16-16.h5");
+        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 5, [16, 17, 20, 24, 24], Seed: 9), weights);
+        double Total(string conv)
+        {
+            string log = Path.Combine(_dir, $"{conv}.jsonl");
+            var (code, _, err) = Gpustyle("transfer", "--content", _photo, "--style", _painting, "--conv", conv, "--weights", weights,
+                "--size", "40", "--iterations", "2", "--device", "cpu", "--quiet", "--out", Path.Combine(_dir, $"{conv}.png"), "--log", log);
+            Assert.True(code == 0, err);
+            using var doc = JsonDocument.Parse(File.ReadLines(log).First());
+            return doc.RootElement.GetProperty("total").GetDouble();
+        }
+        double winograd = Total("winograd"), direct = Total("direct");
+        Assert.True(Math.Abs(winograd - direct) <= 1e-5 * direct, $"iteration 0: {winograd} by Winograd, {direct} direct");
+    }
+
+    [Fact]
     public void Content_texture_and_layers_write_their_pictures()
     {
         foreach (var args in new[]
@@ -134,6 +154,8 @@ public sealed class CliTests : IDisposable
         { "not an HDF5 file", ["transfer", "--content", "{photo}", "--style", "{painting}", "--weights", "{photo}"] },
         { "Argument 'sgd' not recognized", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "sgd"] },
         { "computes in fp32 only", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32"] },   // with --device cpu
+        { "runs direct or winograd", ["transfer", "--content", "{photo}", "--style", "{painting}", "--conv", "blocked"] },
+        { "give one of them", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32", "--conv", "winograd"] },
     };
 
     [Theory]

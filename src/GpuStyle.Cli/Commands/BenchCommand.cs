@@ -18,8 +18,7 @@ public static class BenchCommand
         var size = new Option<int>("--size") { Description = "image size for the per-layer table", DefaultValueFactory = _ => 512 };
         var device = DeviceOption.Create();
         var tf32 = DeviceOption.CreateTf32();
-        var conv = new Option<string?>("--conv") { Description = "the convolution to time: direct, tiled, blocked, winograd or tf32 on an ILGPU device; direct or winograd on the CPU backend (default: the device's own; --tf32 = --conv tf32)" };
-        conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32", "winograd");
+        var conv = DeviceOption.CreateConv();
         var launch = new Option<string?>("--launch") { Description = "ILGPU launch shapes, e.g. BlockedWidth=64,BlockedHeight=8,BlockedChunk=16 (to compare tiles in one run)" };
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");
@@ -39,8 +38,7 @@ public static class BenchCommand
             var sizes = (r.GetValue(iterationSizes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
-            ConvKernel? variant = r.GetValue(tf32) ? ConvKernel.Tf32
-                : r.GetValue(conv) is { } name ? Enum.Parse<ConvKernel>(name, ignoreCase: true) : null;
+            var variant = DeviceOption.Kernel(r.GetValue(tf32), r.GetValue(conv));
             IBackend backend;
             try
             {

@@ -46,6 +46,7 @@ sealed class RunOptions
     public readonly Option<string> Init = new("--init") { Description = "random, content, style or an image file", DefaultValueFactory = _ => "random" };
     public readonly Option<string> Device = DeviceOption.Create();
     public readonly Option<bool> Tf32 = DeviceOption.CreateTf32();
+    public readonly Option<string?> Conv = DeviceOption.CreateConv();
     public readonly Option<int> SaveEvery = new("--save-every") { Description = "also write OUT-iterN.png every N iterations (0: never)", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Log = new("--log") { Description = "write a JSON-lines log of the losses to this file" };
     public readonly Option<bool> Quiet = new("--quiet") { Description = "no progress output" };
@@ -66,7 +67,7 @@ sealed class RunOptions
         c.Options.Add(TvWeight);
         if (content && contentLayers) c.Options.Add(ContentLayers);
         if (style) c.Options.Add(StyleLayers);
-        c.Options.Add(Pooling); c.Options.Add(Init); c.Options.Add(Device); c.Options.Add(Tf32); c.Options.Add(SaveEvery); c.Options.Add(Log); c.Options.Add(Quiet);
+        c.Options.Add(Pooling); c.Options.Add(Init); c.Options.Add(Device); c.Options.Add(Tf32); c.Options.Add(Conv); c.Options.Add(SaveEvery); c.Options.Add(Log); c.Options.Add(Quiet);
     }
 }
 
@@ -225,7 +226,7 @@ public static class RunCommands
 
     static IBackend OpenBackend(ParseResult r, RunOptions o, Prepared p, RunProgress progress)
     {
-        var backend = Backends.Open(r.GetValue(o.Device)!, r.GetValue(o.Tf32));
+        var backend = Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)));
         try
         {
             CheckMemory(backend, p);
