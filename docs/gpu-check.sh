@@ -158,7 +158,7 @@ if want 7; then
   for shape in "BlockedWidth=64,BlockedHeight=8" "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16" "BlockedWidth=16,BlockedHeight=16"; do
     has blocked && bounded 45 "$B" bench --device cuda --conv blocked --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
-  for shape in "WinogradM=64,WinogradN=128" "WinogradM=128,WinogradN=64" "WinogradM=64,WinogradN=64"; do
+  for shape in "WinogradScratch=16777216" "WinogradM=64,WinogradN=128" "WinogradM=128,WinogradN=64" "WinogradM=64,WinogradN=64"; do
     has winograd && bounded 45 "$B" bench --device cuda --conv winograd --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
   for shape in "MmaTileWidth=64,MmaTileHeight=4" "MmaWarpsCo=1,MmaTileWidth=32,MmaTileHeight=8"; do

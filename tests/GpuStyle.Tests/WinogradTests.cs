@@ -86,7 +86,8 @@ public class WinogradTests
     public void A_pass_takes_as_many_tiles_as_the_scratch_holds_in_whole_blocks()
     {
         // V and M each hold 16 × max(CinPad, CoutPad) × tiles floats.
-        Assert.Equal(16384, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 65536, 128, 16 << 20));    // conv1_2 at 512²: 4 passes
+        Assert.Equal(4096, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 65536, 128, 4 << 20));      // conv1_2 at 512², 16 MB: 16 passes
+        Assert.Equal(16384, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 65536, 128, 16 << 20));    // with 64 MB: 4 passes
         Assert.Equal(1024, Conv3x3.IlgpuWinograd.TilesPerPass(512, 512, 1024, 128, 16 << 20));    // conv4 at 512²: all in one
         Assert.Equal(128, Conv3x3.IlgpuWinograd.TilesPerPass(64, 64, 100, 128, 16 << 20));        // padded to a block
         Assert.Equal(128, Conv3x3.IlgpuWinograd.TilesPerPass(512, 512, 65536, 128, 1000));        // at least one block

@@ -23,11 +23,13 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
-    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 16 << 20, int WinogradPrefetch = 1)
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
-    /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (64 MB) — a pass takes as many
-    /// tiles as fit; WinogradPrefetch 1 (0 turns it off, for comparison) double-buffers the GEMM's stages through
+    /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
+    /// tiles as fit, and V and M together (32 MB) stay in an H100's or H200's 50 MB L2 between the kernel that
+    /// writes them and the one that reads them (counted: 7.2 GB of V and M traffic an iteration at 512², ≈ 2 ms if it
+    /// went to DRAM); WinogradPrefetch 1 (0 turns it off, for comparison) double-buffers the GEMM's stages through
     /// registers where both block sides are 64 or more. Built and checked on the CPU, not yet timed on a GPU, so not
     /// the default.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
