@@ -11,7 +11,7 @@
 #      kernels;
 #      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
 #   3. VGG16: ours (blocked fp32, Winograd fp32 — built on 2026-11-27, expected ≈ 2–3× the blocked kernel on
-#      the convolutions —, --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
+#      the convolutions — and Winograd with TF32 GEMMs (WinogradMma=1), --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
 #      MmaMinGroups=132, then all together) vs PyTorch/cuDNN
 #      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
 #      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
@@ -83,6 +83,12 @@ if want 2; then
   else
     echo "!! the TF32 Gram kernels disagree with the CPU backend: they are not timed below"
   fi
+  echo "-- --conv winograd --launch WinogradMma=1 (the Winograd GEMMs on tensor cores, TF32)"
+  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradMma=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok winograd-tf32"
+  else
+    echo "!! the TF32 Winograd GEMM disagrees with the CPU backend: it is not timed below"
+  fi
   [ -n "$ok" ] || { echo "no convolution kernel passed: stopping"; exit 1; }
 fi
 has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
@@ -112,6 +118,11 @@ if want 3; then
     bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"
   done
+  if has winograd-tf32; then
+    echo "-- ours: vgg16, --conv winograd --launch WinogradMma=1 (TF32 GEMMs: the TF32 candidate beside --tf32)"
+    bounded 60 "$B" bench --device cuda --conv winograd --launch WinogradMma=1 --network vgg16 --size 512 --layer relu3_2 \
+      --iteration-sizes 512,1024 --iterations 5 | tee "$OUT/bench-vgg16-winograd-tf32.txt"
+  fi
   if has winograd; then
     echo "-- ours: vgg16, --conv winograd without the GEMM's register double-buffering (WinogradPrefetch=0), for comparison"
     bounded 45 "$B" bench --device cuda --conv winograd --launch WinogradPrefetch=0 --network vgg16 --size 512 --layer relu3_2 \

@@ -386,10 +386,10 @@ public static partial class Conv3x3
 
         /// <summary>One thread a (ci, co) pair of the padded U: its 16 values (zero past Cin or Cout). With flip, the
         /// backward's kernel W′[co][ci][t] = w[ci][co][8−t] (cin, cout are then the backward's: w is cout × cin × 9
-        /// read as [ci][co]).</summary>
+        /// read as [ci][co]). With mma, for <see cref="GemmTensorCore"/>: U[ξ][co][ci] (A row-major), TF32-rounded.</summary>
         [KernelName("winograd_weights")]
         public static void TransformWeights(Index1D index, ArrayView<float> w, ArrayView<float> u, int cin, int cout,
-            int cinPad, int coutPad, int flip)
+            int cinPad, int coutPad, int flip, int mma)
         {
             int co = index % coutPad, ci = index / coutPad;
             float g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0, g8 = 0;
@@ -407,20 +407,22 @@ public static partial class Conv3x3
                 }
             }
             // G·g (rows a = 0..3 of three columns), then (G·g)·Gᵀ: U[a][b].
-            long plane = (long)cinPad * coutPad, at = (long)ci * coutPad + co;
-            WeightRow(u, at, plane, 0, g0, g1, g2);
-            WeightRow(u, at, plane, 1, (g0 + g3 + g6) * 0.5f, (g1 + g4 + g7) * 0.5f, (g2 + g5 + g8) * 0.5f);
-            WeightRow(u, at, plane, 2, (g0 - g3 + g6) * 0.5f, (g1 - g4 + g7) * 0.5f, (g2 - g5 + g8) * 0.5f);
-            WeightRow(u, at, plane, 3, g6, g7, g8);
+            long plane = (long)cinPad * coutPad, at = mma != 0 ? (long)co * cinPad + ci : (long)ci * coutPad + co;
+            WeightRow(u, at, plane, 0, g0, g1, g2, mma);
+            WeightRow(u, at, plane, 1, (g0 + g3 + g6) * 0.5f, (g1 + g4 + g7) * 0.5f, (g2 + g5 + g8) * 0.5f, mma);
+            WeightRow(u, at, plane, 2, (g0 - g3 + g6) * 0.5f, (g1 - g4 + g7) * 0.5f, (g2 - g5 + g8) * 0.5f, mma);
+            WeightRow(u, at, plane, 3, g6, g7, g8, mma);
         }
 
-        static void WeightRow(ArrayView<float> u, long at, long plane, int a, float h0, float h1, float h2)
+        static void WeightRow(ArrayView<float> u, long at, long plane, int a, float h0, float h1, float h2, int round)
         {
-            u[at + (4 * a) * plane] = h0;
-            u[at + (4 * a + 1) * plane] = (h0 + h1 + h2) * 0.5f;
-            u[at + (4 * a + 2) * plane] = (h0 - h1 + h2) * 0.5f;
-            u[at + (4 * a + 3) * plane] = h2;
+            u[at + (4 * a) * plane] = Tf32If(round, h0);
+            u[at + (4 * a + 1) * plane] = Tf32If(round, (h0 + h1 + h2) * 0.5f);
+            u[at + (4 * a + 2) * plane] = Tf32If(round, (h0 - h1 + h2) * 0.5f);
+            u[at + (4 * a + 3) * plane] = Tf32If(round, h2);
         }
+
+        static float Tf32If(int round, float v) => round != 0 ? IlgpuTensorCore.RoundTf32(v) : v;
 
         /// <summary>One thread a (ci, tile) of the pass (tiles t0 … t0+tiles−1 of the map's ⌈H/2⌉·⌈W/2⌉, row by row):
         /// V = Bᵀ d B of the 4×4 patch at rows 2r−1…2r+2, columns 2c−1…2c+2 (zero outside the map; with useMask, x
@@ -558,6 +560,27 @@ public static partial class Conv3x3
             m4[(row4 + 1) * tilesPad4 + c0] = acc.R5L; m4[(row4 + 1) * tilesPad4 + c1] = acc.R5H;
             m4[(row4 + 2) * tilesPad4 + c0] = acc.R6L; m4[(row4 + 2) * tilesPad4 + c1] = acc.R6H;
             m4[(row4 + 3) * tilesPad4 + c0] = acc.R7L; m4[(row4 + 3) * tilesPad4 + c1] = acc.R7H;
+        }
+
+        /// <summary>
+        /// The GEMMs on tensor cores (WinogradMma=1: TF32 products, fp32 sums): grid (TilesPad/side, CoutPad/side, 16),
+        /// group and shared memory as the TF32 Gram backward (<see cref="Gram.IlgpuTensorCore"/>, side = 32·warpsSide),
+        /// whose block it shares (<c>NnBlock</c>: mma.sync m16n8k8 from row-major A and B tiles, the convolution's
+        /// fragment layout and emulation). U from <see cref="TransformWeights"/> with mma (A = U[ξ], CoutPad × CinPad),
+        /// V as for <see cref="Gemm"/> (rounded to TF32 while staged). Both TF32 roundings apply to transformed values,
+        /// up to ≈ 4× the inputs and 2.25× the weights: expect errors a few times the TF32 convolution's.
+        /// </summary>
+        [KernelName("winograd_gemm_tf32_mma")]
+        public static void GemmTensorCore(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
+            int tilesPad, int warpsSide)
+        {
+            int side = Gram.IlgpuTensorCore.Side(warpsSide), xi = Grid.IdxZ, i0 = Grid.IdxY * side;
+            long j0 = (long)Grid.IdxX * side;
+            var acc = Gram.IlgpuTensorCore.NnBlock(u, (long)xi * coutPad * cinPad, cinPad, coutPad,
+                v, (long)xi * cinPad * tilesPad, tilesPad, tilesPad, cinPad, i0, j0, warpsSide);
+            int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
+            Gram.IlgpuTensorCore.Store(m, (long)xi * coutPad, coutPad, tilesPad, i0 + wm * 32 + (lane >> 2), j0 + wn * 32 + 2 * (lane & 3),
+                acc, 1f, accumulate: 0);
         }
 
         /// <summary>One thread a (co, tile) of the pass: y = Aᵀ M A (+ bias, ReLU) into the 2×2 outputs that lie in the map.</summary>

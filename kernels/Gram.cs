@@ -357,42 +357,58 @@ public static class Gram
         [KernelName("gram_backward_tf32_mma")]
         public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide)
         {
+            int i0 = Grid.IdxY * Side(warpsSide);
+            long k0 = (long)Grid.IdxX * Side(warpsSide);
+            var acc = NnBlock(s, 0, c, c, f, 0, n, n, c, i0, k0, warpsSide);
+            int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
+            Store(df, 0, c, n, i0 + wm * 32 + (lane >> 2), k0 + wn * 32 + 2 * (lane & 3), acc, 1f, accumulate: 1);
+        }
+
+        /// <summary>
+        /// A group's side × side block of the NN product C = A·B on tensor cores, in its warps' accumulators (warp
+        /// (wm, wn) holds rows i0 + 32wm…, columns j0 + 32wn…: see <see cref="Store"/>): A rows·k row-major from
+        /// aBase with row stride lda (rows valid below <paramref name="rows"/>; TF32-rounded by the caller), B k·columns
+        /// row-major from bBase with row stride ldb (columns valid below <paramref name="cols"/>; rounded here while
+        /// staging), k below <paramref name="kCount"/>. Shared the TF32 Gram backward and the TF32 Winograd GEMMs.
+        /// </summary>
+        internal static WarpAccumulators NnBlock(ArrayView<float> a, long aBase, long lda, int rows, ArrayView<float> b, long bBase,
+            long ldb, long cols, int kCount, int i0, long j0, int warpsSide)
+        {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
-            int i0 = Grid.IdxY * side, fStride = side + 8;
-            long k0 = (long)Grid.IdxX * side;
+            int bStride = side + 8;
             var shared = SharedMemory.GetDynamic<float>();
-            var sTile = shared.SubView(0, side * RowStride);             // [i][j]
-            var fTile = shared.SubView(side * RowStride, KChunk * fStride);   // [j][k]
+            var aTile = shared.SubView(0, side * RowStride);               // [i][k]
+            var bTile = shared.SubView(side * RowStride, KChunk * bStride);   // [k][j]
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
-            for (int j0 = 0; j0 < c; j0 += KChunk)
+            for (int k0 = 0; k0 < kCount; k0 += KChunk)
             {
                 for (int e = tid; e < side * KChunk; e += threads)
                 {
-                    // s's rows, 32 consecutive columns a row; F's rows, side consecutive positions a row.
-                    int row = e / KChunk, jj = e - row * KChunk, i = i0 + row, j = j0 + jj;
-                    sTile[row * RowStride + jj] = i < c && j < c ? s[i * c + j] : 0f;
-                    int fr = e / side, col = e - fr * side, jf = j0 + fr;
-                    long k = k0 + col;
-                    fTile[fr * fStride + col] = Conv3x3.IlgpuTensorCore.RoundTf32(jf < c && k < n ? f[jf * (long)n + k] : 0f);
+                    // A's rows, 32 consecutive k a row; B's rows, side consecutive columns a row.
+                    int row = e / KChunk, kk = e - row * KChunk, i = i0 + row, k = k0 + kk;
+                    aTile[row * RowStride + kk] = i < rows && k < kCount ? a[aBase + i * lda + k] : 0f;
+                    int br = e / side, col = e - br * side, kb = k0 + br;
+                    long j = j0 + col;
+                    bTile[br * bStride + col] = Conv3x3.IlgpuTensorCore.RoundTf32(kb < kCount && j < cols ? b[bBase + kb * ldb + j] : 0f);
                 }
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
                     long ra = (wm * 32 + g) * RowStride + k8 + q;
-                    FragmentA a0 = RowMajorA(sTile, ra), a1 = RowMajorA(sTile, ra + 16 * RowStride);
-                    long rb = (k8 + q) * fStride + wn * 32 + g, rb4 = rb + 4 * fStride;
-                    var b0 = new FragmentB(fTile[rb], fTile[rb4]);
-                    var b1 = new FragmentB(fTile[rb + 8], fTile[rb4 + 8]);
-                    var b2 = new FragmentB(fTile[rb + 16], fTile[rb4 + 16]);
-                    var b3 = new FragmentB(fTile[rb + 24], fTile[rb4 + 24]);
-                    Conv3x3.IlgpuTensorCore.WarpStep(shared, side * RowStride + KChunk * fStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                    FragmentA a0 = RowMajorA(aTile, ra), a1 = RowMajorA(aTile, ra + 16 * RowStride);
+                    long rb = (k8 + q) * bStride + wn * 32 + g, rb4 = rb + 4 * bStride;
+                    var b0 = new FragmentB(bTile[rb], bTile[rb4]);
+                    var b1 = new FragmentB(bTile[rb + 8], bTile[rb4 + 8]);
+                    var b2 = new FragmentB(bTile[rb + 16], bTile[rb4 + 16]);
+                    var b3 = new FragmentB(bTile[rb + 24], bTile[rb4 + 24]);
+                    Conv3x3.IlgpuTensorCore.WarpStep(shared, side * RowStride + KChunk * bStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                 }
                 Group.Barrier();
             }
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
-            Store(df, 0, c, n, i0 + wm * 32 + g, k0 + wn * 32 + 2 * q, acc, 1f, accumulate: 1);
+            return acc;
         }
 
         /// <summary>A lane's A fragment (row-major 16×8) from a tile of RowStride-long rows, at its (g, q): elements
@@ -402,7 +418,7 @@ public static class Gram
 
         /// <summary>Writes (or adds, scaled) a warp's 32×32 block: m-tile mi rows i + 16mi (+8), n-tile ni columns
         /// j + 8ni (+1) — the C fragment's (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1) — skipping what lies outside.</summary>
-        static void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, WarpAccumulators acc, float scale, int accumulate)
+        internal static void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, WarpAccumulators acc, float scale, int accumulate)
         {
             Put(m, offset, rows, cols, i, j, acc.C00, scale, accumulate); Put(m, offset, rows, cols, i, j + 8, acc.C01, scale, accumulate);
             Put(m, offset, rows, cols, i, j + 16, acc.C02, scale, accumulate); Put(m, offset, rows, cols, i, j + 24, acc.C03, scale, accumulate);

@@ -47,6 +47,44 @@ public class WinogradTests
         Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 1e-4, $"Winograd backward, GEMM {bm}×{bn}, prefetch {prefetch}");
     }
 
+    [Theory]
+    [InlineData(1)]   // one warp: 32-sided blocks
+    [InlineData(2)]   // 2×2 warps: 64-sided blocks, the GPU's shape (128 simulated threads)
+    public void Ilgpu_tf32_gemms_match_the_reference_to_tf32_precision(int warps)
+    {
+        // WinogradMma: the 16 GEMMs on tensor cores (mma.sync emulated here from its documented fragment layout).
+        // U and V are rounded to TF32 (2^-11) after the transforms, so the outputs are compared with the exact
+        // convolution at a TF32 level (measured 5–6e-4 of the largest output; the TF32 convolution's 2.4–3.0e-4);
+        // a wrong fragment, block or ξ offset is off by O(1) (reading V of the wrong ξ: 1.3–1.4).
+        int side = 32 * warps;
+        var launch = IlgpuLaunchOptions.Tiny with
+        {
+            Conv = ConvKernel.Winograd, WinogradMma = 1, MmaGramWarps = warps, WinogradScratch = 16 * 128 * side,
+        };
+        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        Assert.Contains("TF32 tensor-core GEMMs", b.Name);
+        Assert.True(b.Tf32Winograd);
+        const int cin = 37, cout = 70, h = 13, w = 23;   // 5 stages of 8, 3 or 2 output blocks, 84 tiles: 2–3 passes
+        var rnd = new TestData(Environment.TickCount ^ warps);
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w);
+        var wd = rnd.ConvWeights(cin, cout);
+        var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
+        using var x = b.Make(new Shape(cin, h, w), xd);
+        using var wt = b.Make(new Shape(cout, cin, 9), wd);
+        using var bias = b.Make(Shape.Vector(cout), bd);
+        using var y = b.Make(new Shape(cout, h, w), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        Assertions.Close(yRef, b.Read(y), 2e-3, $"TF32 Winograd forward, {warps}×{warps} warps");
+        using var dy = b.Make(new Shape(cout, h, w), dyd);
+        using var mask = b.Make(new Shape(cout, h, w), yRef);
+        using var dx = b.Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, mask, wt, dx);
+        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 2e-3, $"TF32 Winograd backward, {warps}×{warps} warps");
+    }
+
     [Fact]
     public void The_weight_transform_reproduces_the_kernel_through_the_output_transform()
     {

@@ -23,7 +23,7 @@ public static class AgreementCheck
         using var cpu = new CpuBackend();
         var results = new List<AgreementResult>();
         var random = new Random(seed);
-        double convBound = device is Ilgpu.IlgpuBackend { ConvVariant: Ilgpu.ConvKernel.Tf32 } ? Tf32Tolerance : Tolerance;
+        double convBound = device is Ilgpu.IlgpuBackend { ConvVariant: Ilgpu.ConvKernel.Tf32 } or Ilgpu.IlgpuBackend { Tf32Winograd: true } ? Tf32Tolerance : Tolerance;
         double gramBound = device is Ilgpu.IlgpuBackend { TensorCoreGram: true } ? Tf32Tolerance : Tolerance;
         foreach (var (cin, cout, h, w) in new[] { (3, 64, 37, 29), (64, 128, 32, 32), (17, 5, 13, 17), (256, 256, 16, 16) })
         {

@@ -23,15 +23,16 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
-    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1)
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
     /// tiles as fit, and V and M together (32 MB) stay in an H100's or H200's 50 MB L2 between the kernel that
     /// writes them and the one that reads them (counted: 7.2 GB of V and M traffic an iteration at 512², ≈ 2 ms if it
     /// went to DRAM); WinogradPrefetch 1 (0 turns it off, for comparison) double-buffers the GEMM's stages through
-    /// registers where both block sides are 64 or more. Built and checked on the CPU, not yet timed on a GPU, so not
-    /// the default.</summary>
+    /// registers where both block sides are 64 or more; WinogradMma 1 runs the GEMMs on tensor cores in TF32 instead
+    /// (blocks of 32·MmaGramWarps, as the TF32 Gram kernels). Built and checked on the CPU, not yet timed on a GPU, so
+    /// not the default.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
 
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
@@ -139,7 +140,8 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
     MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradWeights;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradWeights;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _winogradMma;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradGemm;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
@@ -156,7 +158,8 @@ public sealed class IlgpuBackend : IBackend
     {
         ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
-        ConvKernel.Winograd => $"Winograd F(2×2,3×3) conv, GEMM {_launch.WinogradM}×{_launch.WinogradN}",
+        ConvKernel.Winograd => _launch.WinogradMma != 0 ? $"Winograd F(2×2,3×3) conv, TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}"
+            : $"Winograd F(2×2,3×3) conv, GEMM {_launch.WinogradM}×{_launch.WinogradN}",
         ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}",
         _ => "direct conv",
     }})";
@@ -189,6 +192,9 @@ public sealed class IlgpuBackend : IBackend
             if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
                 || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > info.MaxThreadsPerGroup))
                 throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {info.MaxThreadsPerGroup} threads (M·N/64)");
+            if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0
+                && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
+                throw new ArgumentException($"the TF32 Winograd GEMM's {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps (MmaGramWarps) do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
             if (chosen.Conv == ConvKernel.Tf32)
             {
                 var mma = chosen.Mma(emulate: false);
@@ -253,7 +259,16 @@ public sealed class IlgpuBackend : IBackend
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
         if (launch.Conv == ConvKernel.Winograd)
         {
-            _winogradWeights = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformWeights);
+            _winogradWeights = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformWeights);
+            if (launch.WinogradMma != 0)
+                try
+                {
+                    _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
+                }
             _winogradInput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformInput);
             _winogradGemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
             _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformOutput);
@@ -325,6 +340,8 @@ public sealed class IlgpuBackend : IBackend
     public void Synchronize() => Accelerator.Synchronize();
 
     public ConvKernel ConvVariant => _launch.Conv;
+    /// <summary>True when the Winograd GEMMs run on tensor cores in TF32 (WinogradMma).</summary>
+    public bool Tf32Winograd => _winogradMma is not null;
     /// <summary>True when the Gram matrices run on tensor cores in TF32 (MmaGram).</summary>
     public bool TensorCoreGram => _launch.TensorCoreGram;
 
@@ -425,10 +442,11 @@ public sealed class IlgpuBackend : IBackend
     void ConvWinograd(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
         ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
     {
-        int bm = _launch.WinogradBlockFor(d.Cout), bn = _launch.WinogradN;
+        int warps = _launch.MmaGramWarps, side = Gram.IlgpuTensorCore.Side(warps);
+        int bm = _winogradMma is null ? _launch.WinogradBlockFor(d.Cout) : side, bn = _winogradMma is null ? _launch.WinogradN : side;
         int cinPad = Conv3x3.IlgpuWinograd.Pad(d.Cin, Conv3x3.IlgpuWinograd.KChunk), coutPad = Conv3x3.IlgpuWinograd.Pad(d.Cout, bm);
         var u = Scratch(ref _winogradU, 16L * cinPad * coutPad);
-        _winogradWeights!(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip);
+        _winogradWeights!(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip, _winogradMma is null ? 0 : 1);
         int tiles = (d.H + 1) / 2 * ((d.W + 1) / 2);
         int perPass = Conv3x3.IlgpuWinograd.TilesPerPass(cinPad, coutPad, tiles, bn, _launch.WinogradScratch);
         var v = Scratch(ref _winogradV, 16L * cinPad * perPass);
@@ -437,8 +455,12 @@ public sealed class IlgpuBackend : IBackend
         {
             int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
             _winogradInput!(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
-            _winogradGemm!(new KernelConfig(new Index3D(nPad / bn, coutPad / bm, 16), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
-                SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn, _launch.WinogradPrefetch);
+            if (_winogradMma is not null)
+                _winogradMma(new KernelConfig(new Index3D(nPad / side, coutPad / side, 16), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps);
+            else
+                _winogradGemm!(new KernelConfig(new Index3D(nPad / bn, coutPad / bm, 16), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn, _launch.WinogradPrefetch);
             _winogradOutput!(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
         }
     }
