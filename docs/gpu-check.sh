@@ -83,6 +83,12 @@ if want 2; then
   else
     echo "!! the TF32 Gram kernels disagree with the CPU backend: they are not timed below"
   fi
+  echo "-- --conv winograd --launch GramGemm=1 (the fp32 Gram backward by the SGEMM too)"
+  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch GramGemm=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok winograd-gramgemm"
+  else
+    echo "!! the SGEMM Gram backward disagrees with the CPU backend: it is not timed below"
+  fi
   echo "-- --conv winograd --launch WinogradMma=1 (the Winograd GEMMs on tensor cores, TF32)"
   if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradMma=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
     ok="$ok winograd-tf32"
@@ -118,6 +124,11 @@ if want 3; then
     bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"
   done
+  if has winograd-gramgemm; then
+    echo "-- ours: vgg16, --conv winograd --launch GramGemm=1 (the Gram backward by the SGEMM)"
+    bounded 45 "$B" bench --device cuda --conv winograd --launch GramGemm=1 --network vgg16 --size 512 --layer relu3_2 \
+      --iteration-sizes 512 --iterations 5 | tee "$OUT/bench-vgg16-winograd-gramgemm.txt"
+  fi
   if has winograd-tf32; then
     echo "-- ours: vgg16, --conv winograd --launch WinogradMma=1 (TF32 GEMMs: the TF32 candidate beside --tf32)"
     bounded 60 "$B" bench --device cuda --conv winograd --launch WinogradMma=1 --network vgg16 --size 512 --layer relu3_2 \

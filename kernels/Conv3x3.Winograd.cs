@@ -479,15 +479,17 @@ public static partial class Conv3x3
         public static int Threads(int bm, int bn) => bm * bn / 64;
         public static int SharedFloats(int bm, int bn) => 2 * KChunk * (bm + bn);   // two stages (one without prefetch)
 
-        /// <summary>Grid (TilesPad/BN, CoutPad/BM, 16), group BM·BN/64 threads (BM and BN multiples of 16): M[ξ] =
-        /// U[ξ]ᵀ · V[ξ] for ξ = grid z. Every size is padded (CinPad to 8, CoutPad to BM, TilesPad to BN), so nothing
-        /// is bounds-checked. With prefetch (and BM, BN ≥ 64, so that a thread stages at most 2 Float4s of each
+        /// <summary>Grid (TilesPad/BN, CoutPad/BM, batches), group BM·BN/64 threads (BM and BN multiples of 16): the
+        /// SGEMM C[z] (=, or += with accumulate) A[z]ᵀ·B[z] with A[z] CinPad × CoutPad, B[z] CinPad × TilesPad and C[z]
+        /// CoutPad × TilesPad, all row-major and back to back, z = grid z. For Winograd M[ξ] = U[ξ]ᵀ · V[ξ] (16
+        /// batches); for the fp32 Gram backward (GramGemm) dF += S·F in one batch (S symmetric, so Sᵀ = S). Every size
+        /// is a multiple of its block (CinPad of 8, CoutPad of BM, TilesPad of BN), so nothing is bounds-checked. With prefetch (and BM, BN ≥ 64, so that a thread stages at most 2 Float4s of each
         /// operand) the next stage's loads are issued into registers before the current stage's 512 FMAs and stored
         /// into the other of two shared stages after them: the loads' latency hides behind the arithmetic, and one
         /// barrier a stage instead of two.</summary>
-        [KernelName("winograd_gemm")]
+        [KernelName("sgemm_8x8")]
         public static void Gemm(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
-            int tilesPad, int bm, int bn, int prefetch)
+            int tilesPad, int bm, int bn, int prefetch, int accumulate)
         {
             int tid = Group.IdxX;
             int bm4 = bm / 4, bn4 = bn / 4, cols = bn / 8;   // Float4s a stage row; threads along a row of the block
@@ -554,14 +556,25 @@ public static partial class Conv3x3
             var m4 = m.Cast<Float4>();
             long row0 = (long)xi * coutPad + m0 + ty * 4, row4 = row0 + bm / 2;
             long c0 = n0 / 4 + tx, c1 = c0 + bn4 / 2;
-            m4[row0 * tilesPad4 + c0] = acc.R0L; m4[row0 * tilesPad4 + c1] = acc.R0H;
-            m4[(row0 + 1) * tilesPad4 + c0] = acc.R1L; m4[(row0 + 1) * tilesPad4 + c1] = acc.R1H;
-            m4[(row0 + 2) * tilesPad4 + c0] = acc.R2L; m4[(row0 + 2) * tilesPad4 + c1] = acc.R2H;
-            m4[(row0 + 3) * tilesPad4 + c0] = acc.R3L; m4[(row0 + 3) * tilesPad4 + c1] = acc.R3H;
-            m4[row4 * tilesPad4 + c0] = acc.R4L; m4[row4 * tilesPad4 + c1] = acc.R4H;
-            m4[(row4 + 1) * tilesPad4 + c0] = acc.R5L; m4[(row4 + 1) * tilesPad4 + c1] = acc.R5H;
-            m4[(row4 + 2) * tilesPad4 + c0] = acc.R6L; m4[(row4 + 2) * tilesPad4 + c1] = acc.R6H;
-            m4[(row4 + 3) * tilesPad4 + c0] = acc.R7L; m4[(row4 + 3) * tilesPad4 + c1] = acc.R7H;
+            Put(m4, row0 * tilesPad4 + c0, acc.R0L, accumulate); Put(m4, row0 * tilesPad4 + c1, acc.R0H, accumulate);
+            Put(m4, (row0 + 1) * tilesPad4 + c0, acc.R1L, accumulate); Put(m4, (row0 + 1) * tilesPad4 + c1, acc.R1H, accumulate);
+            Put(m4, (row0 + 2) * tilesPad4 + c0, acc.R2L, accumulate); Put(m4, (row0 + 2) * tilesPad4 + c1, acc.R2H, accumulate);
+            Put(m4, (row0 + 3) * tilesPad4 + c0, acc.R3L, accumulate); Put(m4, (row0 + 3) * tilesPad4 + c1, acc.R3H, accumulate);
+            Put(m4, row4 * tilesPad4 + c0, acc.R4L, accumulate); Put(m4, row4 * tilesPad4 + c1, acc.R4H, accumulate);
+            Put(m4, (row4 + 1) * tilesPad4 + c0, acc.R5L, accumulate); Put(m4, (row4 + 1) * tilesPad4 + c1, acc.R5H, accumulate);
+            Put(m4, (row4 + 2) * tilesPad4 + c0, acc.R6L, accumulate); Put(m4, (row4 + 2) * tilesPad4 + c1, acc.R6H, accumulate);
+            Put(m4, (row4 + 3) * tilesPad4 + c0, acc.R7L, accumulate); Put(m4, (row4 + 3) * tilesPad4 + c1, acc.R7H, accumulate);
+        }
+
+        /// <summary>C's 4 floats at <paramref name="at"/> = (or +=) the block's.</summary>
+        static void Put(ArrayView<Float4> c, long at, Float4 v, int accumulate)
+        {
+            if (accumulate != 0)
+            {
+                var old = c[at];
+                v.A += old.A; v.B += old.B; v.C += old.C; v.D += old.D;
+            }
+            c[at] = v;
         }
 
         /// <summary>

@@ -342,12 +342,14 @@ public static class Gram
             Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
         }
 
-        /// <summary>Launch with C·C threads: s[i,j] = (dG[i,j] + dG[j,i]) / N, TF32-rounded (the backward's A).</summary>
+        /// <summary>Launch with C·C threads: s[i,j] = (dG[i,j] + dG[j,i]) / N, TF32-rounded with round (the backward's
+        /// A; unrounded for the fp32 SGEMM backward, GramGemm).</summary>
         [KernelName("gram_symmetric_scaled")]
-        public static void SymmetricScaled(Index1D index, ArrayView<float> dg, ArrayView<float> s, int c, float scale)
+        public static void SymmetricScaled(Index1D index, ArrayView<float> dg, ArrayView<float> s, int c, float scale, int round)
         {
             int i = index / c, j = index - i * c;
-            s[index] = Conv3x3.IlgpuTensorCore.RoundTf32((dg[index] + dg[j * c + i]) * scale);
+            float v = (dg[index] + dg[j * c + i]) * scale;
+            s[index] = round != 0 ? Conv3x3.IlgpuTensorCore.RoundTf32(v) : v;
         }
 
         /// <summary>

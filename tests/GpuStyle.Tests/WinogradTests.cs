@@ -8,7 +8,8 @@ namespace GpuStyle.Tests;
 /// <summary>
 /// Winograd F(2×2, 3×3) beyond the shared agreement test (which runs the CPU backend's version and ILGPU's with
 /// 16×16 GEMM blocks): ILGPU's GEMM at the block sides a GPU uses — 64 and 128, where it double-buffers its stages
-/// through registers — with several stages, output-channel blocks and passes of tiles; and the weight transform.
+/// through registers — with several stages, output-channel blocks and passes of tiles; its TF32 variant; the same
+/// SGEMM as the fp32 Gram backward (GramGemm); and the weight transform.
 /// </summary>
 public class WinogradTests
 {
@@ -73,6 +74,28 @@ public class WinogradTests
         Assert.True(b.Tf32Winograd);
         // 37 inputs: 5 stages of 8; 70 outputs: 3 or 2 output blocks; 84 tiles: 3 or 2 passes.
         ForwardAndBackwardMatch(b, 37, Environment.TickCount ^ warps, 2e-3, $"TF32 GEMMs, {warps}×{warps} warps");
+    }
+
+    [Theory]
+    [InlineData(16, 16, 0, 32, 48)]     // the SGEMM with the tiny blocks: 2 row blocks, 3 column blocks
+    [InlineData(16, 16, 0, 48, 80)]
+    [InlineData(64, 64, 1, 64, 192)]    // the GPU's 64-sided blocks, prefetching: 8 stages, 3 column blocks
+    [InlineData(16, 16, 0, 33, 50)]     // sizes off the blocks: the blocked Gram kernel instead
+    public void Gram_backward_by_the_sgemm_matches_the_reference(int bm, int bn, int prefetch, int c, int n)
+    {
+        // GramGemm: dF += S·F, S = (dG + dGᵀ)/N, by the fp32 SGEMM where C and N fit its blocks.
+        var launch = IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked, GramGemm = 1, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch };
+        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: Math.Max(4, bm * bn / 64 / 4)));
+        var rnd = new TestData(Environment.TickCount ^ (c * n));
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        using var df = b.Make(new Shape(c, 1, n), startd);
+        b.GramBackwardAccumulate(f, dg, df);
+        var expected = Gram.Reference.Backward(fd, dgd, c, n).Zip(startd, (g, s) => g + s).ToArray();
+        Assertions.Close(expected, b.Read(df), 1e-5, $"Gram backward, {c}×{n}, SGEMM {bm}×{bn}");
     }
 
     [Fact]

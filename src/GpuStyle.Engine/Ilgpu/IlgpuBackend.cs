@@ -23,7 +23,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
-    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0)
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -31,8 +31,10 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// writes them and the one that reads them (counted: 7.2 GB of V and M traffic an iteration at 512², ≈ 2 ms if it
     /// went to DRAM); WinogradPrefetch 1 (0 turns it off, for comparison) double-buffers the GEMM's stages through
     /// registers where both block sides are 64 or more; WinogradMma 1 runs the GEMMs on tensor cores in TF32 instead
-    /// (blocks of 32·MmaGramWarps, as the TF32 Gram kernels). Built and checked on the CPU, not yet timed on a GPU, so
-    /// not the default.</summary>
+    /// (blocks of 32·MmaGramWarps, as the TF32 Gram kernels). GramGemm 1: with the blocked or Winograd convolutions,
+    /// the Gram backward dF += S·F runs the same fp32 SGEMM (8×8 a thread, against the blocked Gram's 4×4) where C is a
+    /// multiple of its block side and N of WinogradN (VGG at 512 px: every style layer). Built and checked on the
+    /// CPU, not yet timed on a GPU, so not the default.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
 
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
@@ -143,12 +145,13 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradWeights;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _winogradMma;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradGemm;
+    /// <summary>The fp32 SGEMM (Conv3x3.IlgpuWinograd.Gemm): Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>? _sgemm;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _gramSymmetric;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gramMmaBackward;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramS;
 
@@ -270,9 +273,12 @@ public sealed class IlgpuBackend : IBackend
                     throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
                 }
             _winogradInput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformInput);
-            _winogradGemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
             _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.TransformOutput);
         }
+        if (launch.Conv == ConvKernel.Winograd || UsesGramGemm(launch))
+            _sgemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
+        if (UsesGramGemm(launch))
+            _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
         if (launch.Conv == ConvKernel.Tf32)
         {
             try
@@ -290,7 +296,7 @@ public sealed class IlgpuBackend : IBackend
             try
             {
                 _gramMmaForward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTensorCore.ForwardPartial);
-                _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(Gram.IlgpuTensorCore.SymmetricScaled);
+                _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
                 _gramMmaBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTensorCore.BackwardAccumulate);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -434,7 +440,10 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <summary>Whether this convolution runs by Winograd: chosen, and 16 or more channels both ways (as on the CPU).</summary>
-    bool ByWinograd(ConvDims d) => _winogradGemm is not null && Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
+    bool ByWinograd(ConvDims d) => _launch.Conv == ConvKernel.Winograd && Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
+
+    /// <summary>GramGemm applies with the fp32 staged Gram kernels' convolutions (blocked, Winograd).</summary>
+    static bool UsesGramGemm(IlgpuLaunchOptions launch) => launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd;
 
     /// <summary>One convolution by Winograd F(2×2, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped for
     /// the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's mask
@@ -459,11 +468,15 @@ public sealed class IlgpuBackend : IBackend
                 _winogradMma(new KernelConfig(new Index3D(nPad / side, coutPad / side, 16), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
                     SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps);
             else
-                _winogradGemm!(new KernelConfig(new Index3D(nPad / bn, coutPad / bm, 16), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
-                    SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), u, v, m, cinPad, coutPad, nPad, bm, bn, _launch.WinogradPrefetch);
+                Sgemm(u, v, m, cinPad, coutPad, nPad, bm, bn, batches: 16, accumulate: 0);
             _winogradOutput!(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
         }
     }
+
+    /// <summary>C[z] (+)= A[z]ᵀ·B[z] for z &lt; batches by the fp32 SGEMM (sizes multiples of its blocks).</summary>
+    void Sgemm(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int k, int m, int n, int bm, int bn, int batches, int accumulate) =>
+        _sgemm!(new KernelConfig(new Index3D(n / bn, m / bm, batches), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), a, b, c, k, m, n, bm, bn, _launch.WinogradPrefetch, accumulate);
 
     /// <summary>One convolution by the fp32 staged kernel (version 2, or version 3 — also the TF32 variant's kernel for
     /// few-channel layers): the forward, or the backward as a forward on the flipped weights with the ReLU mask applied
@@ -584,9 +597,18 @@ public sealed class IlgpuBackend : IBackend
         {
             int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
             var sym = Scratch(ref _gramS, (long)c * c);
-            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n);
+            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 1);
             _gramMmaBackward(new KernelConfig(new Index2D((n + mside - 1) / mside, (c + mside - 1) / mside), new Index2D(Gram.IlgpuTensorCore.Threads(w), 1),
                 SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), sym, V(df), c, n, w);
+            return;
+        }
+        int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
+        if (_gramSymmetric is not null && _sgemm is not null && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
+        {
+            // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
+            var sym = Scratch(ref _gramS, (long)c * c);
+            _gramSymmetric(c * c, V(dg), sym, c, 1f / n, 0);
+            Sgemm(sym, V(f), V(df), c, c, n, gbm, gbn, batches: 1, accumulate: 1);
             return;
         }
         int t = _launch.TileWidth, side = _gramSide;
