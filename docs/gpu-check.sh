@@ -4,17 +4,19 @@
 # then run it with the device tool, carrying .device:   bash docs/gpu-check.sh   (timeout_s a little above BUDGET)
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
-#   STEPS="3 5" CONVS="blocked tf32" bash docs/gpu-check.sh     (CONVS: the kernels step 2 passed, when it is skipped)
+#   STEPS="3 5" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
+#   the variants' names are those step 2 adds: tf32-prefetch tf32-prefetch2 tf32-gram winograd-gramgemm winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32 and TF32
-#      kernels;
-#      a kernel that disagrees (or does not load) is left out of the timings, and the script stops if none passes;
-#   3. VGG16: ours (blocked fp32, Winograd fp32 — built on 2026-11-27, expected ≈ 2–3× the blocked kernel on
-#      the convolutions — and Winograd with TF32 GEMMs (WinogradMma=1), --tf32, and --tf32 with each opt-in variant: MmaPrefetch=1 and 2, MmaGram=1,
-#      MmaMinGroups=132, then all together) vs PyTorch/cuDNN
-#      (TF32 off and on) per iteration at 256, 512, 1024 px (the "+ full L-BFGS history" column times the
-#      vector-free L-BFGS of 2026-11-27: expected ≈ +0.5 ms at 512 where the classical recursion measured +7 ms);
+#      kernels and each opt-in variant; a kernel that disagrees (or does not load) is left out of the timings, and
+#      the script stops if none passes;
+#   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32, Winograd fp32 (built on 2026-11-27, expected
+#      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
+#      opt-in variant alone on relu3_2 and the 512² iteration: WinogradMma=1 (TF32 GEMMs), GramGemm=1,
+#      WinogradPrefetch=0 (for comparison), MmaPrefetch=1 and 2, MmaGram=1, MmaMinGroups=132, and combinations (the
+#      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
+#      recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
 #   5. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
 #   6. VGG19: the same as 3 (one layer in the per-layer table: VGG19's layers have VGG16's shapes);
@@ -101,45 +103,29 @@ has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
 
 if want 3; then
   step "3. VGG16 per iteration, ours and PyTorch (256, 512, 1024 px)"
+  # The defaults and the new Winograd kernels first, PyTorch right after: the comparison the targets need comes
+  # before the opt-in variants, which the budget may cut (rerun them with STEPS=3 and a shorter CONVS list).
   for conv in blocked winograd tf32; do
     has "$conv" || continue
     echo "-- ours: vgg16, --conv $conv"
     bounded 100 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-$conv.txt"
   done
-  if has tf32-prefetch; then
-    echo "-- ours: vgg16, --conv tf32 with the next chunk's patch prefetched (MmaPrefetch=1: built after the H200 run, to be timed)"
-    bounded 60 "$B" bench --device cuda --conv tf32 --launch MmaPrefetch=1 --network vgg16 --size 512 --iteration-sizes 512,1024 --iterations 5 \
-      | tee "$OUT/bench-vgg16-tf32-prefetch.txt"
-  fi
-  # Built after the H200 run, to be timed: each opt-in TF32 variant alone, then all together (those that passed step 2).
-  for variant in "tf32-prefetch2 MmaPrefetch=2" "tf32-gram MmaGram=1" "tf32-small MmaMinGroups=132" \
-                 "tf32-all MmaGram=1,MmaPrefetch=2,MmaMinGroups=132"; do
-    set -- $variant
-    has tf32 || continue
-    case "$2" in *MmaGram*) has tf32-gram || continue;; esac
-    case "$2" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
-    case "$2" in *MmaPrefetch=2*) has tf32-prefetch2 || continue;; esac
-    echo "-- ours: vgg16, --conv tf32 --launch $2"
-    bounded 60 "$B" bench --device cuda --conv tf32 --launch "$2" --network vgg16 --size 512 --layer relu4_2 --iteration-sizes 512 \
-      --iterations 5 | tee "$OUT/bench-vgg16-$1.txt"
-  done
-  if has winograd-gramgemm; then
-    echo "-- ours: vgg16, --conv winograd --launch GramGemm=1 (the Gram backward by the SGEMM)"
-    bounded 45 "$B" bench --device cuda --conv winograd --launch GramGemm=1 --network vgg16 --size 512 --layer relu3_2 \
-      --iteration-sizes 512 --iterations 5 | tee "$OUT/bench-vgg16-winograd-gramgemm.txt"
-  fi
-  if has winograd-tf32; then
-    echo "-- ours: vgg16, --conv winograd --launch WinogradMma=1 (TF32 GEMMs: the TF32 candidate beside --tf32)"
-    bounded 60 "$B" bench --device cuda --conv winograd --launch WinogradMma=1 --network vgg16 --size 512 --layer relu3_2 \
-      --iteration-sizes 512,1024 --iterations 5 | tee "$OUT/bench-vgg16-winograd-tf32.txt"
-  fi
-  if has winograd; then
-    echo "-- ours: vgg16, --conv winograd without the GEMM's register double-buffering (WinogradPrefetch=0), for comparison"
-    bounded 45 "$B" bench --device cuda --conv winograd --launch WinogradPrefetch=0 --network vgg16 --size 512 --layer relu3_2 \
-      --iteration-sizes 512 --iterations 5 | tee "$OUT/bench-vgg16-winograd-noprefetch.txt"
-  fi
   torch_sizes vgg16
+  # Opt-in variants, each alone on one layer and the 512² iteration (those that passed step 2): Winograd's first.
+  for variant in "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
+                 "winograd winograd WinogradPrefetch=0" "winograd winograd GramGemm=1,WinogradMma=1" \
+                 "tf32-prefetch tf32 MmaPrefetch=1" "tf32-prefetch2 tf32 MmaPrefetch=2" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=2,MmaMinGroups=132"; do
+    set -- $variant
+    has "$1" || continue
+    case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
+    case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
+    case "$3" in *MmaPrefetch=2*) has tf32-prefetch2 || continue;; esac
+    echo "-- ours: vgg16, --conv $2 --launch $3"
+    bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
+      --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"
+  done
 fi
 
 if want 4; then
