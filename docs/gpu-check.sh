@@ -150,7 +150,7 @@ fi
 
 if want 6; then
   step "6. VGG19 per iteration, ours and PyTorch"
-  for conv in blocked tf32; do
+  for conv in blocked winograd tf32; do
     has "$conv" || continue
     echo "-- ours: vgg19, --conv $conv"
     bounded 90 "$B" bench --device cuda --conv "$conv" --network vgg19 --layer relu1_1 --size 512 --iteration-sizes 256,512,1024 --iterations 5
