@@ -5,7 +5,8 @@
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
 #   STEPS="3 5" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
-#   the variants' names are those step 2 adds: tf32-prefetch tf32-prefetch2 tf32-gram winograd-gramgemm winograd-tf32)
+#   the variants' names are those step 2 adds: tf32-prefetch tf32-prefetch2 tf32-gram winograd-gramgemm winograd4
+#   winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32 and TF32
@@ -13,7 +14,8 @@
 #      the script stops if none passes;
 #   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32, Winograd fp32 (built on 2026-11-27, expected
 #      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
-#      opt-in variant alone on relu3_2 and the 512² iteration: WinogradMma=1 (TF32 GEMMs), GramGemm=1,
+#      opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1 (TF32
+#      GEMMs), GramGemm=1,
 #      WinogradPrefetch=0 (for comparison), MmaPrefetch=1 and 2, MmaGram=1, MmaMinGroups=132, and combinations (the
 #      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
 #      recursion measured +7 ms);
@@ -91,6 +93,12 @@ if want 2; then
   else
     echo "!! the SGEMM Gram backward disagrees with the CPU backend: it is not timed below"
   fi
+  echo "-- --conv winograd --launch WinogradTile=4 (F(4×4, 3×3))"
+  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradTile=4 --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok winograd4"
+  else
+    echo "!! F(4×4, 3×3) disagrees with the CPU backend: it is not timed below"
+  fi
   echo "-- --conv winograd --launch WinogradMma=1 (the Winograd GEMMs on tensor cores, TF32)"
   if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradMma=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
     ok="$ok winograd-tf32"
@@ -113,14 +121,16 @@ if want 3; then
   done
   torch_sizes vgg16
   # Opt-in variants, each alone on one layer and the 512² iteration (those that passed step 2): Winograd's first.
-  for variant in "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
+  for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
                  "winograd winograd WinogradPrefetch=0" "winograd winograd GramGemm=1,WinogradMma=1" \
+                 "winograd4 winograd WinogradTile=4,GramGemm=1" \
                  "tf32-prefetch tf32 MmaPrefetch=1" "tf32-prefetch2 tf32 MmaPrefetch=2" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=2,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue
     case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
     case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
+    case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
     case "$3" in *MmaPrefetch=2*) has tf32-prefetch2 || continue;; esac
     echo "-- ours: vgg16, --conv $2 --launch $3"
     bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \

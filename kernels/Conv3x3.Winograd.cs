@@ -23,6 +23,13 @@ using ILGPU.Runtime;
 
 namespace GpuStyle.Kernels;
 
+/// <summary>Six floats: a line of F(4×4, 3×3)'s 6×6 transforms (<see cref="Conv3x3.IlgpuWinograd"/>).</summary>
+public readonly struct Six
+{
+    public readonly float A, B, C, D, E, F;
+    public Six(float a, float b, float c, float d, float e, float f) { A = a; B = b; C = c; D = d; E = e; F = f; }
+}
+
 /// <summary>A thread's 8×8 register block in <see cref="Conv3x3.IlgpuWinograd"/>'s GEMM: rows r (4 of A's low
 /// quadrant, then 4 of its high one) × 8 columns (a low and a high Float4).</summary>
 public struct Block8x8
@@ -378,11 +385,12 @@ public static partial class Conv3x3
 
         public static int Pad(int n, int multiple) => (n + multiple - 1) / multiple * multiple;
 
-        /// <summary>Tiles a pass takes: as many as V and M fit in <paramref name="scratchFloats"/> each, in whole
-        /// BN-wide column blocks, at most all of them.</summary>
-        public static int TilesPerPass(int cinPad, int coutPad, int tiles, int bn, long scratchFloats)
+        /// <summary>Tiles a pass takes: as many as V and M (<paramref name="positions"/> = 16, or 36 for F(4×4, 3×3),
+        /// values a tile and channel) fit in <paramref name="scratchFloats"/> each, in whole BN-wide column blocks, at
+        /// most all of them.</summary>
+        public static int TilesPerPass(int cinPad, int coutPad, int tiles, int bn, long scratchFloats, int positions = 16)
         {
-            long fit = scratchFloats / (16L * Math.Max(cinPad, coutPad)) / bn * bn;
+            long fit = scratchFloats / ((long)positions * Math.Max(cinPad, coutPad)) / bn * bn;
             return (int)Math.Max(bn, Math.Min(fit, Pad(tiles, bn)));
         }
 
@@ -575,6 +583,158 @@ public static partial class Conv3x3
                 v.A += old.A; v.B += old.B; v.C += old.C; v.D += old.D;
             }
             c[at] = v;
+        }
+
+        // F(4×4, 3×3) (WinogradTile=4): 36 products per 4×4 outputs and channel pair instead of 144 — 1.78× fewer than
+        // F(2×2, 3×3)'s 16 per 4 — and V and M 36/16 of the map's size instead of 16/4: less traffic too. The
+        // interpolation points 0, ±1, ±2, ∞ (Lavin & Gray):
+        //   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1]
+        //   G  = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1]
+        //   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
+        // Their entries reach 5 and 8, so rounding grows more than F(2×2)'s (still ~1e-6 of the outputs in fp32).
+        // Each 2-D transform is the 1-D one down the columns, then along the rows (the 6×6 transposes are register
+        // names, no data movement).
+
+        /// <summary>Bᵀ·d for one line of 6 inputs.</summary>
+        public static Six InputLine(Six d) => new(4 * d.A - 5 * d.C + d.E, d.D + d.E - 4 * (d.B + d.C), 4 * (d.B - d.C) - d.D + d.E,
+            2 * (d.D - d.B) - d.C + d.E, 2 * (d.B - d.D) - d.C + d.E, 4 * d.B - 5 * d.D + d.F);
+
+        /// <summary>G·g for one line of 3 weights.</summary>
+        public static Six WeightLine(float g0, float g1, float g2) => new(g0 * 0.25f, -(g0 + g1 + g2) / 6f, -(g0 - g1 + g2) / 6f,
+            g0 / 24f + g1 / 12f + g2 / 6f, g0 / 24f - g1 / 12f + g2 / 6f, g2);
+
+        /// <summary>Aᵀ·m for one line of 6 products: 4 outputs.</summary>
+        public static Float4 OutputLine(Six m) => new()
+        {
+            A = m.A + m.B + m.C + m.D + m.E,
+            B = m.B - m.C + 2 * (m.D - m.E),
+            C = m.B + m.C + 4 * (m.D + m.E),
+            D = m.B - m.C + 8 * (m.D - m.E) + m.F,
+        };
+
+        /// <summary>U = G g Gᵀ (36 values, ξ = 6a + b) of one 3×3 kernel g (row-major k0…k8).</summary>
+        public static void WeightTile4(float k0, float k1, float k2, float k3, float k4, float k5, float k6, float k7, float k8,
+            out Six u0, out Six u1, out Six u2, out Six u3, out Six u4, out Six u5)
+        {
+            Six c0 = WeightLine(k0, k3, k6), c1 = WeightLine(k1, k4, k7), c2 = WeightLine(k2, k5, k8);   // columns: (G g)[a][kx]
+            u0 = WeightLine(c0.A, c1.A, c2.A); u1 = WeightLine(c0.B, c1.B, c2.B); u2 = WeightLine(c0.C, c1.C, c2.C);
+            u3 = WeightLine(c0.D, c1.D, c2.D); u4 = WeightLine(c0.E, c1.E, c2.E); u5 = WeightLine(c0.F, c1.F, c2.F);
+        }
+
+        /// <summary>V = Bᵀ d B of a 6×6 patch given as its rows.</summary>
+        public static void InputTile4(Six r0, Six r1, Six r2, Six r3, Six r4, Six r5,
+            out Six v0, out Six v1, out Six v2, out Six v3, out Six v4, out Six v5)
+        {
+            Six c0 = InputLine(new(r0.A, r1.A, r2.A, r3.A, r4.A, r5.A)), c1 = InputLine(new(r0.B, r1.B, r2.B, r3.B, r4.B, r5.B));
+            Six c2 = InputLine(new(r0.C, r1.C, r2.C, r3.C, r4.C, r5.C)), c3 = InputLine(new(r0.D, r1.D, r2.D, r3.D, r4.D, r5.D));
+            Six c4 = InputLine(new(r0.E, r1.E, r2.E, r3.E, r4.E, r5.E)), c5 = InputLine(new(r0.F, r1.F, r2.F, r3.F, r4.F, r5.F));
+            v0 = InputLine(new(c0.A, c1.A, c2.A, c3.A, c4.A, c5.A)); v1 = InputLine(new(c0.B, c1.B, c2.B, c3.B, c4.B, c5.B));
+            v2 = InputLine(new(c0.C, c1.C, c2.C, c3.C, c4.C, c5.C)); v3 = InputLine(new(c0.D, c1.D, c2.D, c3.D, c4.D, c5.D));
+            v4 = InputLine(new(c0.E, c1.E, c2.E, c3.E, c4.E, c5.E)); v5 = InputLine(new(c0.F, c1.F, c2.F, c3.F, c4.F, c5.F));
+        }
+
+        /// <summary>Y = Aᵀ M A (4×4) of a tile's 36 products given as rows of M.</summary>
+        public static void OutputTile4(Six m0, Six m1, Six m2, Six m3, Six m4, Six m5,
+            out Float4 y0, out Float4 y1, out Float4 y2, out Float4 y3)
+        {
+            Float4 c0 = OutputLine(new(m0.A, m1.A, m2.A, m3.A, m4.A, m5.A)), c1 = OutputLine(new(m0.B, m1.B, m2.B, m3.B, m4.B, m5.B));
+            Float4 c2 = OutputLine(new(m0.C, m1.C, m2.C, m3.C, m4.C, m5.C)), c3 = OutputLine(new(m0.D, m1.D, m2.D, m3.D, m4.D, m5.D));
+            Float4 c4 = OutputLine(new(m0.E, m1.E, m2.E, m3.E, m4.E, m5.E)), c5 = OutputLine(new(m0.F, m1.F, m2.F, m3.F, m4.F, m5.F));
+            y0 = OutputLine(new(c0.A, c1.A, c2.A, c3.A, c4.A, c5.A)); y1 = OutputLine(new(c0.B, c1.B, c2.B, c3.B, c4.B, c5.B));
+            y2 = OutputLine(new(c0.C, c1.C, c2.C, c3.C, c4.C, c5.C)); y3 = OutputLine(new(c0.D, c1.D, c2.D, c3.D, c4.D, c5.D));
+        }
+
+        /// <summary>As <see cref="TransformWeights"/>, for F(4×4, 3×3): U's 36 values of a (ci, co) pair.</summary>
+        [KernelName("winograd4_weights")]
+        public static void TransformWeights4(Index1D index, ArrayView<float> w, ArrayView<float> u, int cin, int cout,
+            int cinPad, int coutPad, int flip, int mma)
+        {
+            int co = index % coutPad, ci = index / coutPad;
+            float g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0, g8 = 0;
+            if (ci < cin && co < cout)
+            {
+                if (flip == 0)
+                {
+                    long b = ((long)co * cin + ci) * 9;
+                    g0 = w[b]; g1 = w[b + 1]; g2 = w[b + 2]; g3 = w[b + 3]; g4 = w[b + 4]; g5 = w[b + 5]; g6 = w[b + 6]; g7 = w[b + 7]; g8 = w[b + 8];
+                }
+                else
+                {
+                    long b = ((long)ci * cout + co) * 9;
+                    g0 = w[b + 8]; g1 = w[b + 7]; g2 = w[b + 6]; g3 = w[b + 5]; g4 = w[b + 4]; g5 = w[b + 3]; g6 = w[b + 2]; g7 = w[b + 1]; g8 = w[b];
+                }
+            }
+            WeightTile4(g0, g1, g2, g3, g4, g5, g6, g7, g8, out var u0, out var u1, out var u2, out var u3, out var u4, out var u5);
+            long plane = (long)cinPad * coutPad, at = mma != 0 ? (long)co * cinPad + ci : (long)ci * coutPad + co;
+            StoreLine(u, at, plane, 0, u0, mma); StoreLine(u, at, plane, 1, u1, mma); StoreLine(u, at, plane, 2, u2, mma);
+            StoreLine(u, at, plane, 3, u3, mma); StoreLine(u, at, plane, 4, u4, mma); StoreLine(u, at, plane, 5, u5, mma);
+        }
+
+        static void StoreLine(ArrayView<float> t, long at, long plane, int a, Six line, int round)
+        {
+            long row = at + 6L * a * plane;
+            t[row] = Tf32If(round, line.A); t[row + plane] = Tf32If(round, line.B); t[row + 2 * plane] = Tf32If(round, line.C);
+            t[row + 3 * plane] = Tf32If(round, line.D); t[row + 4 * plane] = Tf32If(round, line.E); t[row + 5 * plane] = Tf32If(round, line.F);
+        }
+
+        /// <summary>As <see cref="TransformInput"/>, for F(4×4, 3×3): the 6×6 patch at rows 4r−1…4r+4, columns
+        /// 4c−1…4c+4 of tile (r, c) of the ⌈H/4⌉·⌈W/4⌉.</summary>
+        [KernelName("winograd4_input")]
+        public static void TransformInput4(Index1D index, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> v,
+            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask)
+        {
+            int t = index % tilesPad, ci = index / tilesPad;
+            long plane = (long)cinPad * tilesPad, at = (long)ci * tilesPad + t;
+            Six r0 = default, r1 = default, r2 = default, r3 = default, r4 = default, r5 = default;
+            if (ci < c && t < tiles)
+            {
+                int tw = (w + 3) / 4, tile = t0 + t, r = tile / tw, col = tile - r * tw;
+                int y0 = 4 * r - 1, x0 = 4 * col - 1;
+                long basePlane = (long)ci * h * w;
+                r0 = PatchRow(x, mask, useMask, basePlane, h, w, y0, x0); r1 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 1, x0);
+                r2 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 2, x0); r3 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 3, x0);
+                r4 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 4, x0); r5 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 5, x0);
+            }
+            InputTile4(r0, r1, r2, r3, r4, r5, out var v0, out var v1, out var v2, out var v3, out var v4, out var v5);
+            StoreLine(v, at, plane, 0, v0, 0); StoreLine(v, at, plane, 1, v1, 0); StoreLine(v, at, plane, 2, v2, 0);
+            StoreLine(v, at, plane, 3, v3, 0); StoreLine(v, at, plane, 4, v4, 0); StoreLine(v, at, plane, 5, v5, 0);
+        }
+
+        static Six PatchRow(ArrayView<float> x, ArrayView<float> mask, int useMask, long basePlane, int h, int w, int yy, int x0) => new(
+            Load(x, mask, useMask, basePlane, h, w, yy, x0), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 1),
+            Load(x, mask, useMask, basePlane, h, w, yy, x0 + 2), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 3),
+            Load(x, mask, useMask, basePlane, h, w, yy, x0 + 4), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 5));
+
+        /// <summary>As <see cref="TransformOutput"/>, for F(4×4, 3×3): the 4×4 outputs of a tile that lie in the map.</summary>
+        [KernelName("winograd4_output")]
+        public static void TransformOutput4(Index1D index, ArrayView<float> m, ArrayView<float> b, ArrayView<float> y,
+            int cout, int h, int w, int coutPad, int tilesPad, int t0, int tiles, int relu, int hasBias)
+        {
+            int t = index % tiles, co = index / tiles;
+            long plane = (long)coutPad * tilesPad, at = (long)co * tilesPad + t;
+            OutputTile4(MRow(m, at, plane, 0), MRow(m, at, plane, 1), MRow(m, at, plane, 2), MRow(m, at, plane, 3),
+                MRow(m, at, plane, 4), MRow(m, at, plane, 5), out var y0, out var y1, out var y2, out var y3);
+            float bias = hasBias != 0 ? b[co] : 0f;
+            int tw = (w + 3) / 4, tile = t0 + t, r = tile / tw, col = tile - r * tw, oy = 4 * r, ox = 4 * col;
+            long o = ((long)co * h + oy) * w + ox;
+            StoreRow4(y, o, y0, bias, relu, w - ox);
+            if (oy + 1 < h) StoreRow4(y, o + w, y1, bias, relu, w - ox);
+            if (oy + 2 < h) StoreRow4(y, o + 2 * w, y2, bias, relu, w - ox);
+            if (oy + 3 < h) StoreRow4(y, o + 3 * w, y3, bias, relu, w - ox);
+        }
+
+        static Six MRow(ArrayView<float> m, long at, long plane, int a)
+        {
+            long row = at + 6L * a * plane;
+            return new(m[row], m[row + plane], m[row + 2 * plane], m[row + 3 * plane], m[row + 4 * plane], m[row + 5 * plane]);
+        }
+
+        static void StoreRow4(ArrayView<float> y, long o, Float4 v, float bias, int relu, int room)
+        {
+            StoreOutput(y, o, v.A + bias, relu);
+            if (room > 1) StoreOutput(y, o + 1, v.B + bias, relu);
+            if (room > 2) StoreOutput(y, o + 2, v.C + bias, relu);
+            if (room > 3) StoreOutput(y, o + 3, v.D + bias, relu);
         }
 
         /// <summary>

@@ -14,27 +14,43 @@ namespace GpuStyle.Tests;
 public class WinogradTests
 {
     [Theory]
-    [InlineData(64, 64, 1)]     // 64 threads, 2 Float4s of A and of B a thread a stage
-    [InlineData(64, 128, 1)]    // 128 threads: 1 of A, 2 of B
-    [InlineData(128, 64, 1)]    // 128 threads: 2 of A, 1 of B
-    [InlineData(64, 64, 0)]     // the same block staged without prefetching
-    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch)
+    [InlineData(64, 64, 1, 2)]     // 64 threads, 2 Float4s of A and of B a thread a stage
+    [InlineData(64, 128, 1, 2)]    // 128 threads: 1 of A, 2 of B
+    [InlineData(128, 64, 1, 2)]    // 128 threads: 2 of A, 1 of B
+    [InlineData(64, 64, 0, 2)]     // the same block staged without prefetching
+    [InlineData(64, 64, 1, 4)]     // F(4×4, 3×3): 36 GEMMs
+    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch, int tile)
     {
         var launch = IlgpuLaunchOptions.Tiny with
         {
-            Conv = ConvKernel.Winograd, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch,
+            Conv = ConvKernel.Winograd, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch, WinogradTile = tile,
             WinogradScratch = 16 * 136 * bn,   // one block of tiles a pass: 84 tiles → 2 passes at 64, 1 at 128
         };
         using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: bm * bn / 64 / 4));
         // 67 inputs: 9 stages of 8 (the last one padded); 70 outputs: two 64-blocks, or one 128-block mostly padding.
-        ForwardAndBackwardMatch(b, 67, bm * 7 + bn + prefetch, 1e-4, $"GEMM {bm}×{bn}, prefetch {prefetch}");
+        ForwardAndBackwardMatch(b, 67, bm * 7 + bn + prefetch, 1e-4, $"GEMM {bm}×{bn}, prefetch {prefetch}, F({tile}×{tile})");
     }
 
-    /// <summary>A 13×23 map (84 tiles, odd both ways) of cin → 70 channels: the forward with bias and ReLU and the
-    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
-    static void ForwardAndBackwardMatch(IlgpuBackend b, int cin, int seed, double tolerance, string what)
+    [Theory]
+    [InlineData(16, 16, 1, 1)]
+    [InlineData(17, 19, 13, 11)]
+    [InlineData(21, 16, 5, 53)]
+    [InlineData(18, 40, 8, 8)]
+    [InlineData(33, 17, 9, 30)]
+    public void Ilgpu_f4x4_matches_the_reference_on_awkward_shapes(int cin, int cout, int h, int w)
     {
-        const int cout = 70, h = 13, w = 23;
+        // F(4×4, 3×3) with the tiny 16×16 blocks and 4096-float scratch (several passes past 7 tiles at 16+ channels):
+        // maps not multiples of 4 (tiles half outside), one pixel, channel counts off the blocks.
+        var launch = IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, WinogradTile = 4 };
+        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, CpuSimulation.Small);
+        Assert.Contains("F(4×4,3×3)", b.Name);
+        ForwardAndBackwardMatch(b, cin, cin * 31 + cout * h + w, 1e-4, $"F(4×4), {cin}→{cout} {h}×{w}", cout, h, w);
+    }
+
+    /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
+    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
+    static void ForwardAndBackwardMatch(IlgpuBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
+    {
         var rnd = new TestData(seed);
         var d = new ConvDims(cin, cout, h, w);
         var xd = rnd.UniformF32(cin * h * w);
@@ -76,6 +92,16 @@ public class WinogradTests
         ForwardAndBackwardMatch(b, 37, Environment.TickCount ^ warps, 2e-3, $"TF32 GEMMs, {warps}×{warps} warps");
     }
 
+    [Fact]
+    public void Tf32_gemms_with_f4x4_are_refused()
+    {
+        // F(4×4, 3×3)'s transforms reach 10× the inputs a stage: with TF32 GEMMs the outputs were 6–9e-3 off (of the
+        // largest output), past the 5e-3 bench --check allows TF32 — not a combination to offer.
+        var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Open("ilgpu-cpu",
+            IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, WinogradMma = 1, WinogradTile = 4 }, CpuSimulation.Small));
+        Assert.Contains("WinogradTile=2", e.Message);
+    }
+
     [Theory]
     [InlineData(16, 16, 0, 32, 48)]     // the SGEMM with the tiny blocks: 2 row blocks, 3 column blocks
     [InlineData(16, 16, 0, 48, 80)]
@@ -96,6 +122,36 @@ public class WinogradTests
         b.GramBackwardAccumulate(f, dg, df);
         var expected = Gram.Reference.Backward(fd, dgd, c, n).Zip(startd, (g, s) => g + s).ToArray();
         Assertions.Close(expected, b.Read(df), 1e-5, $"Gram backward, {c}×{n}, SGEMM {bm}×{bn}");
+    }
+
+    [Fact]
+    public void The_f4x4_transforms_reproduce_the_kernel()
+    {
+        // F(4×4, 3×3)'s three transforms as the GPU kernels compute them (float): Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A must be the
+        // 4×4 correlation of a 6×6 patch d with g, to float rounding.
+        var rnd = new Random(Environment.TickCount);
+        float R() => (float)(rnd.NextDouble() - 0.5);
+        for (int trial = 0; trial < 20; trial++)
+        {
+            var g = Enumerable.Range(0, 9).Select(_ => R()).ToArray();
+            var d = new float[6, 6];
+            for (int i = 0; i < 6; i++) for (int j = 0; j < 6; j++) d[i, j] = R();
+            Six Row(int i) => new(d[i, 0], d[i, 1], d[i, 2], d[i, 3], d[i, 4], d[i, 5]);
+            Conv3x3.IlgpuWinograd.WeightTile4(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], out var u0, out var u1, out var u2, out var u3, out var u4, out var u5);
+            Conv3x3.IlgpuWinograd.InputTile4(Row(0), Row(1), Row(2), Row(3), Row(4), Row(5), out var v0, out var v1, out var v2, out var v3, out var v4, out var v5);
+            static Six Times(Six a, Six b) => new(a.A * b.A, a.B * b.B, a.C * b.C, a.D * b.D, a.E * b.E, a.F * b.F);
+            Conv3x3.IlgpuWinograd.OutputTile4(Times(u0, v0), Times(u1, v1), Times(u2, v2), Times(u3, v3), Times(u4, v4), Times(u5, v5),
+                out var y0, out var y1, out var y2, out var y3);
+            var y = new[] { y0, y1, y2, y3 };
+            for (int p = 0; p < 4; p++)
+                for (int q = 0; q < 4; q++)
+                {
+                    double want = 0;
+                    for (int ky = 0; ky < 3; ky++) for (int kx = 0; kx < 3; kx++) want += g[3 * ky + kx] * (double)d[p + ky, q + kx];
+                    float got = q switch { 0 => y[p].A, 1 => y[p].B, 2 => y[p].C, _ => y[p].D };
+                    Assert.True(Math.Abs(got - want) < 1e-5, $"F(4×4) output ({p},{q}): {got} vs {want}");
+                }
+        }
     }
 
     [Fact]
