@@ -21,9 +21,13 @@ public static class MemoryPlan
         long network = 2 * Floats(output);                               // activations and their gradients
         long targets = Floats(largestStyle) + Floats(output) / 2;        // a target network at a time, kept features
         long scratch = spec.OutputShapes(output).Take(depth).Max(s => (long)s.C * (s.H + 2) * (s.W + 32));
+        // Winograd's V and M on a GPU: 4 values an activation each for F(2×2, 3×3), at most WinogradScratch (4M floats) each.
+        long winograd = Math.Min(2L * (4 << 20), 8 * spec.OutputShapes(output).Take(depth).Max(s => (long)s.Size));
         long optimizer = (long)output.Size * (settings.Optimizer == OptimizerKind.Adam ? 4 : 6 + 2L * Math.Min(settings.History, Math.Max(1, settings.Iterations)));
-        long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 3);   // weights + packed copies
-        return 4 * (network + targets + scratch + optimizer + weights);
+        // The weights, their packed copies for the direct kernels (forward and backward) and Winograd's transformed
+        // ones (16/9 of them each way on the CPU; 16/9, or 36/9 for F(4×4), of the largest layer's on a GPU).
+        long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 7);
+        return 4 * (network + targets + scratch + winograd + optimizer + weights);
     }
 
     /// <summary>The largest longest side (a multiple of 16) whose estimate fits in the budget, or 0.</summary>
