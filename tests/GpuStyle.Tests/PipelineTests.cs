@@ -203,7 +203,9 @@ public class MemoryPlanTests
         var spec = new NetworkSpec(3, layers);
         var settings = new RunSettings { History = 100, Iterations = 500 };
         long At(int size) => MemoryPlan.Estimate(spec, new Shape(3, size, size), new Shape(3, size, size), 4, settings);
-        Assert.True(At(256) > 3.5 * At(128));            // about quadratic in the side
+        // About quadratic in the side once past the fixed parts (Winograd's GPU scratch is at most 32 MB).
+        Assert.True(At(1024) > 3.5 * At(512));
+        Assert.True(At(256) > 2 * At(128));
         // 64 floats of activations a pixel ×2 (+ gradients), plus 206 image-sized optimiser vectors: > 1 KB a pixel.
         Assert.True(At(512) > 512L * 512 * 1000);
         long budget = At(300);
