@@ -70,6 +70,24 @@ public static partial class Conv3x3
         }
     }
 
+    /// <summary>F(4×4, 3×3)'s weight transform U = G g Gᵀ in float64: 36 values, ξ = 6a + b (G as in IlgpuWinograd).</summary>
+    public static void WinogradWeight4(ReadOnlySpan<float> g9, Span<double> u36)
+    {
+        static void Line(double g0, double g1, double g2, Span<double> o)
+        {
+            o[0] = g0 / 4; o[1] = -(g0 + g1 + g2) / 6; o[2] = -(g0 - g1 + g2) / 6;
+            o[3] = g0 / 24 + g1 / 12 + g2 / 6; o[4] = g0 / 24 - g1 / 12 + g2 / 6; o[5] = g2;
+        }
+        Span<double> gg = stackalloc double[18];   // G·g: 6 rows × 3 columns (each column a line)
+        Span<double> line = stackalloc double[6];
+        for (int kx = 0; kx < 3; kx++)
+        {
+            Line(g9[kx], g9[3 + kx], g9[6 + kx], line);
+            for (int a = 0; a < 6; a++) gg[3 * a + kx] = line[a];
+        }
+        for (int a = 0; a < 6; a++) Line(gg[3 * a], gg[3 * a + 1], gg[3 * a + 2], u36.Slice(6 * a, 6));
+    }
+
     /// <summary>
     /// The fast CPU backend's Winograd path (AVX2 + FMA). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
     /// groups of 8 consecutive tiles of a row of 2×2 tiles, the groups taken row after row — and up to 128 output
@@ -96,46 +114,50 @@ public static partial class Conv3x3
         /// <summary>Tiles are taken 8 at a time along a row of tiles (a row's last 8 may run past the map): the
         /// groups of 8 of the whole map, row after row, are what the strips of 24 (or 16) tiles split, so that a
         /// small map (a 16-px map has 8 tiles a row) fills whole strips from several rows.</summary>
-        public static int GroupsPerRow(int w) => ((w + 1) / 2 + 7) / 8;
+        /// <paramref name="edge"/>: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3) (tiles of edge × edge outputs).
+        public static int GroupsPerRow(int w, int edge = 2) => ((w + edge - 1) / edge + 7) / 8;
 
-        /// <summary>The padded input's row stride: the last group of a row reads columns up to 16·groups + 1.</summary>
-        public static int PaddedWidth(int w) => (16 * GroupsPerRow(w) + 2 + 7) / 8 * 8;
-        /// <summary>Rows of 2×2 tiles, and two more for a lone 16-tile strip's second group on a map of one group.</summary>
-        public static int PaddedRows(int h) => 2 * ((h + 1) / 2) + 4;
-        public static int PaddedSize(int c, int h, int w) => c * PaddedRows(h) * PaddedWidth(w);
+        /// <summary>The padded input's row stride: a row's last group reads columns up to 8·edge·groups + edge − 1
+        /// (two overlapping loads of 8·edge floats, edge apart).</summary>
+        public static int PaddedWidth(int w, int edge = 2) => (8 * edge * GroupsPerRow(w, edge) + edge + 7) / 8 * 8;
+        /// <summary>Rows of tiles, and one tile row more for a lone 16-tile strip's second group on a map of one group.</summary>
+        public static int PaddedRows(int h, int edge = 2) => edge * ((h + edge - 1) / edge) + 2 + edge;
+        public static int PaddedSize(int c, int h, int w, int edge = 2) => c * PaddedRows(h, edge) * PaddedWidth(w, edge);
 
-        /// <summary>w[Cout][Cin][3][3] → U packed [⌈Cout/4⌉][16][Cin][4] (channel blocks of 4, zero past Cout).</summary>
-        public static float[] PackForward(ReadOnlySpan<float> w, int cin, int cout)
+        /// <summary>w[Cout][Cin][3][3] → U packed [⌈Cout/4⌉][P][Cin][4] (channel blocks of 4, zero past Cout), P = 16
+        /// values a pair for F(2×2, 3×3), 36 for F(4×4, 3×3).</summary>
+        public static float[] PackForward(ReadOnlySpan<float> w, int cin, int cout, int edge = 2)
         {
-            int blocks = (cout + ChannelBlock - 1) / ChannelBlock;
-            var packed = new float[blocks * 16 * cin * ChannelBlock];
-            Span<double> u = stackalloc double[16];
+            int blocks = (cout + ChannelBlock - 1) / ChannelBlock, positions = (edge + 2) * (edge + 2);
+            var packed = new float[blocks * positions * cin * ChannelBlock];
+            Span<double> u = stackalloc double[positions];
             for (int o = 0; o < cout; o++)
                 for (int i = 0; i < cin; i++)
                 {
-                    WinogradWeight(w.Slice((o * cin + i) * 9, 9), u);
-                    for (int xi = 0; xi < 16; xi++)
-                        packed[(((o / ChannelBlock) * 16 + xi) * cin + i) * ChannelBlock + o % ChannelBlock] = (float)u[xi];
+                    if (edge == 4) WinogradWeight4(w.Slice((o * cin + i) * 9, 9), u);
+                    else WinogradWeight(w.Slice((o * cin + i) * 9, 9), u);
+                    for (int xi = 0; xi < positions; xi++)
+                        packed[(((o / ChannelBlock) * positions + xi) * cin + i) * ChannelBlock + o % ChannelBlock] = (float)u[xi];
                 }
             return packed;
         }
 
         /// <summary>The backward's kernel W'[i][o][t] = w[o][i][8−t], transformed and packed the same way.</summary>
-        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout)
+        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout, int edge = 2)
         {
             var flipped = new float[w.Length];
             for (int o = 0; o < cout; o++)
                 for (int i = 0; i < cin; i++)
                     for (int t = 0; t < 9; t++)
                         flipped[(i * cout + o) * 9 + t] = w[(o * cin + i) * 9 + 8 - t];
-            return PackForward(flipped, cout, cin);
+            return PackForward(flipped, cout, cin, edge);
         }
 
         /// <summary>Copies x (C×H×W) into p (C × PaddedRows × PaddedWidth) one row and column in, zero around; with a
         /// mask, only where mask &gt; 0 (ReLU's backward, fused into the copy).</summary>
-        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w)
+        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w, int edge = 2)
         {
-            int wq = PaddedWidth(w), hq = PaddedRows(h);
+            int wq = PaddedWidth(w, edge), hq = PaddedRows(h, edge);
             Parallel.For(0, c, ch =>
             {
                 var plane = p.AsSpan(ch * hq * wq, hq * wq);
@@ -160,18 +182,22 @@ public static partial class Conv3x3
 
         /// <summary>A worker's V and M buffers, reused across calls (a pool, so that no call allocates after the first).</summary>
         static readonly ConcurrentBag<float[]> Scratch = new();
-        const int VFloats = 16 * InputChunk * Strip, MFloats = OutputGroup / ChannelBlock * 16 * ChannelBlock * Strip;
+        /// <summary>F(4×4, 3×3)'s work items take 64 output channels: M (36 × 64 × 24 floats) and V stay in L2 together.</summary>
+        public const int OutputGroup4 = 64;
+        const int VFloats = 36 * InputChunk * Strip;
+        static readonly int MFloats = Math.Max(OutputGroup * 16, OutputGroup4 * 36) * Strip;
 
         /// <summary>y = [ReLU](conv(p) + bias) from the padded input (<see cref="Pad"/>) and U (<see cref="PackForward"/>).
         /// Work items run output group by output group, so that a worker's consecutive items share U's rows (≤ 16 MB
         /// for 512 channels each way: from L3, like the direct kernel's weights).</summary>
         public static unsafe void Convolve(float[] p, float[] packed, float[]? bias, float[] y, int cin, int cout,
-            int h, int w, bool relu)
+            int h, int w, bool relu, int edge = 2)
         {
-            int perRow = GroupsPerRow(w), groups = (h + 1) / 2 * perRow;
+            int perRow = GroupsPerRow(w, edge), groups = (h + edge - 1) / edge * perRow, positions = (edge + 2) * (edge + 2);
+            int outputGroup = edge == 4 ? OutputGroup4 : OutputGroup;
             var (wide, narrow) = Cpu.Strips(8 * groups);
-            int strips = wide + narrow, outputGroups = (cout + OutputGroup - 1) / OutputGroup;
-            int wq = PaddedWidth(w), plane = PaddedRows(h) * wq;
+            int strips = wide + narrow, outputGroups = (cout + outputGroup - 1) / outputGroup;
+            int wq = PaddedWidth(w, edge), plane = PaddedRows(h, edge) * wq;
             Parallel.For(0, strips * outputGroups,
                 () => Scratch.TryTake(out var s) ? s : new float[VFloats + MFloats],
                 (item, _, scratch) =>
@@ -179,7 +205,7 @@ public static partial class Conv3x3
                     int og = item / strips, strip = item - og * strips;
                     int first = strip < wide ? 3 * strip : 3 * wide + 2 * (strip - wide);   // the strip's first group of 8 tiles
                     int width = strip < wide ? Strip : NarrowStrip;
-                    int o0 = og * OutputGroup, blocks = (Math.Min(OutputGroup, cout - o0) + ChannelBlock - 1) / ChannelBlock;
+                    int o0 = og * outputGroup, blocks = (Math.Min(outputGroup, cout - o0) + ChannelBlock - 1) / ChannelBlock;
                     fixed (float* pp = p, pu = packed, pb = bias, py = y, sv = scratch)
                     {
                         float* v = sv, m = sv + VFloats;
@@ -190,13 +216,15 @@ public static partial class Conv3x3
                                 for (int k = 0; k < width; k += 8)
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;   // past the last group: rows of zeros
-                                    InputTransform8(pp + (long)(c0 + i) * plane + 2 * row * wq + 16 * col, wq, v + i * Strip + k, cn * Strip);
+                                    float* src = pp + (long)(c0 + i) * plane + edge * row * wq + 8 * edge * col;
+                                    if (edge == 4) InputTransform8x4(src, wq, v + i * Strip + k, cn * Strip);
+                                    else InputTransform8(src, wq, v + i * Strip + k, cn * Strip);
                                 }
                             for (int b = 0; b < blocks; b++)
-                                for (int xi = 0; xi < 16; xi++)
+                                for (int xi = 0; xi < positions; xi++)
                                 {
-                                    float* u = pu + (((long)(o0 / ChannelBlock + b) * 16 + xi) * cin + c0) * ChannelBlock;
-                                    float* tile = m + (b * 16 + xi) * ChannelBlock * Strip;
+                                    float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
+                                    float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
                                     if (width == Strip) Gemm4x24(v + xi * cn * Strip, u, tile, cn, c0 == 0);
                                     else Gemm4x16(v + xi * cn * Strip, u, tile, cn, c0 == 0);
                                 }
@@ -208,8 +236,9 @@ public static partial class Conv3x3
                                 for (int k = 0; k < width && first + k / 8 < groups; k += 8)
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;
-                                    OutputTransform8(m + b * 16 * ChannelBlock * Strip + o * Strip + k, pb is null ? 0f : pb[co], relu,
-                                        py + (long)co * h * w, h, w, 2 * row, 16 * col);
+                                    float* mt = m + b * positions * ChannelBlock * Strip + o * Strip + k;
+                                    if (edge == 4) OutputTransform8x4(mt, pb is null ? 0f : pb[co], relu, py + (long)co * h * w, h, w, 4 * row, 32 * col);
+                                    else OutputTransform8(mt, pb is null ? 0f : pb[co], relu, py + (long)co * h * w, h, w, 2 * row, 16 * col);
                                 }
                             }
                     }
@@ -302,6 +331,109 @@ public static partial class Conv3x3
             float* tmp = stackalloc float[16];
             Avx.Store(tmp, first); Avx.Store(tmp + 8, second);
             for (int k = 0; k < w - x0; k++) dst[k] = tmp[k];
+        }
+
+        /// <summary>A 4×4 transpose inside each 128-bit lane: out_j lane L [i] = in_i lane L [j]. It is its own inverse.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void TransposeLanes(ref Vector256<float> r0, ref Vector256<float> r1, ref Vector256<float> r2, ref Vector256<float> r3)
+        {
+            var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+            var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+            r0 = Avx.Shuffle(t0, t2, 0x44); r1 = Avx.Shuffle(t0, t2, 0xEE);
+            r2 = Avx.Shuffle(t1, t3, 0x44); r3 = Avx.Shuffle(t1, t3, 0xEE);
+        }
+
+        /// <summary>
+        /// F(4×4, 3×3)'s V = Bᵀ d B for 8 tiles side by side (tiles 4 columns apart: src is the first patch's corner). A
+        /// patch row's columns j = 0…3 of the 8 tiles come from 32 floats by a transpose inside 128-bit lanes, j = 4, 5
+        /// from the 32 floats 4 further on; the lanes leave the tiles in the order 0 2 4 6 | 1 3 5 7, which V keeps (the
+        /// GEMMs treat tiles alike) and <see cref="OutputTransform8x4"/>'s inverse transpose undoes. The row stage's 36
+        /// vectors wait in a stack buffer (L1) for the column stage.
+        /// </summary>
+        static unsafe void InputTransform8x4(float* src, int wq, float* v, int vStride)
+        {
+            var e = stackalloc Vector256<float>[36];   // e[6i + b]: (d B)[i][b]
+            for (int i = 0; i < 6; i++, src += wq)
+            {
+                var d0 = Avx.LoadVector256(src); var d1 = Avx.LoadVector256(src + 8); var d2 = Avx.LoadVector256(src + 16); var d3 = Avx.LoadVector256(src + 24);
+                TransposeLanes(ref d0, ref d1, ref d2, ref d3);
+                var d4 = Avx.LoadVector256(src + 4); var d5 = Avx.LoadVector256(src + 12); var n2 = Avx.LoadVector256(src + 20); var n3 = Avx.LoadVector256(src + 28);
+                TransposeLanes(ref d4, ref d5, ref n2, ref n3);
+                InputLine8(d0, d1, d2, d3, d4, d5, e + 6 * i, 1);
+            }
+            for (int b = 0; b < 6; b++)
+                InputLine8Store(e[b], e[6 + b], e[12 + b], e[18 + b], e[24 + b], e[30 + b], v + b * vStride, 6 * vStride);
+        }
+
+        /// <summary>Bᵀ·(d0…d5) into o[0], o[stride], …, o[5·stride] (vectors).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void InputLine8(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
+            Vector256<float> d4, Vector256<float> d5, Vector256<float>* o, int stride)
+        {
+            var four = Vector256.Create(4f); var five = Vector256.Create(5f); var two = Vector256.Create(2f);
+            var d34 = Avx.Add(d3, d4);
+            o[0] = Avx.Add(Fma.MultiplyAdd(four, d0, Avx.Multiply(five, Avx.Subtract(Vector256<float>.Zero, d2))), d4);
+            o[stride] = Fma.MultiplyAdd(Vector256.Create(-4f), Avx.Add(d1, d2), d34);
+            o[2 * stride] = Avx.Add(Fma.MultiplyAdd(four, Avx.Subtract(d1, d2), d4), Avx.Subtract(Vector256<float>.Zero, d3));
+            o[3 * stride] = Avx.Add(Fma.MultiplyAdd(two, Avx.Subtract(d3, d1), d4), Avx.Subtract(Vector256<float>.Zero, d2));
+            o[4 * stride] = Avx.Add(Fma.MultiplyAdd(two, Avx.Subtract(d1, d3), d4), Avx.Subtract(Vector256<float>.Zero, d2));
+            o[5 * stride] = Avx.Add(Fma.MultiplyAdd(four, d1, Avx.Multiply(five, Avx.Subtract(Vector256<float>.Zero, d3))), d5);
+        }
+
+        /// <summary>Bᵀ·(d0…d5) stored to v, v + stride, … (floats).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void InputLine8Store(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
+            Vector256<float> d4, Vector256<float> d5, float* v, int stride)
+        {
+            var o = stackalloc Vector256<float>[6];
+            InputLine8(d0, d1, d2, d3, d4, d5, o, 1);
+            Avx.Store(v, o[0]); Avx.Store(v + stride, o[1]); Avx.Store(v + 2 * stride, o[2]);
+            Avx.Store(v + 3 * stride, o[3]); Avx.Store(v + 4 * stride, o[4]); Avx.Store(v + 5 * stride, o[5]);
+        }
+
+        /// <summary>Aᵀ·(m0…m5): 4 vectors.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void OutputLine8(Vector256<float> m0, Vector256<float> m1, Vector256<float> m2, Vector256<float> m3,
+            Vector256<float> m4, Vector256<float> m5, out Vector256<float> y0, out Vector256<float> y1, out Vector256<float> y2, out Vector256<float> y3)
+        {
+            var a12 = Avx.Add(m1, m2); var s12 = Avx.Subtract(m1, m2);
+            var a34 = Avx.Add(m3, m4); var s34 = Avx.Subtract(m3, m4);
+            y0 = Avx.Add(Avx.Add(m0, a12), a34);
+            y1 = Fma.MultiplyAdd(Vector256.Create(2f), s34, s12);
+            y2 = Fma.MultiplyAdd(Vector256.Create(4f), a34, a12);
+            y3 = Avx.Add(Fma.MultiplyAdd(Vector256.Create(8f), s34, s12), m5);
+        }
+
+        /// <summary>F(4×4, 3×3)'s y = Aᵀ M A (+ bias, ReLU) for 8 tiles of one output channel (m[ξ · 4·24 + k], tiles
+        /// in <see cref="InputTransform8x4"/>'s lane order): rows y0…y0+3, columns x0…x0+31 of the plane, clipped.</summary>
+        static unsafe void OutputTransform8x4(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+        {
+            const int S = ChannelBlock * Strip;
+            var s = stackalloc Vector256<float>[24];   // s[4b + p]: (Aᵀ M)[p][b]
+            for (int b = 0; b < 6; b++)
+            {
+                OutputLine8(Avx.LoadVector256(m + b * S), Avx.LoadVector256(m + (6 + b) * S), Avx.LoadVector256(m + (12 + b) * S),
+                    Avx.LoadVector256(m + (18 + b) * S), Avx.LoadVector256(m + (24 + b) * S), Avx.LoadVector256(m + (30 + b) * S),
+                    out s[4 * b], out s[4 * b + 1], out s[4 * b + 2], out s[4 * b + 3]);
+            }
+            var vb = Vector256.Create(bias);
+            float* tmp = stackalloc float[32];
+            for (int p = 0; p < 4 && y0 + p < h; p++)
+            {
+                OutputLine8(s[p], s[4 + p], s[8 + p], s[12 + p], s[16 + p], s[20 + p], out var q0, out var q1, out var q2, out var q3);
+                q0 = Avx.Add(q0, vb); q1 = Avx.Add(q1, vb); q2 = Avx.Add(q2, vb); q3 = Avx.Add(q3, vb);
+                if (relu)
+                {
+                    q0 = Avx.Max(q0, Vector256<float>.Zero); q1 = Avx.Max(q1, Vector256<float>.Zero);
+                    q2 = Avx.Max(q2, Vector256<float>.Zero); q3 = Avx.Max(q3, Vector256<float>.Zero);
+                }
+                // Lane order 0 2 4 6 | 1 3 5 7 back to pixels: q0 = tiles 0, 1 (8 pixels), q1 = tiles 2, 3, …
+                TransposeLanes(ref q0, ref q1, ref q2, ref q3);
+                float* dst = plane + (long)(y0 + p) * w + x0;
+                if (x0 + 32 <= w) { Avx.Store(dst, q0); Avx.Store(dst + 8, q1); Avx.Store(dst + 16, q2); Avx.Store(dst + 24, q3); continue; }
+                Avx.Store(tmp, q0); Avx.Store(tmp + 8, q1); Avx.Store(tmp + 16, q2); Avx.Store(tmp + 24, q3);
+                for (int k = 0; k < w - x0; k++) dst[k] = tmp[k];
+            }
         }
 
         /// <summary>tile (4 channels × 24 tiles, row stride 24) = [tile +] Σ_i u[i][0..3] · v[i][0..23]: the GEMM micro-kernel,

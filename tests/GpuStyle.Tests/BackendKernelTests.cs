@@ -44,6 +44,7 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
     [InlineData(21, 16, 5, 53)]
     [InlineData(67, 18, 3, 97)]
     [InlineData(18, 131, 6, 8)]
+    [InlineData(20, 70, 9, 70)]    // F(4×4): 18 tiles a row (a 24-tile strip, then 16 past the edge), 3 tile rows
     public void Conv3x3_forward_and_backward_match_reference(int cin, int cout, int h, int w)
     {
         var rnd = new TestData(7 * cin + 31 * cout + h * w);

@@ -37,8 +37,9 @@ sealed class PackedWeights(int version, float[] w, int cin, int cout)
     public int Version => version;
     public float[] Forward => _forward ??= Conv3x3.Cpu.PackForward(w, cin, cout);
     public float[] Backward => _backward ??= Conv3x3.Cpu.PackBackward(w, cin, cout);
-    public float[] WinogradForward => _winogradForward ??= Conv3x3.CpuWinograd.PackForward(w, cin, cout);
-    public float[] WinogradBackward => _winogradBackward ??= Conv3x3.CpuWinograd.PackBackward(w, cin, cout);
+    /// <summary>U for Winograd tiles of the given edge (a backend uses one edge, so one pack each way is kept).</summary>
+    public float[] WinogradForward(int edge) => _winogradForward ??= Conv3x3.CpuWinograd.PackForward(w, cin, cout, edge);
+    public float[] WinogradBackward(int edge) => _winogradBackward ??= Conv3x3.CpuWinograd.PackBackward(w, cin, cout, edge);
 }
 
 /// <summary>
@@ -46,7 +47,7 @@ sealed class PackedWeights(int version, float[] w, int cin, int cout)
 /// fallback where the CPU lacks AVX2/FMA (or when asked for, so tests cover both). Scratch buffers grow to the
 /// largest size seen and are reused, so an optimisation loop allocates nothing large after its first iteration.
 /// </summary>
-public sealed class CpuBackend(bool? vector = null, bool? winograd = null) : IBackend
+public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int winogradEdge = 4) : IBackend
 {
     float[] _padded = [], _gramScratch = [];
     double[] _partials = new double[64];
@@ -54,12 +55,16 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null) : IBa
     /// <summary>True when the AVX2/FMA kernels run.</summary>
     public bool Vector { get; } = (vector ?? true) && Conv3x3.Cpu.VectorSupported;
 
-    /// <summary>True when convolutions with 16 or more channels each way run by Winograd's F(2×2, 3×3)
-    /// (Conv3x3.CpuWinograd; AVX2 only); the others, and all of them when false, run the direct kernel.</summary>
+    /// <summary>True when convolutions with 16 or more channels each way run by Winograd's F(4×4, 3×3) (or F(2×2, 3×3):
+    /// <see cref="WinogradEdge"/>; Conv3x3.CpuWinograd; AVX2 only); the others, and all of them when false, run the
+    /// direct kernel.</summary>
     public bool Winograd { get; } = (winograd ?? true) && (vector ?? true) && Conv3x3.Cpu.VectorSupported;
 
+    /// <summary>Winograd's output tile: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).</summary>
+    public int WinogradEdge { get; } = winogradEdge is 2 or 4 ? winogradEdge : throw new ArgumentException($"Winograd tiles are 2 or 4 pixels, not {winogradEdge}");
+
     public string Name => !Vector ? $"cpu (scalar, {Environment.ProcessorCount} threads)"
-        : $"cpu (AVX2+FMA{(Winograd ? ", Winograd" : "")}, {Environment.ProcessorCount} threads)";
+        : $"cpu (AVX2+FMA{(Winograd ? $", Winograd F({WinogradEdge}×{WinogradEdge},3×3)" : "")}, {Environment.ProcessorCount} threads)";
 
     public MemoryMeter Memory { get; } = new();
 
@@ -90,9 +95,10 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null) : IBa
         var packed = Packed(w, d);
         if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cin, d.Cout))
         {
-            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cin, d.H, d.W));
-            Conv3x3.CpuWinograd.Pad(R(x), null, wp, d.Cin, d.H, d.W);
-            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu);
+            int e = WinogradEdge;
+            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cin, d.H, d.W, e));
+            Conv3x3.CpuWinograd.Pad(R(x), null, wp, d.Cin, d.H, d.W, e);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward(e), R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, e);
             return;
         }
         var forward = packed.Forward;
@@ -107,9 +113,10 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null) : IBa
         var packed = Packed(w, d);
         if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cout, d.Cin))
         {
-            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cout, d.H, d.W));
-            Conv3x3.CpuWinograd.Pad(R(dy), reluOutput is null ? null : R(reluOutput), wp, d.Cout, d.H, d.W);
-            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false);
+            int e = WinogradEdge;
+            var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cout, d.H, d.W, e));
+            Conv3x3.CpuWinograd.Pad(R(dy), reluOutput is null ? null : R(reluOutput), wp, d.Cout, d.H, d.W, e);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward(e), null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, e);
             return;
         }
         var backward = packed.Backward;

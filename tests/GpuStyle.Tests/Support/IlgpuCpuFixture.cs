@@ -20,8 +20,10 @@ public sealed class IlgpuCpuFixture : IDisposable
     /// <summary>Winograd F(2×2, 3×3) on ILGPU with 16×16 GEMM blocks (4 threads) and 4096-float V and M scratch: several
     /// passes of 16 tiles on any map past 4×8 pixels; the few-channel convolutions run the blocked kernel.</summary>
     public IlgpuBackend Winograd { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, BlockedWidth = 8, BlockedHeight = 3, BlockedChunk = 5 }, CpuSimulation.Small);
-    /// <summary>The CPU backend as it runs by default: AVX2/FMA, and Winograd's F(2×2, 3×3) for 16+ channels each way.</summary>
+    /// <summary>The CPU backend as it runs by default: AVX2/FMA, and Winograd's F(4×4, 3×3) for 16+ channels each way.</summary>
     public CpuBackend CpuVector { get; } = new(vector: true);
+    /// <summary>The CPU backend with Winograd's F(2×2, 3×3).</summary>
+    public CpuBackend CpuWinograd2 { get; } = new(vector: true, winogradEdge: 2);
     /// <summary>The CPU backend's direct AVX2/FMA convolution for every shape.</summary>
     public CpuBackend CpuDirect { get; } = new(vector: true, winograd: false);
     public CpuBackend CpuScalar { get; } = new(vector: false);
@@ -31,7 +33,7 @@ public sealed class IlgpuCpuFixture : IDisposable
 
     /// <summary>All, and the blocked kernels too (convolution and Gram): for the convolution and Gram tests and the
     /// whole-network objective (its other kernels are the tiled backend's, tested already).</summary>
-    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, Winograd, CpuVector, CpuDirect, CpuScalar];
+    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, Winograd, CpuVector, CpuWinograd2, CpuDirect, CpuScalar];
 
     public float[] Read(Tensor t) => t.Backend.Read(t);
 
@@ -52,6 +54,7 @@ public sealed class IlgpuCpuFixture : IDisposable
         Winograd.Dispose();
         CpuVector.Dispose();
         CpuDirect.Dispose();
+        CpuWinograd2.Dispose();
         CpuScalar.Dispose();
     }
 }
