@@ -10,7 +10,9 @@
 // FLOPs: the GEMMs are 2·16·Cout·Cin·⌈H/2⌉·⌈W/2⌉ (4/9 of the direct 2·9·Cout·Cin·H·W on even maps); the input
 // transform adds 32 adds per input channel and tile, the output transform 24 per output channel and tile — small
 // against the GEMMs' 16·Cout (or 16·Cin) FMAs once both channel counts are 16 or more.
-// Rounding: V's entries are sums of up to 4 inputs and U's of up to 9 weights/4, so an output's error grows by a
+// F(4×4, 3×3) (36 products per 4×4 outputs, the CPU backend's default and a GPU option) is further down, with its
+// matrices.
+// Rounding (F(2×2)): V's entries are sums of up to 4 inputs and U's of up to 9 weights/4, so an output's error grows by a
 // few units in the last place over the direct sum's — far inside the tests' 1e-4 of the largest output (bench
 // --check: the ILGPU and CPU versions agree to 4e-7 of it at VGG's channel counts).
 using System.Collections.Concurrent;
@@ -89,7 +91,8 @@ public static partial class Conv3x3
     }
 
     /// <summary>
-    /// The fast CPU backend's Winograd path (AVX2 + FMA). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
+    /// The fast CPU backend's Winograd path (AVX2 + FMA), F(4×4, 3×3) by default (edge 4; measured 1.15–1.3× faster
+    /// than F(2×2, 3×3), edge 2, which the same code runs). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
     /// groups of 8 consecutive tiles of a row of 2×2 tiles, the groups taken row after row — and up to 128 output
     /// channels: input channels pass in chunks of 64, each chunk transformed into V[16][64][24] (98 KB) and
     /// multiplied into M[channels/4][16][4][24] (≤ 196 KB) — both stay in L2 —, then
