@@ -374,13 +374,12 @@ public static partial class Conv3x3
             Vector256<float> d4, Vector256<float> d5, Vector256<float>* o, int stride)
         {
             var four = Vector256.Create(4f); var five = Vector256.Create(5f); var two = Vector256.Create(2f);
-            var d34 = Avx.Add(d3, d4);
-            o[0] = Avx.Add(Fma.MultiplyAdd(four, d0, Avx.Multiply(five, Avx.Subtract(Vector256<float>.Zero, d2))), d4);
-            o[stride] = Fma.MultiplyAdd(Vector256.Create(-4f), Avx.Add(d1, d2), d34);
-            o[2 * stride] = Avx.Add(Fma.MultiplyAdd(four, Avx.Subtract(d1, d2), d4), Avx.Subtract(Vector256<float>.Zero, d3));
-            o[3 * stride] = Avx.Add(Fma.MultiplyAdd(two, Avx.Subtract(d3, d1), d4), Avx.Subtract(Vector256<float>.Zero, d2));
-            o[4 * stride] = Avx.Add(Fma.MultiplyAdd(two, Avx.Subtract(d1, d3), d4), Avx.Subtract(Vector256<float>.Zero, d2));
-            o[5 * stride] = Avx.Add(Fma.MultiplyAdd(four, d1, Avx.Multiply(five, Avx.Subtract(Vector256<float>.Zero, d3))), d5);
+            o[0] = Fma.MultiplyAddNegated(five, d2, Fma.MultiplyAdd(four, d0, d4));                  // 4d0 − 5d2 + d4
+            o[stride] = Fma.MultiplyAddNegated(four, Avx.Add(d1, d2), Avx.Add(d3, d4));               // −4(d1 + d2) + d3 + d4
+            o[2 * stride] = Avx.Subtract(Fma.MultiplyAdd(four, Avx.Subtract(d1, d2), d4), d3);      // 4(d1 − d2) − d3 + d4
+            o[3 * stride] = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d3, d1), d4), d2);       // 2(d3 − d1) − d2 + d4
+            o[4 * stride] = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d1, d3), d4), d2);       // 2(d1 − d3) − d2 + d4
+            o[5 * stride] = Fma.MultiplyAddNegated(five, d3, Fma.MultiplyAdd(four, d1, d5));          // 4d1 − 5d3 + d5
         }
 
         /// <summary>Bᵀ·(d0…d5) stored to v, v + stride, … (floats).</summary>
