@@ -25,8 +25,8 @@ public static class MemoryPlan
         long winograd = Math.Min(2L * (4 << 20), 8 * spec.OutputShapes(output).Take(depth).Max(s => (long)s.Size));
         long optimizer = (long)output.Size * (settings.Optimizer == OptimizerKind.Adam ? 4 : 6 + 2L * Math.Min(settings.History, Math.Max(1, settings.Iterations)));
         // The weights, their packed copies for the direct kernels (forward and backward) and Winograd's transformed
-        // ones (16/9 of them each way on the CPU; 16/9, or 36/9 for F(4×4), of the largest layer's on a GPU).
-        long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 7);
+        // ones (36/9 of them each way for the CPU's F(4×4, 3×3); on a GPU 16/9, or 36/9, of the largest layer's).
+        long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 11);
         return 4 * (network + targets + scratch + winograd + optimizer + weights);
     }
 
