@@ -58,53 +58,30 @@ if want 1; then
 fi
 
 ok=${CONVS:-blocked winograd tf32}
+# check NAME CONV [LAUNCH]: every op of --conv CONV (with --launch LAUNCH) against the CPU backend; NAME joins $ok
+# when it agrees, and what is not in $ok is not timed.
+check() {
+  local name=$1 conv=$2 launch=${3:-}
+  echo "-- $name: --conv $conv${launch:+ --launch $launch}"
+  if bounded 90 "$B" bench --check --device cuda --conv "$conv" ${launch:+--launch "$launch"} --size 64 --layer relu3_1 --iteration-sizes ""; then
+    ok="$ok $name"
+  else
+    echo "!! $name disagrees with the CPU backend (or failed to load): it is not timed below"
+  fi
+}
+
 if want 2; then
   step "2. correctness against the CPU backend"
   ok=""
-  for conv in blocked winograd tf32; do
-    echo "-- --conv $conv"
-    if bounded 90 "$B" bench --check --device cuda --conv "$conv" --size 64 --layer relu3_1 --iteration-sizes ""; then
-      ok="$ok $conv"
-    else
-      echo "!! --conv $conv disagrees with the CPU backend (or failed to load): it is not timed below"
-    fi
-  done
-  echo "-- --conv tf32 --launch MmaPrefetch=1"
-  if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaPrefetch=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok tf32-prefetch"
-  else
-    echo "!! the prefetching TF32 kernel disagrees with the CPU backend: it is not timed below"
-  fi
-  echo "-- --conv tf32 --launch MmaPrefetch=2 (the weights prefetched too)"
-  if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaPrefetch=2 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok tf32-prefetch2"
-  else
-    echo "!! the weight-prefetching TF32 kernel disagrees with the CPU backend: it is not timed below"
-  fi
-  echo "-- --conv tf32 --launch MmaGram=1 (the Gram matrices on tensor cores too)"
-  if bounded 90 "$B" bench --check --device cuda --conv tf32 --launch MmaGram=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok tf32-gram"
-  else
-    echo "!! the TF32 Gram kernels disagree with the CPU backend: they are not timed below"
-  fi
-  echo "-- --conv winograd --launch GramGemm=1 (the fp32 Gram backward by the SGEMM too)"
-  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch GramGemm=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok winograd-gramgemm"
-  else
-    echo "!! the SGEMM Gram backward disagrees with the CPU backend: it is not timed below"
-  fi
-  echo "-- --conv winograd --launch WinogradTile=4 (F(4×4, 3×3))"
-  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradTile=4 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok winograd4"
-  else
-    echo "!! F(4×4, 3×3) disagrees with the CPU backend: it is not timed below"
-  fi
-  echo "-- --conv winograd --launch WinogradMma=1 (the Winograd GEMMs on tensor cores, TF32)"
-  if bounded 90 "$B" bench --check --device cuda --conv winograd --launch WinogradMma=1 --size 64 --layer relu3_1 --iteration-sizes ""; then
-    ok="$ok winograd-tf32"
-  else
-    echo "!! the TF32 Winograd GEMM disagrees with the CPU backend: it is not timed below"
-  fi
+  check blocked blocked
+  check winograd winograd
+  check tf32 tf32
+  check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
+  check tf32-prefetch2 tf32 MmaPrefetch=2                # the weights prefetched too
+  check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
+  check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
+  check winograd4 winograd WinogradTile=4                # F(4×4, 3×3)
+  check winograd-tf32 winograd WinogradMma=1             # the Winograd GEMMs on tensor cores, TF32
   [ -n "$ok" ] || { echo "no convolution kernel passed: stopping"; exit 1; }
 fi
 has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }

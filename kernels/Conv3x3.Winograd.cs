@@ -93,10 +93,10 @@ public static partial class Conv3x3
     /// <summary>
     /// The fast CPU backend's Winograd path (AVX2 + FMA), F(4×4, 3×3) by default (edge 4; measured 1.15–1.3× faster
     /// than F(2×2, 3×3), edge 2, which the same code runs). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
-    /// groups of 8 consecutive tiles of a row of 2×2 tiles, the groups taken row after row — and up to 128 output
-    /// channels: input channels pass in chunks of 64, each chunk transformed into V[16][64][24] (98 KB) and
-    /// multiplied into M[channels/4][16][4][24] (≤ 196 KB) — both stay in L2 —, then
-    /// M is transformed into the outputs. The GEMM micro-kernel is the direct kernel's 4 × 24 register block
+    /// groups of 8 consecutive tiles of a row of tiles, the groups taken row after row — and up to 128 output
+    /// channels (64 for F(4×4)): input channels pass in chunks of 64, each chunk transformed into V[P][64][24] and
+    /// multiplied into M[channels/4][P][4][24], P = 16 (or 36) — V ≤ 98 KB (221 KB) and M ≤ 196 KB (221 KB) stay in
+    /// L2 —, then M is transformed into the outputs. The GEMM micro-kernel is the direct kernel's 4 × 24 register block
     /// (4 broadcast weights × 3 vectors of tiles, 12 FMAs a step) without the taps.
     /// </summary>
     public static class CpuWinograd
@@ -116,8 +116,8 @@ public static partial class Conv3x3
 
         /// <summary>Tiles are taken 8 at a time along a row of tiles (a row's last 8 may run past the map): the
         /// groups of 8 of the whole map, row after row, are what the strips of 24 (or 16) tiles split, so that a
-        /// small map (a 16-px map has 8 tiles a row) fills whole strips from several rows.</summary>
-        /// <paramref name="edge"/>: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3) (tiles of edge × edge outputs).
+        /// small map (a 16-px map has 8 tiles a row) fills whole strips from several rows. Edge: 2 for F(2×2, 3×3),
+        /// 4 for F(4×4, 3×3) (tiles of edge × edge outputs).</summary>
         public static int GroupsPerRow(int w, int edge = 2) => ((w + edge - 1) / edge + 7) / 8;
 
         /// <summary>The padded input's row stride: a row's last group reads columns up to 8·edge·groups + edge − 1
@@ -146,42 +146,13 @@ public static partial class Conv3x3
         }
 
         /// <summary>The backward's kernel W'[i][o][t] = w[o][i][8−t], transformed and packed the same way.</summary>
-        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout, int edge = 2)
-        {
-            var flipped = new float[w.Length];
-            for (int o = 0; o < cout; o++)
-                for (int i = 0; i < cin; i++)
-                    for (int t = 0; t < 9; t++)
-                        flipped[(i * cout + o) * 9 + t] = w[(o * cin + i) * 9 + 8 - t];
-            return PackForward(flipped, cout, cin, edge);
-        }
+        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout, int edge = 2) =>
+            PackForward(Cpu.TransposeFlip(w, cin, cout), cout, cin, edge);
 
         /// <summary>Copies x (C×H×W) into p (C × PaddedRows × PaddedWidth) one row and column in, zero around; with a
         /// mask, only where mask &gt; 0 (ReLU's backward, fused into the copy).</summary>
-        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w, int edge = 2)
-        {
-            int wq = PaddedWidth(w, edge), hq = PaddedRows(h, edge);
-            Parallel.For(0, c, ch =>
-            {
-                var plane = p.AsSpan(ch * hq * wq, hq * wq);
-                plane[..wq].Clear();
-                plane[((h + 1) * wq)..].Clear();
-                for (int r = 0; r < h; r++)
-                {
-                    var dst = plane.Slice((r + 1) * wq, wq);
-                    dst[0] = 0;
-                    dst[(w + 1)..].Clear();
-                    var src = x.AsSpan((ch * h + r) * w, w);
-                    if (mask is null) { src.CopyTo(dst[1..]); continue; }
-                    var m = mask.AsSpan((ch * h + r) * w, w);
-                    int k = 0;
-                    for (; k + 8 <= w; k += 8)
-                        Vector256.BitwiseAnd(Vector256.Create(src[k..]), Vector256.GreaterThan(Vector256.Create(m[k..]), Vector256<float>.Zero))
-                            .CopyTo(dst[(k + 1)..]);
-                    for (; k < w; k++) dst[k + 1] = m[k] > 0f ? src[k] : 0f;
-                }
-            });
-        }
+        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w, int edge = 2) =>
+            Cpu.Pad(x, mask, p, c, h, w, PaddedRows(h, edge), PaddedWidth(w, edge));
 
         /// <summary>A worker's V and M buffers, reused across calls (a pool, so that no call allocates after the first).</summary>
         static readonly ConcurrentBag<float[]> Scratch = new();
@@ -362,35 +333,33 @@ public static partial class Conv3x3
                 TransposeLanes(ref d0, ref d1, ref d2, ref d3);
                 var d4 = Avx.LoadVector256(src + 4); var d5 = Avx.LoadVector256(src + 12); var n2 = Avx.LoadVector256(src + 20); var n3 = Avx.LoadVector256(src + 28);
                 TransposeLanes(ref d4, ref d5, ref n2, ref n3);
-                InputLine8(d0, d1, d2, d3, d4, d5, e + 6 * i, 1);
+                var r = e + 6 * i;
+                InputLine8(d0, d1, d2, d3, d4, d5, out r[0], out r[1], out r[2], out r[3], out r[4], out r[5]);
             }
             for (int b = 0; b < 6; b++)
-                InputLine8Store(e[b], e[6 + b], e[12 + b], e[18 + b], e[24 + b], e[30 + b], v + b * vStride, 6 * vStride);
+            {
+                // Column b: V[a][b] for a = 0…5, at ξ = 6a + b.
+                InputLine8(e[b], e[6 + b], e[12 + b], e[18 + b], e[24 + b], e[30 + b], out var v0, out var v1, out var v2, out var v3, out var v4, out var v5);
+                float* at = v + b * vStride;
+                int step = 6 * vStride;
+                Avx.Store(at, v0); Avx.Store(at + step, v1); Avx.Store(at + 2 * step, v2);
+                Avx.Store(at + 3 * step, v3); Avx.Store(at + 4 * step, v4); Avx.Store(at + 5 * step, v5);
+            }
         }
 
-        /// <summary>Bᵀ·(d0…d5) into o[0], o[stride], …, o[5·stride] (vectors).</summary>
+        /// <summary>Bᵀ·(d0…d5): 6 vectors.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static unsafe void InputLine8(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
-            Vector256<float> d4, Vector256<float> d5, Vector256<float>* o, int stride)
+        static void InputLine8(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
+            Vector256<float> d4, Vector256<float> d5, out Vector256<float> o0, out Vector256<float> o1, out Vector256<float> o2,
+            out Vector256<float> o3, out Vector256<float> o4, out Vector256<float> o5)
         {
             var four = Vector256.Create(4f); var five = Vector256.Create(5f); var two = Vector256.Create(2f);
-            o[0] = Fma.MultiplyAddNegated(five, d2, Fma.MultiplyAdd(four, d0, d4));                  // 4d0 − 5d2 + d4
-            o[stride] = Fma.MultiplyAddNegated(four, Avx.Add(d1, d2), Avx.Add(d3, d4));               // −4(d1 + d2) + d3 + d4
-            o[2 * stride] = Avx.Subtract(Fma.MultiplyAdd(four, Avx.Subtract(d1, d2), d4), d3);      // 4(d1 − d2) − d3 + d4
-            o[3 * stride] = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d3, d1), d4), d2);       // 2(d3 − d1) − d2 + d4
-            o[4 * stride] = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d1, d3), d4), d2);       // 2(d1 − d3) − d2 + d4
-            o[5 * stride] = Fma.MultiplyAddNegated(five, d3, Fma.MultiplyAdd(four, d1, d5));          // 4d1 − 5d3 + d5
-        }
-
-        /// <summary>Bᵀ·(d0…d5) stored to v, v + stride, … (floats).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static unsafe void InputLine8Store(Vector256<float> d0, Vector256<float> d1, Vector256<float> d2, Vector256<float> d3,
-            Vector256<float> d4, Vector256<float> d5, float* v, int stride)
-        {
-            var o = stackalloc Vector256<float>[6];
-            InputLine8(d0, d1, d2, d3, d4, d5, o, 1);
-            Avx.Store(v, o[0]); Avx.Store(v + stride, o[1]); Avx.Store(v + 2 * stride, o[2]);
-            Avx.Store(v + 3 * stride, o[3]); Avx.Store(v + 4 * stride, o[4]); Avx.Store(v + 5 * stride, o[5]);
+            o0 = Fma.MultiplyAddNegated(five, d2, Fma.MultiplyAdd(four, d0, d4));                  // 4d0 − 5d2 + d4
+            o1 = Fma.MultiplyAddNegated(four, Avx.Add(d1, d2), Avx.Add(d3, d4));                   // −4(d1 + d2) + d3 + d4
+            o2 = Avx.Subtract(Fma.MultiplyAdd(four, Avx.Subtract(d1, d2), d4), d3);                // 4(d1 − d2) − d3 + d4
+            o3 = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d3, d1), d4), d2);                 // 2(d3 − d1) − d2 + d4
+            o4 = Avx.Subtract(Fma.MultiplyAdd(two, Avx.Subtract(d1, d3), d4), d2);                 // 2(d1 − d3) − d2 + d4
+            o5 = Fma.MultiplyAddNegated(five, d3, Fma.MultiplyAdd(four, d1, d5));                  // 4d1 − 5d3 + d5
         }
 
         /// <summary>Aᵀ·(m0…m5): 4 vectors.</summary>
@@ -536,26 +505,33 @@ public static partial class Conv3x3
             int cinPad, int coutPad, int flip, int mma)
         {
             int co = index % coutPad, ci = index / coutPad;
-            float g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0, g8 = 0;
-            if (ci < cin && co < cout)
-            {
-                if (flip == 0)
-                {
-                    long b = ((long)co * cin + ci) * 9;
-                    g0 = w[b]; g1 = w[b + 1]; g2 = w[b + 2]; g3 = w[b + 3]; g4 = w[b + 4]; g5 = w[b + 5]; g6 = w[b + 6]; g7 = w[b + 7]; g8 = w[b + 8];
-                }
-                else
-                {
-                    long b = ((long)ci * cout + co) * 9;
-                    g0 = w[b + 8]; g1 = w[b + 7]; g2 = w[b + 6]; g3 = w[b + 5]; g4 = w[b + 4]; g5 = w[b + 3]; g6 = w[b + 2]; g7 = w[b + 1]; g8 = w[b];
-                }
-            }
+            ReadKernel(w, ci, co, cin, cout, flip, out float g0, out float g1, out float g2, out float g3, out float g4,
+                out float g5, out float g6, out float g7, out float g8);
             // G·g (rows a = 0..3 of three columns), then (G·g)·Gᵀ: U[a][b].
             long plane = (long)cinPad * coutPad, at = mma != 0 ? (long)co * cinPad + ci : (long)ci * coutPad + co;
             WeightRow(u, at, plane, 0, g0, g1, g2, mma);
             WeightRow(u, at, plane, 1, (g0 + g3 + g6) * 0.5f, (g1 + g4 + g7) * 0.5f, (g2 + g5 + g8) * 0.5f, mma);
             WeightRow(u, at, plane, 2, (g0 - g3 + g6) * 0.5f, (g1 - g4 + g7) * 0.5f, (g2 - g5 + g8) * 0.5f, mma);
             WeightRow(u, at, plane, 3, g6, g7, g8, mma);
+        }
+
+        /// <summary>The 3×3 kernel from input ci to output co (zero past Cin or Cout), row-major; with flip the
+        /// backward's W′[co][ci][t] = w[ci][co][8−t] (w is then read as [ci][co]).</summary>
+        static void ReadKernel(ArrayView<float> w, int ci, int co, int cin, int cout, int flip, out float g0, out float g1, out float g2,
+            out float g3, out float g4, out float g5, out float g6, out float g7, out float g8)
+        {
+            g0 = g1 = g2 = g3 = g4 = g5 = g6 = g7 = g8 = 0f;
+            if (ci >= cin || co >= cout) return;
+            if (flip == 0)
+            {
+                long b = ((long)co * cin + ci) * 9;
+                g0 = w[b]; g1 = w[b + 1]; g2 = w[b + 2]; g3 = w[b + 3]; g4 = w[b + 4]; g5 = w[b + 5]; g6 = w[b + 6]; g7 = w[b + 7]; g8 = w[b + 8];
+            }
+            else
+            {
+                long b = ((long)ci * cout + co) * 9;
+                g0 = w[b + 8]; g1 = w[b + 7]; g2 = w[b + 6]; g3 = w[b + 5]; g4 = w[b + 4]; g5 = w[b + 3]; g6 = w[b + 2]; g7 = w[b + 1]; g8 = w[b];
+            }
         }
 
         static void WeightRow(ArrayView<float> u, long at, long plane, int a, float h0, float h1, float h2, int round)
@@ -784,20 +760,8 @@ public static partial class Conv3x3
             int cinPad, int coutPad, int flip, int mma)
         {
             int co = index % coutPad, ci = index / coutPad;
-            float g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0, g8 = 0;
-            if (ci < cin && co < cout)
-            {
-                if (flip == 0)
-                {
-                    long b = ((long)co * cin + ci) * 9;
-                    g0 = w[b]; g1 = w[b + 1]; g2 = w[b + 2]; g3 = w[b + 3]; g4 = w[b + 4]; g5 = w[b + 5]; g6 = w[b + 6]; g7 = w[b + 7]; g8 = w[b + 8];
-                }
-                else
-                {
-                    long b = ((long)ci * cout + co) * 9;
-                    g0 = w[b + 8]; g1 = w[b + 7]; g2 = w[b + 6]; g3 = w[b + 5]; g4 = w[b + 4]; g5 = w[b + 3]; g6 = w[b + 2]; g7 = w[b + 1]; g8 = w[b];
-                }
-            }
+            ReadKernel(w, ci, co, cin, cout, flip, out float g0, out float g1, out float g2, out float g3, out float g4,
+                out float g5, out float g6, out float g7, out float g8);
             WeightTile4(g0, g1, g2, g3, g4, g5, g6, g7, g8, out var u0, out var u1, out var u2, out var u3, out var u4, out var u5);
             long plane = (long)cinPad * coutPad, at = mma != 0 ? (long)co * cinPad + ci : (long)ci * coutPad + co;
             StoreLine(u, at, plane, 0, u0, mma); StoreLine(u, at, plane, 1, u1, mma); StoreLine(u, at, plane, 2, u2, mma);

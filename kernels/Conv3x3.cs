@@ -880,26 +880,32 @@ public static partial class Conv3x3
         }
 
         /// <summary>The backward's kernel W'[i][o][t] = w[o][i][8−t] (channels swapped, taps flipped), packed the same way.</summary>
-        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout)
+        public static float[] PackBackward(ReadOnlySpan<float> w, int cin, int cout) => PackForward(TransposeFlip(w, cin, cout), cout, cin);
+
+        /// <summary>W'[i][o][t] = w[o][i][8−t]: the backward's kernel as a forward one (Cin and Cout swap).</summary>
+        public static float[] TransposeFlip(ReadOnlySpan<float> w, int cin, int cout)
         {
             var flipped = new float[w.Length];
             for (int o = 0; o < cout; o++)
                 for (int i = 0; i < cin; i++)
                     for (int t = 0; t < 9; t++)
                         flipped[(i * cout + o) * 9 + t] = w[(o * cin + i) * 9 + 8 - t];
-            return PackForward(flipped, cout, cin);
+            return flipped;
         }
 
         /// <summary>
         /// Copies x (C×H×W) into the zero-bordered buffer p (C×(H+2)×PaddedWidth). With a mask, an element is kept
         /// only where mask &gt; 0: ReLU's backward, fused into this copy.
         /// </summary>
-        public static unsafe void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w)
+        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w) => Pad(x, mask, p, c, h, w, h + 2, PaddedWidth(w));
+
+        /// <summary>As above into planes of <paramref name="rows"/> rows of <paramref name="wp"/> floats (rows ≥ H + 2,
+        /// wp ≥ W + 2): x one row and column in, zero everywhere else. Winograd's layouts take more of both.</summary>
+        public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w, int rows, int wp)
         {
-            int wp = PaddedWidth(w);
             Parallel.For(0, c, ch =>
             {
-                var plane = p.AsSpan(ch * (h + 2) * wp, (h + 2) * wp);
+                var plane = p.AsSpan(ch * rows * wp, rows * wp);
                 plane[..wp].Clear();
                 plane[((h + 1) * wp)..].Clear();
                 for (int r = 0; r < h; r++)

@@ -25,7 +25,6 @@ public static class Backends
     /// <summary>Opens a device with a given ILGPU convolution kernel (null: the device's default).</summary>
     public static IBackend Open(string device, ConvKernel? conv, bool profiling = false, string? launch = null)
     {
-        int edge = device is "cpu" or "cpu-scalar" ? CpuWinogradEdge(launch, device) : 4;
         switch (device)
         {
             case "auto":
@@ -33,7 +32,7 @@ public static class Backends
                 return Cpu(vector: true, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", CpuWinogradEdge(launch, device));
             case "cpu":
             case "cpu-scalar":
-                return Cpu(vector: device == "cpu", conv, $"--device {device} is the CPU backend, which", edge);
+                return Cpu(vector: device == "cpu", conv, $"--device {device} is the CPU backend, which", CpuWinogradEdge(launch, device));
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
                     return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch);

@@ -33,13 +33,26 @@ public sealed class CpuTensor : Tensor
 /// <summary>Convolution weights packed for each kernel that reads them, each made the first time it is asked for.</summary>
 sealed class PackedWeights(int version, float[] w, int cin, int cout)
 {
-    float[]? _forward, _backward, _winogradForward, _winogradBackward;
+    float[]? _forward, _backward;
+    (int Edge, float[] U)? _winogradForward, _winogradBackward;
     public int Version => version;
     public float[] Forward => _forward ??= Conv3x3.Cpu.PackForward(w, cin, cout);
     public float[] Backward => _backward ??= Conv3x3.Cpu.PackBackward(w, cin, cout);
-    /// <summary>U for Winograd tiles of the given edge (a backend uses one edge, so one pack each way is kept).</summary>
-    public float[] WinogradForward(int edge) => _winogradForward ??= Conv3x3.CpuWinograd.PackForward(w, cin, cout, edge);
-    public float[] WinogradBackward(int edge) => _winogradBackward ??= Conv3x3.CpuWinograd.PackBackward(w, cin, cout, edge);
+    /// <summary>U for Winograd tiles of the given edge, kept with its edge (a backend uses one edge, so one pack each
+    /// way is kept).</summary>
+    public float[] WinogradForward(int edge)
+    {
+        if (_winogradForward is not { } p || p.Edge != edge)
+            _winogradForward = p = (edge, Conv3x3.CpuWinograd.PackForward(w, cin, cout, edge));
+        return p.U;
+    }
+
+    public float[] WinogradBackward(int edge)
+    {
+        if (_winogradBackward is not { } p || p.Edge != edge)
+            _winogradBackward = p = (edge, Conv3x3.CpuWinograd.PackBackward(w, cin, cout, edge));
+        return p.U;
+    }
 }
 
 /// <summary>
