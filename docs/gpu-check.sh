@@ -5,7 +5,7 @@
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
 #   STEPS="3 5" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
-#   the variants' names are those step 2 adds: tf32-prefetch tf32-prefetch2 tf32-gram winograd-gramgemm winograd4
+#   the variants' names are those step 2 adds: tf32-prefetch tf32-gram winograd-gramgemm winograd4
 #   winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
@@ -16,7 +16,7 @@
 #      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
 #      opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1 (TF32
 #      GEMMs), GramGemm=1,
-#      WinogradPrefetch=0 (for comparison), MmaPrefetch=1 and 2, MmaGram=1, MmaMinGroups=132, and combinations (the
+#      WinogradPrefetch=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
 #      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
 #      recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
@@ -77,7 +77,6 @@ if want 2; then
   check winograd winograd
   check tf32 tf32
   check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
-  check tf32-prefetch2 tf32 MmaPrefetch=2                # the weights prefetched too
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
   check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
   check winograd4 winograd WinogradTile=4                # F(4×4, 3×3)
@@ -101,14 +100,14 @@ if want 3; then
   for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
                  "winograd winograd WinogradPrefetch=0" "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32-prefetch tf32 MmaPrefetch=1" "tf32-prefetch2 tf32 MmaPrefetch=2" "tf32-gram tf32 MmaGram=1" \
-                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=2,MmaMinGroups=132"; do
+                 "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue
     case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
     case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
     case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
-    case "$3" in *MmaPrefetch=2*) has tf32-prefetch2 || continue;; esac
+    case "$3" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
     echo "-- ours: vgg16, --conv $2 --launch $3"
     bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"

@@ -62,7 +62,8 @@ public struct MmaTile
 {
     public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate, Prefetch;
     /// <param name="prefetch">0: none; 1: the next chunk's input patch is loaded into registers during the current
-    /// chunk's tensor work; 2: its weights too.</param>
+    /// chunk's tensor work. (A level 2 that prefetched the weights too was removed on 2026-11-27: at 150 registers a
+    /// thread on sm_90 it could not launch with any tile whose threads could hold a prefetched chunk.)</param>
     public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate, int prefetch = 0)
     {
         TileWidth = tileWidth; TileHeight = tileHeight; WarpsCo = warpsCo; Chunk = chunk; Emulate = emulate ? 1 : 0;
@@ -75,11 +76,9 @@ public struct MmaTile
         : TileHeight <= 0 || TileWidth * TileHeight % 32 != 0 ? $"a {TileWidth}×{TileHeight} tile is not a whole number of 32-pixel warp tiles"
         : Chunk % 8 != 0 || Chunk <= 0 ? $"the input chunk {Chunk} is not a positive multiple of 8"
         : WarpsCo <= 0 ? "no warps along the output channels"
-        : Prefetch is < 0 or > 2 ? $"prefetch {Prefetch} is not 0 (none), 1 (the patch) or 2 (the patch and the weights)"
+        : Prefetch is < 0 or > 1 ? $"prefetch {Prefetch} is not 0 (none) or 1 (the next chunk's patch)"
         : Prefetch != 0 && Chunk * (TileHeight + 2) * (TileWidth + 2) > PatchSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
             ? $"prefetching a {TileWidth}×{TileHeight} tile's {Chunk}-channel patch needs more than {PatchSlots.Count} registers a thread"
-        : Prefetch == 2 && Conv3x3.IlgpuTensorCore.WeightVectors(this) > WeightSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
-            ? $"prefetching {Chunk} channels' weights for {32 * WarpsCo} outputs needs more than {WeightSlots.Count} vectors a thread"
         : null;
 }
 
@@ -119,14 +118,6 @@ public struct PatchSlots
 {
     public const int Count = 8;
     public PatchValue V0, V1, V2, V3, V4, V5, V6, V7;
-}
-
-/// <summary>A thread's share of the next chunk's packed weights, held in registers while the current chunk computes
-/// (<see cref="Conv3x3.IlgpuTensorCore"/> with MmaTile.Prefetch 2): vector tid + k·threads for k &lt; Count.</summary>
-public struct WeightSlots
-{
-    public const int Count = 4;
-    public Float4 W0, W1, W2, W3;
 }
 
 /// <summary>One lane's share of a 16×8 TF32 A fragment (values already rounded to TF32).</summary>
@@ -521,11 +512,32 @@ public static partial class Conv3x3
         /// <summary>
         /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/(32·WarpsCo)⌉), group (<see cref="Threads"/>, 1, 1), dynamic shared memory
         /// <see cref="SharedFloats"/>. Arguments as <see cref="IlgpuTiled.Forward"/>, but w is <see cref="PackWeights"/>'
-        /// output for these dims and this tile.
+        /// output for these dims and this tile. One entry point per prefetch level (<see cref="ForLevel"/>): a register
+        /// count is the kernel's, not the launch's, and with the prefetch registers of every level in one kernel ptxas
+        /// gave it 155 a thread (sm_90) — more than 65 536 / 512, so that the 32×8 tile could not launch at all, with
+        /// or without prefetching (SassTests). Compiled apart: 72 (none), 121 (the patch: 128 as allocated × 512
+        /// threads fills an SM's 65 536 exactly).
         /// </summary>
         [KernelName("conv3x3_tf32_mma")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t)
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 0);
+
+        /// <summary><see cref="Forward"/> with the next chunk's input patch prefetched into registers (MmaPrefetch 1).</summary>
+        [KernelName("conv3x3_tf32_mma_prefetch_patch")]
+        public static void ForwardPrefetchPatch(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 1);
+
+        /// <summary>The entry point for a tile's prefetch level.</summary>
+        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>
+            ForLevel(int prefetch) => prefetch == 0 ? Forward : ForwardPrefetchPatch;
+
+        /// <summary>The kernel's body, inlined into each entry point with its prefetch level a constant (so that the
+        /// other levels' code, and their registers, are gone). t.Prefetch is not read here.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Convolve(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t, int prefetch)
         {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp % t.WarpsCo, wn = warp / t.WarpsCo;
@@ -546,33 +558,29 @@ public static partial class Conv3x3
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
             int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
-            // With Prefetch, the next chunk's patch (and with Prefetch 2 its weights) is loaded into registers before the
-            // current chunk's mma work and stored after it, so that the loads' latency overlaps the tensor work (on an
-            // H200, 39% of the stalls of the unprefetched kernel waited on these loads). A thread's elements:
-            // tid + k·threads.
+            // With prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
+            // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls of
+            // the unprefetched kernel waited on the staging loads). A thread's elements: tid + k·threads.
             var first = PatchCursor.Of(tid, ph, pw);
             var step = PatchCursor.Of(threads, ph, pw);
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(DeclareAccumulators);
-            if (t.Prefetch != 0)
+            if (prefetch != 0)
                 IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, 0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
-                if (t.Prefetch == 0)
+                if (prefetch == 0)
                     IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
                 // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
                 // (PackWeights): each row of bm output channels is a contiguous, coalesced copy of 128-bit vectors,
                 // stored along the output channels (consecutive banks). Row r = tap·chunk + c.
-                if (t.Prefetch < 2 || c0 == 0)
-                    for (int e = tid; e < WeightVectors(t); e += threads)
-                        wts4[WeightTarget(e, t)] = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
+                for (int e = tid; e < WeightVectors(t); e += threads)
+                    wts4[WeightTarget(e, t)] = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
                 Group.Barrier();
-                bool more = t.Prefetch != 0 && c0 + chunk < d.Cin;
+                bool more = prefetch != 0 && c0 + chunk < d.Cin;
                 var next = new PatchSlots();
-                var nextWeights = new WeightSlots();
                 if (more) next = LoadPatch(x, mask, d, useMask, c0 + chunk, x0, y0, chunk, ph, pw, first, step);
-                if (more && t.Prefetch == 2) nextWeights = LoadWeights(w4, t, c0 + chunk, cinPadded, coutPadded, o0, tid, threads);
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)
                     {
@@ -591,7 +599,6 @@ public static partial class Conv3x3
                     }
                 Group.Barrier();
                 if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
-                if (more && t.Prefetch == 2) StoreWeights(wts4, nextWeights, t, tid, threads);
             }
             if (CudaAsm.IsSupported) acc = ReadAccumulators();
             // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
@@ -645,28 +652,6 @@ public static partial class Conv3x3
         {
             int perRow = WarpChannels * t.WarpsCo / 4, r = e / perRow;
             return r * (WeightStride(t.WarpsCo) / 4) + e - r * perRow;
-        }
-
-        /// <summary>Loads a thread's vectors (tid + k·threads) of chunk c0's weights into registers.</summary>
-        static WeightSlots LoadWeights(ArrayView<Float4> w4, MmaTile t, int c0, int cinPadded, int coutPadded, int o0, int tid, int threads)
-        {
-            var s = new WeightSlots();
-            int n = WeightVectors(t), e = tid;
-            if (e < n) s.W0 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
-            if (e < n) s.W1 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
-            if (e < n) s.W2 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)]; e += threads;
-            if (e < n) s.W3 = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
-            return s;
-        }
-
-        /// <summary>Stores prefetched weight vectors (after the group is done with the shared weights).</summary>
-        static void StoreWeights(ArrayView<Float4> wts4, WeightSlots s, MmaTile t, int tid, int threads)
-        {
-            int n = WeightVectors(t), e = tid;
-            if (e < n) wts4[WeightTarget(e, t)] = s.W0; e += threads;
-            if (e < n) wts4[WeightTarget(e, t)] = s.W1; e += threads;
-            if (e < n) wts4[WeightTarget(e, t)] = s.W2; e += threads;
-            if (e < n) wts4[WeightTarget(e, t)] = s.W3;
         }
 
         /// <summary>Loads a thread's elements of chunk c0's patch (zero outside the map and past Cin) into registers.</summary>

@@ -19,9 +19,9 @@ public class PtxCompileTests
     /// <summary>Every public static method of every nested "Ilgpu" class of the kernels namespace.</summary>
     public static IEnumerable<object[]> Kernels() => AllKernels().Select(m => new object[] { Name(m) });
 
-    static string Name(MethodInfo m) => $"{m.DeclaringType!.DeclaringType!.Name}.{(m.DeclaringType.Name == "Ilgpu" ? "" : m.DeclaringType.Name + ".")}{m.Name}";
+    internal static string Name(MethodInfo m) => $"{m.DeclaringType!.DeclaringType!.Name}.{(m.DeclaringType.Name == "Ilgpu" ? "" : m.DeclaringType.Name + ".")}{m.Name}";
 
-    static IEnumerable<MethodInfo> AllKernels() =>
+    internal static IEnumerable<MethodInfo> AllKernels() =>
         typeof(Conv3x3).Assembly.GetTypes()
             .Where(t => t.Namespace == "GpuStyle.Kernels" && t.IsNested && t.Name.StartsWith("Ilgpu", StringComparison.Ordinal))
             .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static | BindingFlags.DeclaredOnly))
@@ -44,10 +44,7 @@ public class PtxCompileTests
     public void Kernel_compiles_to_PTX_for_SM90_without_externs(string kernel)
     {
         var method = AllKernels().Single(m => Name(m) == kernel);
-        using var context = FreshContext();
-        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
-            CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
-        string ptx = ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly;
+        string ptx = Ptx(method);
         Assert.Contains(".entry", ptx);
         Keep(kernel + ".ptx", ptx);
         // Every kernel carries a readable name for Nsight Compute, and the PTX entry point has it.
@@ -74,6 +71,15 @@ public class PtxCompileTests
         string source = ((ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).Source;
         Keep(kernel + ".cl", source);
         Assert.Contains("kernel", source);
+    }
+
+    /// <summary>A kernel's PTX as ILGPU's PTX backend writes it for SM_90.</summary>
+    internal static string Ptx(MethodInfo method)
+    {
+        using var context = FreshContext();
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
+            CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
+        return ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly;
     }
 
     /// <summary>A fresh context per kernel: after one failed compile a context can fail on later, valid kernels.</summary>

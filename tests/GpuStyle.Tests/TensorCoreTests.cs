@@ -98,13 +98,13 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.Equal(8, IlgpuBackend.MmaTileFor(tile, 132, new ConvDims(256, 256, 128, 128)).TileHeight); // 256 groups already
         Assert.Equal(2, IlgpuBackend.MmaTileFor(tile, 264, conv4).TileHeight);             // 128 → 256 → 512
         // A 32×2 tile's 128 threads cannot hold a prefetched patch (8 elements a thread): it is lowered anyway and
-        // prefetches nothing; 32×4 keeps the patch prefetch but not the weights' (4 vectors a thread need 288 threads).
-        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2);
+        // prefetches nothing; 32×4 keeps the patch prefetch.
+        var prefetching = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1);
         var lowest = IlgpuBackend.MmaTileFor(prefetching, 264, conv4);
         Assert.Equal((2, 0), (lowest.TileHeight, lowest.Prefetch));
         var lower = IlgpuBackend.MmaTileFor(prefetching, 132, conv4);
         Assert.Equal((4, 1), (lower.TileHeight, lower.Prefetch));
-        Assert.Equal(2, IlgpuBackend.MmaTileFor(prefetching, 132, new ConvDims(256, 256, 128, 128)).Prefetch);   // not lowered
+        Assert.Equal(1, IlgpuBackend.MmaTileFor(prefetching, 132, new ConvDims(256, 256, 128, 128)).Prefetch);   // not lowered
     }
 
     [Theory]
@@ -122,25 +122,36 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         CheckForwardAndBackward(b, cin, cout, h, w);
     }
 
-    [Theory]
-    [InlineData(20, 70, 5, 30)]    // three chunks (the last partly past Cin), two channel blocks, edge tiles
-    [InlineData(17, 16, 9, 24)]    // three chunks, a ReLU mask on the prefetched gradient
-    [InlineData(5, 8, 4, 8)]       // one chunk: nothing to prefetch
-    public void Prefetched_weights_give_the_same_convolutions(int cin, int cout, int h, int w)
+    [Fact]
+    public void A_tile_that_cannot_launch_prefetches_less_then_lowers()
     {
-        // MmaPrefetch 2 keeps 4 weight vectors a thread: a chunk's 1 152 (9 taps × 8 channels × 64 outputs / 4) need
-        // ≥ 288 threads — a 24×8 tile with two warps along the channels (384), as the GPU's 32×8 (512).
-        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
-            with { MmaTileWidth = 24, MmaTileHeight = 8, MmaWarpsCo = 2, MmaPrefetch = 2 }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 128));
-        CheckForwardAndBackward(b, cin, cout, h, w);
+        // sm_90 register counts of the two TF32 kernels (ptxas 11.8, SassTests): 72 and 121 a thread (allocated in
+        // 8s: 72 and 128), against 65 536 registers an SM. 32×8 tiles (512 threads) launch either way, 32×16 (1 024)
+        // neither: it is lowered to 32×8, keeping the prefetch.
+        int[] registers = [72, 128];
+        Func<MmaTile, bool> sm90 = t => registers[t.Prefetch] * Conv3x3.IlgpuTensorCore.Threads(t) <= 65536;
+        var full = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1);
+        Assert.Equal(full, IlgpuBackend.LaunchableTile(full, sm90));
+        var tall = new MmaTile(32, 16, 2, 8, emulate: false, prefetch: 1);
+        Assert.Equal(full, IlgpuBackend.LaunchableTile(tall, sm90));
+        Assert.Equal(full with { Prefetch = 0 }, IlgpuBackend.LaunchableTile(full, t => t.Prefetch == 0));
+        // Lower tiles down to one warp of pixels (32×1); a tile whose threads cannot hold a prefetched patch (32×2:
+        // 128 threads) does not prefetch; below 32×1 nothing launches, and it says so.
+        var halved = IlgpuBackend.LaunchableTile(full, t => Conv3x3.IlgpuTensorCore.Threads(t) <= 128);
+        Assert.Equal((2, 0), (halved.TileHeight, halved.Prefetch));
+        var four = IlgpuBackend.LaunchableTile(full, t => t.TileHeight <= 4);
+        Assert.Equal((4, 1), (four.TileHeight, four.Prefetch));
+        Assert.Equal(1, IlgpuBackend.LaunchableTile(full, t => t.TileHeight == 1).TileHeight);
+        var none = Assert.Throws<InvalidOperationException>(() => IlgpuBackend.LaunchableTile(full, _ => false));
+        Assert.Contains("32×1", none.Message);
     }
 
     [Fact]
-    public void Weight_prefetching_needs_enough_threads()
+    public void Patch_prefetching_needs_enough_threads()
     {
-        Assert.Null(new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2).Problem());   // the GPU's default tile
-        Assert.Contains("vectors a thread", new MmaTile(16, 8, 2, 8, emulate: false, prefetch: 2).Problem());
-        Assert.Contains("prefetch 3", new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 3).Problem());
+        Assert.Null(new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1).Problem());   // the GPU's default tile
+        Assert.Contains("registers a thread", new MmaTile(32, 8, 1, 8, emulate: false, prefetch: 1).Problem());   // 256 threads
+        Assert.Contains("prefetch 2", new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2).Problem());   // removed
     }
 
     static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)

@@ -50,8 +50,9 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// the 3 colour channels) run the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up
     /// to 95% of the tensor work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms
     /// blocked). Built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by default:
-    /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work,
-    /// MmaPrefetch 2 those of its weights too (`bench --launch MmaPrefetch=1`, or 2); MmaMinGroups N &gt; 0 makes a
+    /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work
+    /// (`bench --launch MmaPrefetch=1`: 121 registers a thread, so the 32×8 tile's 512 threads just fit an SM — a
+    /// taller tile is lowered, see LaunchableTile); MmaMinGroups N &gt; 0 makes a
     /// convolution whose grid would have fewer than N groups halve its tile height until it has N, or its tile is
     /// down to two warps of pixels (a lower tile would stage more halo rows than rows it computes) — VGG's 64×64 and
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
@@ -136,7 +137,11 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
     readonly int _gramSide, _gramSharedFloats;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>? _convMma;
+    // The TF32 convolution, one kernel per prefetch level (Conv3x3.IlgpuTensorCore.ForLevel), loaded when first needed;
+    // all null without TF32.
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>?[] _convMma = new Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>?[2];
+    /// <summary>The TF32 tile: the configured one, or where that cannot launch on this device the one
+    /// <see cref="LaunchableTile"/> chose (see <see cref="MmaTileNote"/>).</summary>
     readonly MmaTile _mma;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convBlocked;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
@@ -164,7 +169,7 @@ public sealed class IlgpuBackend : IBackend
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_launch.MmaTileWidth}×{_launch.MmaTileHeight}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -292,7 +297,11 @@ public sealed class IlgpuBackend : IBackend
         {
             try
             {
-                _convMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(Conv3x3.IlgpuTensorCore.Forward);
+                var configured = _mma;
+                _mma = LaunchableTile(configured, Launches);
+                if (!_mma.Equals(configured))
+                    MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
+                ConvMma(_mma.Prefetch);   // compiled now, so that a kernel the driver cannot load fails here, explained
                 _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -402,14 +411,46 @@ public sealed class IlgpuBackend : IBackend
         else if (OnTensorCores(d))
         {
             var tile = TileFor(d);
-            _convMma!(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
+            ConvMma(tile.Prefetch)(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
         }
         else if (ByWinograd(d)) ConvWinograd(V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
         else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
     }
 
     /// <summary>Whether this convolution runs the TF32 kernel: chosen, and enough channels both ways.</summary>
-    bool OnTensorCores(ConvDims d) => _convMma is not null && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
+    bool OnTensorCores(ConvDims d) => _launch.Conv == ConvKernel.Tf32 && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
+
+    /// <summary>Why the TF32 tile differs from the configured one, or null.</summary>
+    public string? MmaTileNote { get; }
+
+    /// <summary>The TF32 kernel for a prefetch level, loaded (compiled) on first use.</summary>
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(int prefetch) =>
+        _convMma[prefetch] ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(
+            Conv3x3.IlgpuTensorCore.ForLevel(prefetch));
+
+    /// <summary>Whether a group of this tile can be resident on an SM at all: CUDA's occupancy calculator, which knows
+    /// the kernel's registers (72 or 121 a thread by prefetch level, ptxas for sm_90) and the shared memory. A launch
+    /// that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every tile that passes
+    /// <see cref="MmaTile.Problem"/> launches.</summary>
+    bool Launches(MmaTile t) => Accelerator.AcceleratorType != AcceleratorType.Cuda
+        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMma(t.Prefetch).GetKernel(), Conv3x3.IlgpuTensorCore.Threads(t),
+            Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0;
+
+    /// <summary>The configured TF32 tile if it launches, else the nearest that does: the configured height without
+    /// prefetching (the 32×8 tile measured fastest; prefetching adds 49 registers a thread), then each halved height
+    /// (down to one warp of pixels) with the configured prefetch where its threads can hold it, else without. Throws
+    /// where nothing launches.</summary>
+    public static MmaTile LaunchableTile(MmaTile configured, Func<MmaTile, bool> launches)
+    {
+        for (var tile = configured; ; tile.TileHeight /= 2)
+        {
+            for (var candidate = tile with { Prefetch = configured.Prefetch }; candidate.Prefetch >= 0; candidate.Prefetch--)
+                if (candidate.Problem() is null && launches(candidate)) return candidate;
+            if (tile.TileHeight % 2 != 0 || tile.TileWidth * tile.TileHeight / 2 % Conv3x3.IlgpuTensorCore.WarpPixels != 0)
+                throw new InvalidOperationException(
+                    $"no TF32 tile from {configured.TileWidth}×{configured.TileHeight} down to {tile.TileWidth}×{tile.TileHeight} can launch on this device; run without --tf32");
+        }
+    }
 
     /// <summary>The weights packed for the TF32 kernel, in scratch: one pass over them per call, ≈ 20 MB at most per
     /// VGG layer — microseconds on a GPU.</summary>
@@ -435,7 +476,7 @@ public sealed class IlgpuBackend : IBackend
         if (OnTensorCores(back))
         {
             var tile = TileFor(back);
-            _convMma!(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
+            ConvMma(tile.Prefetch)(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
             return;
         }
         if (ByWinograd(back))

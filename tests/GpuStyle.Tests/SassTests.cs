@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using ILGPU;
+using ILGPU.Runtime;
+using GpuStyle.Engine.Ilgpu;
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// Each kernel's PTX assembled into sm_90 machine code by ptxas (NVIDIA's assembler: what the driver's JIT does when a
+/// kernel loads), here, without a GPU. Catches what only a GPU run would otherwise show: inline PTX the driver
+/// rejects, spills to local memory, and a register count that leaves a group unable to fit on an SM at the shape the
+/// backend launches it (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES — the TF32 convolution at 155 registers × 512 threads
+/// was one, found this way). ptxas comes from Debian's nvidia-cuda-toolkit: `.ci/fetch-ptxas` puts it in .tools/cuda;
+/// without it these tests are skipped, saying so.
+/// </summary>
+public class SassTests
+{
+    public static IEnumerable<object[]> Kernels() => PtxCompileTests.Kernels();
+
+    /// <summary>The threads a group of each explicitly grouped kernel has at the GPU's default launch options (the
+    /// implicitly grouped ones get theirs from CUDA's occupancy calculator, which counts their registers).</summary>
+    public static readonly IReadOnlyDictionary<string, int> GroupThreads = DefaultGroupThreads();
+
+    static Dictionary<string, int> DefaultGroupThreads()
+    {
+        var o = new IlgpuLaunchOptions();
+        var mma = o.Mma(emulate: false);
+        int gramTiles = o.TileWidth * o.TileHeight, mmaGram = Gram.IlgpuTensorCore.Threads(o.MmaGramWarps);
+        return new()
+        {
+            ["Conv3x3.IlgpuTensorCore.Forward"] = Conv3x3.IlgpuTensorCore.Threads(mma),
+            // MmaPrefetch=1 on the default tile: 121 registers (128 as allocated) × 512 threads fills an SM exactly.
+            ["Conv3x3.IlgpuTensorCore.ForwardPrefetchPatch"] = Conv3x3.IlgpuTensorCore.Threads(mma),
+            ["Conv3x3.IlgpuBlocked.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
+            ["Conv3x3.IlgpuTiled.Forward"] = o.TileWidth * o.TileHeight,
+            ["Conv3x3.IlgpuWinograd.Gemm"] = Conv3x3.IlgpuWinograd.Threads(o.WinogradM, o.WinogradN),
+            ["Conv3x3.IlgpuWinograd.GemmTensorCore"] = mmaGram,
+            ["Gram.IlgpuTensorCore.ForwardPartial"] = mmaGram,
+            ["Gram.IlgpuTensorCore.BackwardAccumulate"] = mmaGram,
+            ["Gram.IlgpuTiled.ForwardPartial"] = gramTiles,
+            ["Gram.IlgpuTiled.BackwardAccumulate"] = gramTiles,
+            ["Gram.IlgpuBlocked.ForwardPartial"] = gramTiles,
+            ["Gram.IlgpuBlocked.BackwardAccumulate"] = gramTiles,
+            ["VectorOps.SumGroups"] = o.FinishThreads,
+            ["VectorOps.Finish"] = o.FinishThreads,
+            ["Lbfgs.RowDotsPartial"] = o.FinishThreads,
+            ["Lbfgs.RowDotsFinish"] = o.FinishThreads,
+            ["Lbfgs.Direction"] = o.FinishThreads,
+        };
+    }
+
+    /// <summary>Registers an SM of compute capability 9.0 has (and a group may use); a warp's registers are allocated
+    /// in units of 256, so a thread's count rounds up to a multiple of 8.</summary>
+    const int RegistersPerSm = 65536;
+
+    [Fact]
+    public void Every_explicitly_grouped_kernel_has_its_group_size_listed()
+    {
+        var explicitlyGrouped = PtxCompileTests.AllKernels()
+            .Where(m => m.GetParameters()[0].ParameterType is var t && t != typeof(Index1D) && t != typeof(Index2D) && t != typeof(Index3D))
+            .Select(PtxCompileTests.Name).Order().ToList();
+        Assert.Equal(explicitlyGrouped, GroupThreads.Keys.Order().ToList());
+    }
+
+    [PtxasTheory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_assembles_for_sm90_without_spills_and_its_groups_fit_an_SM(string kernel)
+    {
+        var method = PtxCompileTests.AllKernels().Single(m => PtxCompileTests.Name(m) == kernel);
+        var report = Assemble(PtxCompileTests.Ptx(method), kernel);
+        Assert.True(report.SpillBytes == 0, $"{kernel}: {report.SpillBytes} bytes of spills to local memory\n{report.Log}");
+        if (GroupThreads.TryGetValue(kernel, out int threads))
+        {
+            int allocated = (report.Registers + 7) / 8 * 8 * threads;
+            Assert.True(allocated <= RegistersPerSm,
+                $"{kernel}: {report.Registers} registers a thread × {threads} threads = {allocated} > {RegistersPerSm}: its groups cannot launch");
+        }
+    }
+
+    [PtxasFact]
+    public void The_check_sees_a_group_that_cannot_fit()
+    {
+        // The prefetching TF32 convolution on a 32×16 tile (`--launch MmaTileHeight=16,MmaPrefetch=1`: 1 024 threads)
+        // cannot launch: LaunchableTile lowers it; this check would have flagged it.
+        var method = typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.ForwardPrefetchPatch))!;
+        var report = Assemble(PtxCompileTests.Ptx(method), "ForwardPrefetchPatch");
+        int threads = Conv3x3.IlgpuTensorCore.Threads(new IlgpuLaunchOptions { MmaTileHeight = 16 }.Mma(emulate: false));
+        Assert.Equal(1024, threads);
+        Assert.True((report.Registers + 7) / 8 * 8 * threads > RegistersPerSm, $"{report.Registers} registers × {threads} threads fit after all");
+        // And ptxas rejects what the driver would: an mma.sync with a missing operand.
+        var broken = PtxCompileTests.Ptx(typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward))!);
+        int at = broken.IndexOf("mma.sync", StringComparison.Ordinal);
+        Assert.True(at > 0, "no mma.sync in the TF32 kernel's PTX");
+        int end = broken.IndexOf('}', at);
+        broken = broken[..end] + broken[(broken.IndexOf(',', end) + 1)..];
+        Assert.Throws<Xunit.Sdk.TrueException>(() => Assemble(broken, "broken"));
+    }
+
+    public sealed record SassReport(int Registers, int SpillBytes, string Log);
+
+    /// <summary>Runs ptxas -arch=sm_90 -v on the PTX. Debian's ptxas (CUDA 11.8) reads PTX ISA up to 7.8; ILGPU writes
+    /// 8.8 for SM_90 but emits nothing newer than 7.x, so the version line is lowered to match.</summary>
+    static SassReport Assemble(string ptx, string name)
+    {
+        string dir = Directory.CreateTempSubdirectory("gpustyle-sass-").FullName;
+        try
+        {
+            string input = Path.Combine(dir, "kernel.ptx");
+            File.WriteAllText(input, Regex.Replace(ptx, @"^\.version \d+\.\d+", ".version 7.8", RegexOptions.Multiline));
+            var start = new ProcessStartInfo(Ptxas.Path!, ["-arch=sm_90", "-O3", "-v", input, "-o", Path.Combine(dir, "kernel.cubin")])
+            { RedirectStandardError = true, RedirectStandardOutput = true };
+            using var process = Process.Start(start)!;
+            string log = process.StandardError.ReadToEnd() + process.StandardOutput.ReadToEnd();
+            Assert.True(process.WaitForExit(120_000), $"{name}: ptxas took over two minutes");
+            Assert.True(process.ExitCode == 0, $"{name}: ptxas failed ({process.ExitCode}):\n{log}");
+            var used = Regex.Match(log, @"Used (\d+) registers");
+            Assert.True(used.Success, $"{name}: no register count in ptxas's report:\n{log}");
+            int spills = Regex.Matches(log, @"(\d+) bytes spill (stores|loads)").Sum(m => int.Parse(m.Groups[1].Value));
+            return new SassReport(int.Parse(used.Groups[1].Value), spills, log);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
+
+/// <summary>Where ptxas is: $GPUSTYLE_PTXAS, else .tools/cuda/ptxas in the checkout (.ci/fetch-ptxas), else on PATH.</summary>
+public static class Ptxas
+{
+    public static string? Path { get; } = Find();
+
+    static string? Find()
+    {
+        if (Environment.GetEnvironmentVariable("GPUSTYLE_PTXAS") is { Length: > 0 } named && File.Exists(named)) return named;
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "GpuStyle.sln")))
+            {
+                string local = System.IO.Path.Combine(dir.FullName, ".tools", "cuda", "ptxas");
+                if (File.Exists(local)) return local;
+                break;
+            }
+        return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(System.IO.Path.PathSeparator)
+            .Select(p => System.IO.Path.Combine(p, "ptxas")).FirstOrDefault(File.Exists);
+    }
+
+    public const string Missing = "needs ptxas (NVIDIA's PTX assembler): run .ci/fetch-ptxas, or set GPUSTYLE_PTXAS";
+}
+
+public sealed class PtxasFactAttribute : FactAttribute
+{
+    public PtxasFactAttribute() { if (Ptxas.Path is null) Skip = Ptxas.Missing; }
+}
+
+public sealed class PtxasTheoryAttribute : TheoryAttribute
+{
+    public PtxasTheoryAttribute() { if (Ptxas.Path is null) Skip = Ptxas.Missing; }
+}
