@@ -16,7 +16,7 @@
 #      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
 #      opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1 (TF32
 #      GEMMs), GramGemm=1,
-#      WinogradPrefetch=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
+#      WinogradPrefetch=0 and SgemmFixedBlocks=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
 #      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
 #      recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
@@ -45,8 +45,9 @@ bounded() {
 timed() {
   local s e r; s=$(date +%s%N); "$@"; r=$?; e=$(date +%s%N); echo "wall $(( (e - s) / 1000000 )) ms"; return $r
 }
-tar -xzf .device/bundle.tgz -C "$HOME/gs"
-B="$HOME/gs/bundle/gpustyle"
+# GPUSTYLE_BIN: another gpustyle to call (docs/gpu-rehearse.sh runs the script here with one that maps the GPU's
+# arguments to the CPU accelerator, to catch a command the GPU would refuse before a GPU session is spent on it).
+if [ -n "${GPUSTYLE_BIN:-}" ]; then B=$GPUSTYLE_BIN; else tar -xzf .device/bundle.tgz -C "$HOME/gs"; B="$HOME/gs/bundle/gpustyle"; fi
 TORCH="python3 docs/torch_many.py .device/torch_vgg_iter.py"
 torch_sizes() { local a=(); for s in 256 512 1024; do a+=("--device cuda --network $1 --size $s" "--device cuda --network $1 --size $s --tf32"); done; bounded 150 $TORCH "${a[@]}"; }
 
@@ -98,7 +99,8 @@ if want 3; then
   torch_sizes vgg16
   # Opt-in variants, each alone on one layer and the 512² iteration (those that passed step 2): Winograd's first.
   for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
-                 "winograd winograd WinogradPrefetch=0" "winograd winograd GramGemm=1,WinogradMma=1" \
+                 "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
+                 "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
                  "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do

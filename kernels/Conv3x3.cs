@@ -512,7 +512,7 @@ public static partial class Conv3x3
         /// <summary>
         /// Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/(32·WarpsCo)⌉), group (<see cref="Threads"/>, 1, 1), dynamic shared memory
         /// <see cref="SharedFloats"/>. Arguments as <see cref="IlgpuTiled.Forward"/>, but w is <see cref="PackWeights"/>'
-        /// output for these dims and this tile. One entry point per prefetch level (<see cref="ForLevel"/>): a register
+        /// output for these dims and this tile. One entry point per prefetch level (<see cref="For"/>): a register
         /// count is the kernel's, not the launch's, and with the prefetch registers of every level in one kernel ptxas
         /// gave it 155 a thread (sm_90) — more than 65 536 / 512, so that the 32×8 tile could not launch at all, with
         /// or without prefetching (SassTests). Compiled apart: 72 (none), 121 (the patch: 128 as allocated × 512
@@ -529,9 +529,36 @@ public static partial class Conv3x3
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
             Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 1);
 
-        /// <summary>The entry point for a tile's prefetch level.</summary>
+        /// <summary><see cref="Forward"/> for the GPU's default tile, 32×8 pixels, 2 warps along the channels, 8-channel
+        /// chunks (t's shape is ignored), its strides constants: each B-fragment load is then a per-thread register
+        /// plus an immediate. ptxas for sm_90, the general kernel's chunk loop: 488 instructions for 72 mma.sync, 199 of
+        /// them IMADs computing the 144 fragment loads' addresses from the runtime plane and row strides.</summary>
+        [KernelName("conv3x3_tf32_mma_32x8")]
+        public static void Forward32x8(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 0);
+
+        /// <summary><see cref="Forward32x8"/> with the next chunk's input patch prefetched into registers.</summary>
+        [KernelName("conv3x3_tf32_mma_32x8_prefetch_patch")]
+        public static void Forward32x8PrefetchPatch(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 1);
+
+        /// <summary>Whether a tile has the shape <see cref="Forward32x8"/> is compiled for.</summary>
+        public static bool IsDefaultShape(MmaTile t) => t.TileWidth == 32 && t.TileHeight == 8 && t.WarpsCo == 2 && t.Chunk == 8;
+
+        static MmaTile DefaultShape(MmaTile t)
+        {
+            var fixedShape = t;
+            fixedShape.TileWidth = 32; fixedShape.TileHeight = 8; fixedShape.WarpsCo = 2; fixedShape.Chunk = 8;
+            return fixedShape;
+        }
+
+        /// <summary>The entry point for a tile: its prefetch level, and the default shape's constants where it has it.</summary>
         public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>
-            ForLevel(int prefetch) => prefetch == 0 ? Forward : ForwardPrefetchPatch;
+            For(MmaTile t) => IsDefaultShape(t)
+                ? (t.Prefetch == 0 ? Forward32x8 : Forward32x8PrefetchPatch)
+                : (t.Prefetch == 0 ? Forward : ForwardPrefetchPatch);
 
         /// <summary>The kernel's body, inlined into each entry point with its prefetch level a constant (so that the
         /// other levels' code, and their registers, are gone). t.Prefetch is not read here.</summary>
@@ -558,6 +585,8 @@ public static partial class Conv3x3
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
             int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
+            long aq = (long)q * wstride + wm * WarpChannels + g;
+            long bq0 = (long)q * plane + off0, bq1 = (long)q * plane + off1, bq2 = (long)q * plane + off2, bq3 = (long)q * plane + off3;
             // With prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
             // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls of
             // the unprefetched kernel waited on the staging loads). A thread's elements: tid + k·threads.
@@ -584,17 +613,19 @@ public static partial class Conv3x3
                 for (int c8 = 0; c8 < chunk; c8 += KStep)
                     for (int tap = 0; tap < 9; tap++)
                     {
+                        // Each index is the thread's fixed part (aq, bq0…bq3, from q, g and the warp) plus a part that
+                        // depends only on c8 and the tap: with the tile's strides constants (Forward32x8) that part is
+                        // an immediate, and every load a register plus an immediate (64-bit sums, which ptxas may fold).
                         // A (row-major 16×8): a0 (g, q), a1 (g+8, q), a2 (g, q+4), a3 (g+8, q+4).
-                        // 64-bit indices, so that the loads sit at constant offsets ptxas can fold (see Block8x4.Tap).
-                        long wa = (tap * chunk + c8 + q) * wstride + wm * WarpChannels + g, wa4 = wa + 4 * wstride;
+                        long wa = aq + (long)(tap * chunk + c8) * wstride, wa4 = wa + 4 * wstride;
                         var a0 = new FragmentA(wts[wa], wts[wa + 8], wts[wa4], wts[wa4 + 8]);
                         var a1 = new FragmentA(wts[wa + 16], wts[wa + 24], wts[wa4 + 16], wts[wa4 + 24]);
                         // B (column-major 8×8): b0 (k = q, n = g), b1 (k = q+4, n = g).
-                        long pb = (c8 + q) * plane + tap / 3 * pw + tap % 3, pb4 = pb + 4 * plane;
-                        var b0 = new FragmentB(patch[pb + off0], patch[pb4 + off0]);
-                        var b1 = new FragmentB(patch[pb + off1], patch[pb4 + off1]);
-                        var b2 = new FragmentB(patch[pb + off2], patch[pb4 + off2]);
-                        var b3 = new FragmentB(patch[pb + off3], patch[pb4 + off3]);
+                        long pt = (long)c8 * plane + tap / 3 * pw + tap % 3, pt4 = pt + 4 * plane;
+                        var b0 = new FragmentB(patch[bq0 + pt], patch[bq0 + pt4]);
+                        var b1 = new FragmentB(patch[bq1 + pt], patch[bq1 + pt4]);
+                        var b2 = new FragmentB(patch[bq2 + pt], patch[bq2 + pt4]);
+                        var b3 = new FragmentB(patch[bq3 + pt], patch[bq3 + pt4]);
                         WarpStep(shared, chunk * plane + 9 * chunk * wstride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                     }
                 Group.Barrier();

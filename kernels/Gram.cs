@@ -3,6 +3,7 @@
 // Forward (F: C×N with N = H·W):   G = F·Fᵀ / N,   G[i,j] = Σ_k F[i,k]·F[j,k] / N
 // Backward:                          dF = (dG + dGᵀ)·F / N,   dF[i,k] = Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N
 // FLOPs: 2·C²·N forward (C·(C+1)·N exploiting symmetry), 2·C²·N backward.
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using ILGPU;
@@ -198,9 +199,20 @@ public static class Gram
 
         /// <summary>Grid (⌈C/4T⌉, ⌈C/4T⌉, splits), group (T, T). partials: splits × C × C (tiles on or above the diagonal).</summary>
         [KernelName("gram_forward_blocked")]
-        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits)
+        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits) =>
+            Forward(f, partials, c, n, splits, Group.DimX);
+
+        /// <summary><see cref="ForwardPartial"/> for the GPU's 16×16 groups, T a constant: the k loop's shared loads at
+        /// immediate offsets (ptxas for sm_90, the general kernel: 128 FFMAs in 186 instructions, the rest the loads'
+        /// address arithmetic).</summary>
+        [KernelName("gram_forward_blocked_16")]
+        public static void ForwardPartial16(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits) =>
+            Forward(f, partials, c, n, splits, 16);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Forward(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits, int t)
         {
-            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
+            int tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
             int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
             if (bj < bi) return;   // the whole group leaves together: no barrier is left waiting
             int tid = ty * t + tx, threads = t * t;
@@ -224,8 +236,9 @@ public static class Gram
                     b[kk * side + row] = rj < c && at < k1 ? f[rj * (long)n + at] : 0f;
                 }
                 Group.Barrier();
+                // 64-bit indices: with T a constant, each load is a register plus an immediate.
                 for (int kk = 0; kk < Depth; kk++)
-                    acc.Add(a4[kk * t + ty], b4[kk * t + tx]);
+                    acc.Add(a4[(long)kk * t + ty], b4[(long)kk * t + tx]);
                 Group.Barrier();
             }
             int i = bi * side + Block * ty, j = bj * side + Block * tx;
@@ -235,9 +248,18 @@ public static class Gram
 
         /// <summary>Grid (⌈N/4T⌉, ⌈C/4T⌉), group (T, T), T a multiple of 4. df[i,k] += Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N.</summary>
         [KernelName("gram_backward_blocked")]
-        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n)
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n) =>
+            Backward(f, dg, df, c, n, Group.DimX);
+
+        /// <summary><see cref="BackwardAccumulate"/> for the GPU's 16×16 groups, T a constant.</summary>
+        [KernelName("gram_backward_blocked_16")]
+        public static void BackwardAccumulate16(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n) =>
+            Backward(f, dg, df, c, n, 16);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Backward(ArrayView<float> f, ArrayView<float> dg, ArrayView<float> df, int c, int n, int t)
         {
-            int t = Group.DimX, tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
+            int tx = Group.IdxX, ty = Group.IdxY, side = Block * t;
             int i0 = Grid.IdxY * side;
             long k0 = (long)Grid.IdxX * side;
             int tid = ty * t + tx, threads = t * t;
@@ -261,7 +283,7 @@ public static class Gram
                 }
                 Group.Barrier();
                 for (int jj = 0; jj < Depth; jj++)
-                    acc.Add(s4[jj * t + ty], f4[jj * t + tx]);
+                    acc.Add(s4[(long)jj * t + ty], f4[(long)jj * t + tx]);
                 Group.Barrier();
             }
             acc.Store(df, 0, c, n, i0 + Block * ty, k0 + Block * tx, 1f / n, accumulate: 1);

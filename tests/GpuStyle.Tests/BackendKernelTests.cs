@@ -1,3 +1,4 @@
+using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Engine;
 using GpuStyle.Kernels;
 using GpuStyle.Tests.Support;
@@ -406,5 +407,32 @@ public class TiledShapeTests
         using var dx = b.Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, y, wt, dx);
         Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 1e-4, "tiled 4×2 backward");
+    }
+}
+
+/// <summary>The blocked Gram kernels at the GPU's 16×16 groups, which run entry points compiled with T = 16.</summary>
+public class BlockedGramAtGpuGroupsTests
+{
+    [Theory]
+    [InlineData(70, 13, 23, 3)]    // two 64-sided tiles a side (the second mostly past C), three splits
+    [InlineData(128, 9, 17, 1)]    // two whole tiles, one split
+    public void Gram_with_16x16_groups_matches_the_reference(int c, int h, int w, int splits)
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked, TileWidth = 16, TileHeight = 16, GramSplits = splits },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 64));
+        var rnd = new TestData(Environment.TickCount ^ c);
+        int n = h * w;
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var before = rnd.UniformF32(c * n);
+        using var f = b.Make(new Shape(c, h, w), fd);
+        using var g = b.Make(new Shape(c, c, 1), null);
+        b.GramForward(f, g);
+        Assertions.Close(Gram.Reference.Forward(fd, c, n), b.Read(g), 1e-5, $"Gram forward, {c}×{n}, 16×16 groups");
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        using var df = b.Make(new Shape(c, h, w), before);
+        b.GramBackwardAccumulate(f, dg, df);
+        Assertions.Close(VectorOps.Reference.Axpy(1, Gram.Reference.Backward(fd, dgd, c, n), before), b.Read(df), 1e-5,
+            $"Gram backward, {c}×{n}, 16×16 groups");
     }
 }

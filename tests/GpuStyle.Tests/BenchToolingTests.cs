@@ -89,12 +89,16 @@ public class LaunchOptionTests
         var changed = baseline.With("blockedwidth=64, BlockedHeight=8,MmaChunk=16");
         Assert.Equal(baseline with { BlockedWidth = 64, BlockedHeight = 8, MmaChunk = 16 }, changed);
         Assert.Equal(baseline, baseline.With(""));
+        // Switches take 0 (off): docs/gpu-check.sh compares WinogradPrefetch=0 and SgemmFixedBlocks=0 with the defaults.
+        Assert.Equal(baseline with { WinogradPrefetch = 0, SgemmFixedBlocks = 0, MmaPrefetch = 1 },
+            baseline.With("WinogradPrefetch=0,SgemmFixedBlocks=0,MmaPrefetch=1"));
     }
 
     [Theory]
     [InlineData("TileSize=8")]
     [InlineData("BlockedWidth")]
     [InlineData("BlockedWidth=0")]
+    [InlineData("WinogradPrefetch=-1")]
     [InlineData("BlockedWidth=wide")]
     [InlineData("Conv=3")]   // not an integer field
     public void Bad_overrides_are_refused_naming_the_fields(string overrides)
@@ -102,6 +106,29 @@ public class LaunchOptionTests
         var e = Assert.Throws<ArgumentException>(() => new IlgpuLaunchOptions().With(overrides));
         Assert.Contains("BlockedWidth", e.Message);
     }
+
+    /// <summary>Every "Name=value,…" in docs/gpu-check.sh (not its environment variables, STEPS=…), the one prepared GPU call: a launch string it cannot parse,
+    /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
+    /// 2026-11-27).</summary>
+    public static IEnumerable<object[]> GpuCheckLaunchStrings() =>
+        System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Repo.File("docs/gpu-check.sh")), @"\b[A-Z][a-z][A-Za-z]*=\d+(,[A-Z][a-z][A-Za-z]*=\d+)*")
+            .Select(m => m.Value).Distinct().Select(s => new object[] { s });
+
+    [Theory]
+    [MemberData(nameof(GpuCheckLaunchStrings))]
+    public void The_gpu_check_launch_strings_parse_and_fit_a_GPU(string overrides)
+    {
+        // The convolution each string is for, as the script pairs them: Mma… with --tf32, Winograd…, GramGemm and
+        // Sgemm… with --conv winograd, the rest with the blocked default.
+        var conv = overrides.StartsWith("Mma", StringComparison.Ordinal) ? ConvKernel.Tf32
+            : overrides.Contains("Winograd") || overrides.Contains("GramGemm") || overrides.Contains("Sgemm") ? ConvKernel.Winograd
+            : ConvKernel.Blocked;
+        var options = new IlgpuLaunchOptions().WithConv(conv).With(overrides);
+        IlgpuBackend.Validate(options, "an H200", maxThreadsPerGroup: 1024);
+    }
+
+    [Fact]
+    public void The_gpu_check_names_launch_strings() => Assert.True(GpuCheckLaunchStrings().Count() >= 10);
 
     [Fact]
     public void An_override_reaches_the_kernels()

@@ -5,6 +5,7 @@ using ILGPU;
 using ILGPU.Runtime;
 using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
 
 namespace GpuStyle.Tests;
 
@@ -34,9 +35,13 @@ public class SassTests
             ["Conv3x3.IlgpuTensorCore.Forward"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             // MmaPrefetch=1 on the default tile: 121 registers (128 as allocated) × 512 threads fills an SM exactly.
             ["Conv3x3.IlgpuTensorCore.ForwardPrefetchPatch"] = Conv3x3.IlgpuTensorCore.Threads(mma),
+            ["Conv3x3.IlgpuTensorCore.Forward32x8"] = Conv3x3.IlgpuTensorCore.Threads(mma),
+            ["Conv3x3.IlgpuTensorCore.Forward32x8PrefetchPatch"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuBlocked.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
             ["Conv3x3.IlgpuTiled.Forward"] = o.TileWidth * o.TileHeight,
             ["Conv3x3.IlgpuWinograd.Gemm"] = Conv3x3.IlgpuWinograd.Threads(o.WinogradM, o.WinogradN),
+            ["Conv3x3.IlgpuWinograd.Gemm128x128"] = Conv3x3.IlgpuWinograd.Threads(128, 128),
+            ["Conv3x3.IlgpuWinograd.Gemm64x128"] = Conv3x3.IlgpuWinograd.Threads(64, 128),
             ["Conv3x3.IlgpuWinograd.GemmTensorCore"] = mmaGram,
             ["Gram.IlgpuTensorCore.ForwardPartial"] = mmaGram,
             ["Gram.IlgpuTensorCore.BackwardAccumulate"] = mmaGram,
@@ -44,6 +49,8 @@ public class SassTests
             ["Gram.IlgpuTiled.BackwardAccumulate"] = gramTiles,
             ["Gram.IlgpuBlocked.ForwardPartial"] = gramTiles,
             ["Gram.IlgpuBlocked.BackwardAccumulate"] = gramTiles,
+            ["Gram.IlgpuBlocked.ForwardPartial16"] = 256,
+            ["Gram.IlgpuBlocked.BackwardAccumulate16"] = 256,
             ["VectorOps.SumGroups"] = o.FinishThreads,
             ["VectorOps.Finish"] = o.FinishThreads,
             ["Lbfgs.RowDotsPartial"] = o.FinishThreads,
@@ -136,13 +143,8 @@ public static class Ptxas
     static string? Find()
     {
         if (Environment.GetEnvironmentVariable("GPUSTYLE_PTXAS") is { Length: > 0 } named && File.Exists(named)) return named;
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(System.IO.Path.Combine(dir.FullName, "GpuStyle.sln")))
-            {
-                string local = System.IO.Path.Combine(dir.FullName, ".tools", "cuda", "ptxas");
-                if (File.Exists(local)) return local;
-                break;
-            }
+        string local = Repo.File(System.IO.Path.Combine(".tools", "cuda", "ptxas"));
+        if (File.Exists(local)) return local;
         return (Environment.GetEnvironmentVariable("PATH") ?? "").Split(System.IO.Path.PathSeparator)
             .Select(p => System.IO.Path.Combine(p, "ptxas")).FirstOrDefault(File.Exists);
     }

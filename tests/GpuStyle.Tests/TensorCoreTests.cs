@@ -86,6 +86,21 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     public void Prefetched_patches_give_the_same_convolutions(int cin, int cout, int h, int w) =>
         CheckForwardAndBackward(fx.Prefetching, cin, cout, h, w);
 
+    [Theory]
+    [InlineData(20, 70, 9, 37, 0)]   // three chunks, two channel blocks of 64, edge tiles both ways
+    [InlineData(9, 64, 17, 32, 1)]   // prefetching: two chunks, one channel block, a map of 1 × 3 tiles
+    public void The_default_tile_with_its_shape_compiled_in_matches_the_reference(int cin, int cout, int h, int w, int prefetch)
+    {
+        // The GPU's tile, 32×8 pixels × 2 warps of 32 channels (512 threads), runs Forward32x8 — its strides constants.
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
+            with { MmaTileWidth = 32, MmaTileHeight = 8, MmaWarpsCo = 2, MmaChunk = 8, MmaPrefetch = prefetch },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 128));
+        Assert.True(Conv3x3.IlgpuTensorCore.IsDefaultShape(new IlgpuLaunchOptions().Mma(emulate: false)));
+        Assert.Equal(prefetch == 0 ? nameof(Conv3x3.IlgpuTensorCore.Forward32x8) : nameof(Conv3x3.IlgpuTensorCore.Forward32x8PrefetchPatch),
+            Conv3x3.IlgpuTensorCore.For(new MmaTile(32, 8, 2, 8, emulate: true, prefetch)).Method.Name);
+        CheckForwardAndBackward(b, cin, cout, h, w);
+    }
+
     [Fact]
     public void Small_maps_get_lower_tiles_when_asked()
     {

@@ -1,3 +1,4 @@
+using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
 using GpuStyle.Kernels;
@@ -23,7 +24,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
-    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2)
+    int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
+    int SgemmFixedBlocks = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -35,7 +37,10 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// the Gram backward dF += S·F runs the same fp32 SGEMM (8×8 a thread, against the blocked Gram's 4×4) where C is a
     /// multiple of its block side and N of WinogradN (VGG at 512 px: every style layer). WinogradTile 4: F(4×4, 3×3)
     /// instead of F(2×2, 3×3) (36 GEMMs, 1.78× fewer products, 0.56× the V and M traffic). Built and checked on the
-    /// CPU, not yet timed on a GPU, so not the default.</summary>
+    /// CPU, not yet timed on a GPU, so not the default. SgemmFixedBlocks 1: the SGEMM's 128×128 and 64×128 blocks
+    /// (with prefetching) run kernels compiled with those sides as constants, their shared loads at immediate offsets
+    /// (SASS for sm_90: 79–80% of a stage's instructions FMAs, against ≈ 66% in the general kernel); 0 runs the
+    /// general kernel, for comparison.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
 
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
@@ -74,6 +79,10 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// kernel's smallest shape.</summary>
     public IlgpuLaunchOptions WithConv(ConvKernel conv, bool tiny = false) => conv == ConvKernel.Tf32 ? WithTf32(tiny) : this with { Conv = conv };
 
+    /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
+    static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks)];
+
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
     /// `bench --launch`, so that one device call can try several shapes without a rebuild.
@@ -88,8 +97,9 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
         {
             var kv = item.Split('=', 2, StringSplitOptions.TrimEntries);
             int at = Array.FindIndex(parameters, p => p.ParameterType == typeof(int) && string.Equals(p.Name, kv[0], StringComparison.OrdinalIgnoreCase));
-            if (kv.Length != 2 || at < 0 || !int.TryParse(kv[1], out int v) || v <= 0)
-                throw new ArgumentException($"launch option '{item}': use Name=positive integer with Name one of {string.Join(", ", names)}");
+            if (kv.Length != 2 || at < 0 || !int.TryParse(kv[1], out int v) || v < 0 || (v == 0 && !Switches.Contains(parameters[at].Name!)))
+                throw new ArgumentException($"launch option '{item}': use Name=positive integer with Name one of {string.Join(", ", names)}"
+                    + $" (0 also for {string.Join(", ", Switches)}: off, or automatic)");
             values[at] = v;
         }
         return (IlgpuLaunchOptions)ctor.Invoke(values);
@@ -137,9 +147,9 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
     readonly int _gramSide, _gramSharedFloats;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
-    // The TF32 convolution, one kernel per prefetch level (Conv3x3.IlgpuTensorCore.ForLevel), loaded when first needed;
-    // all null without TF32.
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>?[] _convMma = new Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>?[2];
+    // The TF32 convolution, one kernel per prefetch level and for the default tile's shape (Conv3x3.IlgpuTensorCore.For),
+    // loaded when first needed; none without TF32.
+    readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>> _convMma = [];
     /// <summary>The TF32 tile: the configured one, or where that cannot launch on this device the one
     /// <see cref="LaunchableTile"/> chose (see <see cref="MmaTileNote"/>).</summary>
     readonly MmaTile _mma;
@@ -151,8 +161,10 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradWeights;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _winogradMma;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
-    /// <summary>The fp32 SGEMM (Conv3x3.IlgpuWinograd.Gemm): Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>? _sgemm;
+    /// <summary>The fp32 SGEMM kernels (Conv3x3.IlgpuWinograd.GemmFor: one per block shape with constant sides, and
+    /// the general one), loaded when first used: Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
+    readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>> _sgemm = [];
+    readonly bool _usesSgemm;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
@@ -187,40 +199,47 @@ public sealed class IlgpuBackend : IBackend
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
-            if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
-                || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > info.MaxThreadsPerGroup))
-                throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {info.MaxThreadsPerGroup} threads");
-            if (chosen.Conv is ConvKernel.Blocked or ConvKernel.Tf32 && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
-                throw new ArgumentException($"the blocked Gram kernels need a tile width that is a multiple of 4, not {chosen.TileWidth}");
-            if (chosen.FinishThreads > info.MaxThreadsPerGroup || chosen.FinishThreads < 1)
-                throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {info.Id} (at most {info.MaxThreadsPerGroup})");
-            if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > info.MaxThreadsPerGroup)
-                throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {info.Id} has per group ({info.MaxThreadsPerGroup})");
-            if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
-                throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
-            if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
-                || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > info.MaxThreadsPerGroup))
-                throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {info.MaxThreadsPerGroup} threads (M·N/64)");
-            if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradTile is not (2 or 4))
-                throw new ArgumentException($"WinogradTile is 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)), not {chosen.WinogradTile}");
-            if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
-                throw new ArgumentException("the TF32 Winograd GEMMs (WinogradMma=1) need WinogradTile=2: F(4×4, 3×3)'s larger transforms put TF32's rounding 6–9e-3 off");
-            if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0
-                && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > info.MaxThreadsPerGroup))
-                throw new ArgumentException($"the TF32 Winograd GEMM's {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps (MmaGramWarps) do not fit {info.Id} (at most {info.MaxThreadsPerGroup} threads a group)");
-            if (chosen.Conv == ConvKernel.Tf32)
-            {
-                var mma = chosen.Mma(emulate: false);
-                if (mma.Problem() is { } problem) throw new ArgumentException($"TF32 convolution: {problem}");
-                if (Conv3x3.IlgpuTensorCore.Threads(mma) > info.MaxThreadsPerGroup)
-                    throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {info.Id} allows ({info.MaxThreadsPerGroup})");
-            }
+            Validate(chosen, info.Id, info.MaxThreadsPerGroup);
             return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen) { Profiling = profiling };
         }
         catch
         {
             context.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Throws ArgumentException, saying why, where these options cannot run on a device with groups of at most
+    /// maxThreadsPerGroup threads (1 024 on NVIDIA GPUs).</summary>
+    public static void Validate(IlgpuLaunchOptions chosen, string deviceId, int maxThreadsPerGroup)
+    {
+        if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
+            || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > maxThreadsPerGroup))
+            throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {maxThreadsPerGroup} threads");
+        if (chosen.Conv is ConvKernel.Blocked or ConvKernel.Tf32 && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
+            throw new ArgumentException($"the blocked Gram kernels need a tile width that is a multiple of 4, not {chosen.TileWidth}");
+        if (chosen.FinishThreads > maxThreadsPerGroup || chosen.FinishThreads < 1)
+            throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {deviceId} (at most {maxThreadsPerGroup})");
+        if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > maxThreadsPerGroup)
+            throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {deviceId} has per group ({maxThreadsPerGroup})");
+        if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
+            throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
+        if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
+            || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > maxThreadsPerGroup))
+            throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {maxThreadsPerGroup} threads (M·N/64)");
+        if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradTile is not (2 or 4))
+            throw new ArgumentException($"WinogradTile is 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)), not {chosen.WinogradTile}");
+        if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
+            throw new ArgumentException("the TF32 Winograd GEMMs (WinogradMma=1) need WinogradTile=2: F(4×4, 3×3)'s larger transforms put TF32's rounding 6–9e-3 off");
+        if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0
+            && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
+            throw new ArgumentException($"the TF32 Winograd GEMM's {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps (MmaGramWarps) do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
+        if (chosen.Conv == ConvKernel.Tf32)
+        {
+            var mma = chosen.Mma(emulate: false);
+            if (mma.Problem() is { } problem) throw new ArgumentException($"TF32 convolution: {problem}");
+            if (Conv3x3.IlgpuTensorCore.Threads(mma) > maxThreadsPerGroup)
+                throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {deviceId} allows ({maxThreadsPerGroup})");
         }
     }
 
@@ -290,7 +309,7 @@ public sealed class IlgpuBackend : IBackend
                 four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput);
         }
         if (launch.Conv == ConvKernel.Winograd || UsesGramGemm(launch))
-            _sgemm = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>(Conv3x3.IlgpuWinograd.Gemm);
+            _usesSgemm = true;
         if (UsesGramGemm(launch))
             _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
         if (launch.Conv == ConvKernel.Tf32)
@@ -301,7 +320,7 @@ public sealed class IlgpuBackend : IBackend
                 _mma = LaunchableTile(configured, Launches);
                 if (!_mma.Equals(configured))
                     MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
-                ConvMma(_mma.Prefetch);   // compiled now, so that a kernel the driver cannot load fails here, explained
+                ConvMma(_mma);   // compiled now, so that a kernel the driver cannot load fails here, explained
                 _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -333,8 +352,11 @@ public sealed class IlgpuBackend : IBackend
         }
         else if (launch.Conv != ConvKernel.Direct)
         {
-            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuBlocked.ForwardPartial);
-            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuBlocked.BackwardAccumulate);
+            // 16×16 groups (the GPU's default) have kernels with T a constant.
+            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(
+                t == 16 ? Gram.IlgpuBlocked.ForwardPartial16 : Gram.IlgpuBlocked.ForwardPartial);
+            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+                t == 16 ? Gram.IlgpuBlocked.BackwardAccumulate16 : Gram.IlgpuBlocked.BackwardAccumulate);
             (_gramSide, _gramSharedFloats) = (Gram.IlgpuBlocked.Block * t, Gram.IlgpuBlocked.SharedFloats(t));
         }
     }
@@ -411,7 +433,7 @@ public sealed class IlgpuBackend : IBackend
         else if (OnTensorCores(d))
         {
             var tile = TileFor(d);
-            ConvMma(tile.Prefetch)(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
+            ConvMma(tile)(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
         }
         else if (ByWinograd(d)) ConvWinograd(V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
         else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
@@ -423,17 +445,21 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>Why the TF32 tile differs from the configured one, or null.</summary>
     public string? MmaTileNote { get; }
 
-    /// <summary>The TF32 kernel for a prefetch level, loaded (compiled) on first use.</summary>
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(int prefetch) =>
-        _convMma[prefetch] ??= Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>(
-            Conv3x3.IlgpuTensorCore.ForLevel(prefetch));
+    /// <summary>The TF32 kernel for a tile (its prefetch level, its shape), loaded (compiled) on first use.</summary>
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(MmaTile t)
+    {
+        var kernel = Conv3x3.IlgpuTensorCore.For(t);
+        if (!_convMma.TryGetValue(kernel.Method, out var launcher))
+            _convMma[kernel.Method] = launcher = Accelerator.LoadStreamKernel(kernel);
+        return launcher;
+    }
 
     /// <summary>Whether a group of this tile can be resident on an SM at all: CUDA's occupancy calculator, which knows
     /// the kernel's registers (72 or 121 a thread by prefetch level, ptxas for sm_90) and the shared memory. A launch
     /// that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every tile that passes
     /// <see cref="MmaTile.Problem"/> launches.</summary>
     bool Launches(MmaTile t) => Accelerator.AcceleratorType != AcceleratorType.Cuda
-        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMma(t.Prefetch).GetKernel(), Conv3x3.IlgpuTensorCore.Threads(t),
+        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMma(t).GetKernel(), Conv3x3.IlgpuTensorCore.Threads(t),
             Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0;
 
     /// <summary>The configured TF32 tile if it launches, else the nearest that does: the configured height without
@@ -476,7 +502,7 @@ public sealed class IlgpuBackend : IBackend
         if (OnTensorCores(back))
         {
             var tile = TileFor(back);
-            ConvMma(tile.Prefetch)(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
+            ConvMma(tile)(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
             return;
         }
         if (ByWinograd(back))
@@ -527,8 +553,16 @@ public sealed class IlgpuBackend : IBackend
 
     /// <summary>C[z] (+)= A[z]ᵀ·B[z] for z &lt; batches by the fp32 SGEMM (sizes multiples of its blocks).</summary>
     void Sgemm(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int k, int m, int n, int bm, int bn, int batches, int accumulate) =>
-        _sgemm!(new KernelConfig(new Index3D(n / bn, m / bm, batches), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
+        SgemmKernel(bm, bn)(new KernelConfig(new Index3D(n / bn, m / bm, batches), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), a, b, c, k, m, n, bm, bn, _launch.WinogradPrefetch, accumulate);
+
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> SgemmKernel(int bm, int bn)
+    {
+        var kernel = _launch.SgemmFixedBlocks != 0 ? Conv3x3.IlgpuWinograd.GemmFor(bm, bn, _launch.WinogradPrefetch) : Conv3x3.IlgpuWinograd.Gemm;
+        if (!_sgemm.TryGetValue(kernel.Method, out var launcher))
+            _sgemm[kernel.Method] = launcher = Accelerator.LoadStreamKernel(kernel);
+        return launcher;
+    }
 
     /// <summary>One convolution by the fp32 staged kernel (version 2, or version 3 — also the TF32 variant's kernel for
     /// few-channel layers): the forward, or the backward as a forward on the flipped weights with the ReLU mask applied
@@ -655,7 +689,7 @@ public sealed class IlgpuBackend : IBackend
             return;
         }
         int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
-        if (_gramSymmetric is not null && _sgemm is not null && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
+        if (_gramSymmetric is not null && _usesSgemm && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
         {
             // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
             var sym = Scratch(ref _gramS, (long)c * c);
