@@ -401,21 +401,63 @@ public static class Gram
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
             int bStride = side + 8;
-            var shared = SharedMemory.GetDynamic<float>();
-            var aTile = shared.SubView(0, side * RowStride);               // [i][k]
-            var bTile = shared.SubView(side * RowStride, KChunk * bStride);   // [k][j]
+            // Regions cut in Float4 units (RowStride and bStride are multiples of 4), so that ILGPU knows the vector
+            // stores are aligned.
+            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared = shared4.Cast<float>();
+            var aTile4 = shared4.SubView(0, side * RowStride / 4);                       // [i][k]
+            var bTile4 = shared4.SubView(side * RowStride / 4, KChunk * bStride / 4);    // [k][j]
+            var aTile = aTile4.Cast<float>();
+            var bTile = bTile4.Cast<float>();
+            // With every offset, stride and bound a multiple of 4 (the Winograd GEMMs always; the Gram backward where
+            // C and N are, as in VGG) both tiles are staged as 128-bit vectors: 4 loads of each a thread a chunk (2×2
+            // warps) instead of 16 scalar ones, each with its own bounds checks (ptxas for sm_90: 29–35 instructions
+            // an element, ≈ 1 000 a chunk against ≈ 200 for its 32 mma.sync).
+            bool vectors = (aBase | lda | kCount | bBase | ldb | cols) % 4 == 0;
+            var a4 = a.Cast<Float4>();
+            var b4 = b.Cast<Float4>();
+            int sideVectors = side / 4;
+            int bRow0 = tid / side, bCol = tid - bRow0 * side, bRowStep = threads / side;
+            int bRow04 = tid / sideVectors, bCol4 = tid - bRow04 * sideVectors, bRowStep4 = threads / sideVectors;
+            long bj = j0 + bCol, bj4 = j0 + 4 * bCol4;
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
             for (int k0 = 0; k0 < kCount; k0 += KChunk)
             {
-                for (int e = tid; e < side * KChunk; e += threads)
+                if (vectors)
                 {
-                    // A's rows, 32 consecutive k a row; B's rows, side consecutive columns a row.
-                    int row = e / KChunk, kk = e - row * KChunk, i = i0 + row, k = k0 + kk;
-                    aTile[row * RowStride + kk] = i < rows && k < kCount ? a[aBase + i * lda + k] : 0f;
-                    int br = e / side, col = e - br * side, kb = k0 + br;
-                    long j = j0 + col;
-                    bTile[br * bStride + col] = Conv3x3.IlgpuTensorCore.RoundTf32(kb < kCount && j < cols ? b[bBase + kb * ldb + j] : 0f);
+                    // A: 8 vectors a row (KChunk / 4), rows along e; B: a thread keeps one column vector (threads is a
+                    // multiple of side / 4) and steps rows.
+                    for (int e = tid; e < side * (KChunk / 4); e += threads)
+                    {
+                        int row = e / (KChunk / 4), kv = e - row * (KChunk / 4), i = i0 + row, k = k0 + 4 * kv;
+                        aTile4[(row * RowStride + 4 * kv) / 4] = i < rows && k < kCount ? a4[(aBase + i * lda + k) / 4] : default;
+                    }
+                    for (int br = bRow04; br < KChunk; br += bRowStep4)
+                    {
+                        int kb = k0 + br;
+                        var v = kb < kCount && bj4 < cols ? b4[(bBase + kb * ldb + bj4) / 4] : default;
+                        v.A = Conv3x3.IlgpuTensorCore.RoundTf32(v.A); v.B = Conv3x3.IlgpuTensorCore.RoundTf32(v.B);
+                        v.C = Conv3x3.IlgpuTensorCore.RoundTf32(v.C); v.D = Conv3x3.IlgpuTensorCore.RoundTf32(v.D);
+                        bTile4[(br * bStride + 4 * bCol4) / 4] = v;
+                    }
+                }
+                else
+                {
+                    // A's rows, 32 consecutive k a row (KChunk a constant: the division is a shift).
+                    for (int e = tid; e < side * KChunk; e += threads)
+                    {
+                        int row = e / KChunk, kk = e - row * KChunk, i = i0 + row, k = k0 + kk;
+                        aTile[row * RowStride + kk] = i < rows && k < kCount ? a[aBase + i * lda + k] : 0f;
+                    }
+                    // B's rows, side consecutive columns a row: a thread keeps one column and steps rows (threads,
+                    // 32W², is a multiple of side, 32W), so that the division by the runtime side is made once, not
+                    // per element (an I2F/MUFU.RCP division sequence in every element's staging before).
+                    for (int br = bRow0; br < KChunk; br += bRowStep)
+                    {
+                        int kb = k0 + br;
+                        bTile[br * bStride + bCol] = Conv3x3.IlgpuTensorCore.RoundTf32(kb < kCount && bj < cols ? b[bBase + kb * ldb + bj] : 0f);
+                    }
                 }
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)

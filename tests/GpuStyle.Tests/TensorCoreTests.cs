@@ -293,6 +293,8 @@ public class TensorCoreGramTests
     [InlineData(1, 3, 70, 45, 2)]     // 3 tiles of 32 each way, 45 positions: a chunk and a partial one, 2 slices
     [InlineData(2, 1, 67, 100, 3)]    // 2×2 warps: 64-sided tiles, one edge tile
     [InlineData(2, 2, 33, 37, 1)]
+    [InlineData(1, 4, 36, 44, 1)]     // C and N multiples of 4: the backward stages 128-bit vectors; an edge tile
+    [InlineData(2, 6, 68, 100, 2)]    // likewise with 2×2 warps, partly filled chunks
     public void Tf32_gram_forward_and_backward_match_the_reference_on_rounded_operands(int warps, int seed, int c, int n, int splits)
     {
         using var b = Open(warps, splits);
