@@ -326,23 +326,43 @@ public static class Gram
             if (bj < bi) return;   // the whole group leaves together
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
-            var shared = SharedMemory.GetDynamic<float>();
-            var a = shared.SubView(0, side * RowStride);
-            var b = shared.SubView(side * RowStride, side * RowStride);
-            long k0 = (long)n * split / splits, k1 = (long)n * (split + 1) / splits;
+            // Cut in Float4 units (RowStride is a multiple of 4), so that ILGPU knows the vector stores are aligned.
+            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared = shared4.Cast<float>();
+            var a4 = shared4.SubView(0, side * RowStride / 4);
+            var b4 = shared4.SubView(side * RowStride / 4, side * RowStride / 4);
+            var a = a4.Cast<float>();
+            var b = b4.Cast<float>();
+            var f4 = f.Cast<Float4>();
+            // Slices of whole chunks, so that every chunk starts on a multiple of 4 (the partials are summed whatever
+            // the slices): with N a multiple of 4, as in VGG, F's rows are staged as 128-bit vectors, 8 loads of each
+            // tile a thread a chunk (2×2 warps) instead of 32 scalar ones.
+            long chunks = (n + KChunk - 1) / KChunk;
+            long k0 = chunks * split / splits * KChunk, k1 = Math.Min(n, chunks * (split + 1) / splits * KChunk);
+            bool vectors = n % 4 == 0;
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
             for (long k = k0; k < k1; k += KChunk)
             {
-                // Rows of F along the positions, 32 consecutive floats a row (a warp reads one row: coalesced).
-                for (int e = tid; e < side * KChunk; e += threads)
-                {
-                    int row = e / KChunk, kk = e - row * KChunk;
-                    long at = k + kk;
-                    int ri = bi * side + row, rj = bj * side + row;
-                    a[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(ri < c && at < k1 ? f[ri * (long)n + at] : 0f);
-                    b[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(rj < c && at < k1 ? f[rj * (long)n + at] : 0f);
-                }
+                // Rows of F along the positions, 32 consecutive floats a row (a warp reads whole rows: coalesced).
+                if (vectors)
+                    for (int e = tid; e < side * (KChunk / 4); e += threads)
+                    {
+                        int row = e / (KChunk / 4), kv = e - row * (KChunk / 4);
+                        long at = k + 4 * kv;
+                        int ri = bi * side + row, rj = bj * side + row, to = (row * RowStride + 4 * kv) / 4;
+                        a4[to] = RoundTf32(ri < c && at < k1 ? f4[(ri * (long)n + at) / 4] : default);
+                        b4[to] = RoundTf32(rj < c && at < k1 ? f4[(rj * (long)n + at) / 4] : default);
+                    }
+                else
+                    for (int e = tid; e < side * KChunk; e += threads)
+                    {
+                        int row = e / KChunk, kk = e - row * KChunk;
+                        long at = k + kk;
+                        int ri = bi * side + row, rj = bj * side + row;
+                        a[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(ri < c && at < k1 ? f[ri * (long)n + at] : 0f);
+                        b[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(rj < c && at < k1 ? f[rj * (long)n + at] : 0f);
+                    }
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
@@ -362,6 +382,14 @@ public static class Gram
             long slab = (long)split * c;
             int i = bi * side + wm * 32 + g, j = bj * side + wn * 32 + 2 * q;
             Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
+        }
+
+        /// <summary>Each of a vector's floats rounded to TF32.</summary>
+        static Float4 RoundTf32(Float4 v)
+        {
+            v.A = Conv3x3.IlgpuTensorCore.RoundTf32(v.A); v.B = Conv3x3.IlgpuTensorCore.RoundTf32(v.B);
+            v.C = Conv3x3.IlgpuTensorCore.RoundTf32(v.C); v.D = Conv3x3.IlgpuTensorCore.RoundTf32(v.D);
+            return v;
         }
 
         /// <summary>Launch with C·C threads: s[i,j] = (dG[i,j] + dG[j,i]) / N, TF32-rounded with round (the backward's
@@ -436,10 +464,7 @@ public static class Gram
                     for (int br = bRow04; br < KChunk; br += bRowStep4)
                     {
                         int kb = k0 + br;
-                        var v = kb < kCount && bj4 < cols ? b4[(bBase + kb * ldb + bj4) / 4] : default;
-                        v.A = Conv3x3.IlgpuTensorCore.RoundTf32(v.A); v.B = Conv3x3.IlgpuTensorCore.RoundTf32(v.B);
-                        v.C = Conv3x3.IlgpuTensorCore.RoundTf32(v.C); v.D = Conv3x3.IlgpuTensorCore.RoundTf32(v.D);
-                        bTile4[(br * bStride + 4 * bCol4) / 4] = v;
+                        bTile4[(br * bStride + 4 * bCol4) / 4] = RoundTf32(kb < kCount && bj4 < cols ? b4[(bBase + kb * ldb + bj4) / 4] : default);
                     }
                 }
                 else
