@@ -16,7 +16,7 @@
 #      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
 #      opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1 (TF32
 #      GEMMs), GramGemm=1,
-#      WinogradPrefetch=0 and SgemmFixedBlocks=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
+#      WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
 #      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
 #      recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
@@ -102,7 +102,7 @@ if want 3; then
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue

@@ -130,6 +130,19 @@ public class LaunchOptionTests
     [Fact]
     public void The_gpu_check_names_launch_strings() => Assert.True(GpuCheckLaunchStrings().Count() >= 10);
 
+    [Theory]
+    [InlineData(ConvKernel.Blocked, "BlockedChunk=64", "blocked convolution")]   // 188 KB of patch and weights
+    [InlineData(ConvKernel.Tf32, "MmaChunk=48", "TF32 convolution")]             // 189 KB: patch and weights of 48 channels
+    [InlineData(ConvKernel.Winograd, "WinogradM=1024,WinogradN=64", "SGEMM")]    // 1 024 threads, 68 KB in two stages
+    public void Options_needing_more_shared_memory_than_a_GPU_gives_are_refused(ConvKernel conv, string overrides, string kernel)
+    {
+        var options = new IlgpuLaunchOptions().WithConv(conv).With(overrides);
+        var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options, "an H200", maxThreadsPerGroup: 1024));
+        Assert.Contains(kernel, e.Message);
+        Assert.Contains("shared memory", e.Message);
+        IlgpuBackend.Validate(new IlgpuLaunchOptions().WithConv(conv), "an H200", maxThreadsPerGroup: 1024);   // the defaults fit
+    }
+
     [Fact]
     public void An_override_reaches_the_kernels()
     {

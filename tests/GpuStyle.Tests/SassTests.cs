@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
 using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Kernels;
 using GpuStyle.Tests.Support;
@@ -104,6 +105,48 @@ public class SassTests
         int end = broken.IndexOf('}', at);
         broken = broken[..end] + broken[(broken.IndexOf(',', end) + 1)..];
         Assert.Throws<Xunit.Sdk.TrueException>(() => Assemble(broken, "broken"));
+    }
+
+    /// <summary>The TF32 convolution compiled as the CUDA backend loads it with MmaLaunchBounds (LaunchBounds): the
+    /// PTX backend of an sm_90 accelerator, ILGPU's internal constructor reached, the directives in place.</summary>
+    static string BoundedPtx(string kernel)
+    {
+        var method = typeof(Conv3x3.IlgpuTensorCore).GetMethod(kernel)!;
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
+        using var backend = new ILGPU.Backends.PTX.PTXBackend(context, new ILGPU.Runtime.Cuda.CudaCapabilityContext(ILGPU.Runtime.Cuda.CudaArchitecture.SM_90),
+            ILGPU.Runtime.Cuda.CudaArchitecture.SM_90, ILGPU.Runtime.Cuda.CudaInstructionSet.ISA_88, null);
+        return LaunchBounds.Compile(backend, context, method, maxThreads: 512, minGroups: 2).PTXAssembly;
+    }
+
+    [Theory]
+    [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))]
+    [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward))]
+    public void The_TF32_kernel_with_launch_bounds_is_built_from_ILGPUs_PTX(string kernel)
+    {
+        string ptx = BoundedPtx(kernel);
+        Assert.Matches(@"\)\s*\n\.maxntid 512, 1, 1\n\.minnctapersm 2\n\{", ptx);
+        Assert.Contains("mma.sync", ptx);
+    }
+
+    [PtxasTheory]
+    [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))]
+    [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward))]
+    public void With_launch_bounds_two_TF32_groups_fit_an_SM_without_spills(string kernel)
+    {
+        // Without the bounds the 32×8 kernel takes 72 registers: one 512-thread group an SM. With them, 64 and no
+        // spills: two groups, 32 warps (sm_90: 65 536 registers, 2 048 threads an SM).
+        var report = Assemble(BoundedPtx(kernel), kernel);
+        Assert.True(report.SpillBytes == 0, $"{kernel} with launch bounds spills {report.SpillBytes} bytes\n{report.Log}");
+        Assert.True(report.Registers <= 64, $"{kernel} with launch bounds takes {report.Registers} registers");
+    }
+
+    [Fact]
+    public void Launch_bounds_go_between_the_parameters_and_the_body()
+    {
+        const string ptx = ".version 8.8\n.target sm_80\n.visible .entry K(\n\t.param .b32 a,\n\t.param .align 8 .b8 v[16]\n)\n{\n\tret;\n}\n";
+        Assert.Equal(".version 8.8\n.target sm_80\n.visible .entry K(\n\t.param .b32 a,\n\t.param .align 8 .b8 v[16]\n)\n.maxntid 256, 1, 1\n.minnctapersm 3\n{\n\tret;\n}\n",
+            LaunchBounds.Insert(ptx, 256, 3));
+        Assert.Throws<ArgumentException>(() => LaunchBounds.Insert(".version 8.8\n", 256, 2));
     }
 
     public sealed record SassReport(int Registers, int SpillBytes, string Log);

@@ -102,6 +102,19 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     }
 
     [Fact]
+    public void The_launcher_type_of_the_launch_bounds_path_matches_the_kernel()
+    {
+        // On CUDA the TF32 kernel loads through LaunchBounds as a Kernel whose launcher takes the stream first: the
+        // same call here on the CPU accelerator's Kernel object checks that delegate type against the kernel's
+        // parameters (the CUDA load itself needs a GPU).
+        var kernel = fx.OneWarp.Accelerator.LoadKernel(typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))!);
+        var launch = kernel.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>();
+        Assert.NotNull(launch);
+        Assert.Null(fx.OneWarp.LaunchBoundsNote);   // nothing of the kind off CUDA
+    }
+
+    [Fact]
     public void Small_maps_get_lower_tiles_when_asked()
     {
         // The H200's default tile, 64 channels × 32×8: VGG's 64×64 layers have 128 groups of it, its 32×32 ones 32.

@@ -10,7 +10,7 @@ namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>One device ILGPU can run kernels on.</summary>
 public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long MemoryBytes, int WarpSize,
-    int MaxThreadsPerGroup)
+    int MaxThreadsPerGroup, long MaxSharedBytesPerGroup = long.MaxValue)
 {
     public override string ToString() =>
         $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {WarpSize}, ≤{MaxThreadsPerGroup} threads/group";
@@ -101,8 +101,10 @@ public static class DeviceCatalog
 
     static IlgpuDeviceInfo Describe(Device d, string id, string kind) =>
         // The CPU accelerator reports an unbounded size; what it really has is the host's memory.
+        // The CPU accelerator's shared memory is host memory: its groups (with the TF32 emulation's scratch) are not
+        // held to a GPU's limit.
         new(id, kind, d.Name, d is CPUDevice ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize,
-            d.WarpSize, d.MaxNumThreadsPerGroup);
+            d.WarpSize, d.MaxNumThreadsPerGroup, d is CPUDevice ? long.MaxValue : d.MaxSharedMemoryPerGroup);
 
     /// <summary>Finds a device by id ("cuda" means the first CUDA device) within a context.</summary>
     internal static (IlgpuDeviceInfo Info, Device Device) Find(Context context, string id)

@@ -25,7 +25,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
-    int SgemmFixedBlocks = 1)
+    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -63,6 +63,10 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
     /// TFLOP/s against 32 on the 128×128 layers; `bench --launch MmaMinGroups=132` (a group an SM) lowers those but
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
+    /// <remarks>MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
+    /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
+    /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
+    /// comparison.</remarks>
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
     /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
@@ -81,7 +85,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -149,7 +153,7 @@ public sealed class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
     // The TF32 convolution, one kernel per prefetch level and for the default tile's shape (Conv3x3.IlgpuTensorCore.For),
     // loaded when first needed; none without TF32.
-    readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>> _convMma = [];
+    readonly Dictionary<MethodInfo, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch)> _convMma = [];
     /// <summary>The TF32 tile: the configured one, or where that cannot launch on this device the one
     /// <see cref="LaunchableTile"/> chose (see <see cref="MmaTileNote"/>).</summary>
     readonly MmaTile _mma;
@@ -181,7 +185,7 @@ public sealed class IlgpuBackend : IBackend
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -199,7 +203,7 @@ public sealed class IlgpuBackend : IBackend
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
-            Validate(chosen, info.Id, info.MaxThreadsPerGroup);
+            Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
             return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen) { Profiling = profiling };
         }
         catch
@@ -210,9 +214,13 @@ public sealed class IlgpuBackend : IBackend
     }
 
     /// <summary>Throws ArgumentException, saying why, where these options cannot run on a device with groups of at most
-    /// maxThreadsPerGroup threads (1 024 on NVIDIA GPUs).</summary>
-    public static void Validate(IlgpuLaunchOptions chosen, string deviceId, int maxThreadsPerGroup)
+    /// maxThreadsPerGroup threads (1 024 on NVIDIA GPUs) and maxSharedBytes of shared memory (48 KB on NVIDIA GPUs for
+    /// a kernel that does not opt in to more: a launch asking for more fails).</summary>
+    public static void Validate(IlgpuLaunchOptions chosen, string deviceId, int maxThreadsPerGroup, long maxSharedBytes = 48 * 1024)
     {
+        foreach (var (kernel, floats) in SharedMemoryNeeds(chosen))
+            if (floats * (long)sizeof(float) > maxSharedBytes)
+                throw new ArgumentException($"the {kernel} needs {floats * sizeof(float) / 1024.0:0.#} KB of shared memory a group; {deviceId} gives a kernel {maxSharedBytes / 1024.0:0.#} KB");
         if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
             || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > maxThreadsPerGroup))
             throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {maxThreadsPerGroup} threads");
@@ -241,6 +249,25 @@ public sealed class IlgpuBackend : IBackend
             if (Conv3x3.IlgpuTensorCore.Threads(mma) > maxThreadsPerGroup)
                 throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {deviceId} allows ({maxThreadsPerGroup})");
         }
+    }
+
+    /// <summary>The dynamic shared memory (floats) of each explicitly grouped kernel these options launch, at its
+    /// largest (emulation scratch aside: it exists only off CUDA).</summary>
+    static IEnumerable<(string Kernel, int Floats)> SharedMemoryNeeds(IlgpuLaunchOptions o)
+    {
+        bool blockedConv = o.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (o.Conv == ConvKernel.Tf32 && o.MmaMinChannels > 1);
+        if (o.Conv == ConvKernel.Tiled)
+        {
+            yield return ("tiled convolution", Conv3x3.IlgpuTiled.SharedFloats(o.TileWidth, o.TileHeight, o.InputChunk));
+            yield return ("tiled Gram kernels", Gram.IlgpuTiled.SharedFloats(o.TileWidth));
+        }
+        if (blockedConv) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
+        if (o.Conv is ConvKernel.Blocked or ConvKernel.Tf32 or ConvKernel.Winograd) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
+        if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
+        if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0))
+            yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
+        if (o.Conv == ConvKernel.Winograd || (o.GramGemm != 0 && o.Conv == ConvKernel.Blocked))
+            yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
     }
 
     IlgpuBackend(Context context, Accelerator accelerator, IlgpuDeviceInfo info, IlgpuLaunchOptions launch)
@@ -446,20 +473,43 @@ public sealed class IlgpuBackend : IBackend
     public string? MmaTileNote { get; }
 
     /// <summary>The TF32 kernel for a tile (its prefetch level, its shape), loaded (compiled) on first use.</summary>
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(MmaTile t)
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(MmaTile t) => ConvMmaKernel(t).Launch;
+
+    /// <summary>Loads the TF32 kernel for a tile. On CUDA, without prefetching (whose registers do not fit two
+    /// groups) and with MmaLaunchBounds, with launch bounds for two groups an SM of the configured tile's threads —
+    /// every tile used is that one or a lower one (LaunchableTile, MmaTileFor) — so that ptxas fits it in 64
+    /// registers (LaunchBounds); where that load fails, as usual, saying so in the backend's name.</summary>
+    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch) ConvMmaKernel(MmaTile t)
     {
-        var kernel = Conv3x3.IlgpuTensorCore.For(t);
-        if (!_convMma.TryGetValue(kernel.Method, out var launcher))
-            _convMma[kernel.Method] = launcher = Accelerator.LoadStreamKernel(kernel);
-        return launcher;
+        var method = Conv3x3.IlgpuTensorCore.For(t).Method;
+        if (_convMma.TryGetValue(method, out var loaded)) return loaded;
+        int maxThreads = Conv3x3.IlgpuTensorCore.Threads(_launch.Mma(emulate: false));
+        if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && t.Prefetch == 0 && 2 * maxThreads <= 1024)
+            try
+            {
+                var (kernel, launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>(cuda, method, maxThreads, minGroups: 2);
+                LaunchBoundsNote = $"launch bounds: ≤ {maxThreads} threads, 2 groups an SM";
+                return _convMma[method] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
+                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile));
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                LaunchBoundsNote = $"launch bounds not applied ({e.GetType().Name}: {e.Message})";
+            }
+        var plain = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.For(t));
+        return _convMma[method] = (plain.GetKernel(), plain);
     }
+
+    /// <summary>Whether the TF32 kernels were loaded with launch bounds (CUDA), and if not why; null elsewhere.</summary>
+    public string? LaunchBoundsNote { get; private set; }
 
     /// <summary>Whether a group of this tile can be resident on an SM at all: CUDA's occupancy calculator, which knows
     /// the kernel's registers (72 or 121 a thread by prefetch level, ptxas for sm_90) and the shared memory. A launch
     /// that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every tile that passes
     /// <see cref="MmaTile.Problem"/> launches.</summary>
     bool Launches(MmaTile t) => Accelerator.AcceleratorType != AcceleratorType.Cuda
-        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMma(t).GetKernel(), Conv3x3.IlgpuTensorCore.Threads(t),
+        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMmaKernel(t).Kernel, Conv3x3.IlgpuTensorCore.Threads(t),
             Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0;
 
     /// <summary>The configured TF32 tile if it launches, else the nearest that does: the configured height without
