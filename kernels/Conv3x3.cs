@@ -515,8 +515,9 @@ public static partial class Conv3x3
         /// output for these dims and this tile. One entry point per prefetch level (<see cref="For"/>): a register
         /// count is the kernel's, not the launch's, and with the prefetch registers of every level in one kernel ptxas
         /// gave it 155 a thread (sm_90) — more than 65 536 / 512, so that the 32×8 tile could not launch at all, with
-        /// or without prefetching (SassTests). Compiled apart: 72 (none), 121 (the patch: 128 as allocated × 512
-        /// threads fills an SM's 65 536 exactly).
+        /// or without prefetching (SassTests). Compiled apart: 64 (none), 119 (the patch: 120 as allocated × 512
+        /// threads fit an SM's 65 536 once); the 32×8 tile's own entry points 72 and 96 (64 with CUDA launch bounds,
+        /// LaunchBounds).
         /// </summary>
         [KernelName("conv3x3_tf32_mma")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,

@@ -34,7 +34,7 @@ public class SassTests
         return new()
         {
             ["Conv3x3.IlgpuTensorCore.Forward"] = Conv3x3.IlgpuTensorCore.Threads(mma),
-            // MmaPrefetch=1 on the default tile: 121 registers (128 as allocated) × 512 threads fills an SM exactly.
+            // MmaPrefetch=1: the general kernel 119 registers (120 as allocated) × 512 threads fit an SM once.
             ["Conv3x3.IlgpuTensorCore.ForwardPrefetchPatch"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuTensorCore.Forward32x8"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuTensorCore.Forward32x8PrefetchPatch"] = Conv3x3.IlgpuTensorCore.Threads(mma),

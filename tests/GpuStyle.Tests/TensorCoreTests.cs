@@ -153,9 +153,9 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     [Fact]
     public void A_tile_that_cannot_launch_prefetches_less_then_lowers()
     {
-        // sm_90 register counts of the two TF32 kernels (ptxas 11.8, SassTests): 72 and 121 a thread (allocated in
-        // 8s: 72 and 128), against 65 536 registers an SM. 32×8 tiles (512 threads) launch either way, 32×16 (1 024)
-        // neither: it is lowered to 32×8, keeping the prefetch.
+        // A model of sm_90 (the TF32 kernels take 64–72 registers a thread without prefetching, 96–121 with:
+        // SassTests): 72 and 128 as allocated, against 65 536 registers an SM. 32×8 tiles (512 threads) launch
+        // either way, 32×16 (1 024) neither: it is lowered to 32×8, keeping the prefetch.
         int[] registers = [72, 128];
         Func<MmaTile, bool> sm90 = t => registers[t.Prefetch] * Conv3x3.IlgpuTensorCore.Threads(t) <= 65536;
         var full = new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1);

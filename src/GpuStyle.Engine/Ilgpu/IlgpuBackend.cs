@@ -56,8 +56,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// to 95% of the tensor work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms
     /// blocked). Built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by default:
     /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work
-    /// (`bench --launch MmaPrefetch=1`: 121 registers a thread, so the 32×8 tile's 512 threads just fit an SM — a
-    /// taller tile is lowered, see LaunchableTile); MmaMinGroups N &gt; 0 makes a
+    /// (`bench --launch MmaPrefetch=1`: 96 registers a thread for the 32×8 tile, 121 for others, so 512 threads fit
+    /// an SM once — a taller tile is lowered, see LaunchableTile); MmaMinGroups N &gt; 0 makes a
     /// convolution whose grid would have fewer than N groups halve its tile height until it has N, or its tile is
     /// down to two warps of pixels (a lower tile would stage more halo rows than rows it computes) — VGG's 64×64 and
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
@@ -484,7 +484,8 @@ public sealed class IlgpuBackend : IBackend
         var method = Conv3x3.IlgpuTensorCore.For(t).Method;
         if (_convMma.TryGetValue(method, out var loaded)) return loaded;
         int maxThreads = Conv3x3.IlgpuTensorCore.Threads(_launch.Mma(emulate: false));
-        if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && t.Prefetch == 0 && 2 * maxThreads <= 1024)
+        // Two groups of at most 512 threads leave a thread 64 registers, which the kernel fits without spilling.
+        if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && t.Prefetch == 0 && maxThreads <= 512)
             try
             {
                 var (kernel, launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -505,7 +506,8 @@ public sealed class IlgpuBackend : IBackend
     public string? LaunchBoundsNote { get; private set; }
 
     /// <summary>Whether a group of this tile can be resident on an SM at all: CUDA's occupancy calculator, which knows
-    /// the kernel's registers (72 or 121 a thread by prefetch level, ptxas for sm_90) and the shared memory. A launch
+    /// the kernel's registers (ptxas for sm_90, the 32×8 tile: 64 with launch bounds, 72 without, 96 prefetching) and
+    /// the shared memory. A launch
     /// that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every tile that passes
     /// <see cref="MmaTile.Problem"/> launches.</summary>
     bool Launches(MmaTile t) => Accelerator.AcceleratorType != AcceleratorType.Cuda
@@ -513,7 +515,7 @@ public sealed class IlgpuBackend : IBackend
             Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0;
 
     /// <summary>The configured TF32 tile if it launches, else the nearest that does: the configured height without
-    /// prefetching (the 32×8 tile measured fastest; prefetching adds 49 registers a thread), then each halved height
+    /// prefetching (the 32×8 tile measured fastest; prefetching adds 24–49 registers a thread), then each halved height
     /// (down to one warp of pixels) with the configured prefetch where its threads can hold it, else without. Throws
     /// where nothing launches.</summary>
     public static MmaTile LaunchableTile(MmaTile configured, Func<MmaTile, bool> launches)
