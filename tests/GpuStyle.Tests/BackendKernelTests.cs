@@ -101,6 +101,39 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
     }
 
     [Theory]
+    [InlineData(3, 6, 34)]     // 17 windows a row: two of 8 (the CPU's AVX2 path) and one scalar
+    [InlineData(2, 5, 49)]     // 24 windows a row, an odd height and width
+    public void Max_pool_ties_go_to_the_first_maximum_on_every_backend(int c, int h, int w)
+    {
+        // Inputs from {0, 0.5, 1}: most windows hold a tie, and the gradient must go to the first maximum in
+        // row-major order on every backend, as in the reference. Then a NaN in each corner of four windows (an AVX
+        // max keeps only its second operand's NaN): on the CPU backend, vector path or scalar, those windows' forward
+        // is NaN, as the reference's. (ILGPU's max, PTX max.f32 on a GPU, returns the other operand: NaN-ignoring.)
+        var rnd = new Random(Environment.TickCount);
+        var xd = Enumerable.Range(0, c * h * w).Select(_ => rnd.Next(3) * 0.5).ToArray();
+        var dyd = new TestData(c + h + w).UniformF32(c * (h / 2) * (w / 2));
+        OnEveryBackend("max pool backward with ties", Pooling.Reference.Backward(true, xd, dyd, c, h, w), b =>
+        {
+            using var x = fx.Make(b, new Shape(c, h, w), xd);
+            using var dy = fx.Make(b, new Shape(c, h / 2, w / 2), dyd);
+            using var dx = fx.Poisoned(b, new Shape(c, h, w));
+            b.PoolBackward(PoolKind.Max, x, dy, dx);
+            return fx.Read(dx);
+        });
+        xd[2] = xd[7] = xd[w + 10] = xd[w + 13] = double.NaN;   // windows 1 (top left), 3 (top right), 5, 6 (bottom)
+        foreach (var b in new IBackend[] { fx.CpuVector, fx.CpuScalar })
+        {
+            using var x = fx.Make(b, new Shape(c, h, w), xd);
+            using var y = fx.Poisoned(b, new Shape(c, h / 2, w / 2));
+            b.PoolForward(PoolKind.Max, x, y);
+            var got = fx.Read(y);
+            foreach (int window in new[] { 1, 3, 5, 6 })
+                Assert.True(float.IsNaN(got[window]), $"{b.Name}: window {window}, holding a NaN, gave {got[window]}");
+            Assert.Equal(4, got.Count(float.IsNaN));
+        }
+    }
+
+    [Theory]
     [InlineData(1, 2, 3)]
     [InlineData(3, 7, 5)]
     [InlineData(5, 13, 17)]

@@ -151,13 +151,13 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int w
     public void PoolForward(PoolKind kind, Tensor x, Tensor y)
     {
         Check.Pool(x, y);
-        Pooling.Cpu.Forward(kind == PoolKind.Max, R(x), W(y), x.Shape.C, x.Shape.H, x.Shape.W);
+        Pooling.Cpu.Forward(kind == PoolKind.Max, R(x), W(y), x.Shape.C, x.Shape.H, x.Shape.W, Vector);
     }
 
     public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
     {
         Check.PoolBackward(x, dy, dx);
-        Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W);
+        Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W, Vector);
     }
 
     public void GramForward(Tensor f, Tensor g)
