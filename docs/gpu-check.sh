@@ -4,7 +4,7 @@
 # then run it with the device tool, carrying .device:   bash docs/gpu-check.sh   (timeout_s a little above BUDGET)
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
-#   STEPS="3 5" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
+#   STEPS="7 8" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
 #   the variants' names are those step 2 adds: tf32-prefetch tf32-gram winograd-gramgemm winograd4
 #   winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
@@ -13,21 +13,22 @@
 #      kernels and each opt-in variant; a kernel that disagrees (or does not load) is left out of the timings, and
 #      the script stops if none passes;
 #   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32, Winograd fp32 (built on 2026-11-27, expected
-#      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on), then each
-#      opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1 (TF32
-#      GEMMs), GramGemm=1,
-#      WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations (the
+#      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on) (the
 #      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
 #      recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
 #   5. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
 #   6. VGG19: the same as 3 (one layer in the per-layer table: VGG19's layers have VGG16's shapes);
-#   7. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
+#   7. each opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1
+#      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
+#      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations — after the issue's measurements, which the
+#      budget must not cut;
+#   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
 # Everything it prints is also written under $OUT (gpu-check.txt, the bench tables, the pictures, the logs).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 BUDGET=${BUDGET:-420}
-STEPS=" ${STEPS:-1 2 3 4 5 6 7} "
+STEPS=" ${STEPS:-1 2 3 4 5 6 7 8} "
 mkdir -p "$OUT" "$HOME/gs"
 exec > >(tee "$OUT/gpu-check.txt") 2>&1
 T0=$(date +%s)
@@ -88,8 +89,8 @@ has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
 
 if want 3; then
   step "3. VGG16 per iteration, ours and PyTorch (256, 512, 1024 px)"
-  # The defaults and the new Winograd kernels first, PyTorch right after: the comparison the targets need comes
-  # before the opt-in variants, which the budget may cut (rerun them with STEPS=3 and a shorter CONVS list).
+  # The defaults and the new Winograd kernels first, PyTorch right after: the comparison the targets need. The
+  # opt-in variants are step 7, after the transfers and VGG19, which the budget may cut (rerun: STEPS="7 8").
   for conv in blocked winograd tf32; do
     has "$conv" || continue
     echo "-- ours: vgg16, --conv $conv"
@@ -97,23 +98,6 @@ if want 3; then
       | tee "$OUT/bench-vgg16-$conv.txt"
   done
   torch_sizes vgg16
-  # Opt-in variants, each alone on one layer and the 512² iteration (those that passed step 2): Winograd's first.
-  for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
-                 "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
-                 "winograd winograd GramGemm=1,WinogradMma=1" \
-                 "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
-                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
-    set -- $variant
-    has "$1" || continue
-    case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
-    case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
-    case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
-    case "$3" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
-    echo "-- ours: vgg16, --conv $2 --launch $3"
-    bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
-      --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"
-  done
 fi
 
 if want 4; then
@@ -147,7 +131,28 @@ if want 6; then
 fi
 
 if want 7; then
-  step "7. for the record: version 2 (tiled), then other tile shapes (bench --launch)"
+  step "7. the opt-in variants, each alone on relu3_2 and the 512² iteration"
+  # Those that passed step 2, Winograd's first: after the issue's own measurements (steps 3–6), which come first.
+  for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
+                 "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
+                 "winograd winograd GramGemm=1,WinogradMma=1" \
+                 "winograd4 winograd WinogradTile=4,GramGemm=1" \
+                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
+    set -- $variant
+    has "$1" || continue
+    case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
+    case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
+    case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
+    case "$3" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
+    echo "-- ours: vgg16, --conv $2 --launch $3"
+    bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
+      --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"
+  done
+fi
+
+if want 8; then
+  step "8. for the record: version 2 (tiled), then other tile shapes (bench --launch)"
   if bounded 60 "$B" bench --check --device cuda --conv tiled --size 64 --layer relu3_1 --iteration-sizes ""; then
     bounded 60 "$B" bench --device cuda --conv tiled --size 512 --iteration-sizes 512 --iterations 5
   fi
