@@ -546,8 +546,9 @@ public static partial class Conv3x3
             Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 1);
 
         /// <summary>Whether a tile has the shape <see cref="Forward32x8"/> is compiled for.</summary>
-        public static bool IsDefaultShape(MmaTile t) => t.TileWidth == 32 && t.TileHeight == 8 && t.WarpsCo == 2 && t.Chunk == 8;
+        public static bool IsDefaultShape(MmaTile t) => DefaultShape(t).Equals(t);
 
+        /// <summary>t with the default tile's shape (its prefetch level and emulation kept).</summary>
         static MmaTile DefaultShape(MmaTile t)
         {
             var fixedShape = t;

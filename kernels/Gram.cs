@@ -441,7 +441,7 @@ public static class Gram
             // C and N are, as in VGG) both tiles are staged as 128-bit vectors: 4 loads of each a thread a chunk (2×2
             // warps) instead of 16 scalar ones, each with its own bounds checks (ptxas for sm_90: 29–35 instructions
             // an element, ≈ 1 000 a chunk against ≈ 200 for its 32 mma.sync).
-            bool vectors = (aBase | lda | kCount | bBase | ldb | cols) % 4 == 0;
+            bool vectors = aBase % 4 == 0 && lda % 4 == 0 && kCount % 4 == 0 && bBase % 4 == 0 && ldb % 4 == 0 && cols % 4 == 0;
             var a4 = a.Cast<Float4>();
             var b4 = b.Cast<Float4>();
             int sideVectors = side / 4;

@@ -74,12 +74,16 @@ public class PtxCompileTests
     }
 
     /// <summary>A kernel's PTX as ILGPU's PTX backend writes it for SM_90.</summary>
-    internal static string Ptx(MethodInfo method)
+    internal static string Ptx(MethodInfo method) =>
+        WithSm90Backend((_, backend) => ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly);
+
+    /// <summary>Runs compile with ILGPU's PTX backend for SM_90 (PTX ISA 8.8) in a fresh context.</summary>
+    internal static T WithSm90Backend<T>(Func<Context, PTXBackend, T> compile)
     {
         using var context = FreshContext();
         using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
             CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
-        return ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly;
+        return compile(context, backend);
     }
 
     /// <summary>A fresh context per kernel: after one failed compile a context can fail on later, valid kernels.</summary>

@@ -3,7 +3,6 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using ILGPU;
 using ILGPU.Runtime;
-using ILGPU.Runtime.CPU;
 using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Kernels;
 using GpuStyle.Tests.Support;
@@ -64,6 +63,8 @@ public class SassTests
     /// in units of 256, so a thread's count rounds up to a multiple of 8.</summary>
     const int RegistersPerSm = 65536;
 
+    static int Allocated(int registersPerThread, int threads) => (registersPerThread + 7) / 8 * 8 * threads;
+
     [Fact]
     public void Every_explicitly_grouped_kernel_has_its_group_size_listed()
     {
@@ -82,7 +83,7 @@ public class SassTests
         Assert.True(report.SpillBytes == 0, $"{kernel}: {report.SpillBytes} bytes of spills to local memory\n{report.Log}");
         if (GroupThreads.TryGetValue(kernel, out int threads))
         {
-            int allocated = (report.Registers + 7) / 8 * 8 * threads;
+            int allocated = Allocated(report.Registers, threads);
             Assert.True(allocated <= RegistersPerSm,
                 $"{kernel}: {report.Registers} registers a thread × {threads} threads = {allocated} > {RegistersPerSm}: its groups cannot launch");
         }
@@ -97,7 +98,7 @@ public class SassTests
         var report = Assemble(PtxCompileTests.Ptx(method), "ForwardPrefetchPatch");
         int threads = Conv3x3.IlgpuTensorCore.Threads(new IlgpuLaunchOptions { MmaTileHeight = 16 }.Mma(emulate: false));
         Assert.Equal(1024, threads);
-        Assert.True((report.Registers + 7) / 8 * 8 * threads > RegistersPerSm, $"{report.Registers} registers × {threads} threads fit after all");
+        Assert.True(Allocated(report.Registers, threads) > RegistersPerSm, $"{report.Registers} registers × {threads} threads fit after all");
         // And ptxas rejects what the driver would: an mma.sync with a missing operand.
         var broken = PtxCompileTests.Ptx(typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward))!);
         int at = broken.IndexOf("mma.sync", StringComparison.Ordinal);
@@ -109,14 +110,8 @@ public class SassTests
 
     /// <summary>The TF32 convolution compiled as the CUDA backend loads it with MmaLaunchBounds (LaunchBounds): the
     /// PTX backend of an sm_90 accelerator, ILGPU's internal constructor reached, the directives in place.</summary>
-    static string BoundedPtx(string kernel)
-    {
-        var method = typeof(Conv3x3.IlgpuTensorCore).GetMethod(kernel)!;
-        using var context = Context.Create(b => b.CPU().EnableAlgorithms().Optimize(OptimizationLevel.O1));
-        using var backend = new ILGPU.Backends.PTX.PTXBackend(context, new ILGPU.Runtime.Cuda.CudaCapabilityContext(ILGPU.Runtime.Cuda.CudaArchitecture.SM_90),
-            ILGPU.Runtime.Cuda.CudaArchitecture.SM_90, ILGPU.Runtime.Cuda.CudaInstructionSet.ISA_88, null);
-        return LaunchBounds.Compile(backend, context, method, maxThreads: 512, minGroups: 2).PTXAssembly;
-    }
+    static string BoundedPtx(string kernel) => PtxCompileTests.WithSm90Backend((context, backend) =>
+        LaunchBounds.Compile(backend, context, typeof(Conv3x3.IlgpuTensorCore).GetMethod(kernel)!, maxThreads: 512, minGroups: 2).PTXAssembly);
 
     [Theory]
     [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))]

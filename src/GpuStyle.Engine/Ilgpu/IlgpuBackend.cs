@@ -168,7 +168,6 @@ public sealed class IlgpuBackend : IBackend
     /// <summary>The fp32 SGEMM kernels (Conv3x3.IlgpuWinograd.GemmFor: one per block shape with constant sides, and
     /// the general one), loaded when first used: Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
     readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>> _sgemm = [];
-    readonly bool _usesSgemm;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
@@ -255,18 +254,17 @@ public sealed class IlgpuBackend : IBackend
     /// largest (emulation scratch aside: it exists only off CUDA).</summary>
     static IEnumerable<(string Kernel, int Floats)> SharedMemoryNeeds(IlgpuLaunchOptions o)
     {
-        bool blockedConv = o.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (o.Conv == ConvKernel.Tf32 && o.MmaMinChannels > 1);
         if (o.Conv == ConvKernel.Tiled)
         {
             yield return ("tiled convolution", Conv3x3.IlgpuTiled.SharedFloats(o.TileWidth, o.TileHeight, o.InputChunk));
             yield return ("tiled Gram kernels", Gram.IlgpuTiled.SharedFloats(o.TileWidth));
         }
-        if (blockedConv) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
+        if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
         if (o.Conv is ConvKernel.Blocked or ConvKernel.Tf32 or ConvKernel.Winograd) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
         if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
-        if (o.Conv == ConvKernel.Winograd || (o.GramGemm != 0 && o.Conv == ConvKernel.Blocked))
+        if (o.Conv == ConvKernel.Winograd || UsesGramGemm(o))
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
     }
 
@@ -313,8 +311,7 @@ public sealed class IlgpuBackend : IBackend
         // must not take the others down with it.
         if (launch.Conv == ConvKernel.Tiled)
             _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
-        // The blocked kernel: chosen, or under TF32 and Winograd for the few-channel layers.
-        if (launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1))
+        if (UsesBlockedConv(launch))
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
         if (launch.Conv == ConvKernel.Winograd)
         {
@@ -335,8 +332,6 @@ public sealed class IlgpuBackend : IBackend
             _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(
                 four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput);
         }
-        if (launch.Conv == ConvKernel.Winograd || UsesGramGemm(launch))
-            _usesSgemm = true;
         if (UsesGramGemm(launch))
             _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
         if (launch.Conv == ConvKernel.Tf32)
@@ -481,7 +476,8 @@ public sealed class IlgpuBackend : IBackend
     /// registers (LaunchBounds); where that load fails, as usual, saying so in the backend's name.</summary>
     (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch) ConvMmaKernel(MmaTile t)
     {
-        var method = Conv3x3.IlgpuTensorCore.For(t).Method;
+        var entry = Conv3x3.IlgpuTensorCore.For(t);
+        var method = entry.Method;
         if (_convMma.TryGetValue(method, out var loaded)) return loaded;
         int maxThreads = Conv3x3.IlgpuTensorCore.Threads(_launch.Mma(emulate: false));
         // Two groups of at most 512 threads leave a thread 64 registers, which the kernel fits without spilling.
@@ -498,7 +494,7 @@ public sealed class IlgpuBackend : IBackend
             {
                 LaunchBoundsNote = $"launch bounds not applied ({e.GetType().Name}: {e.Message})";
             }
-        var plain = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.For(t));
+        var plain = Accelerator.LoadStreamKernel(entry);
         return _convMma[method] = (plain.GetKernel(), plain);
     }
 
@@ -569,6 +565,10 @@ public sealed class IlgpuBackend : IBackend
 
     /// <summary>Whether this convolution runs by Winograd: chosen, and 16 or more channels both ways (as on the CPU).</summary>
     bool ByWinograd(ConvDims d) => _launch.Conv == ConvKernel.Winograd && Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
+
+    /// <summary>The blocked kernel runs: chosen, or under TF32 and Winograd for the few-channel layers.</summary>
+    static bool UsesBlockedConv(IlgpuLaunchOptions launch) =>
+        launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
 
     /// <summary>GramGemm applies with the fp32 staged Gram kernels' convolutions (blocked, Winograd).</summary>
     static bool UsesGramGemm(IlgpuLaunchOptions launch) => launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd;
@@ -741,11 +741,11 @@ public sealed class IlgpuBackend : IBackend
             return;
         }
         int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
-        if (_gramSymmetric is not null && _usesSgemm && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
+        if (UsesGramGemm(_launch) && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
         {
             // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
             var sym = Scratch(ref _gramS, (long)c * c);
-            _gramSymmetric(c * c, V(dg), sym, c, 1f / n, 0);
+            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 0);
             Sgemm(sym, V(f), V(df), c, c, n, gbm, gbn, batches: 1, accumulate: 1);
             return;
         }
