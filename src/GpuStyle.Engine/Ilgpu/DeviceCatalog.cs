@@ -66,6 +66,12 @@ public static class DeviceCatalog
         return "no NVIDIA driver library (libcuda.so.1) was found on this machine";
     }
 
+    /// <summary>Contexts created while this is set check every view access (ILGPU's assertions): on the CPU
+    /// accelerator an index outside its view stops the process, naming the kernel, instead of reading or writing
+    /// past a buffer unnoticed — where a GPU would fault or, worse, compute on garbage. The test suite sets it for
+    /// every test; kernels run slower with it, so nothing else does.</summary>
+    public static bool CheckBounds { get; set; }
+
     internal static Context CreateContext(CpuSimulation cpu, bool profiling = false)
     {
         InstallCudaResolver();
@@ -77,6 +83,7 @@ public static class DeviceCatalog
                 .EnableAlgorithms()
                 .Optimize(OptimizationLevel.O1);
             if (profiling) b.Profiling();   // lets streams record profiling markers (CUDA events)
+            if (CheckBounds) b.Assertions();
         });
     }
 
