@@ -4,22 +4,24 @@
 # then run it with the device tool, carrying .device:   bash docs/gpu-check.sh   (timeout_s a little above BUDGET)
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
-#   STEPS="7 8" CONVS="blocked winograd tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
+#   STEPS="7 8" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
 #   the variants' names are those step 2 adds: tf32-prefetch tf32-gram winograd-gramgemm winograd4
 #   winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
-#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32 and TF32
-#      kernels and each opt-in variant; a kernel that disagrees (or does not load) is left out of the timings, and
-#      the script stops if none passes;
-#   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32, Winograd fp32 (built on 2026-11-27, expected
-#      ≈ 2–3× the blocked kernel on the convolutions), --tf32 — then PyTorch/cuDNN (TF32 off and on) (the
-#      "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512 where the classical
-#      recursion measured +7 ms);
-#   4. one real 500-iteration transfer at 512 px, fp32 (blocked, then Winograd) and --tf32, with wall times;
+#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32, tuned
+#      fp32 and TF32 kernels and each opt-in variant; a kernel that disagrees (or does not load) is left out of the
+#      timings, and the script stops if none passes;
+#   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32 (the default), tuned fp32 (each shape's fastest
+#      of blocked, Winograd F(2×2) and F(4×4), built after the H200 run: expected ≈ 2–3× the blocked kernel on the
+#      convolutions; its table of every candidate's time per shape is the per-layer comparison), --tf32 — then PyTorch/cuDNN (TF32
+#      off and on) (the "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512
+#      where the classical recursion measured +7 ms);
+#   4. one real 500-iteration transfer at 512 px, fp32 (blocked, tuned) and --tf32, with wall times;
 #   5. `bench --profile` at 512 (CUDA-event markers: per-kernel times, GFLOP/s, % of the card's measured peak);
 #   6. VGG19: the same as 3 (one layer in the per-layer table: VGG19's layers have VGG16's shapes);
-#   7. each opt-in variant alone on relu3_2 and the 512² iteration: WinogradTile=4 (F(4×4, 3×3)), WinogradMma=1
+#   7. each opt-in variant alone on relu3_2 and the 512² iteration: Winograd F(2×2, 3×3) and WinogradTile=4
+#      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
 #      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations — after the issue's measurements, which the
 #      budget must not cut;
@@ -59,7 +61,7 @@ if want 1; then
   bounded 60 "$B" devices
 fi
 
-ok=${CONVS:-blocked winograd tf32}
+ok=${CONVS:-blocked winograd tuned tf32}
 # check NAME CONV [LAUNCH]: every op of --conv CONV (with --launch LAUNCH) against the CPU backend; NAME joins $ok
 # when it agrees, and what is not in $ok is not timed.
 check() {
@@ -77,6 +79,7 @@ if want 2; then
   ok=""
   check blocked blocked
   check winograd winograd
+  check tuned tuned                                      # each shape's fastest of blocked, F(2×2), F(4×4)
   check tf32 tf32
   check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
@@ -91,7 +94,7 @@ if want 3; then
   step "3. VGG16 per iteration, ours and PyTorch (256, 512, 1024 px)"
   # The defaults and the new Winograd kernels first, PyTorch right after: the comparison the targets need. The
   # opt-in variants are step 7, after the transfers and VGG19, which the budget may cut (rerun: STEPS="7 8").
-  for conv in blocked winograd tf32; do
+  for conv in blocked tuned tf32; do
     has "$conv" || continue
     echo "-- ours: vgg16, --conv $conv"
     bounded 100 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
@@ -102,8 +105,8 @@ fi
 
 if want 4; then
   step "4. one real transfer: 500 iterations at 512 px (partial real VGG19: content relu3_2, style relu1_1..relu3_1)"
-  for flag in "" "--conv winograd" "--tf32"; do
-    case "$flag" in "") has blocked || continue;; *winograd) has winograd || continue;; *) has tf32 || continue;; esac
+  for flag in "" "--conv tuned" "--tf32"; do
+    case "$flag" in "") has blocked || continue;; *tuned) has tuned || continue;; *) has tf32 || continue;; esac
     suffix=${flag##* }; name="tubingen-starry-512${flag:+-${suffix#--}}"
     timed bounded 90 "$B" transfer --device cuda $flag --quiet \
       --content .device/tubingen.jpg --style .device/starry_night.jpg --out "$OUT/$name.png" \
@@ -115,14 +118,14 @@ fi
 
 if want 5; then
   step "5. profiles at 512 (CUDA events)"
-  for conv in blocked winograd tf32; do
+  for conv in blocked tuned tf32; do
     has "$conv" && bounded 60 "$B" bench --profile --device cuda --conv "$conv" --size 512 --iterations 3
   done
 fi
 
 if want 6; then
   step "6. VGG19 per iteration, ours and PyTorch"
-  for conv in blocked winograd tf32; do
+  for conv in blocked tuned tf32; do
     has "$conv" || continue
     echo "-- ours: vgg19, --conv $conv"
     bounded 90 "$B" bench --device cuda --conv "$conv" --network vgg19 --layer relu1_1 --size 512 --iteration-sizes 256,512,1024 --iterations 5
@@ -133,7 +136,7 @@ fi
 if want 7; then
   step "7. the opt-in variants, each alone on relu3_2 and the 512² iteration"
   # Those that passed step 2, Winograd's first: after the issue's own measurements (steps 3–6), which come first.
-  for variant in "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
+  for variant in "winograd winograd WinogradTile=2" "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \

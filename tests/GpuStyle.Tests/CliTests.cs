@@ -238,6 +238,21 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Bench_with_tuned_convolutions_prints_what_each_shape_chose()
+    {
+        // relu3_1 at 32 px: 128 → 256 channels on 8×8, forward and backward, on ILGPU's CPU accelerator.
+        var (code, output, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "tuned", "--size", "32", "--layer", "relu3_1", "--iteration-sizes", ""]);
+        Assert.True(code == 0, err);
+        Assert.Contains("tuned conv", output);
+        Assert.Contains("convolutions tuned on first use", output);
+        Assert.Matches(@"128→256 8×8 forward: (blocked|F\(2×2\)|F\(4×4\)) \(blocked [0-9.]+ ms, F\(2×2\) [0-9.]+ ms, F\(4×4\) [0-9.]+ ms\)", output);
+        Assert.Contains("256→128 8×8 backward: ", output);
+        (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--conv", "tuned", "--iteration-sizes", ""]);
+        Assert.Equal(2, code);
+        Assert.Contains("direct or winograd", err);
+    }
+
+    [Fact]
     public void The_CPU_backend_runs_Winograd_by_default_and_direct_when_asked()
     {
         using var byDefault = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null);

@@ -74,8 +74,9 @@ public static class BenchCommand
                     Console.WriteLine($"{o.Op,-36} {o.Calls,5} {o.Seconds * 1e3,9:0.00} {100 * o.Seconds / perIteration,5:0.0}% " +
                         (o.Gflop > 0 ? $"{o.Gflops,8:0.0} {100 * o.Gflops / devicePeak,5:0}%" : ""));
                 Console.WriteLine($"{"iteration",-36} {"",5} {perIteration * 1e3,9:0.00}   (wall clock; ops' sum {ops.Sum(o => o.Seconds) * 1e3:0.00} ms)");
-                Console.WriteLine($"peak device memory (tensors): {prof.PeakBytes / 1e6:0} MB");
+                Console.WriteLine($"peak device memory (tensors and scratch): {prof.PeakBytes / 1e6:0} MB");
                 Console.WriteLine($"host reads per iteration: {prof.HostReadsPerIteration:0.#} (each waits for the stream), {prof.HostFloatsPerIteration:0} floats");
+                PrintTunings(backend);
                 return 0;
             }
             var layers = Benchmark.Layers(backend, spec, n, r.GetValue(layer));
@@ -143,7 +144,17 @@ public static class BenchCommand
                     $"{$"+{i.FullHistorySeconds * 1e3:0} ms",21} {i.SteadySeconds,8:0.000}");
         }
         Console.WriteLine();
-        Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB; tensors on the device at most {backend.Memory.Peak / 1e6:0} MB at once");
+        Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB; device memory (tensors and scratch) at most {backend.Memory.Peak / 1e6:0} MB at once");
+        PrintTunings(backend);
+    }
+
+    /// <summary>With --conv tuned, what each convolution's shape and direction got, and every candidate's time.</summary>
+    static void PrintTunings(IBackend backend)
+    {
+        if (backend is not IlgpuBackend { Tunings.Count: > 0 } ilgpu) return;
+        Console.WriteLine();
+        Console.WriteLine("convolutions tuned on first use (the choice, then each candidate's fastest of 3 runs):");
+        foreach (var t in ilgpu.Tunings) Console.WriteLine($"  {t}");
     }
 
     static string MachineName()

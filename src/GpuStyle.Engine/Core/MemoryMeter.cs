@@ -1,6 +1,7 @@
 namespace GpuStyle.Engine;
 
-/// <summary>Bytes of tensors a backend holds now, and the most it has held (what `bench --profile` reports).</summary>
+/// <summary>Bytes of device memory a backend holds now — tensors, and on ILGPU its scratch buffers too (Winograd's
+/// transformed tiles, packed weights, reduction partials) — and the most it has held (what `bench --profile` reports).</summary>
 public sealed class MemoryMeter
 {
     long _inUse, _peak;

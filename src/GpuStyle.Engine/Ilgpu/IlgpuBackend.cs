@@ -10,8 +10,10 @@ namespace GpuStyle.Engine.Ilgpu;
 /// pixels a thread) or version 4 (the convolutions on tensor cores in TF32 with fp32 accumulation: faster on a GPU,
 /// about 3 decimal digits per product instead of 7), or Winograd's F(2×2, 3×3) (Conv3x3.Winograd.cs: 16 products
 /// for every 36 of the direct sum, fp32, or with WinogradMma its GEMMs in TF32). Versions 2–4 and Winograd share the
-/// tiled Gram kernels. The CPU backend runs Direct or Winograd (its default).</summary>
-public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd }
+/// tiled Gram kernels. Tuned times, for each convolution's shape and direction on its first use, the blocked kernel
+/// and Winograd's F(2×2) and F(4×4), and runs the fastest of those that agree with the blocked kernel (as
+/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs). The CPU backend runs Direct or Winograd (its default).</summary>
+public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (64×8-pixel tiles, 8-channel chunks: on an
@@ -111,7 +113,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 }
 
 /// <summary>The backend that runs the kernels in kernels/ through ILGPU (CUDA, OpenCL or the CPU accelerator).</summary>
-public sealed class IlgpuBackend : IBackend
+public sealed partial class IlgpuBackend : IBackend
 {
     readonly Context _context;
     readonly IlgpuLaunchOptions _launch;
@@ -162,13 +164,17 @@ public sealed class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
     MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>? _winogradWeights;
+    /// <summary>Winograd's transforms for F(2×2, 3×3) and F(4×4, 3×3) (Conv3x3.IlgpuWinograd), by tile edge: the
+    /// configured one's with --conv winograd, both with --conv tuned.</summary>
+    readonly Dictionary<int, WinogradTransforms> _winograd = [];
+    sealed record WinogradTransforms(
+        Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> Weights,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int> Input,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int> Output);
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _winogradMma;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>? _winogradInput;
     /// <summary>The fp32 SGEMM kernels (Conv3x3.IlgpuWinograd.GemmFor: one per block shape with constant sides, and
     /// the general one), loaded when first used: Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
     readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>> _sgemm = [];
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>? _winogradOutput;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
@@ -184,6 +190,7 @@ public sealed class IlgpuBackend : IBackend
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
+        ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN})",
         ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
         _ => "direct conv",
     }})";
@@ -220,10 +227,10 @@ public sealed class IlgpuBackend : IBackend
         foreach (var (kernel, floats) in SharedMemoryNeeds(chosen))
             if (floats * (long)sizeof(float) > maxSharedBytes)
                 throw new ArgumentException($"the {kernel} needs {floats * sizeof(float) / 1024.0:0.#} KB of shared memory a group; {deviceId} gives a kernel {maxSharedBytes / 1024.0:0.#} KB");
-        if (chosen.Conv == ConvKernel.Blocked && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
+        if (UsesBlockedConv(chosen) && (chosen.BlockedWidth % Conv3x3.IlgpuBlocked.PixelsPerThread != 0
             || chosen.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * chosen.BlockedHeight > maxThreadsPerGroup))
             throw new ArgumentException($"a {chosen.BlockedWidth}×{chosen.BlockedHeight} blocked tile needs a width that is a multiple of 4 and at most {maxThreadsPerGroup} threads");
-        if (chosen.Conv is ConvKernel.Blocked or ConvKernel.Tf32 && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
+        if (UsesBlockedGram(chosen) && chosen.TileWidth % Gram.IlgpuBlocked.Block != 0)
             throw new ArgumentException($"the blocked Gram kernels need a tile width that is a multiple of 4, not {chosen.TileWidth}");
         if (chosen.FinishThreads > maxThreadsPerGroup || chosen.FinishThreads < 1)
             throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {deviceId} (at most {maxThreadsPerGroup})");
@@ -231,11 +238,13 @@ public sealed class IlgpuBackend : IBackend
             throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {deviceId} has per group ({maxThreadsPerGroup})");
         if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
-        if (chosen.Conv == ConvKernel.Winograd && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
+        if (UsesWinograd(chosen) && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
             || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > maxThreadsPerGroup))
             throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {maxThreadsPerGroup} threads (M·N/64)");
-        if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradTile is not (2 or 4))
+        if (UsesWinograd(chosen) && chosen.WinogradTile is not (2 or 4))
             throw new ArgumentException($"WinogradTile is 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)), not {chosen.WinogradTile}");
+        if (chosen.Conv == ConvKernel.Tuned && chosen.WinogradMma != 0)
+            throw new ArgumentException("--conv tuned chooses among the fp32 convolutions; the TF32 Winograd GEMMs (WinogradMma=1) run with --conv winograd");
         if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
             throw new ArgumentException("the TF32 Winograd GEMMs (WinogradMma=1) need WinogradTile=2: F(4×4, 3×3)'s larger transforms put TF32's rounding 6–9e-3 off");
         if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0
@@ -260,11 +269,11 @@ public sealed class IlgpuBackend : IBackend
             yield return ("tiled Gram kernels", Gram.IlgpuTiled.SharedFloats(o.TileWidth));
         }
         if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
-        if (o.Conv is ConvKernel.Blocked or ConvKernel.Tf32 or ConvKernel.Winograd) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
+        if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
         if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
-        if (o.Conv == ConvKernel.Winograd || UsesGramGemm(o))
+        if (UsesWinograd(o) || UsesGramGemm(o))
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
     }
 
@@ -276,6 +285,7 @@ public sealed class IlgpuBackend : IBackend
         _launch = launch;
         _partials = accelerator.Allocate1D<float>(launch.ReductionThreads);
         _partials2 = accelerator.Allocate1D<float>(Math.Max(1, (launch.ReductionThreads + FoldedPerGroup - 1) / FoldedPerGroup));
+        Memory.Allocated(4L * (_partials.Length + _partials2.Length));
 
         var a = accelerator;
         _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
@@ -313,11 +323,19 @@ public sealed class IlgpuBackend : IBackend
             _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
         if (UsesBlockedConv(launch))
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
-        if (launch.Conv == ConvKernel.Winograd)
+        if (UsesWinograd(launch))
         {
-            bool four = launch.WinogradTile == 4;
-            _winogradWeights = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(
-                four ? Conv3x3.IlgpuWinograd.TransformWeights4 : Conv3x3.IlgpuWinograd.TransformWeights);
+            foreach (int edge in launch.Conv == ConvKernel.Tuned ? [2, 4] : new[] { launch.WinogradTile })
+            {
+                bool four = edge == 4;
+                _winograd[edge] = new(
+                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(
+                        four ? Conv3x3.IlgpuWinograd.TransformWeights4 : Conv3x3.IlgpuWinograd.TransformWeights),
+                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(
+                        four ? Conv3x3.IlgpuWinograd.TransformInput4 : Conv3x3.IlgpuWinograd.TransformInput),
+                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(
+                        four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput));
+            }
             if (launch.WinogradMma != 0)
                 try
                 {
@@ -327,10 +345,6 @@ public sealed class IlgpuBackend : IBackend
                 {
                     throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
                 }
-            _winogradInput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(
-                four ? Conv3x3.IlgpuWinograd.TransformInput4 : Conv3x3.IlgpuWinograd.TransformInput);
-            _winogradOutput = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(
-                four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput);
         }
         if (UsesGramGemm(launch))
             _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
@@ -457,9 +471,18 @@ public sealed class IlgpuBackend : IBackend
             var tile = TileFor(d);
             ConvMma(tile)(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
         }
-        else if (ByWinograd(d)) ConvWinograd(V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
-        else ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
+        else
+        {
+            void Run(ConvAlgorithm algorithm)
+            {
+                if (algorithm == ConvAlgorithm.Staged) ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
+                else ConvWinograd(Edge(algorithm), V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
+            }
+            Run(AlgorithmFor(d, backward: false, y, Run));
+        }
     }
+
+    static int Edge(ConvAlgorithm winograd) => winograd == ConvAlgorithm.Winograd4 ? 4 : 2;
 
     /// <summary>Whether this convolution runs the TF32 kernel: chosen, and enough channels both ways.</summary>
     bool OnTensorCores(ConvDims d) => _launch.Conv == ConvKernel.Tf32 && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
@@ -553,39 +576,47 @@ public sealed class IlgpuBackend : IBackend
             ConvMma(tile)(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
             return;
         }
-        if (ByWinograd(back))
+        void Run(ConvAlgorithm algorithm)
         {
-            ConvWinograd(V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
-            return;
+            if (algorithm != ConvAlgorithm.Staged)
+            {
+                ConvWinograd(Edge(algorithm), V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                return;
+            }
+            var flipped = Scratch(ref _flipped, w.Length);
+            _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
+            ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
         }
-        var flipped = Scratch(ref _flipped, w.Length);
-        _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
-        ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+        Run(AlgorithmFor(back, backward: true, dx, Run));
     }
 
-    /// <summary>Whether this convolution runs by Winograd: chosen, and 16 or more channels both ways (as on the CPU).</summary>
-    bool ByWinograd(ConvDims d) => _launch.Conv == ConvKernel.Winograd && Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
-
-    /// <summary>The blocked kernel runs: chosen, or under TF32 and Winograd for the few-channel layers.</summary>
+    /// <summary>The blocked kernel runs: chosen, tuned, or under TF32 and Winograd for the few-channel layers.</summary>
     static bool UsesBlockedConv(IlgpuLaunchOptions launch) =>
-        launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
+        launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
 
-    /// <summary>GramGemm applies with the fp32 staged Gram kernels' convolutions (blocked, Winograd).</summary>
-    static bool UsesGramGemm(IlgpuLaunchOptions launch) => launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd;
+    /// <summary>Winograd's kernels run: chosen, or among the tuned convolutions' candidates.</summary>
+    static bool UsesWinograd(IlgpuLaunchOptions launch) => launch.Conv is ConvKernel.Winograd or ConvKernel.Tuned;
 
-    /// <summary>One convolution by Winograd F(2×2, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped for
-    /// the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's mask
-    /// applied), the 16 GEMMs, and the output transform (bias, ReLU).</summary>
-    void ConvWinograd(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
+    /// <summary>Version 3's blocked Gram kernels run: with every convolution but the direct and tiled ones.</summary>
+    static bool UsesBlockedGram(IlgpuLaunchOptions launch) => launch.Conv is not (ConvKernel.Direct or ConvKernel.Tiled);
+
+    /// <summary>GramGemm applies with the fp32 staged Gram kernels' convolutions (blocked, Winograd, tuned).</summary>
+    static bool UsesGramGemm(IlgpuLaunchOptions launch) => launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned;
+
+    /// <summary>One convolution by Winograd F(edge×edge, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped
+    /// for the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's
+    /// mask applied), the (edge+2)² GEMMs, and the output transform (bias, ReLU).</summary>
+    void ConvWinograd(int edge, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
         ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
     {
+        var transforms = _winograd[edge];
         int warps = _launch.MmaGramWarps, side = Gram.IlgpuTensorCore.Side(warps);
         int bm = _winogradMma is null ? _launch.WinogradBlockFor(d.Cout) : side, bn = _winogradMma is null ? _launch.WinogradN : side;
         int cinPad = Conv3x3.IlgpuWinograd.Pad(d.Cin, Conv3x3.IlgpuWinograd.KChunk), coutPad = Conv3x3.IlgpuWinograd.Pad(d.Cout, bm);
         // F(2×2, 3×3): 16 values a tile and channel, 2×2 outputs a tile; F(4×4, 3×3) (WinogradTile=4): 36, 4×4.
-        int edge = _launch.WinogradTile, positions = (edge + 2) * (edge + 2);
+        int positions = (edge + 2) * (edge + 2);
         var u = Scratch(ref _winogradU, (long)positions * cinPad * coutPad);
-        _winogradWeights!(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip, _winogradMma is null ? 0 : 1);
+        transforms.Weights(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip, _winogradMma is null ? 0 : 1);
         int tiles = (d.H + edge - 1) / edge * ((d.W + edge - 1) / edge);
         int perPass = Conv3x3.IlgpuWinograd.TilesPerPass(cinPad, coutPad, tiles, bn, _launch.WinogradScratch, positions);
         var v = Scratch(ref _winogradV, (long)positions * cinPad * perPass);
@@ -593,13 +624,13 @@ public sealed class IlgpuBackend : IBackend
         for (int t0 = 0; t0 < tiles; t0 += perPass)
         {
             int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
-            _winogradInput!(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
+            transforms.Input(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
             if (_winogradMma is not null)
                 _winogradMma(new KernelConfig(new Index3D(nPad / side, coutPad / side, positions), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
                     SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps);
             else
                 Sgemm(u, v, m, cinPad, coutPad, nPad, bm, bn, batches: positions, accumulate: 0);
-            _winogradOutput!(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
+            transforms.Output(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
         }
     }
 
@@ -906,8 +937,10 @@ public sealed class IlgpuBackend : IBackend
         if (buffer is null || buffer.Length < length)
         {
             Accelerator.Synchronize();
+            if (buffer is not null) Memory.Released(4L * buffer.Length);
             buffer?.Dispose();
             buffer = Accelerator.Allocate1D<float>(length);
+            Memory.Allocated(4L * length);
         }
         return buffer.View.SubView(0, length);
     }
