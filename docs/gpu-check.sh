@@ -23,7 +23,8 @@
 #   7. each opt-in variant alone on relu3_2 and the 512² iteration: Winograd F(2×2, 3×3) and WinogradTile=4
 #      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
-#      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132, and combinations — after the measurements, which the
+#      MmaTune=1 (each shape's TF32 tile height timed and chosen), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
+#      and combinations — after the measurements, which the
 #      budget must not cut;
 #   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
 # Everything it prints is also written under $OUT (gpu-check.txt, the bench tables, the pictures, the logs).
@@ -140,7 +141,7 @@ if want 7; then
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaTune=1" "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue

@@ -19,35 +19,11 @@ public class ConvTuningTests
     sealed class Clock(ConvAlgorithm forward, ConvAlgorithm backward)
     {
         public int Calls;
-        public double Time(ConvDims d, bool isBackward, ConvAlgorithm a)
+        public double Time(ConvDims d, bool isBackward, ConvPlan p)
         {
             Calls++;
-            return a == (isBackward ? backward : forward) ? 1e-3 : 2e-3 + (int)a * 1e-3;
+            return p.Algorithm == (isBackward ? backward : forward) ? 1e-3 : 2e-3 + (int)p.Algorithm * 1e-3;
         }
-    }
-
-    /// <summary>The forward (bias, ReLU) and the backward through ReLU's mask of cin → cout on an h×w map, against the
-    /// float64 reference.</summary>
-    static void ForwardAndBackwardMatch(IlgpuBackend b, int cin, int cout, int h, int w, int seed, string what)
-    {
-        var rnd = new TestData(seed);
-        var d = new ConvDims(cin, cout, h, w);
-        var xd = rnd.UniformF32(cin * h * w);
-        var wd = rnd.ConvWeights(cin, cout);
-        var bd = rnd.UniformF32(cout, 0.1);
-        var dyd = rnd.UniformF32(cout * h * w);
-        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
-        using var x = b.Make(new Shape(cin, h, w), xd);
-        using var wt = b.Make(new Shape(cout, cin, 9), wd);
-        using var bias = b.Make(Shape.Vector(cout), bd);
-        using var y = b.Make(new Shape(cout, h, w), null);
-        b.Conv3x3Forward(x, wt, bias, y, relu: true);
-        Assertions.Close(yRef, b.Read(y), 1e-4, $"tuned forward, {what}");
-        using var dy = b.Make(new Shape(cout, h, w), dyd);
-        using var mask = b.Make(new Shape(cout, h, w), yRef);
-        using var dx = b.Make(new Shape(cin, h, w), null);
-        b.Conv3x3BackwardInput(dy, mask, wt, dx);
-        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), 1e-4, $"tuned backward, {what}");
     }
 
     [Theory]
@@ -61,27 +37,27 @@ public class ConvTuningTests
         Assert.Contains("tuned conv", b.Name);
         var clock = new Clock(forward, backward);
         b.TuningClock = clock.Time;
-        ForwardAndBackwardMatch(b, 19, 33, 13, 11, 7 + (int)forward, "first use");
+        ConvChecks.ForwardAndBackwardMatch(b, 19, 7 + (int)forward, 1e-4, "tuned, first use", 33, 13, 11);
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
-        Assert.Equal((19, 33, 13, 11, false, forward), (tunings[0].Cin, tunings[0].Cout, tunings[0].H, tunings[0].W, tunings[0].Backward, tunings[0].Chosen));
+        Assert.Equal((19, 33, 13, 11, false, forward), (tunings[0].Cin, tunings[0].Cout, tunings[0].H, tunings[0].W, tunings[0].Backward, tunings[0].Chosen.Algorithm));
         // The backward stands for the forward 33 → 19 on the flipped weights.
-        Assert.Equal((33, 19, true, backward), (tunings[1].Cin, tunings[1].Cout, tunings[1].Backward, tunings[1].Chosen));
+        Assert.Equal((33, 19, true, backward), (tunings[1].Cin, tunings[1].Cout, tunings[1].Backward, tunings[1].Chosen.Algorithm));
         foreach (var t in tunings)
         {
-            Assert.Equal(Enum.GetValues<ConvAlgorithm>(), t.Trials.Select(r => r.Algorithm));
+            Assert.Equal([ConvAlgorithm.Staged, ConvAlgorithm.Winograd2, ConvAlgorithm.Winograd4], t.Trials.Select(r => r.Plan.Algorithm));
             Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, $"{t}: {r}"));   // fp32 Winograd is ~1e-7 off here
         }
         Assert.Equal(6, clock.Calls);
         // The same shapes again: no tuning, the same choices, the same results.
-        ForwardAndBackwardMatch(b, 19, 33, 13, 11, 99, "second use");
+        ConvChecks.ForwardAndBackwardMatch(b, 19, 99, 1e-4, "tuned, second use", 33, 13, 11);
         Assert.Equal(6, clock.Calls);
         Assert.Equal(2, b.Tunings.Count);
         // Another map size is another shape.
-        ForwardAndBackwardMatch(b, 19, 33, 6, 9, 5, "another size");
+        ConvChecks.ForwardAndBackwardMatch(b, 19, 5, 1e-4, "tuned, another size", 33, 6, 9);
         Assert.Equal(12, clock.Calls);
         Assert.Equal(4, b.Tunings.Count);
-        Assert.StartsWith($"19→33 13×11 forward: {ConvTuning.Describe(forward)} (blocked ", tunings[0].ToString());
+        Assert.StartsWith($"19→33 13×11 forward: {new ConvPlan(forward)} (blocked ", tunings[0].ToString());
     }
 
     [Fact]
@@ -91,23 +67,44 @@ public class ConvTuningTests
         // F(4×4) "fastest" both ways, but computing wrongly (as a kernel might on some device): one value in 7 off by 1%
         // of the output's scale — small enough to pass a loose look, 10× over the tolerance.
         b.TuningClock = new Clock(ConvAlgorithm.Winograd4, ConvAlgorithm.Winograd4).Time;
-        b.AfterTrialRun = (a, output) =>
+        b.AfterTrialRun = (p, output) =>
         {
-            if (a != ConvAlgorithm.Winograd4) return;
+            if (p.Algorithm != ConvAlgorithm.Winograd4) return;
             var v = b.Read(output);
             float scale = v.Max(MathF.Abs);
             for (int i = 0; i < v.Length; i += 7) v[i] += 0.05f * scale;
             b.Upload(output, v);
         };
-        ForwardAndBackwardMatch(b, 23, 17, 9, 14, 3, "F(4×4) corrupted");
+        ConvChecks.ForwardAndBackwardMatch(b, 23, 3, 1e-4, "tuned, F(4×4) corrupted", 17, 9, 14);
         foreach (var t in b.Tunings)
         {
-            var bad = t.Trials.Single(r => r.Algorithm == ConvAlgorithm.Winograd4);
+            var bad = t.Trials.Single(r => r.Plan.Algorithm == ConvAlgorithm.Winograd4);
             Assert.False(bad.Agrees, t.ToString());
             Assert.True(bad.Error > IlgpuBackend.TuningTolerance, t.ToString());
             // Of the two that agree, F(2×2) (2 ms + 1) loses to blocked (2 ms) under this clock.
-            Assert.Equal(ConvAlgorithm.Staged, t.Chosen);
+            Assert.Equal(ConvAlgorithm.Staged, t.Chosen.Algorithm);
             Assert.Contains("refused", t.ToString());
+        }
+    }
+
+    [Fact]
+    public void A_candidate_that_fails_to_run_is_recorded_and_passed_over()
+    {
+        // F(2×2) "fastest", but its kernel will not load on this device (as a driver may refuse a kernel).
+        using var b = Tuned();
+        b.TuningClock = new Clock(ConvAlgorithm.Winograd2, ConvAlgorithm.Winograd2).Time;
+        b.AfterTrialRun = (p, _) =>
+        {
+            if (p.Algorithm == ConvAlgorithm.Winograd2) throw new InvalidOperationException("CUDA_ERROR_INVALID_PTX (simulated)");
+        };
+        ConvChecks.ForwardAndBackwardMatch(b, 17, 8, 1e-4, "tuned, F(2×2) failing", 21, 7, 10);
+        foreach (var t in b.Tunings)
+        {
+            var failed = t.Trials.Single(r => r.Plan.Algorithm == ConvAlgorithm.Winograd2);
+            Assert.False(failed.Agrees);
+            Assert.Contains("INVALID_PTX", failed.Failure);
+            Assert.Contains("F(2×2) failed: CUDA_ERROR_INVALID_PTX", t.ToString());
+            Assert.Equal(ConvAlgorithm.Staged, t.Chosen.Algorithm);   // blocked 2 ms, F(4×4) 4 ms
         }
     }
 
@@ -118,7 +115,7 @@ public class ConvTuningTests
         using var b = Tuned();
         var clock = new Clock(ConvAlgorithm.Winograd4, ConvAlgorithm.Winograd4);
         b.TuningClock = clock.Time;
-        ForwardAndBackwardMatch(b, 3, 20, 11, 12, 4, "3 → 20");
+        ConvChecks.ForwardAndBackwardMatch(b, 3, 4, 1e-4, "tuned, 3 → 20", 20, 11, 12);
         Assert.Empty(b.Tunings);
         Assert.Equal(0, clock.Calls);
     }
@@ -127,20 +124,22 @@ public class ConvTuningTests
     public void Timed_for_real_the_choice_is_the_fastest_candidate_that_agrees()
     {
         using var b = Tuned();
-        ForwardAndBackwardMatch(b, 16, 18, 10, 7, 11, "real clock");
+        ConvChecks.ForwardAndBackwardMatch(b, 16, 11, 1e-4, "tuned, real clock", 18, 10, 7);
         Assert.Equal(2, b.Tunings.Count);
         foreach (var t in b.Tunings)
         {
             Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Seconds > 0, t.ToString()));
-            Assert.Equal(t.Trials.MinBy(r => r.Seconds)!.Algorithm, t.Chosen);
+            Assert.Equal(t.Trials.MinBy(r => r.Seconds)!.Plan, t.Chosen);
         }
     }
 
     [Fact]
-    public void Tuned_refuses_the_tf32_winograd_gemms_and_the_cpu_backend_refuses_tuned()
+    public void Tuning_refuses_what_it_cannot_tune_and_the_cpu_backend_refuses_tuned()
     {
         var e = Assert.Throws<ArgumentException>(() => Tuned(IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, WinogradMma = 1 }));
         Assert.Contains("WinogradMma", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Tuned(IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked, MmaTune = 1 }));
+        Assert.Contains("--tf32", e.Message);
         var cpu = Assert.Throws<DeviceNotFoundException>(() => Backends.Open("cpu", ConvKernel.Tuned));
         Assert.Contains("--conv tuned", cpu.Message);
     }

@@ -135,6 +135,41 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.Equal(1, IlgpuBackend.MmaTileFor(prefetching, 132, new ConvDims(256, 256, 128, 128)).Prefetch);   // not lowered
     }
 
+    [Fact]
+    public void Tile_candidates_halve_down_to_two_warps_of_pixels_while_they_launch()
+    {
+        // MmaTune's candidates for the H200's default tile: 32×8, 32×4, 32×2 (64 pixels: two warps' worth).
+        var tile = new MmaTile(32, 8, 2, 8, emulate: false);
+        Assert.Equal([8, 4, 2], IlgpuBackend.MmaTileCandidates(tile, _ => true).Select(t => t.TileHeight));
+        Assert.Equal([8, 4], IlgpuBackend.MmaTileCandidates(tile, t => t.TileHeight >= 4).Select(t => t.TileHeight));
+        // Prefetching: 32×2's 128 threads cannot hold the patch, so that candidate does not prefetch.
+        Assert.Equal([(8, 1), (4, 1), (2, 0)], IlgpuBackend.MmaTileCandidates(tile with { Prefetch = 1 }, _ => true).Select(t => (t.TileHeight, t.Prefetch)));
+        Assert.Equal([1], IlgpuBackend.MmaTileCandidates(new MmaTile(32, 1, 1, 8, emulate: false), _ => true).Select(t => t.TileHeight));
+    }
+
+    [Fact]
+    public void Tuned_tiles_choose_a_height_per_shape_and_compute_the_same()
+    {
+        // MmaTune=1 with a 16×8 tile: candidates 16×8 and 16×4; the clock makes 16×4 the forward's and 16×8 the
+        // backward's. Both directions must still compute the TF32 convolution (checked as the other tests do).
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
+            with { MmaTileWidth = 16, MmaTileHeight = 8, MmaWarpsCo = 1, MmaTune = 1 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 64));
+        Assert.Contains("height tuned", b.Name);
+        int calls = 0;
+        b.TuningClock = (_, backward, plan) => { calls++; return plan.Tile.TileHeight == (backward ? 8 : 4) ? 1e-3 : 2e-3; };
+        CheckForwardAndBackward(b, 20, 37, 9, 16);
+        Assert.Equal(4, calls);
+        var tunings = b.Tunings;
+        Assert.Equal(2, tunings.Count);
+        Assert.All(tunings, t => Assert.Equal([8, 4], t.Trials.Select(r => r.Plan.Tile.TileHeight)));
+        Assert.Equal((ConvAlgorithm.Tf32, 4, false), (tunings[0].Chosen.Algorithm, tunings[0].Chosen.Tile.TileHeight, tunings[0].Backward));
+        Assert.Equal((ConvAlgorithm.Tf32, 8, true), (tunings[1].Chosen.Algorithm, tunings[1].Chosen.Tile.TileHeight, tunings[1].Backward));
+        // Every tile sums each output in the same order: the candidates agree to the last bit, or nearly.
+        Assert.All(tunings, t => Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-6, t.ToString())));
+        Assert.StartsWith("20→37 9×16 forward: TF32 16×4 (TF32 16×8 2 ms, TF32 16×4 1 ms)", tunings[0].ToString());
+    }
+
     [Theory]
     [InlineData(9, 37, 6, 11, 1, 0)]
     [InlineData(20, 16, 9, 16, 1, 0)]

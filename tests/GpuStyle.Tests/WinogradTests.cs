@@ -31,7 +31,7 @@ public class WinogradTests
         // 67 inputs: 9 stages of 8 (the last one padded); 70 outputs: two 64-blocks (a layer's block is at most its
         // channels rounded up to 16: 80); with 128-blocks 130 outputs, two blocks, the second mostly padding.
         int cout = bm == 128 ? 130 : 70;
-        ForwardAndBackwardMatch(b, 67, bm * 7 + bn + prefetch, 1e-4, $"GEMM {bm}×{bn}, prefetch {prefetch}, F({tile}×{tile})", cout);
+        ConvChecks.ForwardAndBackwardMatch(b, 67, bm * 7 + bn + prefetch, 1e-4, $"Winograd GEMM {bm}×{bn}, prefetch {prefetch}, F({tile}×{tile})", cout);
     }
 
     [Theory]
@@ -47,31 +47,7 @@ public class WinogradTests
         var launch = IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, WinogradTile = 4 };
         using var b = IlgpuBackend.Open("ilgpu-cpu", launch, CpuSimulation.Small);
         Assert.Contains("F(4×4,3×3)", b.Name);
-        ForwardAndBackwardMatch(b, cin, cin * 31 + cout * h + w, 1e-4, $"F(4×4), {cin}→{cout} {h}×{w}", cout, h, w);
-    }
-
-    /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
-    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
-    static void ForwardAndBackwardMatch(IlgpuBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
-    {
-        var rnd = new TestData(seed);
-        var d = new ConvDims(cin, cout, h, w);
-        var xd = rnd.UniformF32(cin * h * w);
-        var wd = rnd.ConvWeights(cin, cout);
-        var bd = rnd.UniformF32(cout, 0.1);
-        var dyd = rnd.UniformF32(cout * h * w);
-        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
-        using var x = b.Make(new Shape(cin, h, w), xd);
-        using var wt = b.Make(new Shape(cout, cin, 9), wd);
-        using var bias = b.Make(Shape.Vector(cout), bd);
-        using var y = b.Make(new Shape(cout, h, w), null);
-        b.Conv3x3Forward(x, wt, bias, y, relu: true);
-        Assertions.Close(yRef, b.Read(y), tolerance, $"Winograd forward, {what}");
-        using var dy = b.Make(new Shape(cout, h, w), dyd);
-        using var mask = b.Make(new Shape(cout, h, w), yRef);
-        using var dx = b.Make(new Shape(cin, h, w), null);
-        b.Conv3x3BackwardInput(dy, mask, wt, dx);
-        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), tolerance, $"Winograd backward, {what}");
+        ConvChecks.ForwardAndBackwardMatch(b, cin, cin * 31 + cout * h + w, 1e-4, $"Winograd F(4×4), {cin}→{cout} {h}×{w}", cout, h, w);
     }
 
     [Theory]
@@ -92,7 +68,7 @@ public class WinogradTests
         Assert.Contains("TF32 tensor-core GEMMs", b.Name);
         Assert.True(b.Tf32Winograd);
         // 37 inputs: 5 stages of 8; 70 outputs: 3 or 2 output blocks; 84 tiles: 3 or 2 passes.
-        ForwardAndBackwardMatch(b, 37, Environment.TickCount ^ warps, 2e-3, $"TF32 GEMMs, {warps}×{warps} warps");
+        ConvChecks.ForwardAndBackwardMatch(b, 37, Environment.TickCount ^ warps, 2e-3, $"Winograd TF32 GEMMs, {warps}×{warps} warps");
     }
 
     [Fact]

@@ -3,82 +3,128 @@ using GpuStyle.Kernels;
 
 namespace GpuStyle.Engine.Ilgpu;
 
-/// <summary>One way the fp32 ILGPU backend runs a convolution: its staged kernel (blocked; tiled with --conv tiled),
-/// or Winograd with 2×2 or 4×4 output tiles.</summary>
-public enum ConvAlgorithm { Staged, Winograd2, Winograd4 }
+/// <summary>Which kernels the ILGPU backend runs a convolution with: its fp32 staged kernel (blocked; tiled with
+/// --conv tiled), Winograd with 2×2 or 4×4 output tiles, or the TF32 tensor-core kernel.</summary>
+public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32 }
 
-/// <summary>One candidate tried for a shape: its time (the fastest of three runs) and its relative L2 distance from
-/// the staged kernel's output, and whether that distance let it be chosen.</summary>
-public sealed record ConvTrial(ConvAlgorithm Algorithm, double Seconds, double Error, bool Agrees);
-
-/// <summary>What --conv tuned chose for one convolution's shape and direction, and why.</summary>
-public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, ConvAlgorithm Chosen, IReadOnlyList<ConvTrial> Trials)
+/// <summary>One way to run a convolution: the algorithm, and for TF32 its tile.</summary>
+public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default)
 {
-    public static string Describe(ConvAlgorithm a) => a switch
+    public override string ToString() => Algorithm switch
     {
         ConvAlgorithm.Winograd2 => "F(2×2)",
         ConvAlgorithm.Winograd4 => "F(4×4)",
+        ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{(Tile.Prefetch != 0 ? " prefetch" : "")}",
         _ => "blocked",
     };
+}
 
+/// <summary>One candidate tried for a shape: its time (the fastest of three runs) and its relative L2 distance from
+/// the first candidate's output, and whether that distance let it be chosen; or why it could not run (a kernel the
+/// driver would not load or launch).</summary>
+public sealed record ConvTrial(ConvPlan Plan, double Seconds, double Error, bool Agrees, string? Failure = null);
+
+/// <summary>What tuning chose for one convolution's shape and direction, and why.</summary>
+public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, ConvPlan Chosen, IReadOnlyList<ConvTrial> Trials)
+{
     public override string ToString() =>
-        $"{Cin}→{Cout} {H}×{W} {(Backward ? "backward" : "forward")}: {Describe(Chosen)} ("
-        + string.Join(", ", Trials.Select(t => $"{Describe(t.Algorithm)} {t.Seconds * 1e3:0.###} ms"
-            + (t.Agrees ? "" : $", {t.Error:0.#e+0} off: refused"))) + ")";
+        $"{Cin}→{Cout} {H}×{W} {(Backward ? "backward" : "forward")}: {Chosen} ("
+        + string.Join(", ", Trials.Select(t => t.Failure is { } failure ? $"{t.Plan} failed: {failure}"
+            : $"{t.Plan} {t.Seconds * 1e3:0.###} ms" + (t.Agrees ? "" : $", {t.Error:0.#e+0} off: refused"))) + ")";
 }
 
 public sealed partial class IlgpuBackend
 {
-    /// <summary>A candidate whose output is further than this (relative L2) from the staged kernel's is never chosen:
-    /// fp32 Winograd is ~1e-6 off; a kernel that computes wrongly on some device is far more.</summary>
+    /// <summary>A candidate whose output is further than this (relative L2) from the first candidate's is never
+    /// chosen: fp32 Winograd is ~1e-6 off the blocked kernel, TF32 tiles sum in the same order as each other; a kernel
+    /// that computes wrongly on some device is far more.</summary>
     public const double TuningTolerance = 1e-3;
 
     readonly Dictionary<(int Cin, int Cout, int H, int W, bool Backward), ConvTuning> _tunings = [];
+    /// <summary>Each tunable shape's plan once known (tuned, or its only candidate), so that later calls look it up.</summary>
+    readonly Dictionary<(int Cin, int Cout, int H, int W, bool Backward), ConvPlan> _plans = [];
 
-    /// <summary>The choices --conv tuned has made so far, in the order the shapes were first met.</summary>
+    /// <summary>The choices --conv tuned (or MmaTune=1 under --tf32) has made so far, in the order the shapes were
+    /// first met.</summary>
     public IReadOnlyList<ConvTuning> Tunings => [.. _tunings.Values];
 
     /// <summary>For tests: the seconds a trial "took", in place of running and timing it (the candidate's output is
     /// still computed and compared).</summary>
-    public Func<ConvDims, bool, ConvAlgorithm, double>? TuningClock { get; set; }
+    public Func<ConvDims, bool, ConvPlan, double>? TuningClock { get; set; }
 
-    /// <summary>For tests: called on the output after each candidate's first run, before it is compared — to stand for a
-    /// kernel that computes wrongly on some device.</summary>
-    public Action<ConvAlgorithm, Tensor>? AfterTrialRun { get; set; }
+    /// <summary>For tests: called on the output after each candidate's first run (the first candidate's aside), before
+    /// it is compared — to stand for a kernel that computes wrongly, or (throwing) one that fails, on some device.</summary>
+    public Action<ConvPlan, Tensor>? AfterTrialRun { get; set; }
 
-    /// <summary>How this backend runs an fp32 convolution of these dimensions (for the backward, d is the forward it
-    /// stands for): fixed by --conv, or with --conv tuned the fastest candidate that agrees with the staged kernel,
-    /// found the first time this shape and direction are met (<paramref name="run"/> computes <paramref name="output"/>
-    /// by a candidate; the caller then runs the choice, so the output is its result even where the last candidate
-    /// tried was refused).</summary>
-    ConvAlgorithm AlgorithmFor(ConvDims d, bool backward, Tensor output, Action<ConvAlgorithm> run)
+    /// <summary>How this backend runs a convolution of these dimensions (for the backward, d is the forward it stands
+    /// for), the direct kernel aside: fixed by --conv, or tuned — the fastest candidate that agrees with the first, found
+    /// the first time this shape and direction are met (<paramref name="run"/> computes <paramref name="output"/> by a
+    /// candidate; the caller then runs the choice, so the output is its result even where the last candidate tried
+    /// was refused). Candidates: with --conv tuned the blocked kernel, F(2×2) and F(4×4); with --tf32 and MmaTune=1
+    /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates).</summary>
+    ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
-        if (_launch.Conv == ConvKernel.Winograd && winogradApplies)
-            return _launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2;
-        if (_launch.Conv != ConvKernel.Tuned || !winogradApplies) return ConvAlgorithm.Staged;
+        Func<IReadOnlyList<ConvPlan>> candidates;
+        if (OnTensorCores(d))
+        {
+            if (_launch.MmaTune == 0) return new(ConvAlgorithm.Tf32, TileFor(d));
+            candidates = () => [.. MmaTileCandidates(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t))];
+        }
+        else if (_launch.Conv == ConvKernel.Winograd && winogradApplies)
+            return new(_launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
+        else if (_launch.Conv == ConvKernel.Tuned && winogradApplies)
+            candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
+        else
+            return new(ConvAlgorithm.Staged);
         var key = (d.Cin, d.Cout, d.H, d.W, backward);
-        if (!_tunings.TryGetValue(key, out var tuning))
-            _tunings[key] = tuning = Tune(d, backward, output, run);
-        return tuning.Chosen;
+        if (_plans.TryGetValue(key, out var plan)) return plan;
+        var list = candidates();
+        if (list.Count == 1) return _plans[key] = list[0];
+        var tuning = _tunings[key] = Tune(d, backward, output, list, run);
+        return _plans[key] = tuning.Chosen;
     }
 
-    /// <summary>Runs every candidate: the staged kernel first (the reference: its output is kept), then each Winograd
-    /// variant, compared on the device with the reference (two norms read back); each timed as the fastest of three
-    /// synchronised runs after a first, untimed one (which compiles the SGEMM block it needs). Chooses the fastest
-    /// that agrees.</summary>
-    ConvTuning Tune(ConvDims d, bool backward, Tensor output, Action<ConvAlgorithm> run)
+    /// <summary>Launches, for a tile candidate: a kernel the driver will not load is not a candidate.</summary>
+    bool LaunchesOrFails(MmaTile t)
+    {
+        try
+        {
+            return Launches(t);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Runs every candidate: the first is the reference (its output is kept), each other is compared with it
+    /// on the device (two norms read back); each is timed as the fastest of three synchronised runs after a first,
+    /// untimed one (which compiles what it needs: an SGEMM block, a TF32 entry point). A candidate other than the first
+    /// that throws (a kernel the driver will not load or launch) is recorded as failed. Chooses the fastest that
+    /// agrees.</summary>
+    ConvTuning Tune(ConvDims d, bool backward, Tensor output, IReadOnlyList<ConvPlan> candidates, Action<ConvPlan> run)
     {
         var trials = new List<ConvTrial>();
         using var reference = Allocate(output.Shape);
         using var difference = Allocate(output.Shape);
         using var norms = Allocate(Shape.Vector(2));
         float referenceNorm = 0;
-        foreach (var algorithm in Enum.GetValues<ConvAlgorithm>())
+        foreach (var plan in candidates)
         {
-            run(algorithm);
+            bool first = plan == candidates[0];
+            try
+            {
+                run(plan);
+                if (!first) AfterTrialRun?.Invoke(plan, output);
+            }
+            catch (Exception e) when (!first && e is not OutOfMemoryException)
+            {
+                trials.Add(new ConvTrial(plan, double.NaN, double.NaN, Agrees: false, Failure: e.Message));
+                continue;
+            }
             double error = 0;
-            if (algorithm == ConvAlgorithm.Staged)
+            if (first)
             {
                 Copy(output, reference);
                 Norm(reference, norms, 0);
@@ -86,16 +132,15 @@ public sealed partial class IlgpuBackend
             }
             else
             {
-                AfterTrialRun?.Invoke(algorithm, output);
                 Subtract(output, reference, difference);
                 Norm(difference, norms, 1);
                 float distance = ReadScalar(norms, 1);
                 error = referenceNorm > 0 ? distance / referenceNorm : distance;
             }
-            double seconds = TuningClock?.Invoke(d, backward, algorithm) ?? TimeTrial(() => run(algorithm));
-            trials.Add(new ConvTrial(algorithm, seconds, error, error <= TuningTolerance));
+            double seconds = TuningClock?.Invoke(d, backward, plan) ?? TimeTrial(() => run(plan));
+            trials.Add(new ConvTrial(plan, seconds, error, error <= TuningTolerance));
         }
-        var chosen = trials.Where(t => t.Agrees).MinBy(t => t.Seconds)!.Algorithm;   // the staged one always agrees
+        var chosen = trials.Where(t => t.Agrees).MinBy(t => t.Seconds)!.Plan;   // the first always agrees
         return new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
     }
 

@@ -27,7 +27,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
-    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1)
+    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -65,7 +65,10 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
     /// TFLOP/s against 32 on the 128×128 layers; `bench --launch MmaMinGroups=132` (a group an SM) lowers those but
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
-    /// <remarks>MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
+    /// <remarks>MmaTune 1 (under TF32; built and checked on the CPU, not yet timed on a GPU, so off by default): each
+    /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
+    /// warps of pixels and keeps the fastest (IlgpuBackend.Tuning.cs) — MmaMinGroups's guess, measured instead.
+    /// MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
     /// comparison.</remarks>
@@ -87,7 +90,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -191,7 +194,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN})",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's height tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -243,6 +246,8 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {maxThreadsPerGroup} threads (M·N/64)");
         if (UsesWinograd(chosen) && chosen.WinogradTile is not (2 or 4))
             throw new ArgumentException($"WinogradTile is 2 (F(2×2, 3×3)) or 4 (F(4×4, 3×3)), not {chosen.WinogradTile}");
+        if (chosen.MmaTune != 0 && chosen.Conv != ConvKernel.Tf32)
+            throw new ArgumentException("MmaTune=1 tunes the TF32 convolution's tiles: use it with --tf32 (--conv tuned tunes the fp32 ones)");
         if (chosen.Conv == ConvKernel.Tuned && chosen.WinogradMma != 0)
             throw new ArgumentException("--conv tuned chooses among the fp32 convolutions; the TF32 Winograd GEMMs (WinogradMma=1) run with --conv winograd");
         if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
@@ -465,21 +470,28 @@ public sealed partial class IlgpuBackend : IBackend
     public void Conv3x3Forward(Tensor x, Tensor w, Tensor b, Tensor y, bool relu)
     {
         var d = Check.Conv(x, w, b, y);
-        if (_launch.Conv == ConvKernel.Direct) _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
-        else if (OnTensorCores(d))
+        if (_launch.Conv == ConvKernel.Direct)
         {
-            var tile = TileFor(d);
-            ConvMma(tile)(MmaConfig(tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, relu ? 1 : 0, 1, 0, tile);
+            _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+            return;
         }
-        else
+        void Run(ConvPlan plan)
         {
-            void Run(ConvAlgorithm algorithm)
+            int r = relu ? 1 : 0;
+            switch (plan.Algorithm)
             {
-                if (algorithm == ConvAlgorithm.Staged) ConvStaged(V(x), V(x), V(w), V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
-                else ConvWinograd(Edge(algorithm), V(x), V(x), V(w), flip: 0, V(b), V(y), d, relu ? 1 : 0, hasBias: 1, useMask: 0);
+                case ConvAlgorithm.Tf32:
+                    ConvMma(plan.Tile)(MmaConfig(plan.Tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile);
+                    break;
+                case ConvAlgorithm.Staged:
+                    ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
+                    break;
+                default:
+                    ConvWinograd(Edge(plan.Algorithm), V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
+                    break;
             }
-            Run(AlgorithmFor(d, backward: false, y, Run));
         }
+        Run(PlanFor(d, backward: false, y, Run));
     }
 
     static int Edge(ConvAlgorithm winograd) => winograd == ConvAlgorithm.Winograd4 ? 4 : 2;
@@ -570,24 +582,24 @@ public sealed partial class IlgpuBackend : IBackend
         }
         // dx = conv(dy ⊙ [y > 0], W′): the forward kernel on the transposed, flipped weights.
         var back = new ConvDims(d.Cout, d.Cin, d.H, d.W);
-        if (OnTensorCores(back))
+        void Run(ConvPlan plan)
         {
-            var tile = TileFor(back);
-            ConvMma(tile)(MmaConfig(tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, tile);
-            return;
-        }
-        void Run(ConvAlgorithm algorithm)
-        {
-            if (algorithm != ConvAlgorithm.Staged)
+            switch (plan.Algorithm)
             {
-                ConvWinograd(Edge(algorithm), V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
-                return;
+                case ConvAlgorithm.Tf32:
+                    ConvMma(plan.Tile)(MmaConfig(plan.Tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile);
+                    break;
+                case ConvAlgorithm.Staged:
+                    var flipped = Scratch(ref _flipped, w.Length);
+                    _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
+                    ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    break;
+                default:
+                    ConvWinograd(Edge(plan.Algorithm), V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    break;
             }
-            var flipped = Scratch(ref _flipped, w.Length);
-            _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
-            ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
         }
-        Run(AlgorithmFor(back, backward: true, dx, Run));
+        Run(PlanFor(back, backward: true, dx, Run));
     }
 
     /// <summary>The blocked kernel runs: chosen, tuned, or under TF32 and Winograd for the few-channel layers.</summary>
@@ -675,22 +687,30 @@ public sealed partial class IlgpuBackend : IBackend
     MmaTile TileFor(ConvDims d) => MmaTileFor(_mma, _launch.MmaMinGroups, d);
 
     /// <summary>The TF32 tile for one convolution: the configured one, or with minGroups &gt; 0 (MmaMinGroups) a lower
-    /// one for small maps, prefetching less if its threads cannot hold the configured prefetch. The packed weights do
-    /// not depend on the tile's height, so the halving costs nothing else.</summary>
+    /// one for small maps. The packed weights do not depend on the tile's height, so the halving costs nothing else.</summary>
     public static MmaTile MmaTileFor(MmaTile configured, int minGroups, ConvDims d)
     {
         var tile = configured;
-        while (minGroups > 0 && MmaGrid(tile, d.Cout, d.H, d.W).Size < minGroups
-            && tile.TileHeight % 2 == 0 && tile.TileWidth * tile.TileHeight >= 4 * Conv3x3.IlgpuTensorCore.WarpPixels)
-        {
-            var lower = tile;
-            lower.TileHeight /= 2;
-            // A lower tile has fewer threads to hold a prefetched chunk: it prefetches less rather than not lowering.
-            while (lower.Problem() is not null && lower.Prefetch > 0) lower.Prefetch--;
-            if (lower.Problem() is not null) break;
-            tile = lower;
-        }
+        while (minGroups > 0 && MmaGrid(tile, d.Cout, d.H, d.W).Size < minGroups && Lower(tile) is { } lower) tile = lower;
         return tile;
+    }
+
+    /// <summary>The tile of half the height, if it still has two warps of pixels (a lower one would stage more halo
+    /// rows than rows it computes), prefetching less if its threads cannot hold the configured prefetch.</summary>
+    static MmaTile? Lower(MmaTile tile)
+    {
+        if (tile.TileHeight % 2 != 0 || tile.TileWidth * tile.TileHeight < 4 * Conv3x3.IlgpuTensorCore.WarpPixels) return null;
+        var lower = tile;
+        lower.TileHeight /= 2;
+        while (lower.Problem() is not null && lower.Prefetch > 0) lower.Prefetch--;
+        return lower.Problem() is null ? lower : null;
+    }
+
+    /// <summary>MmaTune's candidates: the configured tile, then each lower one that launches.</summary>
+    public static IEnumerable<MmaTile> MmaTileCandidates(MmaTile configured, Func<MmaTile, bool> launches)
+    {
+        yield return configured;
+        for (var tile = Lower(configured); tile is { } t && launches(t); tile = Lower(t)) yield return t;
     }
 
     static KernelConfig MmaConfig(MmaTile tile, int cout, int h, int w) =>

@@ -1,0 +1,32 @@
+using GpuStyle.Engine;
+using GpuStyle.Kernels;
+
+namespace GpuStyle.Tests.Support;
+
+/// <summary>One convolution layer's forward and backward on a backend against the float64 reference.</summary>
+public static class ConvChecks
+{
+    /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
+    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
+    public static void ForwardAndBackwardMatch(IBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
+    {
+        var rnd = new TestData(seed);
+        var d = new ConvDims(cin, cout, h, w);
+        var xd = rnd.UniformF32(cin * h * w);
+        var wd = rnd.ConvWeights(cin, cout);
+        var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        var yRef = Conv3x3.Reference.Forward(xd, wd, bd, d, relu: true);
+        using var x = b.Make(new Shape(cin, h, w), xd);
+        using var wt = b.Make(new Shape(cout, cin, 9), wd);
+        using var bias = b.Make(Shape.Vector(cout), bd);
+        using var y = b.Make(new Shape(cout, h, w), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        Assertions.Close(yRef, b.Read(y), tolerance, $"forward, {what}");
+        using var dy = b.Make(new Shape(cout, h, w), dyd);
+        using var mask = b.Make(new Shape(cout, h, w), yRef);
+        using var dx = b.Make(new Shape(cin, h, w), null);
+        b.Conv3x3BackwardInput(dy, mask, wt, dx);
+        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), tolerance, $"backward, {what}");
+    }
+}
