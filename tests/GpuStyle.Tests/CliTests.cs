@@ -247,6 +247,15 @@ public sealed class CliTests : IDisposable
         Assert.Contains("convolutions tuned on first use", output);
         Assert.Matches(@"128→256 8×8 forward: (blocked|F\(2×2\)|F\(4×4\)) \(blocked [0-9.]+ ms, F\(2×2\) [0-9.]+ ms, F\(4×4\) [0-9.]+ ms\)", output);
         Assert.Contains("256→128 8×8 backward: ", output);
+        // The same in --json, for the record a GPU run keeps.
+        (code, output, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "tuned", "--size", "32", "--layer", "relu3_1", "--iteration-sizes", "", "--json"]);
+        Assert.True(code == 0, err);
+        var tunings = System.Text.Json.JsonDocument.Parse(output).RootElement.GetProperty("tunings");
+        Assert.Equal(2, tunings.GetArrayLength());
+        var forward = tunings[0];
+        Assert.Equal((128, 256, false), (forward.GetProperty("cin").GetInt32(), forward.GetProperty("cout").GetInt32(), forward.GetProperty("backward").GetBoolean()));
+        Assert.Equal(["blocked", "F(2×2)", "F(4×4)"], forward.GetProperty("candidates").EnumerateArray().Select(c => c.GetProperty("plan").GetString()));
+        Assert.All(forward.GetProperty("candidates").EnumerateArray(), c => Assert.True(c.GetProperty("ms").GetDouble() > 0 && c.GetProperty("agrees").GetBoolean()));
         (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--conv", "tuned", "--iteration-sizes", ""]);
         Assert.Equal(2, code);
         Assert.Contains("direct or winograd", err);

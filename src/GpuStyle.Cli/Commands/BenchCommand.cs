@@ -107,7 +107,14 @@ public static class BenchCommand
                     iterations = its.Select(i => new { size = i.Size, gflop = i.Gflop, ms_per_iteration = i.SecondsPerIteration * 1e3, gflops = i.Gflops,
                         ms_per_iteration_full_history = i.SteadySeconds * 1e3 }),
                     peak_working_set_bytes = peakMemory,
-                }, new JsonSerializerOptions { WriteIndented = true }));
+                    device_memory_peak_bytes = backend.Memory.Peak,
+                    tunings = (backend as IlgpuBackend)?.Tunings.Select(t => new
+                    {
+                        cin = t.Cin, cout = t.Cout, h = t.H, w = t.W, backward = t.Backward, chosen = t.Chosen.ToString(),
+                        candidates = t.Trials.Select(c => new { plan = c.Plan.ToString(), ms = double.IsNaN(c.Seconds) ? (double?)null : c.Seconds * 1e3,
+                            relative_error = double.IsNaN(c.Error) ? (double?)null : c.Error, agrees = c.Agrees, failure = c.Failure }),
+                    }),
+                }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             else
                 Print(machine, backend, r.GetValue(network)!, n, peak, gpu is null ? null : devicePeak, layers, refs, its, peakMemory);
             return 0;
