@@ -244,7 +244,7 @@ public sealed class CliTests : IDisposable
         var (code, output, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "tuned", "--size", "32", "--layer", "relu3_1", "--iteration-sizes", ""]);
         Assert.True(code == 0, err);
         Assert.Contains("tuned conv", output);
-        Assert.Contains("convolutions tuned on first use", output);
+        Assert.Contains("kernels tuned on first use", output);
         Assert.Matches(@"128→256 8×8 forward: (blocked|F\(2×2\)|F\(4×4\)) \(blocked [0-9.]+ ms, F\(2×2\) [0-9.]+ ms, F\(4×4\) [0-9.]+ ms\)", output);
         Assert.Contains("256→128 8×8 backward: ", output);
         // The same in --json, for the record a GPU run keeps.

@@ -108,6 +108,37 @@ public class ConvTuningTests
         }
     }
 
+    [Theory]
+    [InlineData(GramAlgorithm.Sgemm)]
+    [InlineData(GramAlgorithm.Blocked)]
+    public void The_gram_backward_is_tuned_where_the_sgemm_fits_and_accumulates_once(GramAlgorithm fastest)
+    {
+        // dF += S·F accumulates: every trial must start from dF as it was, and the call must add S·F exactly once.
+        using var b = Tuned();
+        int calls = 0;
+        b.GramTuningClock = (_, _, a) => { calls++; return a == fastest ? 1e-3 : 2e-3; };
+        foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 80, false), (32, 50, false) })
+        {
+            var rnd = new TestData(Environment.TickCount ^ (c * n));
+            var fd = rnd.UniformF32(c * n);
+            var dgd = rnd.UniformF32(c * c);
+            var startd = rnd.UniformF32(c * n);
+            using var f = b.Make(new Shape(c, 1, n), fd);
+            using var dg = b.Make(new Shape(c, c, 1), dgd);
+            using var df = b.Make(new Shape(c, 1, n), startd);
+            b.GramBackwardAccumulate(f, dg, df);
+            var expected = Gram.Reference.Backward(fd, dgd, c, n).Zip(startd, (g, s0) => g + s0).ToArray();
+            Assertions.Close(expected, b.Read(df), 1e-5, $"tuned Gram backward, {c}×{n}");
+            Assert.Equal(tuned, b.GramTunings.Any(t => (t.C, t.N) == (c, n)));
+        }
+        // 32 × 80 fits the tiny 16×16 SGEMM blocks and is tuned once; 33 channels and 50 positions do not fit them.
+        Assert.Equal(2, calls);
+        var tuning = Assert.Single(b.GramTunings);
+        Assert.Equal(fastest, tuning.Chosen);
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+        Assert.StartsWith($"gram backward 32×80: {fastest} (Blocked ", tuning.ToString());
+    }
+
     [Fact]
     public void Few_channel_convolutions_are_not_tuned()
     {

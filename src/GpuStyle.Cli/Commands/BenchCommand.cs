@@ -108,11 +108,15 @@ public static class BenchCommand
                         ms_per_iteration_full_history = i.SteadySeconds * 1e3 }),
                     peak_working_set_bytes = peakMemory,
                     device_memory_peak_bytes = backend.Memory.Peak,
+                    gram_tunings = (backend as IlgpuBackend)?.GramTunings.Select(t => new
+                    {
+                        c = t.C, n = t.N, chosen = t.Chosen.ToString(),
+                        candidates = Candidates(t.Trials),
+                    }),
                     tunings = (backend as IlgpuBackend)?.Tunings.Select(t => new
                     {
                         cin = t.Cin, cout = t.Cout, h = t.H, w = t.W, backward = t.Backward, chosen = t.Chosen.ToString(),
-                        candidates = t.Trials.Select(c => new { plan = c.Plan.ToString(), ms = double.IsNaN(c.Seconds) ? (double?)null : c.Seconds * 1e3,
-                            relative_error = double.IsNaN(c.Error) ? (double?)null : c.Error, agrees = c.Agrees, failure = c.Failure }),
+                        candidates = Candidates(t.Trials),
                     }),
                 }, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             else
@@ -155,13 +159,21 @@ public static class BenchCommand
         PrintTunings(backend);
     }
 
+    /// <summary>Each candidate a tuning tried, for --json.</summary>
+    static IEnumerable<object> Candidates<TPlan>(IEnumerable<Trial<TPlan>> trials) => trials.Select(c => new
+    {
+        plan = c.Plan!.ToString(), ms = double.IsNaN(c.Seconds) ? (double?)null : c.Seconds * 1e3,
+        relative_error = double.IsNaN(c.Error) ? (double?)null : c.Error, agrees = c.Agrees, failure = c.Failure,
+    });
+
     /// <summary>With --conv tuned, what each convolution's shape and direction got, and every candidate's time.</summary>
     static void PrintTunings(IBackend backend)
     {
-        if (backend is not IlgpuBackend { Tunings.Count: > 0 } ilgpu) return;
+        if (backend is not IlgpuBackend ilgpu || ilgpu.Tunings.Count + ilgpu.GramTunings.Count == 0) return;
         Console.WriteLine();
-        Console.WriteLine("convolutions tuned on first use (the choice, then each candidate's fastest of 3 runs):");
+        Console.WriteLine("kernels tuned on first use (the choice, then each candidate's fastest of 3 runs):");
         foreach (var t in ilgpu.Tunings) Console.WriteLine($"  {t}");
+        foreach (var t in ilgpu.GramTunings) Console.WriteLine($"  {t}");
     }
 
     static string MachineName()

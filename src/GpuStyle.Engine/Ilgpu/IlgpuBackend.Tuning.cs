@@ -19,18 +19,30 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
     };
 }
 
+/// <summary>How the fp32 ILGPU backend runs the Gram backward dF += S·F: version 3's blocked kernel (4×4 a thread), or
+/// S = (dG + dGᵀ)/N made once and the SGEMM (8×8 a thread; where C and N are multiples of its blocks).</summary>
+public enum GramAlgorithm { Blocked, Sgemm }
+
 /// <summary>One candidate tried for a shape: its time (the fastest of three runs) and its relative L2 distance from
 /// the first candidate's output, and whether that distance let it be chosen; or why it could not run (a kernel the
 /// driver would not load or launch).</summary>
-public sealed record ConvTrial(ConvPlan Plan, double Seconds, double Error, bool Agrees, string? Failure = null);
+public sealed record Trial<TPlan>(TPlan Plan, double Seconds, double Error, bool Agrees, string? Failure = null)
+{
+    public override string ToString() => Failure is { } failure ? $"{Plan} failed: {failure}"
+        : $"{Plan} {Seconds * 1e3:0.###} ms" + (Agrees ? "" : $", {Error:0.#e+0} off: refused");
+}
 
 /// <summary>What tuning chose for one convolution's shape and direction, and why.</summary>
-public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, ConvPlan Chosen, IReadOnlyList<ConvTrial> Trials)
+public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, ConvPlan Chosen, IReadOnlyList<Trial<ConvPlan>> Trials)
 {
     public override string ToString() =>
-        $"{Cin}→{Cout} {H}×{W} {(Backward ? "backward" : "forward")}: {Chosen} ("
-        + string.Join(", ", Trials.Select(t => t.Failure is { } failure ? $"{t.Plan} failed: {failure}"
-            : $"{t.Plan} {t.Seconds * 1e3:0.###} ms" + (t.Agrees ? "" : $", {t.Error:0.#e+0} off: refused"))) + ")";
+        $"{Cin}→{Cout} {H}×{W} {(Backward ? "backward" : "forward")}: {Chosen} ({string.Join(", ", Trials)})";
+}
+
+/// <summary>What tuning chose for one Gram backward's shape (C channels, N positions), and why.</summary>
+public sealed record GramTuning(int C, int N, GramAlgorithm Chosen, IReadOnlyList<Trial<GramAlgorithm>> Trials)
+{
+    public override string ToString() => $"gram backward {C}×{N}: {Chosen} ({string.Join(", ", Trials)})";
 }
 
 public sealed partial class IlgpuBackend
@@ -47,6 +59,14 @@ public sealed partial class IlgpuBackend
     /// <summary>The choices --conv tuned (or MmaTune=1 under --tf32) has made so far, in the order the shapes were
     /// first met.</summary>
     public IReadOnlyList<ConvTuning> Tunings => [.. _tunings.Values];
+
+    readonly Dictionary<(int C, int N), GramTuning> _gramTunings = [];
+
+    /// <summary>The Gram backward's choices under --conv tuned, in the order the shapes were first met.</summary>
+    public IReadOnlyList<GramTuning> GramTunings => [.. _gramTunings.Values];
+
+    /// <summary>For tests: as <see cref="TuningClock"/>, for the Gram backward (C, N, candidate).</summary>
+    public Func<int, int, GramAlgorithm, double>? GramTuningClock { get; set; }
 
     /// <summary>For tests: the seconds a trial "took", in place of running and timing it (the candidate's output is
     /// still computed and compared).</summary>
@@ -81,8 +101,9 @@ public sealed partial class IlgpuBackend
         if (_plans.TryGetValue(key, out var plan)) return plan;
         var list = candidates();
         if (list.Count == 1) return _plans[key] = list[0];
-        var tuning = _tunings[key] = Tune(d, backward, output, list, run);
-        return _plans[key] = tuning.Chosen;
+        var (chosen, trials) = Tune(list, output, run, TuningClock is { } clock ? plan => clock(d, backward, plan) : null, AfterTrialRun);
+        _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
+        return _plans[key] = chosen;
     }
 
     /// <summary>Launches, for a tile candidate: a kernel the driver will not load is not a candidate.</summary>
@@ -98,29 +119,53 @@ public sealed partial class IlgpuBackend
         }
     }
 
+    /// <summary>How the Gram backward runs for this shape (d: C channels, N positions): the SGEMM where GramGemm asks
+    /// for it; under --conv tuned, where the SGEMM's blocks fit, the faster of it and the blocked kernel, found the first
+    /// time the shape is met. dF is accumulated into, so each trial starts from a copy of dF as it was
+    /// (<paramref name="run"/> computes dF += S·F; the caller runs the choice once more on the original dF).</summary>
+    GramAlgorithm GramPlanFor(int c, int n, bool sgemmFits, Tensor df, Action<GramAlgorithm> run)
+    {
+        if (!sgemmFits) return GramAlgorithm.Blocked;
+        if (_launch.Conv != ConvKernel.Tuned) return _launch.GramGemm != 0 ? GramAlgorithm.Sgemm : GramAlgorithm.Blocked;
+        if (_gramTunings.TryGetValue((c, n), out var known)) return known.Chosen;
+        using var original = Allocate(df.Shape);
+        Copy(df, original);
+        var clock = GramTuningClock;
+        var (chosen, trials) = Tune([GramAlgorithm.Blocked, GramAlgorithm.Sgemm], df, plan =>
+        {
+            Copy(original, df);
+            run(plan);
+        }, clock is null ? null : plan => clock(c, n, plan), afterRun: null);
+        Copy(original, df);
+        _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials);
+        return chosen;
+    }
+
     /// <summary>Runs every candidate: the first is the reference (its output is kept), each other is compared with it
     /// on the device (two norms read back); each is timed as the fastest of three synchronised runs after a first,
     /// untimed one (which compiles what it needs: an SGEMM block, a TF32 entry point). A candidate other than the first
     /// that throws (a kernel the driver will not load or launch) is recorded as failed. Chooses the fastest that
-    /// agrees.</summary>
-    ConvTuning Tune(ConvDims d, bool backward, Tensor output, IReadOnlyList<ConvPlan> candidates, Action<ConvPlan> run)
+    /// agrees. <paramref name="clock"/> (tests) stands in for the timing, <paramref name="afterRun"/> (tests) for a
+    /// kernel that computes wrongly or fails.</summary>
+    (TPlan Chosen, List<Trial<TPlan>> Trials) Tune<TPlan>(IReadOnlyList<TPlan> candidates, Tensor output, Action<TPlan> run,
+        Func<TPlan, double>? clock, Action<TPlan, Tensor>? afterRun)
     {
-        var trials = new List<ConvTrial>();
+        var trials = new List<Trial<TPlan>>();
         using var reference = Allocate(output.Shape);
         using var difference = Allocate(output.Shape);
         using var norms = Allocate(Shape.Vector(2));
         float referenceNorm = 0;
         foreach (var plan in candidates)
         {
-            bool first = plan == candidates[0];
+            bool first = EqualityComparer<TPlan>.Default.Equals(plan, candidates[0]);
             try
             {
                 run(plan);
-                if (!first) AfterTrialRun?.Invoke(plan, output);
+                if (!first) afterRun?.Invoke(plan, output);
             }
             catch (Exception e) when (!first && e is not OutOfMemoryException)
             {
-                trials.Add(new ConvTrial(plan, double.NaN, double.NaN, Agrees: false, Failure: e.Message));
+                trials.Add(new Trial<TPlan>(plan, double.NaN, double.NaN, Agrees: false, Failure: e.Message));
                 continue;
             }
             double error = 0;
@@ -137,11 +182,10 @@ public sealed partial class IlgpuBackend
                 float distance = ReadScalar(norms, 1);
                 error = referenceNorm > 0 ? distance / referenceNorm : distance;
             }
-            double seconds = TuningClock?.Invoke(d, backward, plan) ?? TimeTrial(() => run(plan));
-            trials.Add(new ConvTrial(plan, seconds, error, error <= TuningTolerance));
+            double seconds = clock?.Invoke(plan) ?? TimeTrial(() => run(plan));
+            trials.Add(new Trial<TPlan>(plan, seconds, error, error <= TuningTolerance));
         }
-        var chosen = trials.Where(t => t.Agrees).MinBy(t => t.Seconds)!.Plan;   // the first always agrees
-        return new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
+        return (trials.Where(t => t.Agrees).MinBy(t => t.Seconds)!.Plan, trials);   // the first always agrees
     }
 
     /// <summary>The fastest of three runs, each waited for: launches queue asynchronously, so the stream is drained

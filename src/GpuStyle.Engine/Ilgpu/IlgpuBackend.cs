@@ -12,7 +12,7 @@ namespace GpuStyle.Engine.Ilgpu;
 /// for every 36 of the direct sum, fp32, or with WinogradMma its GEMMs in TF32). Versions 2–4 and Winograd share the
 /// tiled Gram kernels. Tuned times, for each convolution's shape and direction on its first use, the blocked kernel
 /// and Winograd's F(2×2) and F(4×4), and runs the fastest of those that agree with the blocked kernel (as
-/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs). The CPU backend runs Direct or Winograd (its default).</summary>
+/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs), and likewise the Gram backward's blocked kernel and SGEMM. The CPU backend runs Direct or Winograd (its default).</summary>
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 
 /// <summary>
@@ -193,7 +193,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Blocked => $"blocked conv {_launch.BlockedWidth}×{_launch.BlockedHeight}",
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
-        ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN})",
+        ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
         ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's height tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
         _ => "direct conv",
     }})";
@@ -612,8 +612,10 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>Version 3's blocked Gram kernels run: with every convolution but the direct and tiled ones.</summary>
     static bool UsesBlockedGram(IlgpuLaunchOptions launch) => launch.Conv is not (ConvKernel.Direct or ConvKernel.Tiled);
 
-    /// <summary>GramGemm applies with the fp32 staged Gram kernels' convolutions (blocked, Winograd, tuned).</summary>
-    static bool UsesGramGemm(IlgpuLaunchOptions launch) => launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned;
+    /// <summary>The Gram backward may run by the SGEMM: with GramGemm, under the fp32 staged Gram kernels' convolutions
+    /// (blocked, Winograd), or as a candidate under --conv tuned.</summary>
+    static bool UsesGramGemm(IlgpuLaunchOptions launch) =>
+        (launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd) || launch.Conv == ConvKernel.Tuned;
 
     /// <summary>One convolution by Winograd F(edge×edge, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped
     /// for the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's
@@ -792,17 +794,22 @@ public sealed partial class IlgpuBackend : IBackend
             return;
         }
         int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
-        if (UsesGramGemm(_launch) && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0)
+        bool sgemmFits = _gramSymmetric is not null && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0;
+        void Run(GramAlgorithm algorithm)
         {
-            // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
-            var sym = Scratch(ref _gramS, (long)c * c);
-            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 0);
-            Sgemm(sym, V(f), V(df), c, c, n, gbm, gbn, batches: 1, accumulate: 1);
-            return;
+            if (algorithm == GramAlgorithm.Sgemm)
+            {
+                // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
+                var sym = Scratch(ref _gramS, (long)c * c);
+                _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 0);
+                Sgemm(sym, V(f), V(df), c, c, n, gbm, gbn, batches: 1, accumulate: 1);
+                return;
+            }
+            int t = _launch.TileWidth, side = _gramSide;
+            _gramBackwardStaged!(new KernelConfig(new Index2D((n + side - 1) / side, (c + side - 1) / side), new Index2D(t, t),
+                SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), V(dg), V(df), c, n);
         }
-        int t = _launch.TileWidth, side = _gramSide;
-        _gramBackwardStaged!(new KernelConfig(new Index2D((n + side - 1) / side, (c + side - 1) / side), new Index2D(t, t),
-            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), V(dg), V(df), c, n);
+        Run(GramPlanFor(c, n, sgemmFits, df, Run));
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
