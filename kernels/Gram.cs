@@ -532,96 +532,172 @@ public static class Gram
     /// </summary>
     public static class Cpu
     {
-        /// <summary>Partial Gram matrices (a fixed count, independent of the core count, for determinism).</summary>
+        /// <summary>Partial Gram matrices at most (a count that depends on the shape only, not on the core count, for
+        /// determinism).</summary>
         public const int Partials = 8;
 
-        /// <summary>Floats of scratch <see cref="Forward"/> needs: a partial Gram matrix and a panel for each part.</summary>
-        public static int ScratchSize(int c) => Partials * c * c + Partials * c * ForwardPanelPositions(c);
+        /// <summary>The forward's parts for n positions: one per 256 positions up to <see cref="Partials"/> — a part
+        /// costs a partial matrix to write and to add (1 MB at C = 512), which 32 positions (512×16², split 8 ways)
+        /// did not repay.</summary>
+        static int ForwardParts(int n) => Math.Clamp(n / 256, 1, Partials);
 
-        /// <summary>Positions a forward panel holds: c × positions floats ≤ 128 KB, so that it stays in a core's L2.</summary>
-        static int ForwardPanelPositions(int c) => Math.Clamp(32768 / c / 8 * 8, 8, 1024);
+        /// <summary>Floats of scratch <see cref="Forward"/> needs: a partial Gram matrix (in 4×24 tiles) and a panel for
+        /// each part.</summary>
+        public static int ScratchSize(int c) => Partials * (TileFloats(c) + Strips(c) * ForwardPanelPositions * Strip);
+
+        /// <summary>Channels a panel strip holds, and so the width of a micro-kernel's tile: 4 rows × 24 columns is 12
+        /// AVX2 accumulators (the Winograd GEMM's shape), enough to cover the FMA latency.</summary>
+        const int Strip = 24;
+
+        /// <summary>Positions a chunk of the panel holds: a strip (24 × 192 floats, 18 KB) stays in L1 while every
+        /// 4-row block at or above the diagonal passes over it.</summary>
+        const int ForwardPanelPositions = 192;
+
+        /// <summary>Strips of 24 channels (the last one 24 or 16 wide: c rounded up to 8, and 8 up to 16).</summary>
+        static int Strips(int c) => (c + Strip - 1) / Strip;
+
+        /// <summary>Floats of a part's partial Gram matrix: for each 4-row block, a 4×24 tile for each strip.</summary>
+        static int TileFloats(int c) => (c + 3) / 4 * Strips(c) * 4 * Strip;
 
         /// <summary>
         /// g = F·Fᵀ/n. Each of <see cref="Partials"/> parts takes a slice of the positions; chunk by chunk it copies
-        /// F's columns transposed into a panel, P[k][i] = F[i][k] (c floats a position), then adds P's outer
-        /// products into its partial Gram matrix in 4×16 blocks on or above the diagonal: per position 2 vector loads
-        /// of a row of P and 4 broadcasts feed 8 FMAs, with no horizontal sums. (The previous version took dot
-        /// products of F's rows in 3×3 tiles — rows a whole image apart, 9 horizontal sums per tile and chunk — at
-        /// 30–45 GFLOP/s of real work, ≈ 20% of the FMA peak.) The parts are added in a fixed order.
+        /// F's columns transposed into a panel of 24-channel strips, P[s][k][l] = F[24s + l][k] (zero past c), then for
+        /// each strip and each 4-row block at or above the diagonal adds Σ_k P[k][i..i+4] ⊗ P[k][strip] into a 4×24
+        /// tile: per position 3 vector loads and 4 broadcasts feed 12 FMAs, the strip in L1, the rows read from the
+        /// same panel. (Before 2026-11-27, 4×16 blocks with the panel's rows c floats apart: 8 accumulators, a new
+        /// cache line for every position's 4 row values, 23–39% of the FMA peak in nominal FLOPs.) The parts are added
+        /// in a fixed order.
         /// </summary>
         public static unsafe void Forward(float[] f, float[] g, float[] scratch, int c, int n, bool vector)
         {
-            int kc = ForwardPanelPositions(c);
-            Parallel.For(0, Partials, part =>
+            if (!vector || !Fma.IsSupported)
             {
-                int k0 = (int)((long)n * part / Partials), k1 = (int)((long)n * (part + 1) / Partials);
-                var acc = scratch.AsSpan(part * c * c, c * c);
-                acc.Clear();
+                ForwardScalar(f, g, scratch, c, n);
+                return;
+            }
+            int strips = Strips(c), blocks = (c + 3) / 4, tileFloats = TileFloats(c), kc = ForwardPanelPositions, parts = ForwardParts(n);
+            Parallel.For(0, parts, part =>
+            {
+                int k0 = (int)((long)n * part / parts), k1 = (int)((long)n * (part + 1) / parts);
+                var panelSpan = scratch.AsSpan(Partials * tileFloats + part * strips * kc * Strip, strips * kc * Strip);
+                panelSpan.Clear();   // lanes past c stay zero
                 fixed (float* pf = f, ps = scratch)
                 {
-                    float* pa = ps + (long)part * c * c, panel = ps + (long)Partials * c * c + (long)part * c * kc;
+                    float* pt = ps + (long)part * tileFloats, panel = ps + (long)Partials * tileFloats + (long)part * strips * kc * Strip;
                     for (int ks = k0; ks < k1; ks += kc)
                     {
                         int width = Math.Min(kc, k1 - ks);
                         for (int i = 0; i < c; i++)
                         {
-                            float* row = pf + (long)i * n + ks;
-                            for (int k = 0; k < width; k++) panel[k * c + i] = row[k];
+                            float* row = pf + (long)i * n + ks, dst = panel + (long)(i / Strip) * kc * Strip + i % Strip;
+                            for (int k = 0; k < width; k++) dst[k * Strip] = row[k];
                         }
-                        for (int i0 = 0; i0 < c; i0 += 4)
+                        for (int s = 0; s < strips; s++)
                         {
-                            // Blocks of 16 columns from the one holding the diagonal: the lower triangle is never read.
-                            int j0 = i0 / 16 * 16;
-                            if (vector && i0 + 4 <= c)
-                                for (; j0 + 16 <= c; j0 += 16)
-                                    Outer4x16(panel + i0, panel + j0, pa + (long)i0 * c + j0, c, width);
-                            for (int i = i0; i < Math.Min(c, i0 + 4); i++)
-                                for (int j = Math.Max(i, j0); j < c; j++)
-                                {
-                                    float sum = 0f;
-                                    for (int k = 0; k < width; k++) sum += panel[k * c + i] * panel[k * c + j];
-                                    pa[(long)i * c + j] += sum;
-                                }
+                            float* strip = panel + (long)s * kc * Strip;
+                            bool wide = c - s * Strip > 16;   // 24 columns, else 16 (the rest zero)
+                            for (int b = 0; b < blocks && 4 * b < (s + 1) * Strip; b++)
+                            {
+                                float* rows = panel + (long)(4 * b / Strip) * kc * Strip + 4 * b % Strip;
+                                float* tile = pt + ((long)b * strips + s) * 4 * Strip;
+                                // The part's first chunk writes its tiles; the others add (tiles never computed are never read).
+                                if (wide) Tile4x24(rows, strip, tile, width, ks == k0);
+                                else Tile4x16(rows, strip, tile, width, ks == k0);
+                            }
                         }
                     }
                 }
+            });
+            // The parts added in a fixed order, tile by tile (4-row blocks in parallel): each entry on or above the
+            // diagonal, mirrored below it.
+            float inv = 1f / n;
+            Parallel.For(0, blocks, b =>
+            {
+                for (int s = 4 * b / Strip; s < strips; s++)
+                    for (int r = 0; r < 4; r++)
+                    {
+                        int i = 4 * b + r;
+                        long at = ((long)b * strips + s) * 4 * Strip + r * Strip;
+                        for (int l = Math.Max(0, i - s * Strip), j = s * Strip + l; l < Strip && j < c && i < c; l++, j++)
+                        {
+                            float sum = 0f;
+                            for (int part = 0; part < parts; part++) sum += scratch[part * tileFloats + at + l];
+                            g[i * c + j] = sum * inv;
+                            g[j * c + i] = sum * inv;
+                        }
+                    }
+            });
+        }
+
+        /// <summary>The scalar path (no AVX2/FMA, or the scalar backend): the upper triangle's dot products of F's rows,
+        /// in the same fixed parts and order of addition (the partial matrices in scratch: a part's tiles hold ≥ c²).</summary>
+        static void ForwardScalar(float[] f, float[] g, float[] partial, int c, int n)
+        {
+            Parallel.For(0, Partials, part =>
+            {
+                int k0 = (int)((long)n * part / Partials), k1 = (int)((long)n * (part + 1) / Partials);
+                for (int i = 0; i < c; i++)
+                    for (int j = i; j < c; j++)
+                    {
+                        float sum = 0f;
+                        for (int k = k0; k < k1; k++) sum += f[(long)i * n + k] * f[(long)j * n + k];
+                        partial[part * c * c + i * c + j] = sum;
+                    }
             });
             float inv = 1f / n;
             for (int i = 0; i < c; i++)
                 for (int j = i; j < c; j++)
                 {
-                    float s = 0f;
-                    for (int part = 0; part < Partials; part++) s += scratch[part * c * c + i * c + j];
-                    g[i * c + j] = s * inv;
-                    g[j * c + i] = s * inv;
+                    float sum = 0f;
+                    for (int part = 0; part < Partials; part++) sum += partial[part * c * c + i * c + j];
+                    g[i * c + j] = sum * inv;
+                    g[j * c + i] = sum * inv;
                 }
         }
 
-        /// <summary>acc[i0..i0+4, j0..j0+16] += Σ_k P[k][i0+r]·P[k][j0..j0+16]: 8 AVX2 accumulators; the panel's rows are
-        /// c floats apart, acc's too. No calls inside (vector registers live across a call are spilled).</summary>
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-        static unsafe void Outer4x16(float* pi, float* pj, float* acc, int c, int width)
+        /// <summary>tile (4 rows × 24, row stride 24) += Σ_k rows[k][0..3] ⊗ strip[k][0..23], both panels' positions 24
+        /// floats apart: 12 AVX2 accumulators, call-free (vector registers live across a call are spilled).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Tile4x24(float* rows, float* strip, float* tile, int width, bool first)
+        {
+            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
+            Vector256<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
+            for (int k = 0; k < width; k++, rows += Strip, strip += Strip)
+            {
+                var v0 = Avx.LoadVector256(strip); var v1 = Avx.LoadVector256(strip + 8); var v2 = Avx.LoadVector256(strip + 16);
+                var w0 = Vector256.Create(rows[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01); a02 = Fma.MultiplyAdd(w0, v2, a02);
+                var w1 = Vector256.Create(rows[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11); a12 = Fma.MultiplyAdd(w1, v2, a12);
+                var w2 = Vector256.Create(rows[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21); a22 = Fma.MultiplyAdd(w2, v2, a22);
+                var w3 = Vector256.Create(rows[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31); a32 = Fma.MultiplyAdd(w3, v2, a32);
+            }
+            Put(tile, a00, first); Put(tile + 8, a01, first); Put(tile + 16, a02, first);
+            Put(tile + 24, a10, first); Put(tile + 32, a11, first); Put(tile + 40, a12, first);
+            Put(tile + 48, a20, first); Put(tile + 56, a21, first); Put(tile + 64, a22, first);
+            Put(tile + 72, a30, first); Put(tile + 80, a31, first); Put(tile + 88, a32, first);
+        }
+
+        /// <summary>The 16-column variant for the last strip (8 accumulators; strides stay 24).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Tile4x16(float* rows, float* strip, float* tile, int width, bool first)
         {
             Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
             Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
-            for (int k = 0; k < width; k++, pi += c, pj += c)
+            for (int k = 0; k < width; k++, rows += Strip, strip += Strip)
             {
-                var v0 = Avx.LoadVector256(pj); var v1 = Avx.LoadVector256(pj + 8);
-                var s0 = Vector256.Create(pi[0]);
-                a00 = Fma.MultiplyAdd(s0, v0, a00); a01 = Fma.MultiplyAdd(s0, v1, a01);
-                var s1 = Vector256.Create(pi[1]);
-                a10 = Fma.MultiplyAdd(s1, v0, a10); a11 = Fma.MultiplyAdd(s1, v1, a11);
-                var s2 = Vector256.Create(pi[2]);
-                a20 = Fma.MultiplyAdd(s2, v0, a20); a21 = Fma.MultiplyAdd(s2, v1, a21);
-                var s3 = Vector256.Create(pi[3]);
-                a30 = Fma.MultiplyAdd(s3, v0, a30); a31 = Fma.MultiplyAdd(s3, v1, a31);
+                var v0 = Avx.LoadVector256(strip); var v1 = Avx.LoadVector256(strip + 8);
+                var w0 = Vector256.Create(rows[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01);
+                var w1 = Vector256.Create(rows[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11);
+                var w2 = Vector256.Create(rows[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21);
+                var w3 = Vector256.Create(rows[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31);
             }
-            float* r1 = acc + c, r2 = r1 + c, r3 = r2 + c;
-            Avx.Store(acc, Avx.Add(Avx.LoadVector256(acc), a00)); Avx.Store(acc + 8, Avx.Add(Avx.LoadVector256(acc + 8), a01));
-            Avx.Store(r1, Avx.Add(Avx.LoadVector256(r1), a10)); Avx.Store(r1 + 8, Avx.Add(Avx.LoadVector256(r1 + 8), a11));
-            Avx.Store(r2, Avx.Add(Avx.LoadVector256(r2), a20)); Avx.Store(r2 + 8, Avx.Add(Avx.LoadVector256(r2 + 8), a21));
-            Avx.Store(r3, Avx.Add(Avx.LoadVector256(r3), a30)); Avx.Store(r3 + 8, Avx.Add(Avx.LoadVector256(r3 + 8), a31));
+            Put(tile, a00, first); Put(tile + 8, a01, first);
+            Put(tile + 24, a10, first); Put(tile + 32, a11, first);
+            Put(tile + 48, a20, first); Put(tile + 56, a21, first);
+            Put(tile + 72, a30, first); Put(tile + 80, a31, first);
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void Put(float* at, Vector256<float> v, bool first) => Avx.Store(at, first ? v : Avx.Add(Avx.LoadVector256(at), v));
 
         /// <summary>Floats of scratch <see cref="BackwardAccumulate"/> needs: S in 4-row blocks, and a panel of F for each
         /// worker.</summary>

@@ -172,6 +172,9 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
     [InlineData(17, 13, 17)]
     [InlineData(64, 33, 31)]
     [InlineData(10, 1, 4099)]      // positions past several L2 chunks and the partial split, not a multiple of 8
+    [InlineData(48, 3, 70)]        // the CPU's 24-channel strips exactly (2 of them), chunks of 192 positions
+    [InlineData(49, 5, 9)]         // a third strip holding one channel; a 4-row block crossing no strip
+    [InlineData(130, 4, 5)]        // 6 strips (the last 10 wide), 8 parts of 2–3 positions each
     public void Gram_forward_and_backward_match_reference(int c, int h, int w)
     {
         var rnd = new TestData(c * 1000 + h * 10 + w);
