@@ -23,7 +23,7 @@
 #   7. each opt-in variant alone on relu3_2 and the 512² iteration: Winograd F(2×2, 3×3) and WinogradTile=4
 #      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
-#      MmaTune=1 (each shape's TF32 tile height timed and chosen), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
+#      MmaTune=1 (each shape's TF32 tile height, or F(2×2) with TF32 GEMMs, timed and chosen), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the measurements, which the
 #      budget must not cut;
 #   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).

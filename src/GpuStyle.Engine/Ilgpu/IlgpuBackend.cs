@@ -67,7 +67,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
     /// <remarks>MmaTune 1 (under TF32; built and checked on the CPU, not yet timed on a GPU, so off by default): each
     /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
-    /// warps of pixels and keeps the fastest (IlgpuBackend.Tuning.cs) — MmaMinGroups's guess, measured instead.
+    /// warps of pixels, and Winograd F(2×2) with TF32 GEMMs, and keeps the fastest (IlgpuBackend.Tuning.cs) —
+    /// MmaMinGroups's guess, measured instead.
     /// MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
@@ -194,7 +195,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's height tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, and Winograd F(2×2) with TF32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -252,7 +253,7 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException("--conv tuned chooses among the fp32 convolutions; the TF32 Winograd GEMMs (WinogradMma=1) run with --conv winograd");
         if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
             throw new ArgumentException("the TF32 Winograd GEMMs (WinogradMma=1) need WinogradTile=2: F(4×4, 3×3)'s larger transforms put TF32's rounding 6–9e-3 off");
-        if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0
+        if ((chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 || TunesTf32Winograd(chosen))
             && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Winograd GEMM's {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps (MmaGramWarps) do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
         if (chosen.Conv == ConvKernel.Tf32)
@@ -276,7 +277,7 @@ public sealed partial class IlgpuBackend : IBackend
         if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
         if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
-        if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0))
+        if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0) || TunesTf32Winograd(o))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
         if (UsesWinograd(o) || UsesGramGemm(o))
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
@@ -330,7 +331,7 @@ public sealed partial class IlgpuBackend : IBackend
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
         if (UsesWinograd(launch))
         {
-            foreach (int edge in launch.Conv == ConvKernel.Tuned ? [2, 4] : new[] { launch.WinogradTile })
+            foreach (int edge in launch.Conv == ConvKernel.Tuned ? [2, 4] : TunesTf32Winograd(launch) ? [2] : new[] { launch.WinogradTile })
             {
                 bool four = edge == 4;
                 _winograd[edge] = new(
@@ -349,6 +350,15 @@ public sealed partial class IlgpuBackend : IBackend
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
                     throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
+                }
+            else if (TunesTf32Winograd(launch))
+                try
+                {
+                    _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    TuningNote = $"Winograd with TF32 GEMMs left out of the tuning: its GEMM did not load ({e.Message})";
                 }
         }
         if (UsesGramGemm(launch))
@@ -606,8 +616,12 @@ public sealed partial class IlgpuBackend : IBackend
     static bool UsesBlockedConv(IlgpuLaunchOptions launch) =>
         launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
 
-    /// <summary>Winograd's kernels run: chosen, or among the tuned convolutions' candidates.</summary>
-    static bool UsesWinograd(IlgpuLaunchOptions launch) => launch.Conv is ConvKernel.Winograd or ConvKernel.Tuned;
+    /// <summary>Winograd's kernels run: chosen, or among the tuned convolutions' candidates (with --conv tuned; with
+    /// --tf32 and MmaTune, F(2×2) with TF32 GEMMs).</summary>
+    static bool UsesWinograd(IlgpuLaunchOptions launch) => launch.Conv is ConvKernel.Winograd or ConvKernel.Tuned || TunesTf32Winograd(launch);
+
+    /// <summary>--tf32 with MmaTune: Winograd F(2×2) with TF32 GEMMs is a candidate beside the TF32 tiles.</summary>
+    static bool TunesTf32Winograd(IlgpuLaunchOptions launch) => launch.Conv == ConvKernel.Tf32 && launch.MmaTune != 0;
 
     /// <summary>Version 3's blocked Gram kernels run: with every convolution but the direct and tiled ones.</summary>
     static bool UsesBlockedGram(IlgpuLaunchOptions launch) => launch.Conv is not (ConvKernel.Direct or ConvKernel.Tiled);
