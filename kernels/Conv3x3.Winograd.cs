@@ -199,8 +199,8 @@ public static partial class Conv3x3
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
                                     float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
-                                    if (width == Strip) Gemm4x24(v + xi * cn * Strip, u, tile, cn, c0 == 0);
-                                    else Gemm4x16(v + xi * cn * Strip, u, tile, cn, c0 == 0);
+                                    if (width == Strip) Gemm4x24(v + xi * cn * Strip, u, ChannelBlock, tile, cn, c0 == 0);
+                                    else Gemm4x16(v + xi * cn * Strip, u, ChannelBlock, tile, cn, c0 == 0);
                                 }
                         }
                         for (int b = 0; b < blocks; b++)
@@ -407,10 +407,11 @@ public static partial class Conv3x3
             }
         }
 
-        /// <summary>tile (4 channels × 24 tiles, row stride 24) = [tile +] Σ_i u[i][0..3] · v[i][0..23]: the GEMM micro-kernel,
-        /// 12 accumulators, call-free (see Cpu.Accumulate4x24 on why).</summary>
+        /// <summary>tile (4 rows × 24, row stride 24) = [tile +] Σ_i u[i][0..3] ⊗ v[i][0..23], u's rows uStride floats apart
+        /// and v's 24: the GEMM micro-kernel, 12 accumulators, call-free (see Cpu.Accumulate4x24 on why). Winograd's
+        /// GEMMs (u: 4 output channels' weights, v: 24 tiles) and the CPU Gram forward (both from one panel) share it.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static unsafe void Gemm4x24(float* v, float* u, float* tile, int cn, bool first)
+        internal static unsafe void Gemm4x24(float* v, float* u, int uStride, float* tile, int cn, bool first)
         {
             Vector256<float> a00, a01, a02, a10, a11, a12, a20, a21, a22, a30, a31, a32;
             if (first)
@@ -422,7 +423,7 @@ public static partial class Conv3x3
                 a20 = Avx.LoadVector256(tile + 48); a21 = Avx.LoadVector256(tile + 56); a22 = Avx.LoadVector256(tile + 64);
                 a30 = Avx.LoadVector256(tile + 72); a31 = Avx.LoadVector256(tile + 80); a32 = Avx.LoadVector256(tile + 88);
             }
-            for (int i = 0; i < cn; i++, v += Strip, u += ChannelBlock)
+            for (int i = 0; i < cn; i++, v += Strip, u += uStride)
             {
                 var v0 = Avx.LoadVector256(v); var v1 = Avx.LoadVector256(v + 8); var v2 = Avx.LoadVector256(v + 16);
                 var w0 = Vector256.Create(u[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01); a02 = Fma.MultiplyAdd(w0, v2, a02);
@@ -436,9 +437,9 @@ public static partial class Conv3x3
             Avx.Store(tile + 72, a30); Avx.Store(tile + 80, a31); Avx.Store(tile + 88, a32);
         }
 
-        /// <summary>The 16-tile variant for the ends of rows (8 accumulators; strides stay 24).</summary>
+        /// <summary>The 16-column variant for the ends of rows (8 accumulators; v's and the tile's strides stay 24).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static unsafe void Gemm4x16(float* v, float* u, float* tile, int cn, bool first)
+        internal static unsafe void Gemm4x16(float* v, float* u, int uStride, float* tile, int cn, bool first)
         {
             Vector256<float> a00, a01, a10, a11, a20, a21, a30, a31;
             if (first)
@@ -450,7 +451,7 @@ public static partial class Conv3x3
                 a20 = Avx.LoadVector256(tile + 48); a21 = Avx.LoadVector256(tile + 56);
                 a30 = Avx.LoadVector256(tile + 72); a31 = Avx.LoadVector256(tile + 80);
             }
-            for (int i = 0; i < cn; i++, v += Strip, u += ChannelBlock)
+            for (int i = 0; i < cn; i++, v += Strip, u += uStride)
             {
                 var v0 = Avx.LoadVector256(v); var v1 = Avx.LoadVector256(v + 8);
                 var w0 = Vector256.Create(u[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01);

@@ -546,7 +546,7 @@ public static class Gram
         public static int ScratchSize(int c) => Partials * (TileFloats(c) + Strips(c) * ForwardPanelPositions * Strip);
 
         /// <summary>Channels a panel strip holds, and so the width of a micro-kernel's tile: 4 rows × 24 columns is 12
-        /// AVX2 accumulators (the Winograd GEMM's shape), enough to cover the FMA latency.</summary>
+        /// AVX2 accumulators (Winograd's GEMM micro-kernel, shared), enough to cover the FMA latency.</summary>
         const int Strip = 24;
 
         /// <summary>Positions a chunk of the panel holds: a strip (24 × 192 floats, 18 KB) stays in L1 while every
@@ -563,8 +563,8 @@ public static class Gram
         /// g = F·Fᵀ/n. Each of <see cref="Partials"/> parts takes a slice of the positions; chunk by chunk it copies
         /// F's columns transposed into a panel of 24-channel strips, P[s][k][l] = F[24s + l][k] (zero past c), then for
         /// each strip and each 4-row block at or above the diagonal adds Σ_k P[k][i..i+4] ⊗ P[k][strip] into a 4×24
-        /// tile: per position 3 vector loads and 4 broadcasts feed 12 FMAs, the strip in L1, the rows read from the
-        /// same panel. (Before 2026-11-27, 4×16 blocks with the panel's rows c floats apart: 8 accumulators, a new
+        /// tile by Winograd's GEMM micro-kernel (CpuWinograd.Gemm4x24): per position 3 vector loads and 4 broadcasts
+        /// feed 12 FMAs, the strip in L1, the rows read from the same panel. (Before 2026-11-27, 4×16 blocks with the panel's rows c floats apart: 8 accumulators, a new
         /// cache line for every position's 4 row values, 23–39% of the FMA peak in nominal FLOPs.) The parts are added
         /// in a fixed order.
         /// </summary>
@@ -600,9 +600,10 @@ public static class Gram
                             {
                                 float* rows = panel + (long)(4 * b / Strip) * kc * Strip + 4 * b % Strip;
                                 float* tile = pt + ((long)b * strips + s) * 4 * Strip;
-                                // The part's first chunk writes its tiles; the others add (tiles never computed are never read).
-                                if (wide) Tile4x24(rows, strip, tile, width, ks == k0);
-                                else Tile4x16(rows, strip, tile, width, ks == k0);
+                                // The part's first chunk writes its tiles; the others add (tiles never computed are never
+                                // read). The row values come from the same panel, 24 floats a position apart.
+                                if (wide) Conv3x3.CpuWinograd.Gemm4x24(strip, rows, Strip, tile, width, ks == k0);
+                                else Conv3x3.CpuWinograd.Gemm4x16(strip, rows, Strip, tile, width, ks == k0);
                             }
                         }
                     }
@@ -654,50 +655,6 @@ public static class Gram
                     g[j * c + i] = sum * inv;
                 }
         }
-
-        /// <summary>tile (4 rows × 24, row stride 24) += Σ_k rows[k][0..3] ⊗ strip[k][0..23], both panels' positions 24
-        /// floats apart: 12 AVX2 accumulators, call-free (vector registers live across a call are spilled).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static unsafe void Tile4x24(float* rows, float* strip, float* tile, int width, bool first)
-        {
-            Vector256<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
-            Vector256<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
-            for (int k = 0; k < width; k++, rows += Strip, strip += Strip)
-            {
-                var v0 = Avx.LoadVector256(strip); var v1 = Avx.LoadVector256(strip + 8); var v2 = Avx.LoadVector256(strip + 16);
-                var w0 = Vector256.Create(rows[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01); a02 = Fma.MultiplyAdd(w0, v2, a02);
-                var w1 = Vector256.Create(rows[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11); a12 = Fma.MultiplyAdd(w1, v2, a12);
-                var w2 = Vector256.Create(rows[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21); a22 = Fma.MultiplyAdd(w2, v2, a22);
-                var w3 = Vector256.Create(rows[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31); a32 = Fma.MultiplyAdd(w3, v2, a32);
-            }
-            Put(tile, a00, first); Put(tile + 8, a01, first); Put(tile + 16, a02, first);
-            Put(tile + 24, a10, first); Put(tile + 32, a11, first); Put(tile + 40, a12, first);
-            Put(tile + 48, a20, first); Put(tile + 56, a21, first); Put(tile + 64, a22, first);
-            Put(tile + 72, a30, first); Put(tile + 80, a31, first); Put(tile + 88, a32, first);
-        }
-
-        /// <summary>The 16-column variant for the last strip (8 accumulators; strides stay 24).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        static unsafe void Tile4x16(float* rows, float* strip, float* tile, int width, bool first)
-        {
-            Vector256<float> a00 = default, a01 = default, a10 = default, a11 = default;
-            Vector256<float> a20 = default, a21 = default, a30 = default, a31 = default;
-            for (int k = 0; k < width; k++, rows += Strip, strip += Strip)
-            {
-                var v0 = Avx.LoadVector256(strip); var v1 = Avx.LoadVector256(strip + 8);
-                var w0 = Vector256.Create(rows[0]); a00 = Fma.MultiplyAdd(w0, v0, a00); a01 = Fma.MultiplyAdd(w0, v1, a01);
-                var w1 = Vector256.Create(rows[1]); a10 = Fma.MultiplyAdd(w1, v0, a10); a11 = Fma.MultiplyAdd(w1, v1, a11);
-                var w2 = Vector256.Create(rows[2]); a20 = Fma.MultiplyAdd(w2, v0, a20); a21 = Fma.MultiplyAdd(w2, v1, a21);
-                var w3 = Vector256.Create(rows[3]); a30 = Fma.MultiplyAdd(w3, v0, a30); a31 = Fma.MultiplyAdd(w3, v1, a31);
-            }
-            Put(tile, a00, first); Put(tile + 8, a01, first);
-            Put(tile + 24, a10, first); Put(tile + 32, a11, first);
-            Put(tile + 48, a20, first); Put(tile + 56, a21, first);
-            Put(tile + 72, a30, first); Put(tile + 80, a31, first);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static unsafe void Put(float* at, Vector256<float> v, bool first) => Avx.Store(at, first ? v : Avx.Add(Avx.LoadVector256(at), v));
 
         /// <summary>Floats of scratch <see cref="BackwardAccumulate"/> needs: S in 4-row blocks, and a panel of F for each
         /// worker.</summary>

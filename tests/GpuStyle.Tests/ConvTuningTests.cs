@@ -119,16 +119,7 @@ public class ConvTuningTests
         b.GramTuningClock = (_, _, a) => { calls++; return a == fastest ? 1e-3 : 2e-3; };
         foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 80, false), (32, 50, false) })
         {
-            var rnd = new TestData(Environment.TickCount ^ (c * n));
-            var fd = rnd.UniformF32(c * n);
-            var dgd = rnd.UniformF32(c * c);
-            var startd = rnd.UniformF32(c * n);
-            using var f = b.Make(new Shape(c, 1, n), fd);
-            using var dg = b.Make(new Shape(c, c, 1), dgd);
-            using var df = b.Make(new Shape(c, 1, n), startd);
-            b.GramBackwardAccumulate(f, dg, df);
-            var expected = Gram.Reference.Backward(fd, dgd, c, n).Zip(startd, (g, s0) => g + s0).ToArray();
-            Assertions.Close(expected, b.Read(df), 1e-5, $"tuned Gram backward, {c}×{n}");
+            ConvChecks.GramBackwardMatches(b, c, n, "tuned");
             Assert.Equal(tuned, b.GramTunings.Any(t => (t.C, t.N) == (c, n)));
         }
         // 32 × 80 fits the tiny 16×16 SGEMM blocks and is tuned once; 33 channels and 50 positions do not fit them.

@@ -3,9 +3,26 @@ using GpuStyle.Kernels;
 
 namespace GpuStyle.Tests.Support;
 
-/// <summary>One convolution layer's forward and backward on a backend against the float64 reference.</summary>
+/// <summary>One convolution layer's forward and backward, or one Gram backward, on a backend against the float64
+/// reference.</summary>
 public static class ConvChecks
 {
+    /// <summary>dF += S·F (S = (dG + dGᵀ)/N) for C channels × N positions from random dF: the accumulated result
+    /// against the reference's gradient plus the start, to 1e-5 of the largest.</summary>
+    public static void GramBackwardMatches(IBackend b, int c, int n, string what)
+    {
+        var rnd = new TestData(Environment.TickCount ^ (c * n));
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        using var df = b.Make(new Shape(c, 1, n), startd);
+        b.GramBackwardAccumulate(f, dg, df);
+        var expected = Gram.Reference.Backward(fd, dgd, c, n).Zip(startd, (g, s) => g + s).ToArray();
+        Assertions.Close(expected, b.Read(df), 1e-5, $"Gram backward, {c}×{n}, {what}");
+    }
+
     /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
     /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
     public static void ForwardAndBackwardMatch(IBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
