@@ -340,6 +340,8 @@ public static class Gram
             long chunks = (n + KChunk - 1) / KChunk;
             long k0 = chunks * split / splits * KChunk, k1 = Math.Min(n, chunks * (split + 1) / splits * KChunk);
             bool vectors = n % 4 == 0;
+            // Each lane's fragment positions as 64-bit bases made once (see NnBlock): a k-step adds a constant.
+            long aFragment = (long)(wm * 32 + g) * RowStride + q, bFragment = (long)(wn * 32 + g) * RowStride + q;
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
             for (long k = k0; k < k1; k += KChunk)
@@ -366,10 +368,10 @@ public static class Gram
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
-                    long ra = (wm * 32 + g) * RowStride + k8 + q;
+                    long ra = aFragment + k8;
                     FragmentA a0 = RowMajorA(a, ra), a1 = RowMajorA(a, ra + 16 * RowStride);
                     // B (column-major 8×8): (k = q, n = g), (k = q+4, n = g); B[k][j] = F[j][k], j the row of tile b.
-                    long rb = (wn * 32 + g) * RowStride + k8 + q;
+                    long rb = bFragment + k8;
                     var b0 = new FragmentB(b[rb], b[rb + 4]);
                     var b1 = new FragmentB(b[rb + 8 * RowStride], b[rb + 8 * RowStride + 4]);
                     var b2 = new FragmentB(b[rb + 16 * RowStride], b[rb + 16 * RowStride + 4]);
@@ -448,6 +450,10 @@ public static class Gram
             int bRow0 = tid / side, bCol = tid - bRow0 * side, bRowStep = threads / side;
             int bRow04 = tid / sideVectors, bCol4 = tid - bRow04 * sideVectors, bRowStep4 = threads / sideVectors;
             long bj = j0 + bCol, bj4 = j0 + 4 * bCol4;
+            // Each lane's fragment positions in the tiles, as 64-bit bases made once: a k-step adds a constant (A) or a
+            // multiple of the row stride (B), which ptxas folds into the shared loads' offsets (with the sums in 32
+            // bits, widened per load, it could not: ≈ 120 IMAD/IADD3/LEA a chunk for 32 mma.sync).
+            long aFragment = (long)(wm * 32 + g) * RowStride + q, bFragment = (long)q * bStride + wn * 32 + g;
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
             for (int k0 = 0; k0 < kCount; k0 += KChunk)
@@ -487,9 +493,9 @@ public static class Gram
                 Group.Barrier();
                 for (int k8 = 0; k8 < KChunk; k8 += 8)
                 {
-                    long ra = (wm * 32 + g) * RowStride + k8 + q;
+                    long ra = aFragment + k8;
                     FragmentA a0 = RowMajorA(aTile, ra), a1 = RowMajorA(aTile, ra + 16 * RowStride);
-                    long rb = (k8 + q) * bStride + wn * 32 + g, rb4 = rb + 4 * bStride;
+                    long rb = bFragment + (long)k8 * bStride, rb4 = rb + 4L * bStride;
                     var b0 = new FragmentB(bTile[rb], bTile[rb4]);
                     var b1 = new FragmentB(bTile[rb + 8], bTile[rb4 + 8]);
                     var b2 = new FragmentB(bTile[rb + 16], bTile[rb4 + 16]);
