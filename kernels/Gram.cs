@@ -570,9 +570,9 @@ public static class Gram
         /// F's columns transposed into a panel of 24-channel strips, P[s][k][l] = F[24s + l][k] (zero past c), then for
         /// each strip and each 4-row block at or above the diagonal adds Σ_k P[k][i..i+4] ⊗ P[k][strip] into a 4×24
         /// tile by Winograd's GEMM micro-kernel (CpuWinograd.Gemm4x24): per position 3 vector loads and 4 broadcasts
-        /// feed 12 FMAs, the strip in L1, the rows read from the same panel. (Before 2026-11-27, 4×16 blocks with the panel's rows c floats apart: 8 accumulators, a new
-        /// cache line for every position's 4 row values, 23–39% of the FMA peak in nominal FLOPs.) The parts are added
-        /// in a fixed order.
+        /// feed 12 FMAs, the strip in L1, the rows read from the same panel. (Before 2026-11-27, 4×16 blocks with the
+        /// panel's rows c floats apart: 8 accumulators, a new cache line for every position's 4 row values, 23–39% of
+        /// the FMA peak in nominal FLOPs.) The parts are added in a fixed order.
         /// </summary>
         public static unsafe void Forward(float[] f, float[] g, float[] scratch, int c, int n, bool vector)
         {
@@ -585,11 +585,11 @@ public static class Gram
             Parallel.For(0, parts, part =>
             {
                 int k0 = (int)((long)n * part / parts), k1 = (int)((long)n * (part + 1) / parts);
-                var panelSpan = scratch.AsSpan(Partials * tileFloats + part * strips * kc * Strip, strips * kc * Strip);
-                panelSpan.Clear();   // lanes past c stay zero
+                int panelAt = Partials * tileFloats + part * strips * kc * Strip;
+                scratch.AsSpan(panelAt, strips * kc * Strip).Clear();   // lanes past c stay zero
                 fixed (float* pf = f, ps = scratch)
                 {
-                    float* pt = ps + (long)part * tileFloats, panel = ps + (long)Partials * tileFloats + (long)part * strips * kc * Strip;
+                    float* pt = ps + (long)part * tileFloats, panel = ps + panelAt;
                     for (int ks = k0; ks < k1; ks += kc)
                     {
                         int width = Math.Min(kc, k1 - ks);

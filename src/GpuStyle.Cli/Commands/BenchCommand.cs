@@ -166,7 +166,8 @@ public static class BenchCommand
         relative_error = double.IsNaN(c.Error) ? (double?)null : c.Error, agrees = c.Agrees, failure = c.Failure,
     });
 
-    /// <summary>With --conv tuned, what each convolution's shape and direction got, and every candidate's time.</summary>
+    /// <summary>With --conv tuned (or MmaTune=1), what each convolution's shape and direction, and each Gram backward's,
+    /// got, and every candidate's time.</summary>
     static void PrintTunings(IBackend backend)
     {
         if (backend is not IlgpuBackend ilgpu || ilgpu.Tunings.Count + ilgpu.GramTunings.Count == 0) return;

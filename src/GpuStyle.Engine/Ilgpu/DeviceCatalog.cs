@@ -69,7 +69,7 @@ public static class DeviceCatalog
     /// <summary>Contexts created while this is set check every view access (ILGPU's assertions): on the CPU
     /// accelerator an index outside its view stops the process, naming the kernel, instead of reading or writing
     /// past a buffer unnoticed — where a GPU would fault or, worse, compute on garbage. The test suite sets it for
-    /// every test; kernels run slower with it, so nothing else does.</summary>
+    /// every test; it adds a check to every access, so nothing else does.</summary>
     public static bool CheckBounds { get; set; }
 
     internal static Context CreateContext(CpuSimulation cpu, bool profiling = false)

@@ -12,7 +12,8 @@ namespace GpuStyle.Engine.Ilgpu;
 /// for every 36 of the direct sum, fp32, or with WinogradMma its GEMMs in TF32). Versions 2–4 and Winograd share the
 /// tiled Gram kernels. Tuned times, for each convolution's shape and direction on its first use, the blocked kernel
 /// and Winograd's F(2×2) and F(4×4), and runs the fastest of those that agree with the blocked kernel (as
-/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs), and likewise the Gram backward's blocked kernel and SGEMM. The CPU backend runs Direct or Winograd (its default).</summary>
+/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs), and likewise the Gram backward's blocked kernel and SGEMM. The
+/// CPU backend runs Direct or Winograd (its default).</summary>
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 
 /// <summary>
@@ -342,22 +343,17 @@ public sealed partial class IlgpuBackend : IBackend
                     a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(
                         four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput));
             }
-            if (launch.WinogradMma != 0)
+            // The TF32 GEMM: asked for (WinogradMma), where failing to load is an error, or a tuning candidate (MmaTune),
+            // where it only leaves the candidate out.
+            if (launch.WinogradMma != 0 || TunesTf32Winograd(launch))
                 try
                 {
                     _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
-                    throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
-                }
-            else if (TunesTf32Winograd(launch))
-                try
-                {
-                    _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
-                }
-                catch (Exception e) when (e is not OutOfMemoryException)
-                {
+                    if (launch.WinogradMma != 0)
+                        throw new InvalidOperationException($"the TF32 Winograd GEMM did not load on {info.Name} ({e.Message}); run without WinogradMma=1", e);
                     TuningNote = $"Winograd with TF32 GEMMs left out of the tuning: its GEMM did not load ({e.Message})";
                 }
         }
@@ -978,8 +974,11 @@ public sealed partial class IlgpuBackend : IBackend
         if (buffer is null || buffer.Length < length)
         {
             Accelerator.Synchronize();
-            if (buffer is not null) Memory.Released(4L * buffer.Length);
-            buffer?.Dispose();
+            if (buffer is not null)
+            {
+                Memory.Released(4L * buffer.Length);
+                buffer.Dispose();
+            }
             buffer = Accelerator.Allocate1D<float>(length);
             Memory.Allocated(4L * length);
         }
