@@ -100,6 +100,34 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
         Assertions.Close(Conv3x3.Reference.Forward(xd, w2, bd, d, false), fx.Read(y), Tol, "after new weights");
     }
 
+    [Fact]
+    public void Cpu_backend_takes_its_winograd_tile_by_the_map_and_repacks_when_it_changes()
+    {
+        // The default CPU backend runs F(2×2) on a 16×16 map and F(4×4) on a 40×40 one (Conv3x3.CpuWinograd.Edge):
+        // one weights tensor through both, and back, each result against the reference.
+        Assert.Equal((2, 4), (Conv3x3.CpuWinograd.Edge(16, 16), Conv3x3.CpuWinograd.Edge(40, 40)));
+        var rnd = new TestData(Environment.TickCount);
+        var wd = rnd.ConvWeights(24, 20);
+        var bd = rnd.UniformF32(20, 0.1);
+        var b = fx.CpuVector;
+        using var wt = fx.Make(b, new Shape(20, 24, 9), wd);
+        using var bias = fx.Make(b, Shape.Vector(20), bd);
+        foreach (int side in new[] { 16, 40, 16 })
+        {
+            var d = new ConvDims(24, 20, side, side);
+            var xd = rnd.UniformF32(24 * side * side);
+            var dyd = rnd.UniformF32(20 * side * side);
+            using var x = fx.Make(b, new Shape(24, side, side), xd);
+            using var y = fx.Poisoned(b, new Shape(20, side, side));
+            b.Conv3x3Forward(x, wt, bias, y, relu: false);
+            Assertions.Close(Conv3x3.Reference.Forward(xd, wd, bd, d, false), fx.Read(y), Tol, $"forward at {side}×{side}");
+            using var dy = fx.Make(b, new Shape(20, side, side), dyd);
+            using var dx = fx.Poisoned(b, new Shape(24, side, side));
+            b.Conv3x3BackwardInput(dy, null, wt, dx);
+            Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, null, wd, d), fx.Read(dx), Tol, $"backward at {side}×{side}");
+        }
+    }
+
     [Theory]
     [InlineData(3, 6, 34)]     // 17 windows a row: two of 8 (the CPU's AVX2 path) and one scalar
     [InlineData(2, 5, 49)]     // 24 windows a row, an odd height and width

@@ -270,7 +270,7 @@ public sealed class CliTests : IDisposable
         Assert.Equal(GpuStyle.Kernels.Conv3x3.Cpu.VectorSupported, byDefault.Winograd);
         Assert.False(direct.Winograd);
         Assert.False(scalar.Winograd);
-        Assert.Equal(4, byDefault.WinogradEdge);
+        Assert.Null(byDefault.WinogradEdge);   // per map: Conv3x3.CpuWinograd.Edge
         using var f2 = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "WinogradTile=2");
         Assert.Equal(2, f2.WinogradEdge);
         Assert.Throws<GpuStyle.Engine.Ilgpu.DeviceNotFoundException>(() => GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "WinogradTile=3"));

@@ -38,8 +38,8 @@ sealed class PackedWeights(int version, float[] w, int cin, int cout)
     public int Version => version;
     public float[] Forward => _forward ??= Conv3x3.Cpu.PackForward(w, cin, cout);
     public float[] Backward => _backward ??= Conv3x3.Cpu.PackBackward(w, cin, cout);
-    /// <summary>U for Winograd tiles of the given edge, kept with its edge (a backend uses one edge, so one pack each
-    /// way is kept).</summary>
+    /// <summary>U for Winograd tiles of the given edge, kept with its edge (a layer's map, and so its edge, changes only
+    /// with the image's size: one pack each way is kept).</summary>
     public float[] WinogradForward(int edge)
     {
         if (_winogradForward is not { } p || p.Edge != edge)
@@ -60,7 +60,7 @@ sealed class PackedWeights(int version, float[] w, int cin, int cout)
 /// fallback where the CPU lacks AVX2/FMA (or when asked for, so tests cover both). Scratch buffers grow to the
 /// largest size seen and are reused, so an optimisation loop allocates nothing large after its first iteration.
 /// </summary>
-public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int winogradEdge = 4) : IBackend
+public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? winogradEdge = null) : IBackend
 {
     float[] _padded = [], _gramScratch = [];
     double[] _partials = new double[64];
@@ -68,16 +68,19 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int w
     /// <summary>True when the AVX2/FMA kernels run.</summary>
     public bool Vector { get; } = (vector ?? true) && Conv3x3.Cpu.VectorSupported;
 
-    /// <summary>True when convolutions with 16 or more channels each way run by Winograd's F(4×4, 3×3) (or F(2×2, 3×3):
-    /// <see cref="WinogradEdge"/>; Conv3x3.CpuWinograd; AVX2 only); the others, and all of them when false, run the
-    /// direct kernel.</summary>
+    /// <summary>True when convolutions with 16 or more channels each way run by Winograd's algorithm (Conv3x3.CpuWinograd;
+    /// AVX2 only); the others, and all of them when false, run the direct kernel.</summary>
     public bool Winograd { get; } = (winograd ?? true) && (vector ?? true) && Conv3x3.Cpu.VectorSupported;
 
-    /// <summary>Winograd's output tile: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3).</summary>
-    public int WinogradEdge { get; } = winogradEdge is 2 or 4 ? winogradEdge : throw new ArgumentException($"Winograd tiles are 2 or 4 pixels, not {winogradEdge}");
+    /// <summary>Winograd's output tile when fixed: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3); null (the default) takes it
+    /// per map from <see cref="Conv3x3.CpuWinograd.Edge"/> — F(4×4) but on maps so small that F(2×2) costs fewer
+    /// products.</summary>
+    public int? WinogradEdge { get; } = winogradEdge is null or 2 or 4 ? winogradEdge : throw new ArgumentException($"Winograd tiles are 2 or 4 pixels, not {winogradEdge}");
+
+    int EdgeFor(int h, int w) => WinogradEdge ?? Conv3x3.CpuWinograd.Edge(h, w);
 
     public string Name => !Vector ? $"cpu (scalar, {Environment.ProcessorCount} threads)"
-        : $"cpu (AVX2+FMA{(Winograd ? $", Winograd F({WinogradEdge}×{WinogradEdge},3×3)" : "")}, {Environment.ProcessorCount} threads)";
+        : $"cpu (AVX2+FMA{(!Winograd ? "" : WinogradEdge is { } e ? $", Winograd F({e}×{e},3×3)" : ", Winograd F(4×4,3×3), F(2×2,3×3) on small maps")}, {Environment.ProcessorCount} threads)";
 
     public MemoryMeter Memory { get; } = new();
 
@@ -108,7 +111,7 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int w
         var packed = Packed(w, d);
         if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cin, d.Cout))
         {
-            int e = WinogradEdge;
+            int e = EdgeFor(d.H, d.W);
             var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cin, d.H, d.W, e));
             Conv3x3.CpuWinograd.Pad(R(x), null, wp, d.Cin, d.H, d.W, e);
             Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward(e), R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, e);
@@ -126,7 +129,7 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int w
         var packed = Packed(w, d);
         if (Winograd && Conv3x3.CpuWinograd.Applies(d.Cout, d.Cin))
         {
-            int e = WinogradEdge;
+            int e = EdgeFor(d.H, d.W);
             var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cout, d.H, d.W, e));
             Conv3x3.CpuWinograd.Pad(R(dy), reluOutput is null ? null : R(reluOutput), wp, d.Cout, d.H, d.W, e);
             Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward(e), null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, e);

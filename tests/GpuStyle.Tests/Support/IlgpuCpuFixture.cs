@@ -20,10 +20,13 @@ public sealed class IlgpuCpuFixture : IDisposable
     /// <summary>Winograd F(2×2, 3×3) on ILGPU with 16×16 GEMM blocks (4 threads) and 4096-float V and M scratch: several
     /// passes of 16 tiles on any map past 4×8 pixels; the few-channel convolutions run the blocked kernel.</summary>
     public IlgpuBackend Winograd { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, BlockedWidth = 8, BlockedHeight = 3, BlockedChunk = 5 }, CpuSimulation.Small);
-    /// <summary>The CPU backend as it runs by default: AVX2/FMA, and Winograd's F(4×4, 3×3) for 16+ channels each way.</summary>
+    /// <summary>The CPU backend as it runs by default: AVX2/FMA, and Winograd for 16+ channels each way — F(4×4, 3×3),
+    /// or F(2×2, 3×3) on the small maps where it costs fewer products (most of the tests' maps).</summary>
     public CpuBackend CpuVector { get; } = new(vector: true);
-    /// <summary>The CPU backend with Winograd's F(2×2, 3×3).</summary>
+    /// <summary>The CPU backend with Winograd's F(2×2, 3×3) on every map.</summary>
     public CpuBackend CpuWinograd2 { get; } = new(vector: true, winogradEdge: 2);
+    /// <summary>The CPU backend with Winograd's F(4×4, 3×3) on every map.</summary>
+    public CpuBackend CpuWinograd4 { get; } = new(vector: true, winogradEdge: 4);
     /// <summary>The CPU backend's direct AVX2/FMA convolution for every shape.</summary>
     public CpuBackend CpuDirect { get; } = new(vector: true, winograd: false);
     public CpuBackend CpuScalar { get; } = new(vector: false);
@@ -33,7 +36,7 @@ public sealed class IlgpuCpuFixture : IDisposable
 
     /// <summary>All, and the blocked kernels too (convolution and Gram): for the convolution and Gram tests and the
     /// whole-network objective (its other kernels are the tiled backend's, tested already).</summary>
-    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, Winograd, CpuVector, CpuWinograd2, CpuDirect, CpuScalar];
+    public IReadOnlyList<IBackend> AllVariants => [Backend, Tiled, Blocked, Winograd, CpuVector, CpuWinograd2, CpuWinograd4, CpuDirect, CpuScalar];
 
     public float[] Read(Tensor t) => t.Backend.Read(t);
 
@@ -55,6 +58,7 @@ public sealed class IlgpuCpuFixture : IDisposable
         CpuVector.Dispose();
         CpuDirect.Dispose();
         CpuWinograd2.Dispose();
+        CpuWinograd4.Dispose();
         CpuScalar.Dispose();
     }
 }
