@@ -5,7 +5,7 @@
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
 #   STEPS="7 8" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
-#   the variants' names are those step 2 adds: tf32-prefetch tf32-gram winograd-gramgemm winograd4
+#   the variants' names are those step 2 adds: tf32-tuned tf32-prefetch tf32-gram winograd-gramgemm winograd4
 #   winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
@@ -14,7 +14,9 @@
 #      timings, and the script stops if none passes;
 #   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32 (the default), tuned fp32 (each shape's fastest
 #      of blocked, Winograd F(2×2) and F(4×4), built after the H200 run: expected ≈ 2–3× the blocked kernel on the
-#      convolutions; its table of every candidate's time per shape is the per-layer comparison), --tf32 — then PyTorch/cuDNN (TF32
+#      convolutions; its table of every candidate's time per shape is the per-layer comparison), --tf32, and --tf32
+#      with MmaTune=1 at 512 (each shape's fastest of the TF32 tile heights, Winograd with TF32 GEMMs and fp32
+#      Winograd: the TF32 target's best candidate) — then PyTorch/cuDNN (TF32
 #      off and on) (the "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512
 #      where the classical recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, tuned) and --tf32, with wall times;
@@ -23,7 +25,7 @@
 #   7. each opt-in variant alone on relu3_2 and the 512² iteration: Winograd F(2×2, 3×3) and WinogradTile=4
 #      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
-#      MmaTune=1 (each shape's TF32 tile height, or F(2×2) with TF32 GEMMs, timed and chosen), MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
+#      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the issue's measurements, which the
 #      budget must not cut;
 #   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
@@ -82,6 +84,7 @@ if want 2; then
   check winograd winograd
   check tuned tuned                                      # each shape's fastest of blocked, F(2×2), F(4×4)
   check tf32 tf32
+  check tf32-tuned tf32 MmaTune=1                        # each shape's TF32 tile height, or Winograd with TF32 or fp32 GEMMs
   check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
   check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
@@ -101,6 +104,11 @@ if want 3; then
     bounded 100 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-$conv.txt"
   done
+  if has tf32-tuned; then
+    echo "-- ours: vgg16, --conv tf32 --launch MmaTune=1"
+    bounded 60 "$B" bench --device cuda --conv tf32 --launch MmaTune=1 --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
+      --iterations 5 | tee "$OUT/bench-vgg16-tf32-MmaTune-1.txt"
+  fi
   torch_sizes vgg16
 fi
 
@@ -141,7 +149,7 @@ if want 7; then
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32 tf32 MmaTune=1" "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue

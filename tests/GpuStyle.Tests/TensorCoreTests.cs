@@ -150,7 +150,7 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     [Fact]
     public void Tuned_tiles_choose_a_height_per_shape_and_compute_the_same()
     {
-        // MmaTune=1 with a 16×8 tile: candidates 16×8 and 16×4 (and F(2×2) with TF32 GEMMs: the next test); the clock
+        // MmaTune=1 with a 16×8 tile: candidates 16×8 and 16×4 (and Winograd: the next test); the clock
         // makes 16×4 the forward's and 16×8 the backward's. Both directions must still compute the TF32 convolution
         // (checked as the other tests do).
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
@@ -160,40 +160,46 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         int calls = 0;
         b.TuningClock = (_, backward, plan) => { calls++; return plan.Tile.TileHeight == (backward ? 8 : 4) ? 1e-3 : 2e-3; };
         CheckForwardAndBackward(b, 20, 37, 9, 16);
-        Assert.Equal(6, calls);
+        Assert.Equal(10, calls);
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
-        Assert.All(tunings, t => Assert.Equal([8, 4, 0], t.Trials.Select(r => r.Plan.Tile.TileHeight)));
+        Assert.All(tunings, t => Assert.Equal([8, 4, 0, 0, 0], t.Trials.Select(r => r.Plan.Tile.TileHeight)));
         Assert.Equal((ConvAlgorithm.Tf32, 4, false), (tunings[0].Chosen.Algorithm, tunings[0].Chosen.Tile.TileHeight, tunings[0].Backward));
         Assert.Equal((ConvAlgorithm.Tf32, 8, true), (tunings[1].Chosen.Algorithm, tunings[1].Chosen.Tile.TileHeight, tunings[1].Backward));
         // Every tile sums each output in the same order: the candidates agree to the last bit, or nearly.
         Assert.All(tunings, t => Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32), r => Assert.True(r.Agrees && r.Error < 1e-6, t.ToString())));
-        Assert.StartsWith("20→37 9×16 forward: TF32 16×4 (TF32 16×8 2 ms, TF32 16×4 1 ms, F(2×2) 2 ms)", tunings[0].ToString());
+        Assert.StartsWith("20→37 9×16 forward: TF32 16×4 (TF32 16×8 2 ms, TF32 16×4 1 ms, F(2×2) TF32 2 ms, F(2×2) 2 ms, F(4×4) 2 ms)", tunings[0].ToString());
     }
 
     [Fact]
     public void Tuned_tf32_offers_winograd_with_tf32_gemms_where_it_applies()
     {
-        // MmaTune=1: beside the tile heights, F(2×2) with TF32 GEMMs (16+ channels both ways); the clock makes it the
-        // forward's choice. Its result must stay at the TF32 level (as WinogradTests' TF32 GEMMs: 5–6e-4 measured).
+        // MmaTune=1: beside the tile heights, F(2×2) with TF32 GEMMs and fp32 F(2×2) and F(4×4) (16+ channels both
+        // ways); the clock makes TF32-GEMM Winograd the forward's choice and fp32 F(4×4) the backward's. Results must
+        // stay at the TF32 level (as WinogradTests' TF32 GEMMs: 5–6e-4 measured), the fp32 ones well inside it.
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
         {
             MmaTileWidth = 16, MmaTileHeight = 8, MmaWarpsCo = 1, MmaTune = 1, MmaGramWarps = 1, WinogradScratch = 16 * 128 * 32,
         }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
         Assert.True(b.Tf32Winograd);
         Assert.Null(b.TuningNote);
-        b.TuningClock = (_, backward, plan) => plan.Algorithm == ConvAlgorithm.Winograd2 && !backward ? 1e-3 : 2e-3;
-        ConvChecks.ForwardAndBackwardMatch(b, 37, Environment.TickCount, 2e-3, "TF32 tuned, Winograd candidate", 20, 9, 16);
+        b.TuningClock = (_, backward, plan) => plan.Algorithm == (backward ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2Tf32) ? 1e-3 : 2e-3;
+        var (forward, backward) = ConvChecks.ForwardAndBackwardMatch(b, 37, Environment.TickCount, 2e-3, "TF32 tuned, Winograd candidates", 20, 9, 16);
+        // Each ran its own GEMMs: the forward's rounded to TF32 (an fp32 one would be ~1e-6 off), the backward's not.
+        Assert.True(forward > 2e-5, $"the TF32-GEMM forward is {forward:E1} off: not rounded to TF32?");
+        Assert.True(backward < 2e-5, $"the fp32 F(4×4) backward is {backward:E1} off: rounded to TF32?");
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
-        Assert.All(tunings, t => Assert.Equal([ConvAlgorithm.Tf32, ConvAlgorithm.Tf32, ConvAlgorithm.Winograd2], t.Trials.Select(r => r.Plan.Algorithm)));
-        Assert.Equal(ConvAlgorithm.Winograd2, tunings[0].Chosen.Algorithm);
-        Assert.Equal(ConvAlgorithm.Tf32, tunings[1].Chosen.Algorithm);   // the backward: the first of the tied tiles
-        var winograd = tunings[0].Trials.Single(r => r.Plan.Algorithm == ConvAlgorithm.Winograd2);
-        Assert.True(winograd.Agrees && winograd.Error > 0 && winograd.Error < IlgpuBackend.Tf32TuningTolerance, tunings[0].ToString());
+        Assert.All(tunings, t => Assert.Equal([ConvAlgorithm.Tf32, ConvAlgorithm.Tf32, ConvAlgorithm.Winograd2Tf32, ConvAlgorithm.Winograd2, ConvAlgorithm.Winograd4],
+            t.Trials.Select(r => r.Plan.Algorithm)));
+        Assert.Equal((ConvAlgorithm.Winograd2Tf32, false), (tunings[0].Chosen.Algorithm, tunings[0].Backward));
+        Assert.Equal((ConvAlgorithm.Winograd4, true), (tunings[1].Chosen.Algorithm, tunings[1].Backward));
+        foreach (var t in tunings)
+            foreach (var winograd in t.Trials.Where(r => r.Plan.Algorithm != ConvAlgorithm.Tf32))
+                Assert.True(winograd.Agrees && winograd.Error > 0 && winograd.Error < IlgpuBackend.Tf32TuningTolerance, t.ToString());
         // Few channels: the tiles only.
         ConvChecks.ForwardAndBackwardMatch(b, 9, 5, 2e-3, "TF32 tuned, 9 → 20", 20, 9, 16);
-        Assert.DoesNotContain(b.Tunings.Where(t => t.Cin == 9 || t.Cout == 9).SelectMany(t => t.Trials), r => r.Plan.Algorithm == ConvAlgorithm.Winograd2);
+        Assert.All(b.Tunings.Where(t => t.Cin == 9 || t.Cout == 9).SelectMany(t => t.Trials), r => Assert.Equal(ConvAlgorithm.Tf32, r.Plan.Algorithm));
     }
 
     [Theory]

@@ -4,8 +4,9 @@ using GpuStyle.Kernels;
 namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>Which kernels the ILGPU backend runs a convolution with: its fp32 staged kernel (blocked; tiled with
-/// --conv tiled), Winograd with 2×2 or 4×4 output tiles, or the TF32 tensor-core kernel.</summary>
-public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32 }
+/// --conv tiled), Winograd with 2×2 or 4×4 output tiles (fp32 GEMMs), Winograd F(2×2) with TF32 GEMMs, or the TF32
+/// tensor-core kernel.</summary>
+public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32 }
 
 /// <summary>One way to run a convolution: the algorithm, and for TF32 its tile.</summary>
 public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default)
@@ -14,6 +15,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
     {
         ConvAlgorithm.Winograd2 => "F(2×2)",
         ConvAlgorithm.Winograd4 => "F(4×4)",
+        ConvAlgorithm.Winograd2Tf32 => "F(2×2) TF32",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{(Tile.Prefetch != 0 ? " prefetch" : "")}",
         _ => "blocked",
     };
@@ -88,8 +90,9 @@ public sealed partial class IlgpuBackend
     /// the first time this shape and direction are met (<paramref name="run"/> computes <paramref name="output"/> by a
     /// candidate; the caller then runs the choice, so the output is its result even where the last candidate tried
     /// was refused). Candidates: with --conv tuned the blocked kernel, F(2×2) and F(4×4); with --tf32 and MmaTune=1
-    /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates), and Winograd
-    /// F(2×2) with TF32 GEMMs.</summary>
+    /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates), Winograd F(2×2)
+    /// with TF32 GEMMs, and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
+    /// what --tf32 should run.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
@@ -98,10 +101,11 @@ public sealed partial class IlgpuBackend
         {
             if (_launch.MmaTune == 0) return new(ConvAlgorithm.Tf32, TileFor(d));
             candidates = () => [.. MmaTileCandidates(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
-                .. _winogradMma is not null && winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2)] : Array.Empty<ConvPlan>()];
+                .. _winogradMma is not null && winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2Tf32)] : Array.Empty<ConvPlan>(),
+                .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
         else if (_launch.Conv == ConvKernel.Winograd && winogradApplies)
-            return new(_launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
+            return new(_launch.WinogradMma != 0 ? ConvAlgorithm.Winograd2Tf32 : _launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
         else if (_launch.Conv == ConvKernel.Tuned && winogradApplies)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
         else

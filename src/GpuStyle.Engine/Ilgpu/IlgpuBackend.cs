@@ -68,8 +68,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
     /// <remarks>MmaTune 1 (under TF32; built and checked on the CPU, not yet timed on a GPU, so off by default): each
     /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
-    /// warps of pixels, and Winograd F(2×2) with TF32 GEMMs, and keeps the fastest (IlgpuBackend.Tuning.cs) —
-    /// MmaMinGroups's guess, measured instead.
+    /// warps of pixels, Winograd F(2×2) with TF32 GEMMs, and fp32 Winograd F(2×2) and F(4×4) (no less accurate than
+    /// TF32), and keeps the fastest (IlgpuBackend.Tuning.cs) — MmaMinGroups's guess, measured instead.
     /// MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
@@ -196,7 +196,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, and Winograd F(2×2) with TF32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -332,7 +332,7 @@ public sealed partial class IlgpuBackend : IBackend
             _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
         if (UsesWinograd(launch))
         {
-            foreach (int edge in launch.Conv == ConvKernel.Tuned ? [2, 4] : TunesTf32Winograd(launch) ? [2] : new[] { launch.WinogradTile })
+            foreach (int edge in launch.Conv == ConvKernel.Tuned || TunesTf32Winograd(launch) ? [2, 4] : new[] { launch.WinogradTile })
             {
                 bool four = edge == 4;
                 _winograd[edge] = new(
@@ -433,7 +433,7 @@ public sealed partial class IlgpuBackend : IBackend
     public void Synchronize() => Accelerator.Synchronize();
 
     public ConvKernel ConvVariant => _launch.Conv;
-    /// <summary>True when the Winograd GEMMs run on tensor cores in TF32 (WinogradMma).</summary>
+    /// <summary>True when the TF32 Winograd GEMM is loaded: asked for (WinogradMma), or a tuning candidate (MmaTune).</summary>
     public bool Tf32Winograd => _winogradMma is not null;
     /// <summary>True when the Gram matrices run on tensor cores in TF32 (MmaGram).</summary>
     public bool TensorCoreGram => _launch.TensorCoreGram;
@@ -493,14 +493,13 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
                 default:
-                    ConvWinograd(Edge(plan.Algorithm), V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
+                    ConvWinograd(plan.Algorithm, V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
             }
         }
         Run(PlanFor(d, backward: false, y, Run));
     }
 
-    static int Edge(ConvAlgorithm winograd) => winograd == ConvAlgorithm.Winograd4 ? 4 : 2;
 
     /// <summary>Whether this convolution runs the TF32 kernel: chosen, and enough channels both ways.</summary>
     bool OnTensorCores(ConvDims d) => _launch.Conv == ConvKernel.Tf32 && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
@@ -601,7 +600,7 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
                     break;
                 default:
-                    ConvWinograd(Edge(plan.Algorithm), V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    ConvWinograd(plan.Algorithm, V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
                     break;
             }
         }
@@ -613,10 +612,11 @@ public sealed partial class IlgpuBackend : IBackend
         launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
 
     /// <summary>Winograd's kernels run: chosen, or among the tuned convolutions' candidates (with --conv tuned; with
-    /// --tf32 and MmaTune, F(2×2) with TF32 GEMMs).</summary>
+    /// --tf32 and MmaTune, F(2×2) with TF32 GEMMs and fp32 F(2×2) and F(4×4)).</summary>
     static bool UsesWinograd(IlgpuLaunchOptions launch) => launch.Conv is ConvKernel.Winograd or ConvKernel.Tuned || TunesTf32Winograd(launch);
 
-    /// <summary>--tf32 with MmaTune: Winograd F(2×2) with TF32 GEMMs is a candidate beside the TF32 tiles.</summary>
+    /// <summary>--tf32 with MmaTune: Winograd (F(2×2) with TF32 GEMMs, fp32 F(2×2) and F(4×4)) is a candidate beside
+    /// the TF32 tiles.</summary>
     static bool TunesTf32Winograd(IlgpuLaunchOptions launch) => launch.Conv == ConvKernel.Tf32 && launch.MmaTune != 0;
 
     /// <summary>Version 3's blocked Gram kernels run: with every convolution but the direct and tiled ones.</summary>
@@ -627,20 +627,23 @@ public sealed partial class IlgpuBackend : IBackend
     static bool UsesGramGemm(IlgpuLaunchOptions launch) =>
         (launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd) || launch.Conv == ConvKernel.Tuned;
 
-    /// <summary>One convolution by Winograd F(edge×edge, 3×3) (Conv3x3.IlgpuWinograd): the weights transformed (flipped
-    /// for the backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's
-    /// mask applied), the (edge+2)² GEMMs, and the output transform (bias, ReLU).</summary>
-    void ConvWinograd(int edge, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
+    /// <summary>One convolution by Winograd F(edge×edge, 3×3) (Conv3x3.IlgpuWinograd) — F(2×2) or F(4×4) with fp32
+    /// GEMMs, or F(2×2) with TF32 GEMMs (<paramref name="winograd"/>): the weights transformed (flipped for the
+    /// backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's mask
+    /// applied), the (edge+2)² GEMMs, and the output transform (bias, ReLU).</summary>
+    void ConvWinograd(ConvAlgorithm winograd, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
         ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
     {
+        int edge = winograd == ConvAlgorithm.Winograd4 ? 4 : 2;
+        var tf32Gemm = winograd == ConvAlgorithm.Winograd2Tf32 ? _winogradMma ?? throw new InvalidOperationException("the TF32 Winograd GEMM is not loaded") : null;
         var transforms = _winograd[edge];
         int warps = _launch.MmaGramWarps, side = Gram.IlgpuTensorCore.Side(warps);
-        int bm = _winogradMma is null ? _launch.WinogradBlockFor(d.Cout) : side, bn = _winogradMma is null ? _launch.WinogradN : side;
+        int bm = tf32Gemm is null ? _launch.WinogradBlockFor(d.Cout) : side, bn = tf32Gemm is null ? _launch.WinogradN : side;
         int cinPad = Conv3x3.IlgpuWinograd.Pad(d.Cin, Conv3x3.IlgpuWinograd.KChunk), coutPad = Conv3x3.IlgpuWinograd.Pad(d.Cout, bm);
         // F(2×2, 3×3): 16 values a tile and channel, 2×2 outputs a tile; F(4×4, 3×3) (WinogradTile=4): 36, 4×4.
         int positions = (edge + 2) * (edge + 2);
         var u = Scratch(ref _winogradU, (long)positions * cinPad * coutPad);
-        transforms.Weights(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip, _winogradMma is null ? 0 : 1);
+        transforms.Weights(cinPad * coutPad, w, u, d.Cin, d.Cout, cinPad, coutPad, flip, tf32Gemm is null ? 0 : 1);
         int tiles = (d.H + edge - 1) / edge * ((d.W + edge - 1) / edge);
         int perPass = Conv3x3.IlgpuWinograd.TilesPerPass(cinPad, coutPad, tiles, bn, _launch.WinogradScratch, positions);
         var v = Scratch(ref _winogradV, (long)positions * cinPad * perPass);
@@ -649,8 +652,8 @@ public sealed partial class IlgpuBackend : IBackend
         {
             int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
             transforms.Input(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
-            if (_winogradMma is not null)
-                _winogradMma(new KernelConfig(new Index3D(nPad / side, coutPad / side, positions), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
+            if (tf32Gemm is not null)
+                tf32Gemm(new KernelConfig(new Index3D(nPad / side, coutPad / side, positions), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
                     SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps);
             else
                 Sgemm(u, v, m, cinPad, coutPad, nPad, bm, bn, batches: positions, accumulate: 0);

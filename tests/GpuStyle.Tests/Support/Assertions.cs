@@ -6,7 +6,9 @@ public static class Assertions
     /// Every element finite (an element the kernel never wrote keeps its NaN) and
     /// max|actual − expected| ≤ tolerance · max|expected|.
     /// </summary>
-    public static void Close(double[] expected, float[] actual, double tolerance, string what)
+    /// <summary>Every element written and within tolerance of the largest expected one; returns the largest error as
+    /// that fraction (for a test that also needs to see rounding happen).</summary>
+    public static double Close(double[] expected, float[] actual, double tolerance, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         double scale = expected.Max(Math.Abs), worst = 0;
@@ -20,6 +22,7 @@ public static class Assertions
         double rel = scale > 0 ? worst / scale : worst;
         Assert.True(rel <= tolerance,
             $"{what}: relative error {rel:E2} > {tolerance:E0} (element {worstAt}: {actual[Math.Max(worstAt, 0)]} vs {expected[Math.Max(worstAt, 0)]})");
+        return rel;
     }
 
     public static void Close(double expected, float actual, double tolerance, string what)

@@ -24,8 +24,9 @@ public static class ConvChecks
     }
 
     /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
-    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output.</summary>
-    public static void ForwardAndBackwardMatch(IBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
+    /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output. Returns
+    /// each direction's largest error (of its largest output).</summary>
+    public static (double Forward, double Backward) ForwardAndBackwardMatch(IBackend b, int cin, int seed, double tolerance, string what, int cout = 70, int h = 13, int w = 23)
     {
         var rnd = new TestData(seed);
         var d = new ConvDims(cin, cout, h, w);
@@ -39,11 +40,12 @@ public static class ConvChecks
         using var bias = b.Make(Shape.Vector(cout), bd);
         using var y = b.Make(new Shape(cout, h, w), null);
         b.Conv3x3Forward(x, wt, bias, y, relu: true);
-        Assertions.Close(yRef, b.Read(y), tolerance, $"forward, {what}");
+        double forward = Assertions.Close(yRef, b.Read(y), tolerance, $"forward, {what}");
         using var dy = b.Make(new Shape(cout, h, w), dyd);
         using var mask = b.Make(new Shape(cout, h, w), yRef);
         using var dx = b.Make(new Shape(cin, h, w), null);
         b.Conv3x3BackwardInput(dy, mask, wt, dx);
-        Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), tolerance, $"backward, {what}");
+        double backward = Assertions.Close(Conv3x3.Reference.BackwardInput(dyd, yRef, wd, d), b.Read(dx), tolerance, $"backward, {what}");
+        return (forward, backward);
     }
 }
