@@ -168,31 +168,35 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.Equal((ConvAlgorithm.Tf32, 8, true), (tunings[1].Chosen.Algorithm, tunings[1].Chosen.Tile.TileHeight, tunings[1].Backward));
         // Every tile sums each output in the same order: the candidates agree to the last bit, or nearly.
         Assert.All(tunings, t => Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32), r => Assert.True(r.Agrees && r.Error < 1e-6, t.ToString())));
-        Assert.StartsWith("20→37 9×16 forward: TF32 16×4 (TF32 16×8 2 ms, TF32 16×4 1 ms, F(2×2) TF32 2 ms, F(2×2) 2 ms, F(4×4) 2 ms)", tunings[0].ToString());
+        // (The TF32 GEMM in the default 2×2 warps only: 4×4 warps' 512 threads exceed this simulation's 256.)
+        Assert.StartsWith("20→37 9×16 forward: TF32 16×4 (TF32 16×8 2 ms, TF32 16×4 1 ms, F(2×2) TF32 2×2 warps 2 ms, F(2×2) 2 ms, F(4×4) 2 ms)",
+            tunings[0].ToString());
     }
 
     [Fact]
     public void Tuned_tf32_offers_winograd_with_tf32_gemms_where_it_applies()
     {
-        // MmaTune=1: beside the tile heights, F(2×2) with TF32 GEMMs and fp32 F(2×2) and F(4×4) (16+ channels both
-        // ways); the clock makes TF32-GEMM Winograd the forward's choice and fp32 F(4×4) the backward's. Results must
-        // stay at the TF32 level (as WinogradTests' TF32 GEMMs: 5–6e-4 measured), the fp32 ones well inside it.
+        // MmaTune=1: beside the tile heights, F(2×2) with TF32 GEMMs in the configured 1×1-warp block and in 2×2
+        // warps, and fp32 F(2×2) and F(4×4) (16+ channels both ways); the clock makes TF32-GEMM Winograd in 2×2 warps
+        // the forward's choice and fp32 F(4×4) the backward's. Results must stay at the TF32 level (as WinogradTests'
+        // TF32 GEMMs: 5–6e-4 measured), the fp32 ones well inside it.
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
         {
             MmaTileWidth = 16, MmaTileHeight = 8, MmaWarpsCo = 1, MmaTune = 1, MmaGramWarps = 1, WinogradScratch = 16 * 128 * 32,
         }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
         Assert.True(b.Tf32Winograd);
         Assert.Null(b.TuningNote);
-        b.TuningClock = (_, backward, plan) => plan.Algorithm == (backward ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2Tf32) ? 1e-3 : 2e-3;
+        b.TuningClock = (_, backward, plan) => (backward ? plan.Algorithm == ConvAlgorithm.Winograd4 : plan.GemmWarps == 2) ? 1e-3 : 2e-3;
         var (forward, backward) = ConvChecks.ForwardAndBackwardMatch(b, 37, Environment.TickCount, 2e-3, "TF32 tuned, Winograd candidates", 20, 9, 16);
         // Each ran its own GEMMs: the forward's rounded to TF32 (an fp32 one would be ~1e-6 off), the backward's not.
         Assert.True(forward > 2e-5, $"the TF32-GEMM forward is {forward:E1} off: not rounded to TF32?");
         Assert.True(backward < 2e-5, $"the fp32 F(4×4) backward is {backward:E1} off: rounded to TF32?");
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
-        Assert.All(tunings, t => Assert.Equal([ConvAlgorithm.Tf32, ConvAlgorithm.Tf32, ConvAlgorithm.Winograd2Tf32, ConvAlgorithm.Winograd2, ConvAlgorithm.Winograd4],
-            t.Trials.Select(r => r.Plan.Algorithm)));
-        Assert.Equal((ConvAlgorithm.Winograd2Tf32, false), (tunings[0].Chosen.Algorithm, tunings[0].Backward));
+        Assert.All(tunings, t => Assert.Equal(
+            [(ConvAlgorithm.Tf32, 0), (ConvAlgorithm.Tf32, 0), (ConvAlgorithm.Winograd2Tf32, 1), (ConvAlgorithm.Winograd2Tf32, 2), (ConvAlgorithm.Winograd2, 0), (ConvAlgorithm.Winograd4, 0)],
+            t.Trials.Select(r => (r.Plan.Algorithm, r.Plan.GemmWarps))));
+        Assert.Equal((ConvAlgorithm.Winograd2Tf32, 2, false), (tunings[0].Chosen.Algorithm, tunings[0].Chosen.GemmWarps, tunings[0].Backward));
         Assert.Equal((ConvAlgorithm.Winograd4, true), (tunings[1].Chosen.Algorithm, tunings[1].Backward));
         foreach (var t in tunings)
             foreach (var winograd in t.Trials.Where(r => r.Plan.Algorithm != ConvAlgorithm.Tf32))

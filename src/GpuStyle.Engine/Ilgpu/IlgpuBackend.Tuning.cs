@@ -8,14 +8,15 @@ namespace GpuStyle.Engine.Ilgpu;
 /// tensor-core kernel.</summary>
 public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32 }
 
-/// <summary>One way to run a convolution: the algorithm, and for TF32 its tile.</summary>
-public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default)
+/// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
+/// block's warps a side (blocks of 32·GemmWarps).</summary>
+public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0)
 {
     public override string ToString() => Algorithm switch
     {
         ConvAlgorithm.Winograd2 => "F(2×2)",
         ConvAlgorithm.Winograd4 => "F(4×4)",
-        ConvAlgorithm.Winograd2Tf32 => "F(2×2) TF32",
+        ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{(Tile.Prefetch != 0 ? " prefetch" : "")}",
         _ => "blocked",
     };
@@ -91,7 +92,8 @@ public sealed partial class IlgpuBackend
     /// candidate; the caller then runs the choice, so the output is its result even where the last candidate tried
     /// was refused). Candidates: with --conv tuned the blocked kernel, F(2×2) and F(4×4); with --tf32 and MmaTune=1
     /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates), Winograd F(2×2)
-    /// with TF32 GEMMs, and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
+    /// with TF32 GEMMs in the configured block (MmaGramWarps) and in one twice its side where that fits the device
+    /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
     /// what --tf32 should run.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
@@ -101,11 +103,12 @@ public sealed partial class IlgpuBackend
         {
             if (_launch.MmaTune == 0) return new(ConvAlgorithm.Tf32, TileFor(d));
             candidates = () => [.. MmaTileCandidates(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
-                .. _winogradMma is not null && winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2Tf32)] : Array.Empty<ConvPlan>(),
+                .. _winogradMma is not null && winogradApplies ? Tf32GemmWarps().Select(w => new ConvPlan(ConvAlgorithm.Winograd2Tf32, GemmWarps: w)) : [],
                 .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
         else if (_launch.Conv == ConvKernel.Winograd && winogradApplies)
-            return new(_launch.WinogradMma != 0 ? ConvAlgorithm.Winograd2Tf32 : _launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
+            return _launch.WinogradMma != 0 ? new(ConvAlgorithm.Winograd2Tf32, GemmWarps: _launch.MmaGramWarps)
+                : new(_launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
         else if (_launch.Conv == ConvKernel.Tuned && winogradApplies)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
         else
@@ -118,6 +121,19 @@ public sealed partial class IlgpuBackend
             _launch.Conv == ConvKernel.Tf32 ? Tf32TuningTolerance : TuningTolerance);
         _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
         return _plans[key] = chosen;
+    }
+
+    /// <summary>The TF32 Winograd GEMM's blocks MmaTune tries: the configured warps a side (MmaGramWarps), and twice
+    /// as many where the group's threads and shared memory fit the device — 4×4 warps, 128-sided blocks, by default:
+    /// each warp's work is the same 32×32, but a group stages its tiles for four times the outputs, so staging (≈ 160
+    /// of the 282 instructions a chunk at 2×2 warps, in the sm_90 SASS) is halved per mma.</summary>
+    IEnumerable<int> Tf32GemmWarps()
+    {
+        int w = _launch.MmaGramWarps;
+        yield return w;
+        if (Gram.IlgpuTensorCore.Threads(2 * w) <= Device.MaxThreadsPerGroup
+            && 4L * Gram.IlgpuTensorCore.BackwardSharedFloats(2 * w, _mma.Emulate) <= Device.MaxSharedBytesPerGroup)
+            yield return 2 * w;
     }
 
     /// <summary>Launches, for a tile candidate: a kernel the driver will not load is not a candidate.</summary>

@@ -68,8 +68,9 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
     /// <remarks>MmaTune 1 (under TF32; built and checked on the CPU, not yet timed on a GPU, so off by default): each
     /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
-    /// warps of pixels, Winograd F(2×2) with TF32 GEMMs, and fp32 Winograd F(2×2) and F(4×4) (no less accurate than
-    /// TF32), and keeps the fastest (IlgpuBackend.Tuning.cs) — MmaMinGroups's guess, measured instead.
+    /// warps of pixels, Winograd F(2×2) with TF32 GEMMs (in MmaGramWarps' blocks and in blocks twice their side), and
+    /// fp32 Winograd F(2×2) and F(4×4) (no less accurate than TF32), and keeps the fastest (IlgpuBackend.Tuning.cs) —
+    /// MmaMinGroups's guess, measured instead.
     /// MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
@@ -493,7 +494,7 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
                 default:
-                    ConvWinograd(plan.Algorithm, V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
+                    ConvWinograd(plan, V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
             }
         }
@@ -600,7 +601,7 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
                     break;
                 default:
-                    ConvWinograd(plan.Algorithm, V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    ConvWinograd(plan, V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
                     break;
             }
         }
@@ -628,16 +629,16 @@ public sealed partial class IlgpuBackend : IBackend
         (launch.GramGemm != 0 && launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd) || launch.Conv == ConvKernel.Tuned;
 
     /// <summary>One convolution by Winograd F(edge×edge, 3×3) (Conv3x3.IlgpuWinograd) — F(2×2) or F(4×4) with fp32
-    /// GEMMs, or F(2×2) with TF32 GEMMs (<paramref name="winograd"/>): the weights transformed (flipped for the
-    /// backward, whose d is the forward it stands for), then per pass of tiles the input transform (ReLU's mask
-    /// applied), the (edge+2)² GEMMs, and the output transform (bias, ReLU).</summary>
-    void ConvWinograd(ConvAlgorithm winograd, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
+    /// GEMMs, or F(2×2) with TF32 GEMMs in blocks of the plan's warps (<paramref name="plan"/>): the weights transformed
+    /// (flipped for the backward, whose d is the forward it stands for), then per pass of tiles the input transform
+    /// (ReLU's mask applied), the (edge+2)² GEMMs, and the output transform (bias, ReLU).</summary>
+    void ConvWinograd(ConvPlan plan, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, int flip, ArrayView<float> b,
         ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
     {
-        int edge = winograd == ConvAlgorithm.Winograd4 ? 4 : 2;
-        var tf32Gemm = winograd == ConvAlgorithm.Winograd2Tf32 ? _winogradMma ?? throw new InvalidOperationException("the TF32 Winograd GEMM is not loaded") : null;
+        int edge = plan.Algorithm == ConvAlgorithm.Winograd4 ? 4 : 2;
+        var tf32Gemm = plan.Algorithm == ConvAlgorithm.Winograd2Tf32 ? _winogradMma ?? throw new InvalidOperationException("the TF32 Winograd GEMM is not loaded") : null;
         var transforms = _winograd[edge];
-        int warps = _launch.MmaGramWarps, side = Gram.IlgpuTensorCore.Side(warps);
+        int warps = plan.GemmWarps, side = Gram.IlgpuTensorCore.Side(warps);
         int bm = tf32Gemm is null ? _launch.WinogradBlockFor(d.Cout) : side, bn = tf32Gemm is null ? _launch.WinogradN : side;
         int cinPad = Conv3x3.IlgpuWinograd.Pad(d.Cin, Conv3x3.IlgpuWinograd.KChunk), coutPad = Conv3x3.IlgpuWinograd.Pad(d.Cout, bm);
         // F(2×2, 3×3): 16 values a tile and channel, 2×2 outputs a tile; F(4×4, 3×3) (WinogradTile=4): 36, 4×4.
