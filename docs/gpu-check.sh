@@ -28,7 +28,8 @@
 #      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the issue's measurements, which the
 #      budget must not cut;
-#   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch).
+#   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch);
+#   then a summary: each saved VGG16 bench's 512² iteration beside PyTorch's at 512.
 # Everything it prints is also written under $OUT (gpu-check.txt, the bench tables, the pictures, the logs).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
@@ -178,4 +179,10 @@ if want 8; then
     has tf32 && bounded 45 "$B" bench --device cuda --conv tf32 --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
 fi
+step "summary: VGG16 at 512², per iteration (the targets' comparison; the tables above have the rest)"
+for f in "$OUT"/bench-vgg16-*.txt; do
+  [ -f "$f" ] || continue
+  awk -v name="$(basename "$f" .txt | sed 's/^bench-vgg16-//')" '$1 == "512²" { printf "  ours %-32s %8.2f ms\n", name, $3 * 1000; exit }' "$f"
+done
+grep -h "vgg16 size=512 " "$OUT/gpu-check.txt" | grep -v "^  " | sed 's/^/  /'
 step "done ($(left) s of the budget left)"

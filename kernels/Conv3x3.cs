@@ -967,8 +967,7 @@ public static partial class Conv3x3
             Parallel.For(0, h * strips, item =>
             {
                 int row = item / strips, strip = item - row * strips;
-                int x0 = strip < wide ? strip * Strip : wide * Strip + (strip - wide) * NarrowStrip;
-                int width = strip < wide ? Strip : NarrowStrip;
+                var (x0, width) = StripAt(strip, wide);
                 float* tiles = stackalloc float[blocks * ChannelBlock * Strip];
                 fixed (float* pp = p, pw = packed, pb = bias, py = y)
                 {
@@ -1031,7 +1030,7 @@ public static partial class Conv3x3
                         float* q = pw + ((long)ob * cin + c0) * 9 * ChannelBlock;
                         for (int s = 0; s < strips; s++)
                         {
-                            int x0 = s < wide ? s * Strip : wide * Strip + (s - wide) * NarrowStrip, width = s < wide ? Strip : NarrowStrip;
+                            var (x0, width) = StripAt(s, wide);
                             float* r = pp + (long)c0 * plane + row * wp + x0, tile = tiles + s * ChannelBlock * Strip;
                             if (!vector) AccumulateScalar(r, q, tile, cn, plane, wp, width);
                             else if (width == Strip) Accumulate4x24(r, q, tile, cn, plane, wp);
@@ -1040,12 +1039,16 @@ public static partial class Conv3x3
                     }
                     for (int s = 0; s < strips; s++)
                     {
-                        int x0 = s < wide ? s * Strip : wide * Strip + (s - wide) * NarrowStrip, width = s < wide ? Strip : NarrowStrip;
+                        var (x0, width) = StripAt(s, wide);
                         WriteTile(tiles + s * ChannelBlock * Strip, py, cout, h, w, ob * ChannelBlock, row, x0, width, relu);
                     }
                 }
             });
         }
+
+        /// <summary>Strip s of a row split by <see cref="Strips"/> (the wide ones first): its first pixel and width.</summary>
+        static (int X0, int Width) StripAt(int s, int wide) =>
+            s < wide ? (s * Strip, Strip) : (wide * Strip + (s - wide) * NarrowStrip, NarrowStrip);
 
         /// <summary>
         /// How a row of w pixels splits into 24-pixel strips and 16-pixel ones, wasting as little as possible: the
