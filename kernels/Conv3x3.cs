@@ -981,9 +981,7 @@ public static partial class Conv3x3
                         {
                             float* q = pw + ((long)ob * cin + c0) * 9 * ChannelBlock;
                             float* tile = tiles + ob * ChannelBlock * Strip;
-                            if (!vector) AccumulateScalar(r, q, tile, cn, plane, wp, width);
-                            else if (width == Strip) Accumulate4x24(r, q, tile, cn, plane, wp);
-                            else Accumulate4x16(r, q, tile, cn, plane, wp);
+                            AccumulateStrip(r, q, tile, cn, plane, wp, width, vector);
                         }
                     }
                     for (int ob = 0; ob < blocks; ob++)
@@ -1032,9 +1030,7 @@ public static partial class Conv3x3
                         {
                             var (x0, width) = StripAt(s, wide);
                             float* r = pp + (long)c0 * plane + row * wp + x0, tile = tiles + s * ChannelBlock * Strip;
-                            if (!vector) AccumulateScalar(r, q, tile, cn, plane, wp, width);
-                            else if (width == Strip) Accumulate4x24(r, q, tile, cn, plane, wp);
-                            else Accumulate4x16(r, q, tile, cn, plane, wp);
+                            AccumulateStrip(r, q, tile, cn, plane, wp, width, vector);
                         }
                     }
                     for (int s = 0; s < strips; s++)
@@ -1044,6 +1040,15 @@ public static partial class Conv3x3
                     }
                 }
             });
+        }
+
+        /// <summary>tile += a strip's convolution over cn input channels, by the micro-kernel for its width (or the scalar
+        /// fallback). The micro-kernels hold the accumulators; this only picks one.</summary>
+        static unsafe void AccumulateStrip(float* r, float* q, float* tile, int cn, int plane, int wp, int width, bool vector)
+        {
+            if (!vector) AccumulateScalar(r, q, tile, cn, plane, wp, width);
+            else if (width == Strip) Accumulate4x24(r, q, tile, cn, plane, wp);
+            else Accumulate4x16(r, q, tile, cn, plane, wp);
         }
 
         /// <summary>Strip s of a row split by <see cref="Strips"/> (the wide ones first): its first pixel and width.</summary>

@@ -185,9 +185,10 @@ public sealed partial class IlgpuBackend
         using var difference = Allocate(output.Shape);
         using var norms = Allocate(Shape.Vector(2));
         float referenceNorm = 0;
-        foreach (var plan in candidates)
+        for (int i = 0; i < candidates.Count; i++)
         {
-            bool first = EqualityComparer<TPlan>.Default.Equals(plan, candidates[0]);
+            var plan = candidates[i];
+            bool first = i == 0;
             try
             {
                 run(plan);

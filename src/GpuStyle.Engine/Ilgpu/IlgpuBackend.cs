@@ -255,7 +255,7 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException("--conv tuned chooses among the fp32 convolutions; the TF32 Winograd GEMMs (WinogradMma=1) run with --conv winograd");
         if (chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 && chosen.WinogradTile != 2)
             throw new ArgumentException("the TF32 Winograd GEMMs (WinogradMma=1) need WinogradTile=2: F(4×4, 3×3)'s larger transforms put TF32's rounding 6–9e-3 off");
-        if ((chosen.Conv == ConvKernel.Winograd && chosen.WinogradMma != 0 || TunesTf32Winograd(chosen))
+        if (UsesTf32WinogradGemm(chosen)
             && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Winograd GEMM's {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps (MmaGramWarps) do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
         if (chosen.Conv == ConvKernel.Tf32)
@@ -279,7 +279,7 @@ public sealed partial class IlgpuBackend : IBackend
         if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
         if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
-        if (o.TensorCoreGram || (o.Conv == ConvKernel.Winograd && o.WinogradMma != 0) || TunesTf32Winograd(o))
+        if (o.TensorCoreGram || UsesTf32WinogradGemm(o))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
         if (UsesWinograd(o) || UsesGramGemm(o))
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
@@ -346,7 +346,7 @@ public sealed partial class IlgpuBackend : IBackend
             }
             // The TF32 GEMM: asked for (WinogradMma), where failing to load is an error, or a tuning candidate (MmaTune),
             // where it only leaves the candidate out.
-            if (launch.WinogradMma != 0 || TunesTf32Winograd(launch))
+            if (UsesTf32WinogradGemm(launch))
                 try
                 {
                     _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
@@ -501,7 +501,6 @@ public sealed partial class IlgpuBackend : IBackend
         Run(PlanFor(d, backward: false, y, Run));
     }
 
-
     /// <summary>Whether this convolution runs the TF32 kernel: chosen, and enough channels both ways.</summary>
     bool OnTensorCores(ConvDims d) => _launch.Conv == ConvKernel.Tf32 && Math.Min(d.Cin, d.Cout) >= _launch.MmaMinChannels;
 
@@ -619,6 +618,10 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>--tf32 with MmaTune: Winograd (F(2×2) with TF32 GEMMs, fp32 F(2×2) and F(4×4)) is a candidate beside
     /// the TF32 tiles.</summary>
     static bool TunesTf32Winograd(IlgpuLaunchOptions launch) => launch.Conv == ConvKernel.Tf32 && launch.MmaTune != 0;
+
+    /// <summary>The TF32 Winograd GEMM runs: asked for (--conv winograd with WinogradMma), or a tuning candidate.</summary>
+    static bool UsesTf32WinogradGemm(IlgpuLaunchOptions launch) =>
+        (launch.Conv == ConvKernel.Winograd && launch.WinogradMma != 0) || TunesTf32Winograd(launch);
 
     /// <summary>Version 3's blocked Gram kernels run: with every convolution but the direct and tiled ones.</summary>
     static bool UsesBlockedGram(IlgpuLaunchOptions launch) => launch.Conv is not (ConvKernel.Direct or ConvKernel.Tiled);
