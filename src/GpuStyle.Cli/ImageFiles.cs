@@ -9,7 +9,8 @@ namespace GpuStyle.Cli;
 /// <summary>
 /// Image files in and out through ImageSharp 2.1.13: JPEG, PNG, BMP, GIF (first frame), WebP, TIFF; EXIF orientation
 /// applied; alpha dropped. Sizes are checked from the header before any pixel is decoded (a decompression bomb is
-/// refused, not decoded). Outputs are PNG, written whole under a temporary name and then renamed.
+/// refused, not decoded), and so is completeness (a file cut off before its picture ends is refused, see
+/// <see cref="ImageCompleteness"/>). Outputs are PNG, written whole under a temporary name and then renamed.
 /// </summary>
 public static class ImageFiles
 {
@@ -22,11 +23,20 @@ public static class ImageFiles
         if (new FileInfo(path).Length == 0) throw new InputException($"{path}: the {role} file is empty");
         try
         {
-            var info = Image.Identify(path, out var format);
-            if (info is null || format is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
+            using var file = File.OpenRead(path);
+            var format = Image.DetectFormat(file);
+            if (format is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
+            // Completeness before the header's size: ImageSharp's Identify fails on some cut files with no clear word.
+            file.Position = 0;
+            if (ImageCompleteness.FindTruncation(file, format) is { } truncation)
+                throw new InputException($"{path}: the {role} file is an incomplete {format.Name} image: {truncation}");
+            file.Position = 0;
+            var info = Image.Identify(file);
+            if (info is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
             if ((long)info.Width * info.Height > MaxPixels)
                 throw new InputException($"{path}: {info.Width}×{info.Height} is {(long)info.Width * info.Height / 1e6:0} megapixels, more than the {MaxPixels / 1e6:0} GpuStyle decodes");
-            var image = Image.Load<Rgb24>(path);
+            file.Position = 0;
+            var image = Image.Load<Rgb24>(file);
             while (image.Frames.Count > 1) image.Frames.RemoveFrame(1);   // GIF: the first frame
             image.Mutate(c => c.AutoOrient());
             return image;

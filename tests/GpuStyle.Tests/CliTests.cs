@@ -143,6 +143,7 @@ public sealed class CliTests : IDisposable
         { "no such content file", ["transfer", "--content", "{dir}/missing.jpg", "--style", "{painting}"] },
         { "is not an image GpuStyle can read", ["transfer", "--content", "{dir}/notes.jpg", "--style", "{painting}"] },
         { "is empty", ["transfer", "--content", "{dir}/empty.png", "--style", "{painting}"] },
+        { "style file is an incomplete JPEG image", ["transfer", "--content", "{photo}", "--style", "{dir}/cut.jpg"] },
         { "unknown layer 'relu9_9'", ["transfer", "--content", "{photo}", "--style", "{painting}", "--content-layers", "relu9_9"] },
         { "unknown layer 'conv1'", ["texture", "--style", "{painting}", "--style-layers", "relu1_1,conv1"] },
         { "--style-blend has 3 weights for 2 style image(s)", ["transfer", "--content", "{photo}", "--style", "{painting},{painting2}", "--style-blend", "0.2,0.3,0.5"] },
@@ -164,6 +165,7 @@ public sealed class CliTests : IDisposable
     {
         File.WriteAllText(Path.Combine(_dir, "notes.jpg"), "shopping list: eggs, flour\n");
         File.WriteAllBytes(Path.Combine(_dir, "empty.png"), []);
+        File.WriteAllBytes(Path.Combine(_dir, "cut.jpg"), File.ReadAllBytes(_painting)[..^100]);   // a download cut off
         string output = Path.Combine(_dir, "result.png");
         var args = template.Select(a => a.Replace("{dir}", _dir).Replace("{photo}", _photo).Replace("{painting2}", _painting2)
             .Replace("{painting}", _painting)).ToList();
@@ -184,14 +186,17 @@ public sealed class CliTests : IDisposable
     [Fact]
     public void A_decompression_bomb_is_refused_before_decoding()
     {
-        // A BMP header that claims 20000×20000 pixels (1.2 GB of pixels, in a 58-byte file): refused from the
-        // header alone, before anything is decoded.
+        // A whole, 1 080-byte BMP that decodes to 20000×20000 pixels (1.2 GB as RGB): 8-bit run-length encoded, its
+        // pixel data one "end of bitmap" code. Refused from the header alone, before anything is decoded.
         string bomb = Path.Combine(_dir, "bomb.bmp");
-        using (var image = new Image<Rgb24>(1, 1)) image.Save(bomb);
-        var bytes = File.ReadAllBytes(bomb);
-        BitConverter.GetBytes(20000).CopyTo(bytes, 18);
-        BitConverter.GetBytes(20000).CopyTo(bytes, 22);
-        File.WriteAllBytes(bomb, bytes);
+        using (var file = new BinaryWriter(File.Create(bomb)))
+        {
+            file.Write("BM"u8); file.Write(1080); file.Write(0); file.Write(14 + 40 + 1024);
+            file.Write(40); file.Write(20000); file.Write(20000); file.Write((short)1); file.Write((short)8);
+            file.Write(1 /* BI_RLE8 */); file.Write(2); file.Write(2835); file.Write(2835); file.Write(256); file.Write(0);
+            for (int i = 0; i < 256; i++) file.Write(i * 0x010101);
+            file.Write(new byte[] { 0, 1 });
+        }
         var (code, _, err) = Gpustyle(Small("content", "--content", bomb, "--out", Path.Combine(_dir, "o.png")));
         Assert.Equal(2, code);
         Assert.Contains("megapixels", err);
