@@ -1,6 +1,7 @@
 using GpuStyle.Engine.Pipelines;
 using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.PixelFormats;
 using SixLabors.ImageSharp.Processing;
 
@@ -10,7 +11,8 @@ namespace GpuStyle.Cli;
 /// Image files in and out through ImageSharp 2.1.13: JPEG, PNG, BMP, GIF (first frame), WebP, TIFF; EXIF orientation
 /// applied; alpha dropped. Sizes are checked from the header before any pixel is decoded (a decompression bomb is
 /// refused, not decoded), and so is completeness (a file cut off before its picture ends is refused, see
-/// <see cref="ImageCompleteness"/>). Outputs are PNG, written whole under a temporary name and then renamed.
+/// <see cref="ImageCompleteness"/>). Outputs are PNG, or the format their extension names, written whole under a
+/// temporary name and then renamed.
 /// </summary>
 public static class ImageFiles
 {
@@ -72,15 +74,32 @@ public static class ImageFiles
 
     public static Image<Rgb24> FromPicture(Picture p) => Image.LoadPixelData<Rgb24>(p.ToRgb(), p.Width, p.Height);
 
-    /// <summary>Writes a PNG whole or not at all: to a temporary name in the same folder, then renamed over.</summary>
-    public static void SavePngAtomically(Image<Rgb24> image, string path)
+    /// <summary>
+    /// The encoder an output's extension names: .png (lossless, as in the examples), .jpg/.jpeg (quality 95 rather
+    /// than ImageSharp's default 75: the fine texture is the point of the picture), .bmp, .gif (256 colours), .webp,
+    /// .tif/.tiff. Any other name is refused before a run starts, rather than writing PNG bytes under a name that says
+    /// something else.
+    /// </summary>
+    public static IImageEncoder EncoderFor(string path)
     {
+        string extension = Path.GetExtension(path).TrimStart('.');
+        var format = extension.Length == 0 ? null : Configuration.Default.ImageFormatsManager.FindFormatByFileExtension(extension);
+        if (format is null)
+            throw new InputException($"{path}: cannot tell which image format to write from the name; end it in .png, .jpg, .jpeg, .bmp, .gif, .webp, .tif or .tiff");
+        return format is JpegFormat ? new JpegEncoder { Quality = 95 } : Configuration.Default.ImageFormatsManager.FindEncoder(format);
+    }
+
+    /// <summary>Writes a picture whole or not at all, in the format its extension names (<see cref="EncoderFor"/>):
+    /// to a temporary name in the same folder, then renamed over.</summary>
+    public static void SaveAtomically(Image<Rgb24> image, string path)
+    {
+        var encoder = EncoderFor(path);
         string full = Path.GetFullPath(path);
         string tmp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
         try
         {
             using (var s = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
-                image.Save(s, new PngEncoder());
+                image.Save(s, encoder);
             File.Move(tmp, full, overwrite: true);
         }
         finally

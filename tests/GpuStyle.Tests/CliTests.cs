@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GpuStyle.Cli;
 using GpuStyle.Engine.Weights;
 using GpuStyle.WeightsTools;
 using SixLabors.ImageSharp;
@@ -84,6 +85,52 @@ public sealed class CliTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
     }
 
+    [Theory]
+    [InlineData("out.jpg", "JPEG"), InlineData("out.JPEG", "JPEG"), InlineData("out.webp", "Webp"), InlineData("out.tif", "TIFF"),
+     InlineData("out.bmp", "BMP"), InlineData("out.png", "PNG")]
+    public void The_output_and_its_snapshots_are_in_the_format_their_extension_names(string name, string format)
+    {
+        string output = Path.Combine(_dir, name);
+        var (code, _, err) = Gpustyle(Small("content", "--content", _photo, "--out", output, "--save-every", "2"));
+        Assert.True(code == 0, err);
+        foreach (var path in new[] { output, ImageFiles.Snapshot(output, 2) })
+        {
+            Assert.Equal(format, Image.DetectFormat(path)?.Name);
+            using var image = Image.Load<Rgb24>(path);
+            Assert.Equal((24, 18), (image.Width, image.Height));
+        }
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp"));
+    }
+
+    [Fact]
+    public void Preserve_colors_keeps_the_photos_chroma()
+    {
+        // The photo as the run sees it (resized to 24 px), and each output's mean distance from its chroma (I, Q of
+        // YIQ, 0..255 scale). Without the flag the output's colours are the optimisation's; with it, the photo's, up to
+        // 8-bit rounding and pixels clamped at 0 or 255.
+        using var photoImage = ImageFiles.Load(_photo, "content");
+        ImageFiles.ResizeLongestSide(photoImage, 24);
+        var photo = ImageFiles.ToPicture(photoImage);
+        double ChromaDistance(string name, params string[] extra)
+        {
+            string output = Path.Combine(_dir, name);
+            var (code, _, err) = Gpustyle(Small(["transfer", "--content", _photo, "--style", _painting, "--out", output, "--save-every", "2", .. extra]));
+            Assert.True(code == 0, err);
+            using var image = Image.Load<Rgb24>(output);
+            var result = ImageFiles.ToPicture(image);
+            double sum = 0;
+            for (int p = 0; p < 24 * 18; p++)
+            {
+                var (_, i, q) = PreserveColorsTests.Yiq(result, p);
+                var (_, pi, pq) = PreserveColorsTests.Yiq(photo, p);
+                sum += Math.Abs(i - pi) + Math.Abs(q - pq);
+            }
+            return sum / (24 * 18);
+        }
+        double plain = ChromaDistance("plain.png"), preserved = ChromaDistance("preserved.png", "--preserve-colors");
+        Assert.True(preserved < 3 && preserved < plain / 5, $"chroma distance {preserved:0.00} with --preserve-colors, {plain:0.00} without");
+    }
+
     [Fact]
     public void Transfer_by_Winograd_and_by_the_direct_convolution_start_from_the_same_losses()
     {
@@ -149,6 +196,8 @@ public sealed class CliTests : IDisposable
         { "--style-blend has 3 weights for 2 style image(s)", ["transfer", "--content", "{photo}", "--style", "{painting},{painting2}", "--style-blend", "0.2,0.3,0.5"] },
         { "--size must be positive", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "0"] },
         { "--size must be positive", ["content", "--content", "{photo}", "--size", "-5"] },
+        { "cannot tell which image format to write", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{dir}/result.txt"] },
+        { "cannot tell which image format to write", ["texture", "--style", "{painting}", "--out", "{dir}/result"] },
         { "would overwrite the input", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{photo}"] },
         { "does not exist", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{dir}/no/such/dir/out.png"] },
         { "not writable", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "/proc/gpustyle-out.png"] },

@@ -214,3 +214,39 @@ public class MemoryPlanTests
         Assert.True(At(fits) <= budget && At(fits + 16) > budget);
     }
 }
+
+/// <summary>Preserving the photo's colours: the result has the stylised picture's luminance and the photo's chroma.</summary>
+public class PreserveColorsTests
+{
+    /// <summary>YIQ of a preprocessed picture's pixel, from 0..255 RGB (float64, the textbook matrix).</summary>
+    internal static (double Y, double I, double Q) Yiq(Picture x, int p)
+    {
+        int plane = x.Height * x.Width;
+        double b = x.Values[p] + Picture.MeanBgr[0], g = x.Values[plane + p] + Picture.MeanBgr[1], r = x.Values[2 * plane + p] + Picture.MeanBgr[2];
+        return (0.299 * r + 0.587 * g + 0.114 * b, 0.596 * r - 0.274 * g - 0.322 * b, 0.211 * r - 0.523 * g + 0.312 * b);
+    }
+
+    static Picture Random(int h, int w, Random random)
+    {
+        var v = new float[3 * h * w];
+        for (int i = 0; i < v.Length; i++) v[i] = (float)(random.NextDouble() * 255 - 120);
+        return new Picture(new Shape(3, h, w), v);
+    }
+
+    [Fact]
+    public void The_result_has_one_pictures_luminance_and_the_others_chroma()
+    {
+        var random = new Random();
+        Picture stylised = Random(5, 7, random), photo = Random(5, 7, random);
+        var result = stylised.WithColorsOf(photo);
+        for (int p = 0; p < 35; p++)
+        {
+            var (y, i, q) = Yiq(result, p);
+            Assert.Equal(Yiq(stylised, p).Y, y, 1e-3);
+            Assert.Equal(Yiq(photo, p).I, i, 1e-3);
+            Assert.Equal(Yiq(photo, p).Q, q, 1e-3);
+        }
+        Assert.Equal(photo.Values, photo.WithColorsOf(photo).Values);   // its own colours change nothing
+        Assert.Throws<ArgumentException>(() => stylised.WithColorsOf(Random(7, 5, random)));
+    }
+}

@@ -27,7 +27,7 @@ public static class Defaults
 /// <summary>The options every optimisation command shares (DESIGN.md §4).</summary>
 sealed class RunOptions
 {
-    public readonly Option<string> Out = new("--out") { Description = "the PNG to write", Required = true };
+    public readonly Option<string> Out = new("--out") { Description = "the picture to write: PNG, or JPEG, BMP, GIF, WebP, TIFF by its extension", Required = true };
     public readonly Option<string> Weights = new("--weights") { Description = "vgg16, vgg19 (fetched into the cache on first use) or a Keras .h5 file", DefaultValueFactory = _ => "vgg16" };
     public readonly Option<int> Size = new("--size") { Description = "longest side of the output, in pixels", DefaultValueFactory = _ => Defaults.Size };
     public readonly Option<int> Iterations = new("--iterations") { Description = "optimiser steps", DefaultValueFactory = _ => Defaults.Iterations };
@@ -47,7 +47,7 @@ sealed class RunOptions
     public readonly Option<string> Device = DeviceOption.Create();
     public readonly Option<bool> Tf32 = DeviceOption.CreateTf32();
     public readonly Option<string?> Conv = DeviceOption.CreateConv();
-    public readonly Option<int> SaveEvery = new("--save-every") { Description = "also write OUT-iterN.png every N iterations (0: never)", DefaultValueFactory = _ => 0 };
+    public readonly Option<int> SaveEvery = new("--save-every") { Description = "also write OUT-iterN.EXT every N iterations (0: never)", DefaultValueFactory = _ => 0 };
     public readonly Option<string?> Log = new("--log") { Description = "write a JSON-lines log of the losses to this file" };
     public readonly Option<bool> Quiet = new("--quiet") { Description = "no progress output" };
 
@@ -82,7 +82,10 @@ public static class RunCommands
 
         var transfer = new Command("transfer", "Paint a photo in the style of one or more paintings.") { contentFile, styleFiles };
         o.AddTo(transfer, content: true, style: true);
-        transfer.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Transfer, r.GetValue(contentFile), Split(r.GetValue(styleFiles)))));
+        var preserveColors = new Option<bool>("--preserve-colors") { Description = "keep the photo's colours: the result's luminance with the photo's chroma (YIQ)" };
+        transfer.Options.Add(preserveColors);
+        transfer.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Transfer, r.GetValue(contentFile), Split(r.GetValue(styleFiles)),
+            r.GetValue(preserveColors))));
 
         var content = new Command("content", "Reconstruct a photo's content from noise (Gatys et al.'s first experiment).") { contentFile };
         o.AddTo(content, content: true, style: false);
@@ -104,16 +107,20 @@ public static class RunCommands
 
     /// <summary>Everything a run needs, checked and loaded, before any device work.</summary>
     sealed record Prepared(NetworkSpec Spec, RunSettings Settings, Picture? Content, List<(Picture, float)> Styles,
-        Picture Start, string WeightsPath);
+        Picture Start, string WeightsPath, bool PreserveColors = false)
+    {
+        /// <summary>What is written of the optimised image: itself, or with the photo's colours (--preserve-colors).</summary>
+        public Picture Finish(Picture x) => PreserveColors && Content is not null ? x.WithColorsOf(Content) : x;
+    }
 
-    static int Run(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths)
+    static int Run(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths, bool preserveColors = false)
     {
         string output = r.GetValue(o.Out)!;
         var progress = new RunProgress(r.GetValue(o.Quiet));
-        var p = Prepare(r, o, mode, contentPath, stylePaths, output, r.GetValue(o.ContentLayers)!, progress);
+        var p = Prepare(r, o, mode, contentPath, stylePaths, output, r.GetValue(o.ContentLayers)!, progress) with { PreserveColors = preserveColors };
         using var backend = OpenBackend(r, o, p, progress);
         var result = Optimise(r, o, backend, p, output, progress, mode.ToString().ToLowerInvariant(), r.GetValue(o.Log));
-        ImageFiles.SavePngAtomically(ImageFiles.FromPicture(result.Picture), output);
+        ImageFiles.SaveAtomically(ImageFiles.FromPicture(result.Picture), output);
         progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name})");
         return result.Cancelled ? 130 : 0;
     }
@@ -139,6 +146,7 @@ public static class RunCommands
         if (OfficialWeights.ByName(weights) is null) inputs.Add(weights);
         string? log = r.GetValue(o.Log);
         ImageFiles.CheckOutput(output, inputs);
+        ImageFiles.EncoderFor(output);
         if (log is not null) ImageFiles.CheckOutput(log, inputs.Append(output));
 
         Picture? content = null;
@@ -287,13 +295,13 @@ public static class RunCommands
                     log.Write(step, clock.Elapsed.TotalSeconds);
                     report(step);
                     if (saveEvery > 0 && i % saveEvery == 0 && i < iterations)
-                        ImageFiles.SavePngAtomically(ImageFiles.FromPicture(run.Current()), ImageFiles.Snapshot(output, i));
+                        ImageFiles.SaveAtomically(ImageFiles.FromPicture(p.Finish(run.Current())), ImageFiles.Snapshot(output, i));
                 }
             });
             log.Complete();
             if (cancel.IsCancellationRequested) progress.Message($"interrupted after {done} iterations: writing the current image");
             else if (run.Converged && done < iterations) progress.Message($"converged after {done} iterations: no step lowers the loss any more");
-            return new Outcome(run.Current(), done, clock.Elapsed.TotalSeconds, cancel.IsCancellationRequested);
+            return new Outcome(p.Finish(run.Current()), done, clock.Elapsed.TotalSeconds, cancel.IsCancellationRequested);
         }
         finally
         {
@@ -323,7 +331,7 @@ public static class RunCommands
             if (result.Cancelled) { cancelled = true; break; }
         }
         using var grid = GridImage.Compose(cells);
-        ImageFiles.SavePngAtomically(grid, output);
+        ImageFiles.SaveAtomically(grid, output);
         foreach (var (_, image) in cells) image.Dispose();
         progress.Message($"wrote {output} ({cells.Count - 1} layers on {backend.Name})");
         return cancelled ? 130 : 0;

@@ -34,6 +34,30 @@ public sealed record Picture(Shape Shape, float[] Values)
         return rgb;
     }
 
+    /// <summary>Luminance weights of Rec. 601 (YIQ's Y) for the BGR channels.</summary>
+    static readonly float[] LumaBgr = [0.114f, 0.587f, 0.299f];
+
+    /// <summary>
+    /// This picture's luminance with the colours of another of the same size: "preserving colour" by luminance-only
+    /// transfer (Gatys et al., 2016). In YIQ, Y = 0.299 R + 0.587 G + 0.114 B, and I and Q weigh the channels with
+    /// coefficients that sum to zero, so adding the same amount to R, G and B changes Y alone. Each pixel is therefore
+    /// the colour picture's, shifted on all three channels by the difference of the two luminances: Y from this
+    /// picture, I and Q from the other. The means cancel in the difference, so it works on preprocessed values.
+    /// </summary>
+    public Picture WithColorsOf(Picture colors)
+    {
+        if (colors.Shape != Shape) throw new ArgumentException($"colours from a {colors.Width}×{colors.Height} picture for a {Width}×{Height} one");
+        int plane = Height * Width;
+        var v = new float[Values.Length];
+        for (int p = 0; p < plane; p++)
+        {
+            float shift = 0f;
+            for (int c = 0; c < 3; c++) shift += LumaBgr[c] * (Values[c * plane + p] - colors.Values[c * plane + p]);
+            for (int c = 0; c < 3; c++) v[c * plane + p] = colors.Values[c * plane + p] + shift;
+        }
+        return new Picture(Shape, v);
+    }
+
     /// <summary>Gaussian noise around the mean image (a grey), σ in pixel units; the same seed, the same picture.</summary>
     public static Picture Noise(int height, int width, int seed, float sigma = 32f)
     {
