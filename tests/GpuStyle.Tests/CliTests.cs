@@ -132,6 +132,24 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void The_live_progress_line_fits_the_terminal()
+    {
+        // Five style layers and two content layers: the full line is ≈ 90 characters, past an 80-column terminal's
+        // 50 left beside the bar; it gives up the per-layer losses first, then everything but the iteration.
+        var report = new GpuStyle.Engine.Pipelines.IterationReport(37, [("relu4_2", 123456.7f), ("relu3_2", 2.5e-3f)],
+            [("relu1_1", 1e8f), ("relu2_1", 2e8f), ("relu3_1", 3e8f), ("relu4_1", 4e8f), ("relu5_1", 5e8f)], 12f, 9.87e5f, 40);
+        string full = RunProgress.Describe("transfer", 500, report, 3.21, int.MaxValue);
+        Assert.Equal("transfer 37/500  total 9.87e5  relu4_2 1.235e5 relu3_2 2.5e-3 style 3e8  3.21 it/s", full);
+        foreach (int width in new[] { 120, 80, 50, 20 })
+        {
+            string line = RunProgress.Describe("transfer", 500, report, 3.21, width);
+            Assert.True(line.Length <= width, $"{line.Length} characters for {width}: {line}");
+            Assert.StartsWith("transfer 37/500", line);
+        }
+        Assert.Equal("transfer 37/500  total 9.87e5  3.21 it/s", RunProgress.Describe("transfer", 500, report, 3.21, 50));
+    }
+
+    [Fact]
     public void Transfer_by_Winograd_and_by_the_direct_convolution_start_from_the_same_losses()
     {
         // --conv picks the CPU backend's convolution: the two differ only in rounding, so iteration 0's losses agree.
