@@ -9,10 +9,10 @@ namespace GpuStyle.Cli;
 
 /// <summary>
 /// Image files in and out through ImageSharp 2.1.13: JPEG, PNG, BMP, GIF (first frame), WebP, TIFF; EXIF orientation
-/// applied; alpha dropped. Sizes are checked from the header before any pixel is decoded (a decompression bomb is
-/// refused, not decoded), and so is completeness (a file cut off before its picture ends is refused, see
-/// <see cref="ImageCompleteness"/>). Outputs are PNG, or the format their extension names, written whole under a
-/// temporary name and then renamed.
+/// applied; transparent pictures laid over white. Sizes are checked from the header before any pixel is decoded (a
+/// decompression bomb is refused, not decoded), and so is completeness (a file cut off before its picture ends is
+/// refused, see <see cref="ImageCompleteness"/>). Outputs are PNG, or the format their extension names, written whole
+/// under a temporary name and then renamed.
 /// </summary>
 public static class ImageFiles
 {
@@ -38,8 +38,14 @@ public static class ImageFiles
             if ((long)info.Width * info.Height > MaxPixels)
                 throw new InputException($"{path}: {info.Width}×{info.Height} is {(long)info.Width * info.Height / 1e6:0} megapixels, more than the {MaxPixels / 1e6:0} GpuStyle decodes");
             file.Position = 0;
-            var image = Image.Load<Rgb24>(file);
-            while (image.Frames.Count > 1) image.Frames.RemoveFrame(1);   // GIF: the first frame
+            Image<Rgb24> image;
+            if (format is JpegFormat) image = Image.Load<Rgb24>(file);   // no alpha channel in JPEG
+            else
+            {
+                using var rgba = Image.Load<Rgba32>(file);
+                while (rgba.Frames.Count > 1) rgba.Frames.RemoveFrame(1);   // GIF, TIFF: the first frame
+                image = OverWhite(rgba);
+            }
             image.Mutate(c => c.AutoOrient());
             return image;
         }
@@ -48,6 +54,30 @@ public static class ImageFiles
         {
             throw new InputException($"{path}: the {role} file is not a readable image ({e.Message})");
         }
+    }
+
+    /// <summary>
+    /// The picture laid over white, as a page or a viewer shows it. Converting to RGB alone would keep what transparent
+    /// pixels happen to hold — often black, or colours an editor left there — and the network would paint those.
+    /// </summary>
+    static Image<Rgb24> OverWhite(Image<Rgba32> rgba)
+    {
+        var rgb = new Image<Rgb24>(rgba.Width, rgba.Height);
+        rgba.ProcessPixelRows(rgb, (from, to) =>
+        {
+            for (int y = 0; y < from.Height; y++)
+            {
+                var source = from.GetRowSpan(y);
+                var target = to.GetRowSpan(y);
+                for (int x = 0; x < source.Length; x++)
+                {
+                    var p = source[x];
+                    int a = p.A, white = 255 * (255 - a) + 127;
+                    target[x] = new Rgb24((byte)((p.R * a + white) / 255), (byte)((p.G * a + white) / 255), (byte)((p.B * a + white) / 255));
+                }
+            }
+        });
+        return rgb;
     }
 
     /// <summary>A high-quality (Lanczos-3) resize so the longest side is `longest` (no-op when it already is).</summary>

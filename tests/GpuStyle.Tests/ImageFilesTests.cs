@@ -2,6 +2,8 @@ using GpuStyle.Cli;
 using GpuStyle.Tests.Support;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats.Jpeg;
+using SixLabors.ImageSharp.Formats.Png;
+using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.PixelFormats;
 
 namespace GpuStyle.Tests;
@@ -49,6 +51,26 @@ public sealed class ImageFilesTests : IDisposable
             var e = Assert.Throws<InputException>(() => ImageFiles.Load(path, "content"));
             Assert.Contains($"{path}: the content file is an incomplete", e.Message);
         }
+    }
+
+    [Theory]
+    [InlineData("png"), InlineData("webp")]
+    public void A_transparent_picture_is_laid_over_white(string extension)
+    {
+        // Opaque red, invisible red, invisible black, half-transparent blue: what a viewer shows over white, not the
+        // colours the transparent pixels hold.
+        string path = Path.Combine(_dir, $"alpha.{extension}");
+        using (var image = new Image<Rgba32>(4, 1))
+        {
+            image[0, 0] = new Rgba32(255, 0, 0, 255); image[1, 0] = new Rgba32(255, 0, 0, 0);
+            image[2, 0] = new Rgba32(0, 0, 0, 0); image[3, 0] = new Rgba32(0, 0, 255, 128);
+            image.Save(path, extension == "png" ? new PngEncoder() : new WebpEncoder { FileFormat = WebpFileFormatType.Lossless });
+        }
+        using var loaded = ImageFiles.Load(path, "style");
+        Assert.Equal(new Rgb24(255, 0, 0), loaded[0, 0]);
+        Assert.Equal(new Rgb24(255, 255, 255), loaded[1, 0]);
+        Assert.Equal(new Rgb24(255, 255, 255), loaded[2, 0]);
+        Assert.Equal(new Rgb24(127, 127, 255), loaded[3, 0]);
     }
 
     [Fact]
