@@ -303,7 +303,7 @@ public static partial class Conv3x3
         }
 
         /// <summary>Interleaves the tiles' left and right outputs into 16 consecutive pixels of row yr, clipped.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        [MethodImpl(MethodImplOptions.AggressiveInlining), SkipLocalsInit]
         static unsafe void StoreRow(Vector256<float> left, Vector256<float> right, bool relu, float* plane, int h, int w, int yr, int x0)
         {
             if (yr >= h) return;
@@ -336,6 +336,7 @@ public static partial class Conv3x3
         /// GEMMs treat tiles alike) and <see cref="OutputTransform8x4"/>'s inverse transpose undoes. The row stage's 36
         /// vectors wait in a stack buffer (L1) for the column stage.
         /// </summary>
+        [SkipLocalsInit]   // the stack buffer is written whole before it is read: no zeroing call per 8 tiles
         static unsafe void InputTransform8x4(float* src, int wq, float* v, int vStride)
         {
             var e = stackalloc Vector256<float>[36];   // e[6i + b]: (d B)[i][b]
@@ -389,6 +390,7 @@ public static partial class Conv3x3
 
         /// <summary>F(4×4, 3×3)'s y = Aᵀ M A (+ bias, ReLU) for 8 tiles of one output channel (m[ξ · 4·24 + k], tiles
         /// in <see cref="InputTransform8x4"/>'s lane order): rows y0…y0+3, columns x0…x0+31 of the plane, clipped.</summary>
+        [SkipLocalsInit]   // as InputTransform8x4: s and tmp are written before they are read
         static unsafe void OutputTransform8x4(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
         {
             const int S = ChannelBlock * Strip;
