@@ -38,16 +38,16 @@ public static class ImageFiles
             if ((long)info.Width * info.Height > MaxPixels)
                 throw new InputException($"{path}: {info.Width}×{info.Height} is {(long)info.Width * info.Height / 1e6:0} megapixels, more than the {MaxPixels / 1e6:0} GpuStyle decodes");
             file.Position = 0;
-            Image<Rgb24> image;
-            if (format is JpegFormat) image = Image.Load<Rgb24>(file);   // no alpha channel in JPEG
-            else
+            if (format is JpegFormat)                                        // no alpha channel in JPEG
             {
-                using var rgba = Image.Load<Rgba32>(file);
-                while (rgba.Frames.Count > 1) rgba.Frames.RemoveFrame(1);   // GIF, TIFF: the first frame
-                image = OverWhite(rgba);
+                var image = Image.Load<Rgb24>(file);
+                image.Mutate(c => c.AutoOrient());
+                return image;
             }
-            image.Mutate(c => c.AutoOrient());
-            return image;
+            using var rgba = Image.Load<Rgba32>(file);
+            while (rgba.Frames.Count > 1) rgba.Frames.RemoveFrame(1);       // GIF, TIFF: the first frame
+            rgba.Mutate(c => c.AutoOrient());                               // before OverWhite, which keeps no metadata
+            return OverWhite(rgba);
         }
         catch (InputException) { throw; }
         catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or ImageFormatException or NotSupportedException)

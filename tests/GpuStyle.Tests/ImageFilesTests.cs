@@ -73,6 +73,32 @@ public sealed class ImageFilesTests : IDisposable
         Assert.Equal(new Rgb24(127, 127, 255), loaded[3, 0]);
     }
 
+    [Theory]
+    [InlineData("jpg"), InlineData("png"), InlineData("webp")]
+    public void The_EXIF_orientation_is_applied(string extension)
+    {
+        // A 6×2 picture, left half black, right half white, marked "rotate 90° clockwise to display" (orientation 6):
+        // it loads 2×6, black on top.
+        string path = Path.Combine(_dir, $"rotated.{extension}");
+        using (var image = new Image<Rgb24>(6, 2))
+        {
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < 6; x++)
+                    image[x, y] = x < 3 ? new Rgb24(0, 0, 0) : new Rgb24(255, 255, 255);
+            image.Metadata.ExifProfile = new SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifProfile();
+            image.Metadata.ExifProfile.SetValue(SixLabors.ImageSharp.Metadata.Profiles.Exif.ExifTag.Orientation, (ushort)6);
+            image.Save(path, extension switch
+            {
+                "jpg" => new JpegEncoder { Quality = 100 },
+                "png" => new PngEncoder(),
+                _ => new WebpEncoder { FileFormat = WebpFileFormatType.Lossless },
+            });
+        }
+        using var loaded = ImageFiles.Load(path, "content");
+        Assert.Equal((2, 6), (loaded.Width, loaded.Height));
+        Assert.True(loaded[0, 0].R < 60 && loaded[1, 5].R > 200, $"top-left {loaded[0, 0]}, bottom-right {loaded[1, 5]}");
+    }
+
     [Fact]
     public void Bytes_after_a_JPEG_end_marker_do_not_matter()
     {
