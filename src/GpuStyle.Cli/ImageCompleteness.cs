@@ -50,7 +50,7 @@ public static class ImageCompleteness
     /// </summary>
     static string? Jpeg(ByteReader r)
     {
-        if (r.Byte() != 0xFF || r.Byte() != 0xD8) return "it does not start with a JPEG SOI marker";
+        if (r.Byte() != 0xFF || r.Byte() != 0xD8) throw new InvalidDataException("no SOI marker");   // not ours to judge
         int marker = NextMarker(r);
         while (true)
         {
