@@ -25,16 +25,17 @@ public static class ImageFiles
         if (new FileInfo(path).Length == 0) throw new InputException($"{path}: the {role} file is empty");
         try
         {
+            string notAnImage = $"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)";
             using var file = File.OpenRead(path);
             var format = Image.DetectFormat(file);
-            if (format is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
+            if (format is null) throw new InputException(notAnImage);
             // Completeness before the header's size: ImageSharp's Identify fails on some cut files with no clear word.
             file.Position = 0;
             if (ImageCompleteness.FindTruncation(file, format) is { } truncation)
                 throw new InputException($"{path}: the {role} file is an incomplete {format.Name} image: {truncation}");
             file.Position = 0;
             var info = Image.Identify(file);
-            if (info is null) throw new InputException($"{path}: the {role} file is not an image GpuStyle can read (JPEG, PNG, BMP, GIF, WebP, TIFF)");
+            if (info is null) throw new InputException(notAnImage);
             if ((long)info.Width * info.Height > MaxPixels)
                 throw new InputException($"{path}: {info.Width}×{info.Height} is {(long)info.Width * info.Height / 1e6:0} megapixels, more than the {MaxPixels / 1e6:0} GpuStyle decodes");
             file.Position = 0;
