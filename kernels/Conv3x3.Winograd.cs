@@ -112,7 +112,7 @@ public static partial class Conv3x3
         /// 3 input channels, the backward to the 3 colour channels), and the direct kernel runs.</summary>
         public const int MinChannels = 16;
 
-        public static bool Applies(int cin, int cout) => Cpu.VectorSupported && cin >= MinChannels && cout >= MinChannels;
+        public static bool Applies(int cin, int cout) => cin >= MinChannels && cout >= MinChannels;
 
         /// <summary>Tiles are taken 8 at a time along a row of tiles (a row's last 8 may run past the map): the
         /// groups of 8 of the whole map, row after row, are what the strips of 24 (or 16) tiles split, so that a
@@ -177,8 +177,10 @@ public static partial class Conv3x3
         /// Work items run output group by output group, so that a worker's consecutive items share U's rows (≤ 16 MB
         /// for 512 channels each way: from L3, like the direct kernel's weights).</summary>
         public static unsafe void Convolve(float[] p, float[] packed, float[]? bias, float[] y, int cin, int cout,
-            int h, int w, bool relu, int edge = 2)
+            int h, int w, bool relu, int edge = 2, CpuSimd simd = CpuSimd.Avx2)
         {
+            if (simd == CpuSimd.Scalar) throw new ArgumentException("Winograd's CPU kernels are vector kernels (AVX2 or Vector128)", nameof(simd));
+            bool avx = simd == CpuSimd.Avx2;
             int perRow = GroupsPerRow(w, edge), groups = (h + edge - 1) / edge * perRow, positions = (edge + 2) * (edge + 2);
             int outputGroup = edge == 4 ? OutputGroup4 : OutputGroup;
             var (wide, narrow) = Cpu.Strips(8 * groups);
@@ -203,16 +205,20 @@ public static partial class Conv3x3
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;   // past the last group: rows of zeros
                                     float* src = pp + (long)(c0 + i) * plane + edge * row * wq + 8 * edge * col;
-                                    if (edge == 4) InputTransform8x4(src, wq, v + i * Strip + k, cn * Strip);
-                                    else InputTransform8(src, wq, v + i * Strip + k, cn * Strip);
+                                    float* vk = v + i * Strip + k;
+                                    if (!avx) { if (edge == 4) Simd128.InputTransform8x4(src, wq, vk, cn * Strip); else Simd128.InputTransform8(src, wq, vk, cn * Strip); }
+                                    else if (edge == 4) InputTransform8x4(src, wq, vk, cn * Strip);
+                                    else InputTransform8(src, wq, vk, cn * Strip);
                                 }
                             for (int b = 0; b < blocks; b++)
                                 for (int xi = 0; xi < positions; xi++)
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
                                     float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
-                                    if (width == Strip) Gemm4x24(v + xi * cn * Strip, u, ChannelBlock, tile, cn, c0 == 0);
-                                    else Gemm4x16(v + xi * cn * Strip, u, ChannelBlock, tile, cn, c0 == 0);
+                                    float* vx = v + xi * cn * Strip;
+                                    if (!avx) { var start = c0 == 0 ? GemmStart.Zero : GemmStart.Load; if (width == Strip) Simd128.Gemm4x24(vx, Strip, u, ChannelBlock, tile, Strip, cn, start); else Simd128.Gemm4x16(vx, Strip, u, ChannelBlock, tile, Strip, cn, start); }
+                                    else if (width == Strip) Gemm4x24(vx, u, ChannelBlock, tile, cn, c0 == 0);
+                                    else Gemm4x16(vx, u, ChannelBlock, tile, cn, c0 == 0);
                                 }
                         }
                         for (int b = 0; b < blocks; b++)
@@ -223,8 +229,11 @@ public static partial class Conv3x3
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;
                                     float* mt = m + b * positions * ChannelBlock * Strip + o * Strip + k;
-                                    if (edge == 4) OutputTransform8x4(mt, pb is null ? 0f : pb[co], relu, py + (long)co * h * w, h, w, 4 * row, 32 * col);
-                                    else OutputTransform8(mt, pb is null ? 0f : pb[co], relu, py + (long)co * h * w, h, w, 2 * row, 16 * col);
+                                    float bc = pb is null ? 0f : pb[co];
+                                    float* plane = py + (long)co * h * w;
+                                    if (!avx) { if (edge == 4) Simd128.OutputTransform8x4(mt, bc, relu, plane, h, w, 4 * row, 32 * col); else Simd128.OutputTransform8(mt, bc, relu, plane, h, w, 2 * row, 16 * col); }
+                                    else if (edge == 4) OutputTransform8x4(mt, bc, relu, plane, h, w, 4 * row, 32 * col);
+                                    else OutputTransform8(mt, bc, relu, plane, h, w, 2 * row, 16 * col);
                                 }
                             }
                     }
@@ -478,6 +487,330 @@ public static partial class Conv3x3
             Avx.Store(tile + 48, a20); Avx.Store(tile + 56, a21);
             Avx.Store(tile + 72, a30); Avx.Store(tile + 80, a31);
         }
+
+        /// <summary>How a <see cref="Simd128"/> GEMM starts and ends: from zero, written (Zero); from the tile's values,
+        /// written (Load); from zero, added to the tile at the end (Add — the Gram backward's dF += S·F).</summary>
+        internal enum GemmStart { Zero, Load, Add }
+
+        /// <summary>
+        /// The kernels above on 128-bit vectors (<see cref="CpuSimd.Vector128"/>: NEON on ARM64, SSE+FMA where x86 tests
+        /// run them). Each AVX2 vector of 8 tiles is two halves of 4, each half put through the same operations in the
+        /// same order, so every output equals the AVX2 kernels' to the bit (the tests check it). The halves: F(2×2)'s
+        /// 8 tiles are two groups of 4 consecutive tiles, 8 columns apart; F(4×4)'s AVX2 lanes hold tiles 0 2 4 6 | 1 3
+        /// 5 7, so its halves are the even tiles and the odd ones (4 columns apart), each its own 4×4 transpose.
+        /// </summary>
+        internal static class Simd128
+        {
+            /// <summary>F(2×2): <see cref="CpuWinograd.InputTransform8"/>, as two groups of 4 tiles.</summary>
+            internal static unsafe void InputTransform8(float* src, int wq, float* v, int vStride)
+            {
+                InputTransform4(src, wq, v, vStride);
+                InputTransform4(src + 8, wq, v + 4, vStride);
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static unsafe void InputTransform4(float* src, int wq, float* v, int vStride)
+            {
+                Row(src, out var e00, out var e01, out var e02, out var e03);
+                Row(src + wq, out var e10, out var e11, out var e12, out var e13);
+                Row(src + 2 * wq, out var e20, out var e21, out var e22, out var e23);
+                Row(src + 3 * wq, out var e30, out var e31, out var e32, out var e33);
+                (e00 - e20).Store(v); (e01 - e21).Store(v + vStride); (e02 - e22).Store(v + 2 * vStride); (e03 - e23).Store(v + 3 * vStride);
+                (e10 + e20).Store(v + 4 * vStride); (e11 + e21).Store(v + 5 * vStride); (e12 + e22).Store(v + 6 * vStride); (e13 + e23).Store(v + 7 * vStride);
+                (e20 - e10).Store(v + 8 * vStride); (e21 - e11).Store(v + 9 * vStride); (e22 - e12).Store(v + 10 * vStride); (e23 - e13).Store(v + 11 * vStride);
+                (e10 - e30).Store(v + 12 * vStride); (e11 - e31).Store(v + 13 * vStride); (e12 - e32).Store(v + 14 * vStride); (e13 - e33).Store(v + 15 * vStride);
+            }
+
+            /// <summary>4 tiles' columns 0…3 (tile t at columns 2t…2t+3) from 10 floats, and the row stage d·B.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static unsafe void Row(float* r, out Vector128<float> e0, out Vector128<float> e1, out Vector128<float> e2, out Vector128<float> e3)
+            {
+                var a = Vector128.Load(r); var b = Vector128.Load(r + 4); var c = Vector128.Load(r + 2); var d = Vector128.Load(r + 6);
+                var d0 = Lanes128.UnzipEven(a, b); var d1 = Lanes128.UnzipOdd(a, b); var d2 = Lanes128.UnzipEven(c, d); var d3 = Lanes128.UnzipOdd(c, d);
+                e0 = d0 - d2; e1 = d1 + d2; e2 = d2 - d1; e3 = d1 - d3;
+            }
+
+            /// <summary>F(2×2): <see cref="CpuWinograd.OutputTransform8"/>, as two groups of 4 tiles (8 pixels each).</summary>
+            internal static unsafe void OutputTransform8(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+            {
+                OutputTransform4(m, bias, relu, plane, h, w, y0, x0);
+                if (x0 + 8 < w) OutputTransform4(m + 4, bias, relu, plane, h, w, y0, x0 + 8);
+            }
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static unsafe void OutputTransform4(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+            {
+                const int S = ChannelBlock * Strip;
+                Vector128<float> s00, s01, s02, s03, s10, s11, s12, s13;
+                {
+                    var m0 = Vector128.Load(m); var m1 = Vector128.Load(m + 4 * S); var m2 = Vector128.Load(m + 8 * S); var m3 = Vector128.Load(m + 12 * S);
+                    s00 = m0 + m1 + m2; s10 = m1 - m2 - m3;
+                }
+                {
+                    var m0 = Vector128.Load(m + S); var m1 = Vector128.Load(m + 5 * S); var m2 = Vector128.Load(m + 9 * S); var m3 = Vector128.Load(m + 13 * S);
+                    s01 = m0 + m1 + m2; s11 = m1 - m2 - m3;
+                }
+                {
+                    var m0 = Vector128.Load(m + 2 * S); var m1 = Vector128.Load(m + 6 * S); var m2 = Vector128.Load(m + 10 * S); var m3 = Vector128.Load(m + 14 * S);
+                    s02 = m0 + m1 + m2; s12 = m1 - m2 - m3;
+                }
+                {
+                    var m0 = Vector128.Load(m + 3 * S); var m1 = Vector128.Load(m + 7 * S); var m2 = Vector128.Load(m + 11 * S); var m3 = Vector128.Load(m + 15 * S);
+                    s03 = m0 + m1 + m2; s13 = m1 - m2 - m3;
+                }
+                var vb = Vector128.Create(bias);
+                StoreRow(s00 + s01 + s02 + vb, s01 - s02 - s03 + vb, relu, plane, h, w, y0, x0);
+                StoreRow(s10 + s11 + s12 + vb, s11 - s12 - s13 + vb, relu, plane, h, w, y0 + 1, x0);
+            }
+
+            /// <summary>4 tiles' left and right outputs interleaved into 8 pixels of row yr, clipped to the map.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining), SkipLocalsInit]
+            static unsafe void StoreRow(Vector128<float> left, Vector128<float> right, bool relu, float* plane, int h, int w, int yr, int x0)
+            {
+                if (yr >= h) return;
+                if (relu) { left = Vector128.Max(left, Vector128<float>.Zero); right = Vector128.Max(right, Vector128<float>.Zero); }
+                var first = Lanes128.ZipLow(left, right);    // tiles 0, 1
+                var second = Lanes128.ZipHigh(left, right);  // tiles 2, 3
+                float* dst = plane + (long)yr * w + x0;
+                if (x0 + 8 <= w) { first.Store(dst); second.Store(dst + 4); return; }
+                float* tmp = stackalloc float[8];
+                first.Store(tmp); second.Store(tmp + 4);
+                for (int k = 0; k < w - x0; k++) dst[k] = tmp[k];
+            }
+
+            /// <summary>F(4×4): <see cref="CpuWinograd.InputTransform8x4"/> as its two lane groups — the even tiles into
+            /// v[…0…3], the odd ones into v[…4…7], where the AVX2 kernel's low and high lanes put them.</summary>
+            internal static unsafe void InputTransform8x4(float* src, int wq, float* v, int vStride)
+            {
+                InputTransform4x4(src, wq, v, vStride);
+                InputTransform4x4(src + 4, wq, v + 4, vStride);
+            }
+
+            /// <summary>4 tiles 8 columns apart (src the first patch's corner): a patch row's columns 0…3 of the 4 tiles
+            /// by a 4×4 transpose of the 16 floats at 0, 8, 16, 24; columns 4, 5 from those 4 further on.</summary>
+            [SkipLocalsInit]
+            static unsafe void InputTransform4x4(float* src, int wq, float* v, int vStride)
+            {
+                var e = stackalloc Vector128<float>[36];   // e[6i + b]: (d B)[i][b]
+                for (int i = 0; i < 6; i++, src += wq)
+                {
+                    var d0 = Vector128.Load(src); var d1 = Vector128.Load(src + 8); var d2 = Vector128.Load(src + 16); var d3 = Vector128.Load(src + 24);
+                    Lanes128.Transpose(ref d0, ref d1, ref d2, ref d3);
+                    var d4 = Vector128.Load(src + 4); var d5 = Vector128.Load(src + 12); var n2 = Vector128.Load(src + 20); var n3 = Vector128.Load(src + 28);
+                    Lanes128.Transpose(ref d4, ref d5, ref n2, ref n3);
+                    var r = e + 6 * i;
+                    InputLine(d0, d1, d2, d3, d4, d5, out r[0], out r[1], out r[2], out r[3], out r[4], out r[5]);
+                }
+                for (int b = 0; b < 6; b++)
+                {
+                    InputLine(e[b], e[6 + b], e[12 + b], e[18 + b], e[24 + b], e[30 + b], out var v0, out var v1, out var v2, out var v3, out var v4, out var v5);
+                    float* at = v + b * vStride;
+                    int step = 6 * vStride;
+                    v0.Store(at); v1.Store(at + step); v2.Store(at + 2 * step);
+                    v3.Store(at + 3 * step); v4.Store(at + 4 * step); v5.Store(at + 5 * step);
+                }
+            }
+
+            /// <summary>Bᵀ·(d0…d5), as <see cref="CpuWinograd.InputLine8"/> (−a·b + c is fma(−a, b, c): negation is exact).</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static void InputLine(Vector128<float> d0, Vector128<float> d1, Vector128<float> d2, Vector128<float> d3,
+                Vector128<float> d4, Vector128<float> d5, out Vector128<float> o0, out Vector128<float> o1, out Vector128<float> o2,
+                out Vector128<float> o3, out Vector128<float> o4, out Vector128<float> o5)
+            {
+                var four = Vector128.Create(4f); var two = Vector128.Create(2f);
+                var minusFour = Vector128.Create(-4f); var minusFive = Vector128.Create(-5f);
+                o0 = Lanes128.Fma(minusFive, d2, Lanes128.Fma(four, d0, d4));        // 4d0 − 5d2 + d4
+                o1 = Lanes128.Fma(minusFour, d1 + d2, d3 + d4);                      // −4(d1 + d2) + d3 + d4
+                o2 = Lanes128.Fma(four, d1 - d2, d4) - d3;                           // 4(d1 − d2) − d3 + d4
+                o3 = Lanes128.Fma(two, d3 - d1, d4) - d2;                            // 2(d3 − d1) − d2 + d4
+                o4 = Lanes128.Fma(two, d1 - d3, d4) - d2;                            // 2(d1 − d3) − d2 + d4
+                o5 = Lanes128.Fma(minusFive, d3, Lanes128.Fma(four, d1, d5));        // 4d1 − 5d3 + d5
+            }
+
+            /// <summary>Aᵀ·(m0…m5), as <see cref="CpuWinograd.OutputLine8"/>.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            static void OutputLine(Vector128<float> m0, Vector128<float> m1, Vector128<float> m2, Vector128<float> m3,
+                Vector128<float> m4, Vector128<float> m5, out Vector128<float> y0, out Vector128<float> y1, out Vector128<float> y2, out Vector128<float> y3)
+            {
+                var a12 = m1 + m2; var s12 = m1 - m2;
+                var a34 = m3 + m4; var s34 = m3 - m4;
+                y0 = m0 + a12 + a34;
+                y1 = Lanes128.Fma(Vector128.Create(2f), s34, s12);
+                y2 = Lanes128.Fma(Vector128.Create(4f), a34, a12);
+                y3 = Lanes128.Fma(Vector128.Create(8f), s34, s12) + m5;
+            }
+
+            /// <summary>F(4×4): <see cref="CpuWinograd.OutputTransform8x4"/>. The even tiles' M at m, the odd ones' at m + 4;
+            /// after the transposes tile 2k's 4 pixels are even[k] and tile 2k+1's odd[k], stored in pixel order.</summary>
+            [SkipLocalsInit]
+            internal static unsafe void OutputTransform8x4(float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+            {
+                const int S = ChannelBlock * Strip;
+                var se = stackalloc Vector128<float>[24];   // s[4b + p]: (Aᵀ M)[p][b], even tiles
+                var so = stackalloc Vector128<float>[24];   // odd tiles
+                for (int b = 0; b < 6; b++)
+                {
+                    float* mb = m + b * S;
+                    OutputLine(Vector128.Load(mb), Vector128.Load(mb + 6 * S), Vector128.Load(mb + 12 * S),
+                        Vector128.Load(mb + 18 * S), Vector128.Load(mb + 24 * S), Vector128.Load(mb + 30 * S),
+                        out se[4 * b], out se[4 * b + 1], out se[4 * b + 2], out se[4 * b + 3]);
+                    OutputLine(Vector128.Load(mb + 4), Vector128.Load(mb + 4 + 6 * S), Vector128.Load(mb + 4 + 12 * S),
+                        Vector128.Load(mb + 4 + 18 * S), Vector128.Load(mb + 4 + 24 * S), Vector128.Load(mb + 4 + 30 * S),
+                        out so[4 * b], out so[4 * b + 1], out so[4 * b + 2], out so[4 * b + 3]);
+                }
+                var vb = Vector128.Create(bias);
+                float* tmp = stackalloc float[32];
+                for (int p = 0; p < 4 && y0 + p < h; p++)
+                {
+                    OutputLine(se[p], se[4 + p], se[8 + p], se[12 + p], se[16 + p], se[20 + p], out var e0, out var e1, out var e2, out var e3);
+                    OutputLine(so[p], so[4 + p], so[8 + p], so[12 + p], so[16 + p], so[20 + p], out var o0, out var o1, out var o2, out var o3);
+                    e0 += vb; e1 += vb; e2 += vb; e3 += vb; o0 += vb; o1 += vb; o2 += vb; o3 += vb;
+                    if (relu)
+                    {
+                        var z = Vector128<float>.Zero;
+                        e0 = Vector128.Max(e0, z); e1 = Vector128.Max(e1, z); e2 = Vector128.Max(e2, z); e3 = Vector128.Max(e3, z);
+                        o0 = Vector128.Max(o0, z); o1 = Vector128.Max(o1, z); o2 = Vector128.Max(o2, z); o3 = Vector128.Max(o3, z);
+                    }
+                    Lanes128.Transpose(ref e0, ref e1, ref e2, ref e3);
+                    Lanes128.Transpose(ref o0, ref o1, ref o2, ref o3);
+                    float* dst = plane + (long)(y0 + p) * w + x0;
+                    float* to = x0 + 32 <= w ? dst : tmp;
+                    e0.Store(to); o0.Store(to + 4); e1.Store(to + 8); o1.Store(to + 12);
+                    e2.Store(to + 16); o2.Store(to + 20); e3.Store(to + 24); o3.Store(to + 28);
+                    if (to == tmp) for (int k = 0; k < w - x0; k++) dst[k] = tmp[k];
+                }
+            }
+
+            // The GEMM micro-kernels: tile[r][0…cols) (+)= Σ_i u[i·uStride + r] · v[i·vStride + 0…cols), r = 0…3, the
+            // tile's rows tileStride floats apart. Winograd's GEMMs, the Gram forward (both from one panel) and the Gram
+            // backward (dF += S·F) share them; the AVX2 code has a kernel for each.
+            /// <summary>4 × 24: 24 accumulators (4 rows × 6 vectors), 6 loads and 4 broadcasts a step: 31 of NEON's 32 registers.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            internal static unsafe void Gemm4x24(float* v, int vStride, float* u, int uStride, float* tile, int tileStride, int cn, GemmStart start)
+            {
+                float* t1 = tile + tileStride, t2 = t1 + tileStride, t3 = t2 + tileStride;
+                Vector128<float> a00, a01, a02, a03, a04, a05, a10, a11, a12, a13, a14, a15, a20, a21, a22, a23, a24, a25, a30, a31, a32, a33, a34, a35;
+                if (start == GemmStart.Load)
+                {
+                    a00 = Vector128.Load(tile); a01 = Vector128.Load(tile + 4); a02 = Vector128.Load(tile + 8); a03 = Vector128.Load(tile + 12); a04 = Vector128.Load(tile + 16); a05 = Vector128.Load(tile + 20);
+                    a10 = Vector128.Load(t1); a11 = Vector128.Load(t1 + 4); a12 = Vector128.Load(t1 + 8); a13 = Vector128.Load(t1 + 12); a14 = Vector128.Load(t1 + 16); a15 = Vector128.Load(t1 + 20);
+                    a20 = Vector128.Load(t2); a21 = Vector128.Load(t2 + 4); a22 = Vector128.Load(t2 + 8); a23 = Vector128.Load(t2 + 12); a24 = Vector128.Load(t2 + 16); a25 = Vector128.Load(t2 + 20);
+                    a30 = Vector128.Load(t3); a31 = Vector128.Load(t3 + 4); a32 = Vector128.Load(t3 + 8); a33 = Vector128.Load(t3 + 12); a34 = Vector128.Load(t3 + 16); a35 = Vector128.Load(t3 + 20);
+                }
+                else a00 = a01 = a02 = a03 = a04 = a05 = a10 = a11 = a12 = a13 = a14 = a15 = a20 = a21 = a22 = a23 = a24 = a25 = a30 = a31 = a32 = a33 = a34 = a35 = Vector128<float>.Zero;
+                for (int i = 0; i < cn; i++, v += vStride, u += uStride)
+                {
+                    var v0 = Vector128.Load(v); var v1 = Vector128.Load(v + 4); var v2 = Vector128.Load(v + 8); var v3 = Vector128.Load(v + 12); var v4 = Vector128.Load(v + 16); var v5 = Vector128.Load(v + 20);
+                    var w0 = Vector128.Create(u[0]);
+                    a00 = Lanes128.Fma(w0, v0, a00); a01 = Lanes128.Fma(w0, v1, a01); a02 = Lanes128.Fma(w0, v2, a02); a03 = Lanes128.Fma(w0, v3, a03); a04 = Lanes128.Fma(w0, v4, a04); a05 = Lanes128.Fma(w0, v5, a05);
+                    var w1 = Vector128.Create(u[1]);
+                    a10 = Lanes128.Fma(w1, v0, a10); a11 = Lanes128.Fma(w1, v1, a11); a12 = Lanes128.Fma(w1, v2, a12); a13 = Lanes128.Fma(w1, v3, a13); a14 = Lanes128.Fma(w1, v4, a14); a15 = Lanes128.Fma(w1, v5, a15);
+                    var w2 = Vector128.Create(u[2]);
+                    a20 = Lanes128.Fma(w2, v0, a20); a21 = Lanes128.Fma(w2, v1, a21); a22 = Lanes128.Fma(w2, v2, a22); a23 = Lanes128.Fma(w2, v3, a23); a24 = Lanes128.Fma(w2, v4, a24); a25 = Lanes128.Fma(w2, v5, a25);
+                    var w3 = Vector128.Create(u[3]);
+                    a30 = Lanes128.Fma(w3, v0, a30); a31 = Lanes128.Fma(w3, v1, a31); a32 = Lanes128.Fma(w3, v2, a32); a33 = Lanes128.Fma(w3, v3, a33); a34 = Lanes128.Fma(w3, v4, a34); a35 = Lanes128.Fma(w3, v5, a35);
+                }
+                if (start == GemmStart.Add)
+                {
+                    (Vector128.Load(tile) + a00).Store(tile); (Vector128.Load(tile + 4) + a01).Store(tile + 4); (Vector128.Load(tile + 8) + a02).Store(tile + 8);
+                    (Vector128.Load(tile + 12) + a03).Store(tile + 12); (Vector128.Load(tile + 16) + a04).Store(tile + 16); (Vector128.Load(tile + 20) + a05).Store(tile + 20);
+                    (Vector128.Load(t1) + a10).Store(t1); (Vector128.Load(t1 + 4) + a11).Store(t1 + 4); (Vector128.Load(t1 + 8) + a12).Store(t1 + 8);
+                    (Vector128.Load(t1 + 12) + a13).Store(t1 + 12); (Vector128.Load(t1 + 16) + a14).Store(t1 + 16); (Vector128.Load(t1 + 20) + a15).Store(t1 + 20);
+                    (Vector128.Load(t2) + a20).Store(t2); (Vector128.Load(t2 + 4) + a21).Store(t2 + 4); (Vector128.Load(t2 + 8) + a22).Store(t2 + 8);
+                    (Vector128.Load(t2 + 12) + a23).Store(t2 + 12); (Vector128.Load(t2 + 16) + a24).Store(t2 + 16); (Vector128.Load(t2 + 20) + a25).Store(t2 + 20);
+                    (Vector128.Load(t3) + a30).Store(t3); (Vector128.Load(t3 + 4) + a31).Store(t3 + 4); (Vector128.Load(t3 + 8) + a32).Store(t3 + 8);
+                    (Vector128.Load(t3 + 12) + a33).Store(t3 + 12); (Vector128.Load(t3 + 16) + a34).Store(t3 + 16); (Vector128.Load(t3 + 20) + a35).Store(t3 + 20);
+                    return;
+                }
+                a00.Store(tile); a01.Store(tile + 4); a02.Store(tile + 8); a03.Store(tile + 12); a04.Store(tile + 16); a05.Store(tile + 20);
+                a10.Store(t1); a11.Store(t1 + 4); a12.Store(t1 + 8); a13.Store(t1 + 12); a14.Store(t1 + 16); a15.Store(t1 + 20);
+                a20.Store(t2); a21.Store(t2 + 4); a22.Store(t2 + 8); a23.Store(t2 + 12); a24.Store(t2 + 16); a25.Store(t2 + 20);
+                a30.Store(t3); a31.Store(t3 + 4); a32.Store(t3 + 8); a33.Store(t3 + 12); a34.Store(t3 + 16); a35.Store(t3 + 20);
+            }
+
+            /// <summary>4 × 16: 16 accumulators, for the 16-wide strips at the ends of rows.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            internal static unsafe void Gemm4x16(float* v, int vStride, float* u, int uStride, float* tile, int tileStride, int cn, GemmStart start)
+            {
+                float* t1 = tile + tileStride, t2 = t1 + tileStride, t3 = t2 + tileStride;
+                Vector128<float> a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33;
+                if (start == GemmStart.Load)
+                {
+                    a00 = Vector128.Load(tile); a01 = Vector128.Load(tile + 4); a02 = Vector128.Load(tile + 8); a03 = Vector128.Load(tile + 12);
+                    a10 = Vector128.Load(t1); a11 = Vector128.Load(t1 + 4); a12 = Vector128.Load(t1 + 8); a13 = Vector128.Load(t1 + 12);
+                    a20 = Vector128.Load(t2); a21 = Vector128.Load(t2 + 4); a22 = Vector128.Load(t2 + 8); a23 = Vector128.Load(t2 + 12);
+                    a30 = Vector128.Load(t3); a31 = Vector128.Load(t3 + 4); a32 = Vector128.Load(t3 + 8); a33 = Vector128.Load(t3 + 12);
+                }
+                else a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = Vector128<float>.Zero;
+                for (int i = 0; i < cn; i++, v += vStride, u += uStride)
+                {
+                    var v0 = Vector128.Load(v); var v1 = Vector128.Load(v + 4); var v2 = Vector128.Load(v + 8); var v3 = Vector128.Load(v + 12);
+                    var w0 = Vector128.Create(u[0]);
+                    a00 = Lanes128.Fma(w0, v0, a00); a01 = Lanes128.Fma(w0, v1, a01); a02 = Lanes128.Fma(w0, v2, a02); a03 = Lanes128.Fma(w0, v3, a03);
+                    var w1 = Vector128.Create(u[1]);
+                    a10 = Lanes128.Fma(w1, v0, a10); a11 = Lanes128.Fma(w1, v1, a11); a12 = Lanes128.Fma(w1, v2, a12); a13 = Lanes128.Fma(w1, v3, a13);
+                    var w2 = Vector128.Create(u[2]);
+                    a20 = Lanes128.Fma(w2, v0, a20); a21 = Lanes128.Fma(w2, v1, a21); a22 = Lanes128.Fma(w2, v2, a22); a23 = Lanes128.Fma(w2, v3, a23);
+                    var w3 = Vector128.Create(u[3]);
+                    a30 = Lanes128.Fma(w3, v0, a30); a31 = Lanes128.Fma(w3, v1, a31); a32 = Lanes128.Fma(w3, v2, a32); a33 = Lanes128.Fma(w3, v3, a33);
+                }
+                if (start == GemmStart.Add)
+                {
+                    (Vector128.Load(tile) + a00).Store(tile); (Vector128.Load(tile + 4) + a01).Store(tile + 4); (Vector128.Load(tile + 8) + a02).Store(tile + 8);
+                    (Vector128.Load(tile + 12) + a03).Store(tile + 12);
+                    (Vector128.Load(t1) + a10).Store(t1); (Vector128.Load(t1 + 4) + a11).Store(t1 + 4); (Vector128.Load(t1 + 8) + a12).Store(t1 + 8);
+                    (Vector128.Load(t1 + 12) + a13).Store(t1 + 12);
+                    (Vector128.Load(t2) + a20).Store(t2); (Vector128.Load(t2 + 4) + a21).Store(t2 + 4); (Vector128.Load(t2 + 8) + a22).Store(t2 + 8);
+                    (Vector128.Load(t2 + 12) + a23).Store(t2 + 12);
+                    (Vector128.Load(t3) + a30).Store(t3); (Vector128.Load(t3 + 4) + a31).Store(t3 + 4); (Vector128.Load(t3 + 8) + a32).Store(t3 + 8);
+                    (Vector128.Load(t3 + 12) + a33).Store(t3 + 12);
+                    return;
+                }
+                a00.Store(tile); a01.Store(tile + 4); a02.Store(tile + 8); a03.Store(tile + 12);
+                a10.Store(t1); a11.Store(t1 + 4); a12.Store(t1 + 8); a13.Store(t1 + 12);
+                a20.Store(t2); a21.Store(t2 + 4); a22.Store(t2 + 8); a23.Store(t2 + 12);
+                a30.Store(t3); a31.Store(t3 + 4); a32.Store(t3 + 8); a33.Store(t3 + 12);
+            }
+
+            /// <summary>4 × 8: 8 accumulators, for the Gram backward's last columns of a chunk.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            internal static unsafe void Gemm4x8(float* v, int vStride, float* u, int uStride, float* tile, int tileStride, int cn, GemmStart start)
+            {
+                float* t1 = tile + tileStride, t2 = t1 + tileStride, t3 = t2 + tileStride;
+                Vector128<float> a00, a01, a10, a11, a20, a21, a30, a31;
+                if (start == GemmStart.Load)
+                {
+                    a00 = Vector128.Load(tile); a01 = Vector128.Load(tile + 4);
+                    a10 = Vector128.Load(t1); a11 = Vector128.Load(t1 + 4);
+                    a20 = Vector128.Load(t2); a21 = Vector128.Load(t2 + 4);
+                    a30 = Vector128.Load(t3); a31 = Vector128.Load(t3 + 4);
+                }
+                else a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = Vector128<float>.Zero;
+                for (int i = 0; i < cn; i++, v += vStride, u += uStride)
+                {
+                    var v0 = Vector128.Load(v); var v1 = Vector128.Load(v + 4);
+                    var w0 = Vector128.Create(u[0]);
+                    a00 = Lanes128.Fma(w0, v0, a00); a01 = Lanes128.Fma(w0, v1, a01);
+                    var w1 = Vector128.Create(u[1]);
+                    a10 = Lanes128.Fma(w1, v0, a10); a11 = Lanes128.Fma(w1, v1, a11);
+                    var w2 = Vector128.Create(u[2]);
+                    a20 = Lanes128.Fma(w2, v0, a20); a21 = Lanes128.Fma(w2, v1, a21);
+                    var w3 = Vector128.Create(u[3]);
+                    a30 = Lanes128.Fma(w3, v0, a30); a31 = Lanes128.Fma(w3, v1, a31);
+                }
+                if (start == GemmStart.Add)
+                {
+                    (Vector128.Load(tile) + a00).Store(tile); (Vector128.Load(tile + 4) + a01).Store(tile + 4);
+                    (Vector128.Load(t1) + a10).Store(t1); (Vector128.Load(t1 + 4) + a11).Store(t1 + 4);
+                    (Vector128.Load(t2) + a20).Store(t2); (Vector128.Load(t2 + 4) + a21).Store(t2 + 4);
+                    (Vector128.Load(t3) + a30).Store(t3); (Vector128.Load(t3 + 4) + a31).Store(t3 + 4);
+                    return;
+                }
+                a00.Store(tile); a01.Store(tile + 4);
+                a10.Store(t1); a11.Store(t1 + 4);
+                a20.Store(t2); a21.Store(t2 + 4);
+                a30.Store(t3); a31.Store(t3 + 4);
+            }        }
     }
 
     /// <summary>

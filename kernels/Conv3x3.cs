@@ -878,8 +878,6 @@ public static partial class Conv3x3
         public const int Strip = 24;
         public const int NarrowStrip = 16;
 
-        /// <summary>True when the AVX2+FMA path runs; otherwise the scalar fallback does (same packing, same order).</summary>
-        public static bool VectorSupported => Avx2.IsSupported && Fma.IsSupported;
 
         /// <summary>Row stride of the padded input: room for the border and for the last strip's full loads.</summary>
         public static int PaddedWidth(int w) => (w + 7) / 8 * 8 + Strip;
@@ -939,6 +937,10 @@ public static partial class Conv3x3
                         for (; k + 8 <= w; k += 8)   // keep src where mask > 0: an AND with the comparison's all-ones lanes
                             Vector256.BitwiseAnd(Vector256.Create(src[k..]), Vector256.GreaterThan(Vector256.Create(m[k..]), Vector256<float>.Zero))
                                 .CopyTo(dst[(k + 1)..]);
+                    else if (Vector128.IsHardwareAccelerated)   // ARM64
+                        for (; k + 4 <= w; k += 4)
+                            Vector128.BitwiseAnd(Vector128.Create(src[k..]), Vector128.GreaterThan(Vector128.Create(m[k..]), Vector128<float>.Zero))
+                                .CopyTo(dst[(k + 1)..]);
                     for (; k < w; k++) dst[k + 1] = m[k] > 0f ? src[k] : 0f;
                 }
             });
@@ -953,11 +955,11 @@ public static partial class Conv3x3
         /// input channels pass in chunks of 64, each chunk's input window reused from L1 by every channel block.
         /// </summary>
         public static unsafe void Convolve(float[] p, float[] packed, float[]? bias, float[] y, int cin, int cout,
-            int h, int w, bool relu, bool vector)
+            int h, int w, bool relu, CpuSimd simd)
         {
             if (Math.Min(cin, cout) <= ChannelBlock)
             {
-                ConvolveRows(p, packed, bias, y, cin, cout, h, w, relu, vector);
+                ConvolveRows(p, packed, bias, y, cin, cout, h, w, relu, simd);
                 return;
             }
             int blocks = (cout + ChannelBlock - 1) / ChannelBlock;
@@ -981,7 +983,7 @@ public static partial class Conv3x3
                         {
                             float* q = pw + ((long)ob * cin + c0) * 9 * ChannelBlock;
                             float* tile = tiles + ob * ChannelBlock * Strip;
-                            AccumulateStrip(r, q, tile, cn, plane, wp, width, vector);
+                            AccumulateStrip(r, q, tile, cn, plane, wp, width, simd);
                         }
                     }
                     for (int ob = 0; ob < blocks; ob++)
@@ -1005,7 +1007,7 @@ public static partial class Conv3x3
         /// chunk), and the block's 4 output rows are written whole.
         /// </summary>
         static unsafe void ConvolveRows(float[] p, float[] packed, float[]? bias, float[] y, int cin, int cout,
-            int h, int w, bool relu, bool vector)
+            int h, int w, bool relu, CpuSimd simd)
         {
             int blocks = (cout + ChannelBlock - 1) / ChannelBlock;
             var (wide, narrow) = Strips(w);
@@ -1030,7 +1032,7 @@ public static partial class Conv3x3
                         {
                             var (x0, width) = StripAt(s, wide);
                             float* r = pp + (long)c0 * plane + row * wp + x0, tile = tiles + s * ChannelBlock * Strip;
-                            AccumulateStrip(r, q, tile, cn, plane, wp, width, vector);
+                            AccumulateStrip(r, q, tile, cn, plane, wp, width, simd);
                         }
                     }
                     for (int s = 0; s < strips; s++)
@@ -1044,9 +1046,10 @@ public static partial class Conv3x3
 
         /// <summary>tile += a strip's convolution over cn input channels, by the micro-kernel for its width (or the scalar
         /// fallback). The micro-kernels hold the accumulators; this only picks one.</summary>
-        static unsafe void AccumulateStrip(float* r, float* q, float* tile, int cn, int plane, int wp, int width, bool vector)
+        static unsafe void AccumulateStrip(float* r, float* q, float* tile, int cn, int plane, int wp, int width, CpuSimd simd)
         {
-            if (!vector) AccumulateScalar(r, q, tile, cn, plane, wp, width);
+            if (simd == CpuSimd.Scalar) AccumulateScalar(r, q, tile, cn, plane, wp, width);
+            else if (simd == CpuSimd.Vector128) Accumulate4xN128(r, q, tile, cn, plane, wp, width);
             else if (width == Strip) Accumulate4x24(r, q, tile, cn, plane, wp);
             else Accumulate4x16(r, q, tile, cn, plane, wp);
         }
@@ -1234,7 +1237,39 @@ public static partial class Conv3x3
             Avx.Store(tile + 72, a30); Avx.Store(tile + 80, a31);
         }
 
-        /// <summary>The fallback for CPUs without AVX2/FMA: the same blocking and summation order (unfused multiply-adds).</summary>
+        /// <summary>
+        /// The micro-kernel on 128-bit vectors (<see cref="CpuSimd.Vector128"/>: NEON on ARM64): the strip 8 pixels at a
+        /// time, 4 channels × 8 pixels in 8 accumulators, the taps in a loop. Each output sums its products in the AVX2
+        /// kernels' order (input channel, then tap, fused), so the results equal theirs to the bit. Winograd takes every
+        /// layer with 16 or more channels each way, so on a Vector128 machine this runs only where one side has 3
+        /// (VGG's first layer and the backward to the picture) and under `--conv direct`: simple before fast.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        static unsafe void Accumulate4xN128(float* r, float* q, float* tile, int cin, int plane, int wp, int width)
+        {
+            for (int x = 0; x < width; x += 8)
+            {
+                float* t0 = tile + x, t1 = t0 + Strip, t2 = t1 + Strip, t3 = t2 + Strip;
+                var a00 = Vector128.Load(t0); var a01 = Vector128.Load(t0 + 4); var a10 = Vector128.Load(t1); var a11 = Vector128.Load(t1 + 4);
+                var a20 = Vector128.Load(t2); var a21 = Vector128.Load(t2 + 4); var a30 = Vector128.Load(t3); var a31 = Vector128.Load(t3 + 4);
+                float* ri = r + x, qt = q;
+                for (int i = 0; i < cin; i++, ri += plane)
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++, qt += ChannelBlock)
+                        {
+                            float* s = ri + ky * wp + kx;
+                            var v0 = Vector128.Load(s); var v1 = Vector128.Load(s + 4);
+                            var w0 = Vector128.Create(qt[0]); a00 = Lanes128.Fma(w0, v0, a00); a01 = Lanes128.Fma(w0, v1, a01);
+                            var w1 = Vector128.Create(qt[1]); a10 = Lanes128.Fma(w1, v0, a10); a11 = Lanes128.Fma(w1, v1, a11);
+                            var w2 = Vector128.Create(qt[2]); a20 = Lanes128.Fma(w2, v0, a20); a21 = Lanes128.Fma(w2, v1, a21);
+                            var w3 = Vector128.Create(qt[3]); a30 = Lanes128.Fma(w3, v0, a30); a31 = Lanes128.Fma(w3, v1, a31);
+                        }
+                a00.Store(t0); a01.Store(t0 + 4); a10.Store(t1); a11.Store(t1 + 4);
+                a20.Store(t2); a21.Store(t2 + 4); a30.Store(t3); a31.Store(t3 + 4);
+            }
+        }
+
+        /// <summary>The fallback for CPUs without vector FMAs: the same blocking and summation order (unfused multiply-adds).</summary>
         static unsafe void AccumulateScalar(float* r, float* q, float* tile, int cin, int plane, int wp, int width)
         {
             for (int i = 0; i < cin; i++, r += plane)
@@ -1262,7 +1297,10 @@ public static partial class Conv3x3
                 {
                     // Branch-free: a data-dependent branch here mispredicts half the time (measured: ~20% of a layer).
                     int k = 0;
-                    for (; k + 8 <= valid; k += 8) Vector256.Store(Vector256.Max(Vector256.Load(src + k), Vector256<float>.Zero), dst + k);
+                    if (Vector256.IsHardwareAccelerated)
+                        for (; k + 8 <= valid; k += 8) Vector256.Store(Vector256.Max(Vector256.Load(src + k), Vector256<float>.Zero), dst + k);
+                    else if (Vector128.IsHardwareAccelerated)   // ARM64: Vector256 is emulated there
+                        for (; k + 4 <= valid; k += 4) Vector128.Store(Vector128.Max(Vector128.Load(src + k), Vector128<float>.Zero), dst + k);
                     for (; k < valid; k++) dst[k] = MathF.Max(src[k], 0f);
                 }
                 else new ReadOnlySpan<float>(src, valid).CopyTo(new Span<float>(dst, valid));

@@ -574,9 +574,9 @@ public static class Gram
         /// panel's rows c floats apart: 8 accumulators, a new cache line for every position's 4 row values, 23–39% of
         /// the FMA peak in nominal FLOPs.) The parts are added in a fixed order.
         /// </summary>
-        public static unsafe void Forward(float[] f, float[] g, float[] scratch, int c, int n, bool vector)
+        public static unsafe void Forward(float[] f, float[] g, float[] scratch, int c, int n, CpuSimd simd)
         {
-            if (!vector || !Fma.IsSupported)
+            if (simd == CpuSimd.Scalar)
             {
                 ForwardScalar(f, g, scratch, c, n);
                 return;
@@ -608,7 +608,13 @@ public static class Gram
                                 float* tile = pt + ((long)b * strips + s) * 4 * Strip;
                                 // The part's first chunk writes its tiles; the others add (tiles never computed are never
                                 // read). The row values come from the same panel, 24 floats a position apart.
-                                if (wide) Conv3x3.CpuWinograd.Gemm4x24(strip, rows, Strip, tile, width, ks == k0);
+                                if (simd == CpuSimd.Vector128)
+                                {
+                                    var start = ks == k0 ? Conv3x3.CpuWinograd.GemmStart.Zero : Conv3x3.CpuWinograd.GemmStart.Load;
+                                    if (wide) Conv3x3.CpuWinograd.Simd128.Gemm4x24(strip, Strip, rows, Strip, tile, Strip, width, start);
+                                    else Conv3x3.CpuWinograd.Simd128.Gemm4x16(strip, Strip, rows, Strip, tile, Strip, width, start);
+                                }
+                                else if (wide) Conv3x3.CpuWinograd.Gemm4x24(strip, rows, Strip, tile, width, ks == k0);
                                 else Conv3x3.CpuWinograd.Gemm4x16(strip, rows, Strip, tile, width, ks == k0);
                             }
                         }
@@ -685,7 +691,7 @@ public static class Gram
         /// (a block walks 16·c bytes in order rather than c cache lines c floats apart).
         /// Each element of dF is written by one worker, in a fixed order: results do not depend on the core count.
         /// </summary>
-        public static unsafe void BackwardAccumulate(float[] f, float[] dg, float[] df, float[] scratch, int c, int n, bool vector)
+        public static unsafe void BackwardAccumulate(float[] f, float[] dg, float[] df, float[] scratch, int c, int n, CpuSimd simd)
         {
             float inv = 1f / n;
             // S by 32×32 tiles, so that dG's transposed reads stay in L1 (row by row they missed the cache at every
@@ -712,7 +718,16 @@ public static class Gram
                         for (int i0 = 0; i0 < c; i0 += 4)
                         {
                             int k = 0;
-                            if (vector && i0 + 4 <= c)
+                            if (simd == CpuSimd.Vector128 && i0 + 4 <= c)
+                            {
+                                // The same blocks on 128-bit vectors (Winograd's shared GEMMs, ending in dF += the sums).
+                                var add = Conv3x3.CpuWinograd.GemmStart.Add;
+                                for (; k + 24 <= width; k += 24)
+                                    Conv3x3.CpuWinograd.Simd128.Gemm4x24(panel + k, cols, ps + (long)i0 * c, 4, pd + (long)i0 * n + k0 + k, n, c, add);
+                                for (; k + 8 <= width; k += 8)
+                                    Conv3x3.CpuWinograd.Simd128.Gemm4x8(panel + k, cols, ps + (long)i0 * c, 4, pd + (long)i0 * n + k0 + k, n, c, add);
+                            }
+                            else if (simd == CpuSimd.Avx2 && i0 + 4 <= c)
                             {
                                 for (; k + 24 <= width; k += 24)
                                     Accumulate4x24(panel + k, ps + (long)i0 * c, pd + (long)i0 * n + k0 + k, c, cols, n);

@@ -214,26 +214,38 @@ public static class Lbfgs
     {
         /// <summary>products[k·R + j] = rows[j]·rows[w_k] for k = 0, 1, 2; each row's three sums in a fixed order
         /// (float lanes per chunk, chunks added in float64), so results do not depend on the core count.</summary>
-        public static void RowDots(float[] rows, int n, int rowCount, int a, int b, int c, float[] products, bool vector)
+        public static void RowDots(float[] rows, int n, int rowCount, int a, int b, int c, float[] products, CpuSimd simd)
         {
             Parallel.For(0, rowCount, j =>
             {
                 var row = rows.AsSpan(j * n, n);
-                var (sa, sb, sc) = Dot3(row, rows.AsSpan(a * n, n), rows.AsSpan(b * n, n), rows.AsSpan(c * n, n), vector);
+                var (sa, sb, sc) = Dot3(row, rows.AsSpan(a * n, n), rows.AsSpan(b * n, n), rows.AsSpan(c * n, n), simd);
                 products[j] = (float)sa;
                 products[rowCount + j] = (float)sb;
                 products[2 * rowCount + j] = (float)sc;
             });
         }
 
-        static (double, double, double) Dot3(ReadOnlySpan<float> v, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, bool vector)
+        static (double, double, double) Dot3(ReadOnlySpan<float> v, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> c, CpuSimd simd)
         {
             double sa = 0, sb = 0, sc = 0;
             for (int start = 0; start < v.Length; start += VectorOps.Cpu.Chunk)
             {
                 int end = Math.Min(v.Length, start + VectorOps.Cpu.Chunk), i = start;
                 float fa = 0f, fb = 0f, fc = 0f;
-                if (vector)
+                if (simd == CpuSimd.Vector128)
+                {
+                    Vector128<float> va = default, vb = default, vc = default;
+                    for (; i + 4 <= end; i += 4)
+                    {
+                        var x = Vector128.Create(v.Slice(i, 4));
+                        va = Lanes128.Fma(x, Vector128.Create(a.Slice(i, 4)), va);
+                        vb = Lanes128.Fma(x, Vector128.Create(b.Slice(i, 4)), vb);
+                        vc = Lanes128.Fma(x, Vector128.Create(c.Slice(i, 4)), vc);
+                    }
+                    fa = Vector128.Sum(va); fb = Vector128.Sum(vb); fc = Vector128.Sum(vc);
+                }
+                else if (simd == CpuSimd.Avx2)
                 {
                     Vector256<float> va = default, vb = default, vc = default;
                     for (; i + 8 <= end; i += 8)
@@ -252,7 +264,7 @@ public static class Lbfgs
         }
 
         /// <summary>y = Σⱼ coefficients[j]·rows[j], zero coefficients skipped; in column chunks, rows in order.</summary>
-        public static void Combine(float[] rows, int n, int rowCount, float[] coefficients, float[] y, bool vector)
+        public static void Combine(float[] rows, int n, int rowCount, float[] coefficients, float[] y, CpuSimd simd)
         {
             VectorOps.Cpu.For(n, (s, e) =>
             {
@@ -262,7 +274,13 @@ public static class Lbfgs
                     float c = coefficients[j];
                     if (c == 0f) continue;
                     int i = s, off = j * n;
-                    if (vector)
+                    if (simd == CpuSimd.Vector128)
+                    {
+                        var vc = Vector128.Create(c);
+                        for (; i + 4 <= e; i += 4)
+                            Lanes128.Fma(vc, Vector128.Create(rows, off + i), Vector128.Create(y, i)).CopyTo(y, i);
+                    }
+                    else if (simd == CpuSimd.Avx2)
                     {
                         var vc = Vector256.Create(c);
                         for (; i + 8 <= e; i += 8)

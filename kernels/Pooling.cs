@@ -112,10 +112,10 @@ public static class Pooling
     /// </summary>
     public static class Cpu
     {
-        public static void Forward(bool max, float[] x, float[] y, int c, int h, int w, bool vector = true)
+        public static void Forward(bool max, float[] x, float[] y, int c, int h, int w, CpuSimd simd)
         {
             int ho = h / 2, wo = w / 2;
-            bool avx = vector && Avx2.IsSupported;
+            bool avx = simd == CpuSimd.Avx2, v128 = simd == CpuSimd.Vector128;
             Parallel.For(0, c, ch =>
             {
                 for (int r = 0; r < ho; r++)
@@ -133,6 +133,18 @@ public static class Pooling
                                 : Avx.Multiply(Avx.Add(Avx.Add(a, b), Avx.Add(e, f)), Vector256.Create(0.25f));
                             v.CopyTo(y, o + s);
                         }
+                    else if (v128)   // the same, 4 windows a vector (NEON), up to the AVX2 kernel's scalar tail
+                        for (; s < wo / 8 * 8; s += 4)
+                        {
+                            var (a, b) = EvenOdd128(x, top + 2 * s);
+                            var (e, f) = EvenOdd128(x, top + w + 2 * s);
+                            // Vector128.Max's NaN rule is the platform's; the unordered lanes made all ones as above.
+                            var unordered = ~(Vector128.Equals(a, a) & Vector128.Equals(b, b) & Vector128.Equals(e, e) & Vector128.Equals(f, f));
+                            var v = max
+                                ? Vector128.Max(Vector128.Max(a, b), Vector128.Max(e, f)) | unordered
+                                : (a + b + (e + f)) * Vector128.Create(0.25f);
+                            v.CopyTo(y, o + s);
+                        }
                     for (; s < wo; s++)
                     {
                         float a = x[top + 2 * s], b = x[top + 2 * s + 1], e = x[top + w + 2 * s], f = x[top + w + 2 * s + 1];
@@ -142,10 +154,10 @@ public static class Pooling
             });
         }
 
-        public static void Backward(bool max, float[] x, float[] dy, float[] dx, int c, int h, int w, bool vector = true)
+        public static void Backward(bool max, float[] x, float[] dy, float[] dx, int c, int h, int w, CpuSimd simd)
         {
             int ho = h / 2, wo = w / 2;
-            bool avx = vector && Avx2.IsSupported;
+            bool avx = simd == CpuSimd.Avx2, v128 = simd == CpuSimd.Vector128;
             Parallel.For(0, c, ch =>
             {
                 Array.Clear(dx, ch * h * w, h * w);   // covers the dropped last row/column of odd sizes too
@@ -179,6 +191,27 @@ public static class Pooling
                             Interleave(da, db, dx, top + 2 * s);
                             Interleave(de, df, dx, top + w + 2 * s);
                         }
+                    else if (v128)   // the same lane masks, 4 windows a vector, up to the AVX2 kernel's scalar tail
+                        for (; s < wo / 8 * 8; s += 4)
+                        {
+                            var g = Vector128.Create(dy, o + s);
+                            Vector128<float> da, db, de, df;
+                            if (max)
+                            {
+                                var (a, b) = EvenOdd128(x, top + 2 * s);
+                                var (e, f) = EvenOdd128(x, top + w + 2 * s);
+                                var isB = Vector128.GreaterThan(b, a);
+                                var best = Vector128.ConditionalSelect(isB, b, a);
+                                var isE = Vector128.GreaterThan(e, best);
+                                best = Vector128.ConditionalSelect(isE, e, best);
+                                var isF = Vector128.GreaterThan(f, best);
+                                da = g & ~(isB | isE | isF); db = g & isB & ~isE & ~isF; de = g & isE & ~isF; df = g & isF;
+                            }
+                            else
+                                da = db = de = df = g * Vector128.Create(0.25f);
+                            Interleave128(da, db, dx, top + 2 * s);
+                            Interleave128(de, df, dx, top + w + 2 * s);
+                        }
                     for (; s < wo; s++)
                     {
                         float g = dy[o + s];
@@ -203,6 +236,21 @@ public static class Pooling
             var even = Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
             var odd = Avx2.Permute4x64(Avx.Shuffle(lo, hi, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
             return (even, odd);
+        }
+
+        /// <summary>x[at … at+8) split into its even and odd elements: 4 windows' left and right corners.</summary>
+        static (Vector128<float> Even, Vector128<float> Odd) EvenOdd128(float[] x, int at)
+        {
+            var lo = Vector128.Create(x, at);
+            var hi = Vector128.Create(x, at + 4);
+            return (Lanes128.UnzipEven(lo, hi), Lanes128.UnzipOdd(lo, hi));
+        }
+
+        /// <summary>Writes even0 odd0 … even3 odd3 (8 floats) at dst[at…]: the inverse of <see cref="EvenOdd128"/>.</summary>
+        static void Interleave128(Vector128<float> even, Vector128<float> odd, float[] dst, int at)
+        {
+            Lanes128.ZipLow(even, odd).CopyTo(dst, at);
+            Lanes128.ZipHigh(even, odd).CopyTo(dst, at + 4);
         }
 
         /// <summary>Writes even0 odd0 even1 odd1 … (16 floats) at dst[at…]: the inverse of <see cref="EvenOdd"/>.</summary>

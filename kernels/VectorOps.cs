@@ -182,11 +182,21 @@ public static class VectorOps
             Parallel.For(0, chunks, k => body(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
         }
 
-        public static double Dot(float[] x, float[] y, int start, int end, bool vector)
+        public static double Dot(float[] x, float[] y, int start, int end, CpuSimd simd)
         {
             int i = start;
             double s = 0;
-            if (vector)
+            if (simd == CpuSimd.Vector128)
+            {
+                var acc0 = Vector128<float>.Zero; var acc1 = Vector128<float>.Zero;
+                for (; i + 8 <= end; i += 8)
+                {
+                    acc0 = Lanes128.Fma(Vector128.Create(x, i), Vector128.Create(y, i), acc0);
+                    acc1 = Lanes128.Fma(Vector128.Create(x, i + 4), Vector128.Create(y, i + 4), acc1);
+                }
+                s = Vector128.Sum(acc0 + acc1);
+            }
+            else if (simd == CpuSimd.Avx2)
             {
                 var acc0 = Vector256<float>.Zero; var acc1 = Vector256<float>.Zero;
                 for (; i + 16 <= end; i += 16)

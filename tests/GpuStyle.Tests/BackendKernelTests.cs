@@ -433,7 +433,7 @@ public class AgreementCheckTests
     [Fact]
     public void The_device_check_covers_every_op_and_passes_for_the_scalar_cpu_path()
     {
-        using var scalar = new GpuStyle.Engine.Cpu.CpuBackend(vector: false);
+        using var scalar = new GpuStyle.Engine.Cpu.CpuBackend(GpuStyle.Kernels.CpuSimd.Scalar);
         var results = GpuStyle.Engine.Bench.AgreementCheck.Run(scalar);
         Assert.All(results, r => Assert.True(r.Passed, $"{r.Op} {r.Shape}: {r.RelativeError:E1}"));
         foreach (var op in new[] { "conv forward + ReLU", "conv backward (ReLU mask)", "gram forward", "gram backward",

@@ -339,12 +339,23 @@ public sealed class CliTests : IDisposable
         using var byDefault = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null);
         using var direct = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", GpuStyle.Engine.Ilgpu.ConvKernel.Direct);
         using var scalar = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu-scalar", conv: null);
-        Assert.Equal(GpuStyle.Kernels.Conv3x3.Cpu.VectorSupported, byDefault.Winograd);
+        Assert.Equal(GpuStyle.Kernels.CpuSimdLevels.Best != GpuStyle.Kernels.CpuSimd.Scalar, byDefault.Winograd);
+        Assert.Equal(GpuStyle.Kernels.CpuSimdLevels.Best, byDefault.Simd);
         Assert.False(direct.Winograd);
         Assert.False(scalar.Winograd);
         Assert.Null(byDefault.WinogradEdge);   // per map: Conv3x3.CpuWinograd.Edge
         using var f2 = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "WinogradTile=2");
         Assert.Equal(2, f2.WinogradEdge);
         Assert.Throws<GpuStyle.Engine.Ilgpu.DeviceNotFoundException>(() => GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "WinogradTile=3"));
+        // Simd= picks the kernels (the ARM64 ones on this machine too); cpu-scalar refuses wider ones.
+        using var v128 = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "Simd=vector128,WinogradTile=4");
+        Assert.Equal(GpuStyle.Kernels.CpuSimdLevels.AtMost(GpuStyle.Kernels.CpuSimd.Vector128), v128.Simd);
+        Assert.Equal(4, v128.WinogradEdge);
+        using var scalarAsked = (GpuStyle.Engine.Cpu.CpuBackend)GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "simd=Scalar");
+        Assert.Equal(GpuStyle.Kernels.CpuSimd.Scalar, scalarAsked.Simd);
+        Assert.False(scalarAsked.Winograd);
+        Assert.Throws<GpuStyle.Engine.Ilgpu.DeviceNotFoundException>(() => GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "Simd=avx512"));
+        Assert.Throws<GpuStyle.Engine.Ilgpu.DeviceNotFoundException>(() => GpuStyle.Engine.Backends.Open("cpu", conv: null, launch: "Simd=1"));
+        Assert.Throws<GpuStyle.Engine.Ilgpu.DeviceNotFoundException>(() => GpuStyle.Engine.Backends.Open("cpu-scalar", conv: null, launch: "Simd=vector128"));
     }
 }

@@ -18,6 +18,7 @@ public class LbfgsTests(IlgpuCpuFixture fx)
     {
         yield return fx.Backend;    // 3-thread groups
         yield return fx.CpuVector;
+        yield return fx.CpuV128;
         yield return fx.CpuScalar;
     }
 

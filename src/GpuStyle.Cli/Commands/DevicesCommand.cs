@@ -20,7 +20,12 @@ public static class DevicesCommand
             if (!devices.Any(d => d.Kind == "opencl"))
                 Console.WriteLine("  (no OpenCL device with OpenCL C 2.0 or newer)");
             using (var cpu = new CpuBackend())
-                Console.WriteLine($"CPU backend:\n  cpu          {cpu.Name}{(cpu.Vector ? "" : " — this CPU lacks AVX2/FMA: the scalar fallback runs")}");
+                Console.WriteLine($"CPU backend:\n  cpu          {cpu.Name}{cpu.Simd switch
+                {
+                    GpuStyle.Kernels.CpuSimd.Scalar => " — this CPU has neither AVX2+FMA nor NEON: the scalar fallback runs",
+                    GpuStyle.Kernels.CpuSimd.Vector128 => " — the 128-bit kernels (no AVX2+FMA here)",
+                    _ => "",
+                }}");
             Console.WriteLine($"--device auto picks: {Backends.AutoChoice(devices)}");
             return 0;
         });

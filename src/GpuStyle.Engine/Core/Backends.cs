@@ -1,3 +1,4 @@
+using GpuStyle.Kernels;
 using GpuStyle.Engine.Cpu;
 using GpuStyle.Engine.Ilgpu;
 
@@ -29,10 +30,10 @@ public static class Backends
         {
             case "auto":
                 if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch);
-                return Cpu(vector: true, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", CpuWinogradEdge(launch, device));
+                return Cpu(null, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", launch, device);
             case "cpu":
             case "cpu-scalar":
-                return Cpu(vector: device == "cpu", conv, $"--device {device} is the CPU backend, which", CpuWinogradEdge(launch, device));
+                return Cpu(device == "cpu" ? null : CpuSimd.Scalar, conv, $"--device {device} is the CPU backend, which", launch, device);
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
                     return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch);
@@ -42,26 +43,43 @@ public static class Backends
 
     /// <summary>The CPU backend runs the direct convolution or Winograd's (the default, with AVX2: F(4×4, 3×3),
     /// measured 1.15–1.3× over F(2×2, 3×3) here, but F(2×2) on maps where it costs fewer products).</summary>
-    static CpuBackend Cpu(bool vector, ConvKernel? conv, string what, int? edge) => conv switch
+    static CpuBackend Cpu(CpuSimd? simd, ConvKernel? conv, string what, string? launch, string device)
     {
-        null or ConvKernel.Winograd => new CpuBackend(vector: vector, winogradEdge: edge),
-        ConvKernel.Direct => new CpuBackend(vector: vector, winograd: false),
-        _ => throw NoVariant(conv.Value, what),
-    };
+        var (edge, asked) = CpuLaunch(launch, device);
+        if (asked is { } a && simd == CpuSimd.Scalar && a != CpuSimd.Scalar)
+            throw new DeviceNotFoundException($"--device cpu-scalar runs the scalar kernels: Simd={a} asks for others (use --device cpu)");
+        simd = asked ?? simd;
+        return conv switch
+        {
+            null or ConvKernel.Winograd => new CpuBackend(simd, winogradEdge: edge),
+            ConvKernel.Direct => new CpuBackend(simd, winograd: false),
+            _ => throw NoVariant(conv.Value, what),
+        };
+    }
 
-    /// <summary>The one launch option the CPU backend takes: WinogradTile=2 or 4 (its Winograd tile on every map; by
-    /// default chosen per map).</summary>
-    static int? CpuWinogradEdge(string? launch, string device)
+    /// <summary>The launch options the CPU backend takes: WinogradTile=2 or 4 (its Winograd tile on every map; by
+    /// default chosen per map), and Simd=avx2, vector128 or scalar (which kernels run; by default the widest this CPU
+    /// has — to compare them in one run, e.g. the ARM64 kernels on an x86 machine).</summary>
+    static (int? Edge, CpuSimd? Simd) CpuLaunch(string? launch, string device)
     {
         int? edge = null;
+        CpuSimd? simd = null;
         foreach (var item in (launch ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             var kv = item.Split('=', 2, StringSplitOptions.TrimEntries);
-            if (kv.Length != 2 || !kv[0].Equals("WinogradTile", StringComparison.OrdinalIgnoreCase) || kv[1] is not ("2" or "4"))
-                throw new DeviceNotFoundException($"--launch sets ILGPU launch shapes: --device {device} is the CPU backend, which takes only WinogradTile=2 or 4");
-            edge = int.Parse(kv[1]);
+            if (kv.Length == 2 && kv[0].Equals("WinogradTile", StringComparison.OrdinalIgnoreCase) && kv[1] is "2" or "4")
+                edge = int.Parse(kv[1]);
+            else if (kv.Length == 2 && kv[0].Equals("Simd", StringComparison.OrdinalIgnoreCase) && Enum.TryParse<CpuSimd>(kv[1], ignoreCase: true, out var level)
+                && Enum.IsDefined(level) && !int.TryParse(kv[1], out _))
+            {
+                if (level > CpuSimdLevels.Best)
+                    throw new DeviceNotFoundException($"--launch Simd={kv[1]}: this CPU lacks it (it runs {CpuSimdLevels.Best.ToString().ToLowerInvariant()} at most)");
+                simd = level;
+            }
+            else
+                throw new DeviceNotFoundException($"--launch sets ILGPU launch shapes: --device {device} is the CPU backend, which takes only WinogradTile=2 or 4 and Simd=avx2, vector128 or scalar");
         }
-        return edge;
+        return (edge, simd);
     }
 
     static DeviceNotFoundException NoVariant(ConvKernel conv, string why) => conv == ConvKernel.Tf32

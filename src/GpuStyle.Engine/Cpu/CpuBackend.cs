@@ -56,21 +56,26 @@ sealed class PackedWeights(int version, float[] w, int cin, int cout)
 }
 
 /// <summary>
-/// The fast CPU backend: the vectorised (AVX2 + FMA) multi-threaded kernels of kernels/*.Cpu, or their scalar
-/// fallback where the CPU lacks AVX2/FMA (or when asked for, so tests cover both). Scratch buffers grow to the
-/// largest size seen and are reused, so an optimisation loop allocates nothing large after its first iteration.
+/// The fast CPU backend: the multi-threaded kernels of kernels/*.Cpu on AVX2+FMA (x86-64), on 128-bit vectors
+/// (ARM64's NEON; x86 too when asked for, so that tests run them), or their scalar fallback (a CPU with neither, or
+/// when asked for, so tests cover it). Scratch buffers grow to the largest size seen and are reused, so an
+/// optimisation loop allocates nothing large after its first iteration.
 /// </summary>
-public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? winogradEdge = null) : IBackend
+public sealed class CpuBackend(CpuSimd? simd = null, bool? winograd = null, int? winogradEdge = null) : IBackend
 {
     float[] _padded = [], _gramScratch = [];
     double[] _partials = new double[64];
 
-    /// <summary>True when the AVX2/FMA kernels run.</summary>
-    public bool Vector { get; } = (vector ?? true) && Conv3x3.Cpu.VectorSupported;
+    /// <summary>The kernels that run: those asked for, or the widest this CPU has where it lacks them (by default the
+    /// widest: AVX2 on x86-64, Vector128 on ARM64).</summary>
+    public CpuSimd Simd { get; } = CpuSimdLevels.AtMost(simd ?? CpuSimd.Avx2);
+
+    /// <summary>True when vector kernels run (AVX2 or Vector128), false for the scalar fallback.</summary>
+    public bool Vector => Simd != CpuSimd.Scalar;
 
     /// <summary>True when convolutions with 16 or more channels each way run by Winograd's algorithm (Conv3x3.CpuWinograd;
-    /// AVX2 only); the others, and all of them when false, run the direct kernel.</summary>
-    public bool Winograd { get; } = (winograd ?? true) && (vector ?? true) && Conv3x3.Cpu.VectorSupported;
+    /// vector kernels only); the others, and all of them when false, run the direct kernel.</summary>
+    public bool Winograd { get; } = (winograd ?? true) && CpuSimdLevels.AtMost(simd ?? CpuSimd.Avx2) != CpuSimd.Scalar;
 
     /// <summary>Winograd's output tile when fixed: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3); null (the default) takes it
     /// per map from <see cref="Conv3x3.CpuWinograd.Edge"/> — F(4×4) but on maps so small that F(2×2) costs fewer
@@ -80,7 +85,7 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
     int EdgeFor(int h, int w) => WinogradEdge ?? Conv3x3.CpuWinograd.Edge(h, w);
 
     public string Name => !Vector ? $"cpu (scalar, {Environment.ProcessorCount} threads)"
-        : $"cpu (AVX2+FMA{(!Winograd ? "" : WinogradEdge is { } e ? $", Winograd F({e}×{e},3×3)" : ", Winograd F(4×4,3×3), F(2×2,3×3) on small maps")}, {Environment.ProcessorCount} threads)";
+        : $"cpu ({CpuSimdLevels.Describe(Simd)}{(!Winograd ? "" : WinogradEdge is { } e ? $", Winograd F({e}×{e},3×3)" : ", Winograd F(4×4,3×3), F(2×2,3×3) on small maps")}, {Environment.ProcessorCount} threads)";
 
     public MemoryMeter Memory { get; } = new();
 
@@ -114,13 +119,13 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
             int e = EdgeFor(d.H, d.W);
             var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cin, d.H, d.W, e));
             Conv3x3.CpuWinograd.Pad(R(x), null, wp, d.Cin, d.H, d.W, e);
-            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward(e), R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, e);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradForward(e), R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, e, Simd);
             return;
         }
         var forward = packed.Forward;
         var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cin, d.H, d.W));
         Conv3x3.Cpu.Pad(R(x), null, padded, d.Cin, d.H, d.W);
-        Conv3x3.Cpu.Convolve(padded, forward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, Vector);
+        Conv3x3.Cpu.Convolve(padded, forward, R(b), W(y), d.Cin, d.Cout, d.H, d.W, relu, Simd);
     }
 
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
@@ -132,13 +137,13 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
             int e = EdgeFor(d.H, d.W);
             var wp = Scratch(ref _padded, Conv3x3.CpuWinograd.PaddedSize(d.Cout, d.H, d.W, e));
             Conv3x3.CpuWinograd.Pad(R(dy), reluOutput is null ? null : R(reluOutput), wp, d.Cout, d.H, d.W, e);
-            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward(e), null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, e);
+            Conv3x3.CpuWinograd.Convolve(wp, packed.WinogradBackward(e), null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, e, Simd);
             return;
         }
         var backward = packed.Backward;
         var padded = Scratch(ref _padded, Conv3x3.Cpu.PaddedSize(d.Cout, d.H, d.W));
         Conv3x3.Cpu.Pad(R(dy), reluOutput is null ? null : R(reluOutput), padded, d.Cout, d.H, d.W);
-        Conv3x3.Cpu.Convolve(padded, backward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, Vector);
+        Conv3x3.Cpu.Convolve(padded, backward, null, W(dx), d.Cout, d.Cin, d.H, d.W, relu: false, Simd);
     }
 
     /// <summary>The weights' packed forms, made once per weights tensor (and again after a write).</summary>
@@ -154,27 +159,27 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
     public void PoolForward(PoolKind kind, Tensor x, Tensor y)
     {
         Check.Pool(x, y);
-        Pooling.Cpu.Forward(kind == PoolKind.Max, R(x), W(y), x.Shape.C, x.Shape.H, x.Shape.W, Vector);
+        Pooling.Cpu.Forward(kind == PoolKind.Max, R(x), W(y), x.Shape.C, x.Shape.H, x.Shape.W, Simd);
     }
 
     public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
     {
         Check.PoolBackward(x, dy, dx);
-        Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W, Vector);
+        Pooling.Cpu.Backward(kind == PoolKind.Max, R(x), R(dy), W(dx), x.Shape.C, x.Shape.H, x.Shape.W, Simd);
     }
 
     public void GramForward(Tensor f, Tensor g)
     {
         Check.Gram(f, g);
         int c = f.Shape.C;
-        Gram.Cpu.Forward(R(f), W(g), Scratch(ref _gramScratch, Gram.Cpu.ScratchSize(c)), c, f.Shape.Plane, Vector);
+        Gram.Cpu.Forward(R(f), W(g), Scratch(ref _gramScratch, Gram.Cpu.ScratchSize(c)), c, f.Shape.Plane, Simd);
     }
 
     public void GramBackwardAccumulate(Tensor f, Tensor dg, Tensor df)
     {
         Check.GramBackward(f, dg, df);
         int c = f.Shape.C;
-        Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, Gram.Cpu.BackwardScratchSize(c)), c, f.Shape.Plane, Vector);
+        Gram.Cpu.BackwardAccumulate(R(f), R(dg), W(df), Scratch(ref _gramScratch, Gram.Cpu.BackwardScratchSize(c)), c, f.Shape.Plane, Simd);
     }
 
     public void ContentLoss(Tensor f, Tensor p, float weight, Tensor grad, Tensor scalars, int slot)
@@ -215,7 +220,7 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
         Check.Length(x.Length, y, "dot operand");
         Check.Slot(scalars, slot);
         float[] a = R(x), b = R(y);
-        bool v = Vector;
+        var v = Simd;
         W(scalars)[slot] = (float)VectorOps.Cpu.Reduce(a.Length, Partials(a.Length), (s, e) => VectorOps.Cpu.Dot(a, b, s, e, v));
     }
 
@@ -223,7 +228,7 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
     {
         Check.Slot(scalars, slot);
         float[] a = R(x);
-        bool v = Vector;
+        var v = Simd;
         W(scalars)[slot] = (float)Math.Sqrt(VectorOps.Cpu.Reduce(a.Length, Partials(a.Length), (s, e) => VectorOps.Cpu.Dot(a, a, s, e, v)));
     }
 
@@ -287,13 +292,13 @@ public sealed class CpuBackend(bool? vector = null, bool? winograd = null, int? 
     public void RowDots(Tensor rows, int a, int b, int c, Tensor products)
     {
         Check.RowDots(rows, a, b, c, products);
-        Lbfgs.Cpu.RowDots(R(rows), rows.Shape.Plane, rows.Shape.C, a, b, c, W(products), Vector);
+        Lbfgs.Cpu.RowDots(R(rows), rows.Shape.Plane, rows.Shape.C, a, b, c, W(products), Simd);
     }
 
     public void CombineRows(Tensor rows, Tensor coefficients, Tensor y)
     {
         Check.CombineRows(rows, coefficients, y);
-        Lbfgs.Cpu.Combine(R(rows), rows.Shape.Plane, rows.Shape.C, R(coefficients), W(y), Vector);
+        Lbfgs.Cpu.Combine(R(rows), rows.Shape.Plane, rows.Shape.C, R(coefficients), W(y), Simd);
     }
 
     public void LbfgsDirection(Tensor dots, Tensor products, Tensor coefficients, LbfgsRing ring)
