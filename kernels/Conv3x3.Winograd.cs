@@ -91,7 +91,7 @@ public static partial class Conv3x3
     }
 
     /// <summary>
-    /// The fast CPU backend's Winograd path (AVX2 + FMA), F(4×4, 3×3) by default (edge 4; measured 1.15–1.3× faster
+    /// The fast CPU backend's Winograd path (AVX2 + FMA; the 128-bit twins in Simd128 below), F(4×4, 3×3) by default (edge 4; measured 1.15–1.3× faster
     /// than F(2×2, 3×3), edge 2, which the same code runs). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
     /// groups of 8 consecutive tiles of a row of tiles, the groups taken row after row — and up to 128 output
     /// channels (64 for F(4×4)): input channels pass in chunks of 64, each chunk transformed into V[P][64][24] and

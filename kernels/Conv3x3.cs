@@ -869,7 +869,8 @@ public static partial class Conv3x3
     /// The vectorised CPU version: a register-blocked direct convolution. The input is first copied into a
     /// zero-bordered buffer (so the inner loop has no bounds checks), the weights are packed once per layer as
     /// [Cout/4][Cin][9 taps][4] (so the four weights of a tap are adjacent), and each work item computes 4 output
-    /// channels × 24 pixels of one output row in 12 AVX2 registers: per tap, 3 loads + 4 broadcasts feed 12 FMAs.
+    /// channels × 24 pixels of one output row in 12 AVX2 registers: per tap, 3 loads + 4 broadcasts feed 12 FMAs
+    /// (or, with 128-bit vectors, 4 channels × 8 pixels at a time: <see cref="Accumulate4xN128"/>).
     /// Work items (channel block, row, 24-pixel strip) are spread over all cores.
     /// </summary>
     public static class Cpu

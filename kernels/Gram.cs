@@ -642,7 +642,7 @@ public static class Gram
             });
         }
 
-        /// <summary>The scalar path (no AVX2/FMA, or the scalar backend): the upper triangle's dot products of F's rows,
+        /// <summary>The scalar path (no vector FMAs, or the scalar backend): the upper triangle's dot products of F's rows,
         /// in the same fixed parts and order of addition (the partial matrices in scratch: a part's tiles hold ≥ c²).</summary>
         static void ForwardScalar(float[] f, float[] g, float[] partial, int c, int n)
         {

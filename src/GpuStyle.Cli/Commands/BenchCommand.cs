@@ -19,7 +19,7 @@ public static class BenchCommand
         var device = DeviceOption.Create();
         var tf32 = DeviceOption.CreateTf32();
         var conv = DeviceOption.CreateConv();
-        var launch = new Option<string?>("--launch") { Description = "ILGPU launch shapes, e.g. BlockedWidth=64,BlockedHeight=8,BlockedChunk=16 (to compare tiles in one run)" };
+        var launch = new Option<string?>("--launch") { Description = "ILGPU launch shapes, e.g. BlockedWidth=64,BlockedHeight=8,BlockedChunk=16 (to compare tiles in one run); on the CPU backend WinogradTile=2|4 and Simd=avx2|vector128|scalar" };
         var network = new Option<string>("--network") { Description = "vgg16 or vgg19", DefaultValueFactory = _ => "vgg16" };
         network.AcceptOnlyFromAmong("vgg16", "vgg19");
         var iterationSizes = new Option<string>("--iteration-sizes") { Description = "sizes of the whole-iteration timings (empty: none)", DefaultValueFactory = _ => "256,512" };
@@ -185,6 +185,7 @@ public static class BenchCommand
             if (line is not null) return $"{line[(line.IndexOf(':') + 1)..].Trim()} ({Environment.ProcessorCount} CPUs)";
         }
         catch (IOException) { }
-        return $"{Environment.ProcessorCount} CPUs";
+        // macOS and most ARM64 Linux kernels name no model there: the architecture, at least.
+        return $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} ({Environment.ProcessorCount} CPUs)";
     }
 }
