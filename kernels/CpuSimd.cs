@@ -1,6 +1,7 @@
 // The instruction sets the fast CPU backend's kernels are written for, and the few 128-bit lane shuffles its
-// Vector128 kernels need (ARM64 NEON — Apple Silicon, Graviton, Snapdragon laptops — with x86's SSE as the same
-// code's second home, so that these machines' tests run every line the ARM64 path runs but the shuffles).
+// Vector128 kernels need (ARM64 NEON — Apple Silicon, Graviton, Snapdragon laptops —, and x86's SSE: the same code's
+// second home, so that these machines' tests run every line the ARM64 path runs but the shuffles, and what x86 CPUs
+// without AVX2 run — Atom-class Celerons and Pentiums before 2021, pre-2013 cores).
 //
 // Why a Vector128 path and not only AVX2: on ARM64, Vector256 is not hardware accelerated and Avx2/Fma are false, so
 // before 2026-11-27 a Mac ran the scalar fallback, measured 12–27× slower than the AVX2 kernels at 256 px. NEON is
@@ -28,9 +29,8 @@ public static class CpuSimdLevels
     /// <summary>AVX2 and FMA3: the 256-bit kernels (x86-64 since 2013).</summary>
     public static bool Avx2Supported => Avx2.IsSupported && Fma.IsSupported;
 
-    /// <summary>Fused multiply-adds on 128-bit vectors in hardware: ARM64's AdvSimd (every ARMv8 core), or x86's FMA3.
-    /// Without them Vector128.FusedMultiplyAdd is a software loop, slower than the scalar path.</summary>
-    public static bool Vector128Supported => AdvSimd.Arm64.IsSupported || (Fma.IsSupported && Sse.IsSupported);
+    /// <summary>128-bit vectors in hardware: ARM64's AdvSimd (every ARMv8 core), x86's SSE (every x86-64 core).</summary>
+    public static bool Vector128Supported => Vector128.IsHardwareAccelerated;
 
     /// <summary>The widest level this machine runs.</summary>
     public static CpuSimd Best => Avx2Supported ? CpuSimd.Avx2 : Vector128Supported ? CpuSimd.Vector128 : CpuSimd.Scalar;
@@ -41,7 +41,7 @@ public static class CpuSimdLevels
     public static string Describe(CpuSimd level) => level switch
     {
         CpuSimd.Avx2 => "AVX2+FMA",
-        CpuSimd.Vector128 => AdvSimd.Arm64.IsSupported ? "NEON (Vector128)" : "SSE+FMA (Vector128)",
+        CpuSimd.Vector128 => AdvSimd.Arm64.IsSupported ? "NEON (Vector128)" : Fma.IsSupported ? "SSE+FMA (Vector128)" : "SSE (Vector128, no FMA)",
         _ => "scalar",
     };
 }
@@ -105,7 +105,8 @@ public static class Lanes128
         r2 = LowHalves(t1, t3); r3 = HighHalves(t1, t3);
     }
 
-    /// <summary>a·b + c, rounded once (fmla on ARM64, vfmadd on x86).</summary>
+    /// <summary>a·b + c: rounded once where the CPU fuses (fmla on ARM64, vfmadd on x86 with FMA3 — the AVX2 kernels'
+    /// arithmetic), a multiply then an add on x86 without FMA3 (where FusedMultiplyAdd would be a software loop).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.FusedMultiplyAdd(a, b, c);
+    public static Vector128<float> Fma(Vector128<float> a, Vector128<float> b, Vector128<float> c) => Vector128.MultiplyAddEstimate(a, b, c);
 }
