@@ -205,20 +205,14 @@ public static partial class Conv3x3
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;   // past the last group: rows of zeros
                                     float* src = pp + (long)(c0 + i) * plane + edge * row * wq + 8 * edge * col;
-                                    float* vk = v + i * Strip + k;
-                                    if (!avx) { if (edge == 4) Simd128.InputTransform8x4(src, wq, vk, cn * Strip); else Simd128.InputTransform8(src, wq, vk, cn * Strip); }
-                                    else if (edge == 4) InputTransform8x4(src, wq, vk, cn * Strip);
-                                    else InputTransform8(src, wq, vk, cn * Strip);
+                                    InputTransform(avx, edge, src, wq, v + i * Strip + k, cn * Strip);
                                 }
                             for (int b = 0; b < blocks; b++)
                                 for (int xi = 0; xi < positions; xi++)
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
                                     float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
-                                    float* vx = v + xi * cn * Strip;
-                                    if (!avx) { var start = c0 == 0 ? GemmStart.Zero : GemmStart.Load; if (width == Strip) Simd128.Gemm4x24(vx, Strip, u, ChannelBlock, tile, Strip, cn, start); else Simd128.Gemm4x16(vx, Strip, u, ChannelBlock, tile, Strip, cn, start); }
-                                    else if (width == Strip) Gemm4x24(vx, u, ChannelBlock, tile, cn, c0 == 0);
-                                    else Gemm4x16(vx, u, ChannelBlock, tile, cn, c0 == 0);
+                                    Gemm(avx, width, v + xi * cn * Strip, u, tile, cn, first: c0 == 0);
                                 }
                         }
                         for (int b = 0; b < blocks; b++)
@@ -229,17 +223,42 @@ public static partial class Conv3x3
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;
                                     float* mt = m + b * positions * ChannelBlock * Strip + o * Strip + k;
-                                    float bc = pb is null ? 0f : pb[co];
-                                    float* plane = py + (long)co * h * w;
-                                    if (!avx) { if (edge == 4) Simd128.OutputTransform8x4(mt, bc, relu, plane, h, w, 4 * row, 32 * col); else Simd128.OutputTransform8(mt, bc, relu, plane, h, w, 2 * row, 16 * col); }
-                                    else if (edge == 4) OutputTransform8x4(mt, bc, relu, plane, h, w, 4 * row, 32 * col);
-                                    else OutputTransform8(mt, bc, relu, plane, h, w, 2 * row, 16 * col);
+                                    OutputTransform(avx, edge, mt, pb is null ? 0f : pb[co], relu, py + (long)co * h * w, h, w, edge * row, 8 * edge * col);
                                 }
                             }
                     }
                     return scratch;
                 },
                 Scratch.Add);
+        }
+
+        /// <summary>8 tiles' input transform: F(4×4) or F(2×2), AVX2 or 128-bit.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void InputTransform(bool avx, int edge, float* src, int wq, float* v, int vStride)
+        {
+            if (avx) { if (edge == 4) InputTransform8x4(src, wq, v, vStride); else InputTransform8(src, wq, v, vStride); }
+            else if (edge == 4) Simd128.InputTransform8x4(src, wq, v, vStride);
+            else Simd128.InputTransform8(src, wq, v, vStride);
+        }
+
+        /// <summary>A 4-channel block's GEMM over a strip of 24 (or 16) tiles: AVX2 or 128-bit.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void Gemm(bool avx, int width, float* v, float* u, float* tile, int cn, bool first)
+        {
+            if (avx) { if (width == Strip) Gemm4x24(v, u, ChannelBlock, tile, cn, first); else Gemm4x16(v, u, ChannelBlock, tile, cn, first); return; }
+            var start = first ? GemmStart.Zero : GemmStart.Load;
+            if (width == Strip) Simd128.Gemm4x24(v, Strip, u, ChannelBlock, tile, Strip, cn, start);
+            else Simd128.Gemm4x16(v, Strip, u, ChannelBlock, tile, Strip, cn, start);
+        }
+
+        /// <summary>8 tiles' output transform into rows y0…, columns x0… of one channel's plane: F(4×4) or F(2×2), AVX2
+        /// or 128-bit.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static unsafe void OutputTransform(bool avx, int edge, float* m, float bias, bool relu, float* plane, int h, int w, int y0, int x0)
+        {
+            if (avx) { if (edge == 4) OutputTransform8x4(m, bias, relu, plane, h, w, y0, x0); else OutputTransform8(m, bias, relu, plane, h, w, y0, x0); }
+            else if (edge == 4) Simd128.OutputTransform8x4(m, bias, relu, plane, h, w, y0, x0);
+            else Simd128.OutputTransform8(m, bias, relu, plane, h, w, y0, x0);
         }
 
         /// <summary>V = Bᵀ d B for 8 tiles side by side: src is the patch's top-left corner in the padded plane (row
