@@ -91,8 +91,8 @@ public static partial class Conv3x3
     }
 
     /// <summary>
-    /// The fast CPU backend's Winograd path (AVX2 + FMA; the 128-bit twins in Simd128 below), F(4×4, 3×3) by default (edge 4; measured 1.15–1.3× faster
-    /// than F(2×2, 3×3), edge 2, which the same code runs). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
+    /// The fast CPU backend's Winograd path (AVX2 + FMA; the 128-bit twins in Simd128 below), F(4×4, 3×3) by default
+    /// (edge 4; measured 1.15–1.3× faster than F(2×2, 3×3), edge 2, which the same code runs). A work item is a strip of 24 (or 16) tiles — 3 (or 2)
     /// groups of 8 consecutive tiles of a row of tiles, the groups taken row after row — and up to 128 output
     /// channels (64 for F(4×4)): input channels pass in chunks of 64, each chunk transformed into V[P][64][24] and
     /// multiplied into M[channels/4][P][4][24], P = 16 (or 36) — V ≤ 98 KB (221 KB) and M ≤ 196 KB (221 KB) stay in
@@ -212,7 +212,7 @@ public static partial class Conv3x3
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
                                     float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
-                                    Gemm(avx, width, v + xi * cn * Strip, u, tile, cn, first: c0 == 0);
+                                    Gemm(avx, width, v + xi * cn * Strip, u, ChannelBlock, tile, cn, first: c0 == 0);
                                 }
                         }
                         for (int b = 0; b < blocks; b++)
@@ -241,14 +241,16 @@ public static partial class Conv3x3
             else Simd128.InputTransform8(src, wq, v, vStride);
         }
 
-        /// <summary>A 4-channel block's GEMM over a strip of 24 (or 16) tiles: AVX2 or 128-bit.</summary>
+        /// <summary>tile (4 rows × 24 or 16 columns, stride 24) [+]= Σ_i u[i][0..3] ⊗ v[i][0..width), by the AVX2 or the
+        /// 128-bit micro-kernel: Winograd's GEMMs (u: 4 output channels' weights) and the CPU Gram forward (u: 4 rows of
+        /// the same panel) share it.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static unsafe void Gemm(bool avx, int width, float* v, float* u, float* tile, int cn, bool first)
+        internal static unsafe void Gemm(bool avx, int width, float* v, float* u, int uStride, float* tile, int cn, bool first)
         {
-            if (avx) { if (width == Strip) Gemm4x24(v, u, ChannelBlock, tile, cn, first); else Gemm4x16(v, u, ChannelBlock, tile, cn, first); return; }
+            if (avx) { if (width == Strip) Gemm4x24(v, u, uStride, tile, cn, first); else Gemm4x16(v, u, uStride, tile, cn, first); return; }
             var start = first ? GemmStart.Zero : GemmStart.Load;
-            if (width == Strip) Simd128.Gemm4x24(v, Strip, u, ChannelBlock, tile, Strip, cn, start);
-            else Simd128.Gemm4x16(v, Strip, u, ChannelBlock, tile, Strip, cn, start);
+            if (width == Strip) Simd128.Gemm4x24(v, Strip, u, uStride, tile, Strip, cn, start);
+            else Simd128.Gemm4x16(v, Strip, u, uStride, tile, Strip, cn, start);
         }
 
         /// <summary>8 tiles' output transform into rows y0…, columns x0… of one channel's plane: F(4×4) or F(2×2), AVX2

@@ -879,7 +879,6 @@ public static partial class Conv3x3
         public const int Strip = 24;
         public const int NarrowStrip = 16;
 
-
         /// <summary>Row stride of the padded input: room for the border and for the last strip's full loads.</summary>
         public static int PaddedWidth(int w) => (w + 7) / 8 * 8 + Strip;
         public static int PaddedSize(int c, int h, int w) => c * (h + 2) * PaddedWidth(w);

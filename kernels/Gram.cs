@@ -608,14 +608,7 @@ public static class Gram
                                 float* tile = pt + ((long)b * strips + s) * 4 * Strip;
                                 // The part's first chunk writes its tiles; the others add (tiles never computed are never
                                 // read). The row values come from the same panel, 24 floats a position apart.
-                                if (simd == CpuSimd.Vector128)
-                                {
-                                    var start = ks == k0 ? Conv3x3.CpuWinograd.GemmStart.Zero : Conv3x3.CpuWinograd.GemmStart.Load;
-                                    if (wide) Conv3x3.CpuWinograd.Simd128.Gemm4x24(strip, Strip, rows, Strip, tile, Strip, width, start);
-                                    else Conv3x3.CpuWinograd.Simd128.Gemm4x16(strip, Strip, rows, Strip, tile, Strip, width, start);
-                                }
-                                else if (wide) Conv3x3.CpuWinograd.Gemm4x24(strip, rows, Strip, tile, width, ks == k0);
-                                else Conv3x3.CpuWinograd.Gemm4x16(strip, rows, Strip, tile, width, ks == k0);
+                                Conv3x3.CpuWinograd.Gemm(simd == CpuSimd.Avx2, wide ? Conv3x3.CpuWinograd.Strip : Conv3x3.CpuWinograd.NarrowStrip, strip, rows, Strip, tile, width, first: ks == k0);
                             }
                         }
                     }

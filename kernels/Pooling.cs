@@ -102,13 +102,13 @@ public static class Pooling
 
         static float XMax(float a, float b) => a > b ? a : b;
     }
-    /// <summary>CPU versions: memory-bound, so plain loops over channels in parallel.</summary>
     /// <summary>
-    /// The CPU versions, a thread per channel. With AVX2 a row of 8 windows at a time (4 with the 128-bit kernels): the top and bottom rows' 16
-    /// inputs are split into even and odd columns (a, b | e, f: the windows' four corners, 8 windows a vector), and
-    /// the backward picks the first maximum with the reference's comparisons as lane masks — no branches (the scalar
-    /// loop's data-dependent branches, mispredicted about half the time, made the max-pool backward ≈ 3 ns an input
-    /// element, 4% of a 256² iteration: `bench --profile`). Columns past the last 8 windows take the scalar path.
+    /// The CPU versions, a thread per channel. With AVX2 a row of 8 windows at a time (4 with the 128-bit kernels): the
+    /// top and bottom rows' 16 inputs are split into even and odd columns (a, b | e, f: the windows' four corners, 8
+    /// windows a vector), and the backward picks the first maximum with the reference's comparisons as lane masks — no
+    /// branches (the scalar loop's data-dependent branches, mispredicted about half the time, made the max-pool
+    /// backward ≈ 3 ns an input element, 4% of a 256² iteration: `bench --profile`). Columns past the last 8 windows
+    /// take the scalar path.
     /// </summary>
     public static class Cpu
     {
