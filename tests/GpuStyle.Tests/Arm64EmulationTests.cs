@@ -4,8 +4,6 @@ using GpuStyle.Engine.Weights;
 using GpuStyle.Kernels;
 using GpuStyle.Tests.Support;
 using GpuStyle.WeightsTools;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace GpuStyle.Tests;
 
@@ -42,7 +40,7 @@ public sealed class Arm64EmulationTests : IDisposable
         // with channel counts that take Winograd (16+ each way) and the 3-channel direct kernel.
         string weights = Path.Combine(_dir, "vgg16-small.h5");
         FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [16, 20, 24, 24, 24], Seed: 5), weights);
-        string content = WriteImage("content.png", 40, 28, 1), style = WriteImage("style.png", 40, 28, 2);
+        string content = TestImages.Write(Path.Combine(_dir, "content.png"), 40, 28, 1), style = TestImages.Write(Path.Combine(_dir, "style.png"), 40, 28, 2);
         string[] Transfer(string name) =>
         [
             "transfer", "--content", content, "--style", style, "--weights", weights, "--size", "40", "--iterations", "2",
@@ -114,18 +112,6 @@ public sealed class Arm64EmulationTests : IDisposable
             Assert.Fail($"{program} {string.Join(' ', args)} took over ten minutes");
         }
         return (process.ExitCode, stdout.Result + stderr.Result);
-    }
-
-    string WriteImage(string name, int w, int h, int seed)
-    {
-        var r = new Random(seed);
-        using var image = new Image<Rgb24>(w, h);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                image[x, y] = new Rgb24((byte)r.Next(256), (byte)(128 + 100 * Math.Sin(0.3 * x + seed)), (byte)(128 + 100 * Math.Cos(0.2 * y)));
-        string path = Path.Combine(_dir, name);
-        image.SaveAsPng(path);
-        return path;
     }
 }
 

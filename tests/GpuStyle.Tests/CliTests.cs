@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GpuStyle.Cli;
 using GpuStyle.Engine.Weights;
+using GpuStyle.Tests.Support;
 using GpuStyle.WeightsTools;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -34,17 +35,7 @@ public sealed class CliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    string WriteImage(string name, int w, int h, int seed)
-    {
-        var r = new Random(seed);
-        using var image = new Image<Rgb24>(w, h);
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-                image[x, y] = new Rgb24((byte)(128 + 100 * Math.Sin(0.3 * x + seed)), (byte)(128 + 100 * Math.Cos(0.2 * y)), (byte)r.Next(256));
-        string path = Path.Combine(_dir, name);
-        image.Save(path);
-        return path;
-    }
+    string WriteImage(string name, int w, int h, int seed) => TestImages.Write(Path.Combine(_dir, name), w, h, seed);
 
     static (int Code, string Out, string Err) Gpustyle(params string[] args)
     {

@@ -75,7 +75,7 @@ public sealed class CpuBackend(CpuSimd? simd = null, bool? winograd = null, int?
 
     /// <summary>True when convolutions with 16 or more channels each way run by Winograd's algorithm (Conv3x3.CpuWinograd;
     /// vector kernels only); the others, and all of them when false, run the direct kernel.</summary>
-    public bool Winograd { get; } = (winograd ?? true) && CpuSimdLevels.AtMost(simd ?? CpuSimd.Avx2) != CpuSimd.Scalar;
+    public bool Winograd => (winograd ?? true) && Vector;
 
     /// <summary>Winograd's output tile when fixed: 2 for F(2×2, 3×3), 4 for F(4×4, 3×3); null (the default) takes it
     /// per map from <see cref="Conv3x3.CpuWinograd.Edge"/> — F(4×4) but on maps so small that F(2×2) costs fewer
