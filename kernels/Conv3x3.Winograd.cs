@@ -1013,7 +1013,7 @@ public static partial class Conv3x3
             int tx = tid % cols, ty = tid / cols;
             int xi = Grid.IdxZ, m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn;
             int aStage = KChunk * bm4, bStage = KChunk * bn4;
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var a4 = shared4.SubView(0, 2 * aStage);
             var b4 = shared4.SubView(2 * aStage, 2 * bStage);
             var u4 = u.Cast<Float4>();

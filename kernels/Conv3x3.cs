@@ -39,6 +39,13 @@ public readonly struct Pixels4
 public struct Float4
 {
     public float A, B, C, D;
+
+    /// <summary>The group's dynamic shared memory as Float4s. Taken as floats and cast: ILGPU's OpenCL C divides the
+    /// dynamic length by the element size cast to the element's type — `len / (float)4` for floats, but `len / ()16`
+    /// for a struct, which no OpenCL compiler accepts (every kernel that asked for Float4 directly failed to build on
+    /// PoCL and under clang). The PTX is the same either way (checked: every kernel's PTX unchanged, its
+    /// ld.shared.v4.f32 loads included).</summary>
+    public static ArrayView<Float4> SharedDynamic() => SharedMemory.GetDynamic<float>().Cast<Float4>();
 }
 
 /// <summary>A thread's register block in <see cref="Conv3x3.IlgpuBlocked"/>: 8 output channels × 4 pixels.</summary>
@@ -425,7 +432,7 @@ public static partial class Conv3x3
             // The regions are cut in Float4 units (both sizes are multiples of 4 floats: rs is one, and 9·8 per
             // channel), so that ILGPU knows every Float4 load is 16-byte aligned; cut in floats, the weights' loads
             // were split back into scalars (their offset's alignment was unknown).
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             int rs4 = rs / 4, patch4Length = chunk * ph * rs4;
             var patch4 = shared4.SubView(0, patch4Length);
             var wts4 = shared4.SubView(patch4Length, chunk * 9 * IlgpuTiled.ChannelsPerGroup / 4);
@@ -576,7 +583,7 @@ public static partial class Conv3x3
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * bm;
             // Regions cut in Float4 units (plane and wstride are multiples of 8 floats), so that ILGPU knows the
             // weights' vector stores are aligned.
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var wts4 = shared4.SubView(chunk * plane / 4, 9 * chunk * wstride / 4);
             var shared = shared4.Cast<float>();
             var patch = shared.SubView(0, chunk * plane);

@@ -217,7 +217,7 @@ public static class Gram
             if (bj < bi) return;   // the whole group leaves together: no barrier is left waiting
             int tid = ty * t + tx, threads = t * t;
             // Cut in Float4 units so that ILGPU knows the vector loads are aligned (side = 4T floats).
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var a4 = shared4.SubView(0, Depth * t);
             var b4 = shared4.SubView(Depth * t, Depth * t);
             var a = a4.Cast<float>();
@@ -263,7 +263,7 @@ public static class Gram
             int i0 = Grid.IdxY * side;
             long k0 = (long)Grid.IdxX * side;
             int tid = ty * t + tx, threads = t * t;
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var s4 = shared4.SubView(0, Depth * t);          // [j][i]: S = dG + dGᵀ
             var f4 = shared4.SubView(Depth * t, Depth * t);  // [j][k]
             var sTile = s4.Cast<float>();
@@ -327,7 +327,7 @@ public static class Gram
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
             // Cut in Float4 units (RowStride is a multiple of 4), so that ILGPU knows the vector stores are aligned.
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
             var a4 = shared4.SubView(0, side * RowStride / 4);
             var b4 = shared4.SubView(side * RowStride / 4, side * RowStride / 4);
@@ -433,7 +433,7 @@ public static class Gram
             int bStride = side + 8;
             // Regions cut in Float4 units (RowStride and bStride are multiples of 4), so that ILGPU knows the vector
             // stores are aligned.
-            var shared4 = SharedMemory.GetDynamic<Float4>();
+            var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
             var aTile4 = shared4.SubView(0, side * RowStride / 4);                       // [i][k]
             var bTile4 = shared4.SubView(side * RowStride / 4, KChunk * bStride / 4);    // [k][j]

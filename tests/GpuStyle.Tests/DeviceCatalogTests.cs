@@ -24,6 +24,22 @@ public class DeviceCatalogTests
     }
 
     [Fact]
+    public void Auto_takes_CUDA_then_an_OpenCL_GPU_but_never_an_OpenCL_CPU_device()
+    {
+        IlgpuDeviceInfo Cl(string id, bool cpu) => new(id, "opencl", cpu ? "cpu-haswell" : "gfx1100", 1L << 32, cpu ? 0 : 32, 1024, 65536, OpenClCpu: cpu);
+        var simulator = new IlgpuDeviceInfo("ilgpu-cpu", "ilgpu-cpu", "CPUAccelerator", 1L << 32, 4, 16);
+        var cuda = new IlgpuDeviceInfo("cuda:0", "cuda", "H100", 1L << 36, 32, 1024, 49152);
+
+        Assert.Null(Backends.AutoGpu([Cl("opencl:0", cpu: true), simulator]));
+        Assert.Contains("cpu (the fast CPU backend", Backends.AutoChoice([Cl("opencl:0", cpu: true), simulator]));
+        Assert.Equal("opencl:1", Backends.AutoGpu([Cl("opencl:0", cpu: true), Cl("opencl:1", cpu: false), simulator])!.Id);
+        Assert.Equal("cuda:0", Backends.AutoGpu([Cl("opencl:1", cpu: false), cuda, simulator])!.Id);
+        Assert.Contains("(an OpenCL CPU device)", Cl("opencl:0", cpu: true).ToString());
+        Assert.Contains("warp ?", Cl("opencl:0", cpu: true).ToString());
+        Assert.DoesNotContain("OpenCL CPU", Cl("opencl:1", cpu: false).ToString());
+    }
+
+    [Fact]
     public void Workspace_hands_back_the_same_tensor_and_frees_everything()
     {
         using var backend = IlgpuBackend.Open("ilgpu-cpu");

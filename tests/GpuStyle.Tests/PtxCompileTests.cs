@@ -63,14 +63,45 @@ public class PtxCompileTests
     {
         // OpenCL GPUs (AMD, Intel, NVIDIA's OpenCL) get the same kernels as OpenCL C 2.0. The TF32 kernel's inline PTX
         // sits behind CudaAsm.IsSupported and must not stop the OpenCL backend: every kernel is loaded at start.
-        var method = AllKernels().Single(m => Name(m) == kernel);
+        string source = OpenClSource(AllKernels().Single(m => Name(m) == kernel));
+        Keep(kernel + ".cl", source);
+        Assert.Contains("kernel", source);
+    }
+
+    /// <summary>
+    /// The OpenCL C that ILGPU writes is only text until a compiler reads it: clang's OpenCL front end (the one PoCL
+    /// and most GPU drivers build on) checks each kernel's, per kernel and in a fraction of a second, here. It found
+    /// 15 kernels whose dynamic shared memory of Float4s ILGPU wrote as `len / ()16` (see Float4.SharedDynamic);
+    /// OpenClPoclTests then builds and runs them all on a real OpenCL runtime.
+    /// </summary>
+    [ClangTheory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_OpenCL_C_compiles_under_clang(string kernel)
+    {
+        string file = Path.Combine(Path.GetTempPath(), $"gpustyle-{Guid.NewGuid():N}.cl");
+        File.WriteAllText(file, OpenClSource(AllKernels().Single(m => Name(m) == kernel)));
+        try
+        {
+            var start = new System.Diagnostics.ProcessStartInfo(Clang.Path!,
+                ["-x", "cl", "-cl-std=CL2.0", "-Xclang", "-finclude-default-header", "-fsyntax-only", "-w", file])
+            { RedirectStandardError = true, RedirectStandardOutput = true };
+            using var clang = System.Diagnostics.Process.Start(start)!;
+            var errors = clang.StandardError.ReadToEndAsync();
+            clang.StandardOutput.ReadToEnd();
+            clang.WaitForExit();
+            Assert.True(clang.ExitCode == 0, $"{kernel}: clang rejects ILGPU's OpenCL C:\n{errors.Result}");
+        }
+        finally { File.Delete(file); }
+    }
+
+    /// <summary>A kernel as ILGPU's OpenCL backend writes it for an OpenCL C 2.0 device without extensions.</summary>
+    static string OpenClSource(MethodInfo method)
+    {
         using var context = FreshContext();
         using var backend = new ILGPU.Backends.OpenCL.CLBackend(context,
             new ILGPU.Runtime.OpenCL.CLCapabilityContext(false, false, false, false, false),
             ILGPU.Runtime.OpenCL.CLDeviceVendor.Nvidia, new ILGPU.Backends.OpenCL.CLCVersion(2, 0));
-        string source = ((ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).Source;
-        Keep(kernel + ".cl", source);
-        Assert.Contains("kernel", source);
+        return ((ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).Source;
     }
 
     /// <summary>A kernel's PTX as ILGPU's PTX backend writes it for SM_90.</summary>
@@ -104,4 +135,29 @@ public class PtxCompileTests
         if (Environment.GetEnvironmentVariable("GPUSTYLE_PTX_DIR") is { Length: > 0 } dir)
             File.WriteAllText(Path.Combine(dir, file), code);
     }
+}
+
+/// <summary>A clang on PATH (clang, or clang-N as Debian names it: clang-14 on these machines), for the OpenCL C check.</summary>
+public static class Clang
+{
+    public static string? Path { get; } = Find();
+
+    static string? Find()
+    {
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(System.IO.Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!Directory.Exists(dir)) continue;
+            if (File.Exists(System.IO.Path.Combine(dir, "clang"))) return System.IO.Path.Combine(dir, "clang");
+            var versioned = Directory.EnumerateFiles(dir, "clang-*")
+                .Where(f => int.TryParse(System.IO.Path.GetFileName(f)["clang-".Length..], out _))
+                .OrderByDescending(f => int.Parse(System.IO.Path.GetFileName(f)["clang-".Length..])).FirstOrDefault();
+            if (versioned is not null) return versioned;
+        }
+        return null;
+    }
+}
+
+public sealed class ClangTheoryAttribute : TheoryAttribute
+{
+    public ClangTheoryAttribute() { if (Clang.Path is null) Skip = "needs clang (its OpenCL front end) on PATH: Debian's clang-14, say"; }
 }

@@ -86,9 +86,12 @@ public static class Backends
         ? new($"--tf32 runs the convolutions on a GPU's tensor cores: {why} computes in fp32 only (leave out --tf32, or use --device cuda)")
         : new($"--conv {conv.ToString().ToLowerInvariant()} chooses among the ILGPU kernels: {why} runs direct or winograd (leave out --conv, or use --device cuda)");
 
-    /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one.</summary>
+    /// <summary>The GPU `auto` takes among the devices found: the first CUDA device, else the first OpenCL one that is
+    /// not a CPU (an OpenCL CPU runtime such as PoCL runs these kernels far slower than the CPU backend — 3.8 against
+    /// ≈ 250 GFLOP/s of convolutions measured here — and only one work-group at a time, see
+    /// <see cref="DeviceCatalog.OpenClCpuRefusal"/>).</summary>
     public static IlgpuDeviceInfo? AutoGpu(IReadOnlyList<IlgpuDeviceInfo> found) =>
-        found.FirstOrDefault(d => d.Kind == "cuda") ?? found.FirstOrDefault(d => d.Kind == "opencl");
+        found.FirstOrDefault(d => d.Kind == "cuda") ?? found.FirstOrDefault(d => d.Kind == "opencl" && !d.OpenClCpu);
 
     /// <summary>What `auto` picks among the devices found, and why.</summary>
     public static string AutoChoice(IReadOnlyList<IlgpuDeviceInfo> found) =>

@@ -8,12 +8,14 @@ using ILGPU.Runtime.OpenCL;
 
 namespace GpuStyle.Engine.Ilgpu;
 
-/// <summary>One device ILGPU can run kernels on.</summary>
+/// <summary>One device ILGPU can run kernels on. <paramref name="OpenClCpu"/>: an OpenCL device that is a CPU (PoCL,
+/// Intel's CPU runtime), which `auto` never takes and <see cref="DeviceCatalog.OpenClCpuRefusal"/> guards.</summary>
 public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long MemoryBytes, int WarpSize,
-    int MaxThreadsPerGroup, long MaxSharedBytesPerGroup = long.MaxValue)
+    int MaxThreadsPerGroup, long MaxSharedBytesPerGroup = long.MaxValue, bool OpenClCpu = false)
 {
+    // OpenCL reports no warp size outside NVIDIA and AMD (ILGPU says 0).
     public override string ToString() =>
-        $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {WarpSize}, ≤{MaxThreadsPerGroup} threads/group";
+        $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {(WarpSize > 0 ? WarpSize.ToString() : "?")}, ≤{MaxThreadsPerGroup} threads/group{(OpenClCpu ? " (an OpenCL CPU device)" : "")}";
 }
 
 /// <summary>
@@ -37,7 +39,9 @@ public static class DeviceCatalog
 
     /// <summary>
     /// ILGPU asks for the library "cuda"; container images often have only libcuda.so.1, and then CUDA devices vanish
-    /// without a word. Resolve the name to libcuda.so.1 as well (DESIGN.md §7).
+    /// without a word. Resolve the name to libcuda.so.1 as well (DESIGN.md §7). Likewise "OpenCL": Linux distributions
+    /// install the ICD loader as libOpenCL.so.1, and the unversioned libOpenCL.so ILGPU looks for comes only with the
+    /// OpenCL development package (seen on Debian: PoCL's devices did not show until this resolved the name).
     /// </summary>
     public static void InstallCudaResolver()
     {
@@ -46,8 +50,13 @@ public static class DeviceCatalog
         {
             NativeLibrary.SetDllImportResolver(typeof(Context).Assembly, (name, _, _) =>
             {
-                if (name is not ("cuda" or "nvcuda")) return IntPtr.Zero;
-                foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1" })
+                string[] candidates = name switch
+                {
+                    "cuda" or "nvcuda" => ["libcuda.so", "libcuda.so.1"],
+                    "OpenCL" => ["libOpenCL.so", "libOpenCL.so.1"],
+                    _ => [],
+                };
+                foreach (var candidate in candidates)
                     if (NativeLibrary.TryLoad(candidate, out var handle)) return handle;
                 return IntPtr.Zero;
             });
@@ -111,7 +120,27 @@ public static class DeviceCatalog
         // The CPU accelerator's shared memory is host memory: its groups (with the TF32 emulation's scratch) are not
         // held to a GPU's limit.
         new(id, kind, d.Name, d is CPUDevice ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize,
-            d.WarpSize, d.MaxNumThreadsPerGroup, d is CPUDevice ? long.MaxValue : d.MaxSharedMemoryPerGroup);
+            d.WarpSize, d.MaxNumThreadsPerGroup, d is CPUDevice ? long.MaxValue : d.MaxSharedMemoryPerGroup,
+            OpenClCpu: d is CLDevice cl && cl.DeviceType.HasFlag(CLDeviceType.CL_DEVICE_TYPE_CPU));
+
+    /// <summary>
+    /// Why an OpenCL CPU device cannot run GpuStyle's kernels (null where it can). ILGPU's OpenCL C keeps a kernel's
+    /// dynamic shared-memory pointer in a program-scope variable that every work-item sets at its start and reads
+    /// later: on a GPU every group writes the same value (a local-memory pointer is an offset into the group's own
+    /// window), but a CPU runtime that runs work-groups side by side gives each its own buffer, and groups overwrite
+    /// each other's pointer — measured on PoCL 6.0: the tiled convolution 30–100% wrong, every kernel at risk. PoCL
+    /// limited to one thread (POCL_MAX_PTHREAD_COUNT=1) runs groups one after another, which is safe; the tests run
+    /// the OpenCL kernels that way.
+    /// </summary>
+    internal static string? OpenClCpuRefusal(IlgpuDeviceInfo info, Device device)
+    {
+        if (!info.OpenClCpu) return null;
+        if (device is CLDevice { PlatformName: "Portable Computing Language" } && Environment.GetEnvironmentVariable("POCL_MAX_PTHREAD_COUNT") == "1")
+            return null;
+        return $"{info.Id} ({info.Name}) is an OpenCL CPU device, where ILGPU's OpenCL code gives wrong results when work-groups run side " +
+            "by side (they share one shared-memory pointer); use --device cpu, GpuStyle's own CPU backend (faster, too). " +
+            "On PoCL, POCL_MAX_PTHREAD_COUNT=1 runs one work-group at a time, and is accepted";
+    }
 
     /// <summary>Finds a device by id ("cuda" means the first CUDA device) within a context.</summary>
     internal static (IlgpuDeviceInfo Info, Device Device) Find(Context context, string id)

@@ -211,6 +211,7 @@ public sealed partial class IlgpuBackend : IBackend
         try
         {
             var (info, device) = DeviceCatalog.Find(context, deviceId);
+            if (DeviceCatalog.OpenClCpuRefusal(info, device) is { } refusal) throw new DeviceNotFoundException(refusal);
             bool simulated = info.Kind == "ilgpu-cpu";
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);

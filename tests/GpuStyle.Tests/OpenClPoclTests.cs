@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+using GpuStyle.Engine.Weights;
+using GpuStyle.Tests.Support;
+using GpuStyle.WeightsTools;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// The OpenCL path run for real: every ILGPU kernel built by an OpenCL compiler and run by an OpenCL runtime — PoCL 6
+/// on this CPU, in a Debian trixie root that .ci/fetch-pocl makes (bookworm's PoCL lacks the generic address space
+/// ILGPU needs). gpustyle runs there with chroot, this machine's .NET and the test's build folder bound in, so these
+/// are the very binaries the other tests run. Until this test, the OpenCL kernels had only been written out as
+/// OpenCL C: PoCL found that 15 of them did not build (the Float4 shared memory, see Float4.SharedDynamic), that
+/// ILGPU looks for libOpenCL.so where distributions install libOpenCL.so.1, and that ILGPU's OpenCL C races where a
+/// CPU runs work-groups side by side (DeviceCatalog.OpenClCpuRefusal). Each convolution variant here runs `bench
+/// --check` — every op on the OpenCL device against the CPU backend, exit 1 on a disagreement — with PoCL on one
+/// thread. Skipped, saying so, without the root (or without root privileges).
+/// </summary>
+public sealed class OpenClPoclTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("gpustyle-pocl-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [PoclFact]
+    public void Devices_lists_PoCL_as_an_OpenCL_CPU_device_and_auto_keeps_the_CPU_backend()
+    {
+        var devices = RunInRoot(serial: false, "devices");
+        Assert.True(devices.Code == 0, devices.Output);
+        Assert.Matches(@"opencl:0 +cpu-.*\(an OpenCL CPU device\)", devices.Output);
+        Assert.Contains("--device auto picks: cpu", devices.Output);
+    }
+
+    [PoclFact]
+    public void An_OpenCL_CPU_device_that_runs_groups_side_by_side_is_refused_with_a_reason()
+    {
+        var bench = RunInRoot(serial: false, "bench", "--device", "opencl", "--size", "32", "--iteration-sizes", "");
+        Assert.True(bench.Code == 2, bench.Output);
+        Assert.Contains("is an OpenCL CPU device", bench.Output);
+        Assert.Contains("--device cpu", bench.Output);
+        Assert.Contains("POCL_MAX_PTHREAD_COUNT=1", bench.Output);
+    }
+
+    /// <summary>Each ILGPU convolution family and the kernels it brings (the tuned and tile-tuned choices time
+    /// Winograd's GEMMs and the Gram backward's SGEMM too; --tf32 runs the tensor-core kernels' emulation, which is
+    /// what an OpenCL GPU gets).</summary>
+    [PoclTheory]
+    [InlineData("--conv", "blocked")]
+    [InlineData("--conv", "tiled")]
+    [InlineData("--conv", "direct")]
+    [InlineData("--conv", "winograd", "--launch", "WinogradTile=4")]
+    [InlineData("--conv", "tuned")]
+    [InlineData("--tf32", "--launch", "MmaGram=1,MmaPrefetch=1")]
+    [InlineData("--tf32", "--launch", "MmaTune=1")]
+    [InlineData("--conv", "winograd", "--launch", "WinogradMma=1")]
+    public void Every_op_on_PoCL_agrees_with_the_CPU_backend(params string[] variant)
+    {
+        var check = RunInRoot(serial: true, ["bench", "--check", "--device", "opencl", "--size", "32", "--iteration-sizes", "", "--layer", "relu1_1", .. variant]);
+        Assert.True(check.Code == 0, check.Output);
+        Assert.Contains("ilgpu/opencl:0", check.Output);
+        Assert.Contains("L-BFGS direction", check.Output);   // the last op checked
+        Assert.DoesNotContain("FAILED", check.Output);
+    }
+
+    [PoclFact]
+    public void A_transfer_on_PoCL_starts_where_the_CPU_backend_does()
+    {
+        string weights = Path.Combine(_dir, "vgg16-small.h5");
+        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [16, 20, 24, 24, 24], Seed: 7), weights);
+        string content = TestImages.Write(Path.Combine(_dir, "content.png"), 40, 28, 1), style = TestImages.Write(Path.Combine(_dir, "style.png"), 40, 28, 2);
+        string[] Transfer(string device) =>
+        [
+            "transfer", "--content", content, "--style", style, "--weights", weights, "--size", "40", "--iterations", "3",
+            "--content-layers", "relu3_1", "--style-layers", "relu1_1,relu2_1,relu3_1", "--device", device, "--quiet",
+            "--out", Path.Combine(_dir, device + ".png"), "--log", Path.Combine(_dir, device + ".jsonl"),
+        ];
+        var opencl = RunInRoot(serial: true, Transfer("opencl"));
+        Assert.True(opencl.Code == 0, opencl.Output);
+        var cpu = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("cpu")]);
+        Assert.True(cpu.Code == 0, cpu.Output);
+
+        Assert.True(new FileInfo(Path.Combine(_dir, "opencl.png")).Length > 0);
+        var onOpenCl = File.ReadLines(Path.Combine(_dir, "opencl.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        var onCpu = File.ReadLines(Path.Combine(_dir, "cpu.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(onCpu.Count, onOpenCl.Count);
+        // Different kernels sum in different orders: the first losses agree to float rounding, not to the bit.
+        var losses = new List<(string Name, JsonNode? Cpu, JsonNode? OpenCl)> { ("total", onCpu[0]["total"], onOpenCl[0]["total"]) };
+        foreach (string kind in new[] { "content", "style" })
+            foreach (var (layer, value) in onCpu[0][kind]!.AsObject())
+                losses.Add(($"{kind} {layer}", value, onOpenCl[0][kind]![layer]));
+        Assert.Equal(5, losses.Count);
+        foreach (var (name, cpuLoss, openClLoss) in losses)
+        {
+            double expected = cpuLoss!.GetValue<double>(), actual = openClLoss!.GetValue<double>();
+            Assert.True(expected > 0 && Math.Abs(actual - expected) <= 1e-4 * expected, $"iteration 0 {name}: OpenCL {actual}, CPU {expected}");
+        }
+    }
+
+    /// <summary>gpustyle (this build's gpustyle.dll) in the PoCL root: a private mount namespace (so nothing stays
+    /// mounted) with /proc, /sys (PoCL's hwloc reads the CPU's topology there), this machine's .NET, the test's build
+    /// folder and the test's scratch folder bound at their own paths. serial: PoCL on one thread, the one way an
+    /// OpenCL CPU device is accepted.</summary>
+    (int Code, string Output) RunInRoot(bool serial, params string[] args)
+    {
+        string root = Pocl.Root!, bin = AppContext.BaseDirectory.TrimEnd('/'), dotnet = Pocl.DotnetRoot;
+        static string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";
+        var script = new List<string> { "set -e", $"mount -t proc proc {Q(root + "/proc")}", $"mount --rbind /sys {Q(root + "/sys")}" };
+        foreach (string folder in new[] { dotnet, bin, _dir })
+            script.Add($"mkdir -p {Q(root + folder)} && mount --bind {Q(folder)} {Q(root + folder)}");
+        string environment = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1" + (serial ? " POCL_MAX_PTHREAD_COUNT=1" : "");
+        script.Add($"exec chroot {Q(root)} env {environment} {Q(dotnet + "/dotnet")} {Q(bin + "/gpustyle.dll")} {string.Join(' ', args.Select(Q))}");
+        return Run("unshare", ["--mount", "sh", "-c", string.Join("\n", script)]);
+    }
+
+    static (int Code, string Output) Run(string program, string[] args)
+    {
+        var start = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(600_000))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{program} {string.Join(' ', args)} took over ten minutes");
+        }
+        return (process.ExitCode, stdout.Result + stderr.Result);
+    }
+}
+
+/// <summary>The trixie root with PoCL that .ci/fetch-pocl leaves in .tools/pocl, and what running in it needs.</summary>
+public static class Pocl
+{
+    public static string? Root { get; } =
+        File.Exists(Repo.File(Path.Combine(".tools", "pocl", "root", "etc", "OpenCL", "vendors", "pocl.icd")))
+        && File.Exists(Repo.File(Path.Combine(".tools", "pocl", "root", "usr", "lib", "x86_64-linux-gnu", "libOpenCL.so.1")))
+            ? Repo.File(Path.Combine(".tools", "pocl", "root")) : null;
+
+    /// <summary>The .NET installation running the tests (…/shared/Microsoft.NETCore.App/&lt;version&gt;/ is its runtime).</summary>
+    public static string DotnetRoot { get; } = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+
+    public static string? Missing =>
+        Root is null ? "needs a Debian trixie root with PoCL in .tools/pocl: run .ci/fetch-pocl (as root)"
+        : !Environment.IsPrivilegedProcess ? "runs gpustyle with chroot in the PoCL root, which needs root"
+        : !File.Exists(Path.Combine(DotnetRoot, "dotnet")) ? $"found no dotnet in {DotnetRoot} to bind into the PoCL root"
+        : null;
+}
+
+public sealed class PoclFactAttribute : FactAttribute
+{
+    public PoclFactAttribute() { if (Pocl.Missing is { } why) Skip = why; }
+}
+
+public sealed class PoclTheoryAttribute : TheoryAttribute
+{
+    public PoclTheoryAttribute() { if (Pocl.Missing is { } why) Skip = why; }
+}
