@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using GpuStyle.Engine.Weights;
 using GpuStyle.Kernels;
@@ -49,7 +48,7 @@ public sealed class Arm64EmulationTests : IDisposable
         ];
         var arm = RunArm64(app, Transfer("arm64"));
         Assert.True(arm.Code == 0, arm.Output);
-        var x86 = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("x86")], []);
+        var x86 = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("x86")]);
         Assert.True(x86.Code == 0, x86.Output);
 
         var first = FirstRecord(Path.Combine(_dir, "x86.jsonl"));
@@ -76,8 +75,8 @@ public sealed class Arm64EmulationTests : IDisposable
         foreach (string folder in new[] { "kernels", Path.Combine("src", "GpuStyle.Engine"), Path.Combine("src", "GpuStyle.Cli") })
             CopySources(Path.Combine(Repo.Root, folder), Path.Combine(source, folder));
         string output = Path.Combine(_dir, "arm64");
-        var publish = Run("dotnet", ["publish", Path.Combine(source, "src", "GpuStyle.Cli", "GpuStyle.Cli.csproj"), "-c", "Release",
-            "-r", "linux-arm64", "--self-contained", "-o", output, "-nologo", "-v", "quiet"], []);
+        var publish = ChildProcess.Run("dotnet", ["publish", Path.Combine(source, "src", "GpuStyle.Cli", "GpuStyle.Cli.csproj"), "-c", "Release",
+            "-r", "linux-arm64", "--self-contained", "-o", output, "-nologo", "-v", "quiet"]);
         Assert.True(publish.Code == 0, $"dotnet publish -r linux-arm64 failed:\n{publish.Output}");
         return Path.Combine(output, "gpustyle");
     }
@@ -94,25 +93,10 @@ public sealed class Arm64EmulationTests : IDisposable
     }
 
     static (int Code, string Output) RunArm64(string app, params string[] args) =>
-        Run(Arm64Emulator.Qemu!, ["-L", Arm64Emulator.Sysroot!, app, .. args],
+        ChildProcess.Run(Arm64Emulator.Qemu!, ["-L", Arm64Emulator.Sysroot!, app, .. args],
             // .NET maps its JIT's code writable and executable at once under emulation (W^X needs a second mapping
             // qemu does not give); the sysroot has no ICU.
-            new() { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_SYSTEM_GLOBALIZATION_INVARIANT"] = "1" });
-
-    static (int Code, string Output) Run(string program, string[] args, Dictionary<string, string> environment)
-    {
-        var start = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var (name, value) in environment) start.Environment[name] = value;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(600_000))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{program} {string.Join(' ', args)} took over ten minutes");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
+            new Dictionary<string, string> { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_SYSTEM_GLOBALIZATION_INVARIANT"] = "1" });
 }
 
 /// <summary>qemu's AArch64 user-mode emulator and the arm64 sysroot it loads programs from: .tools/arm64 in the

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using GpuStyle.Engine.Weights;
@@ -78,7 +77,7 @@ public sealed class OpenClPoclTests : IDisposable
         ];
         var opencl = RunInRoot(serial: true, Transfer("opencl"));
         Assert.True(opencl.Code == 0, opencl.Output);
-        var cpu = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("cpu")]);
+        var cpu = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("cpu")]);
         Assert.True(cpu.Code == 0, cpu.Output);
 
         Assert.True(new FileInfo(Path.Combine(_dir, "opencl.png")).Length > 0);
@@ -111,22 +110,9 @@ public sealed class OpenClPoclTests : IDisposable
             script.Add($"mkdir -p {Q(root + folder)} && mount --bind {Q(folder)} {Q(root + folder)}");
         string environment = "DOTNET_SYSTEM_GLOBALIZATION_INVARIANT=1 DOTNET_CLI_TELEMETRY_OPTOUT=1" + (serial ? " POCL_MAX_PTHREAD_COUNT=1" : "");
         script.Add($"exec chroot {Q(root)} env {environment} {Q(dotnet + "/dotnet")} {Q(bin + "/gpustyle.dll")} {string.Join(' ', args.Select(Q))}");
-        return Run("unshare", ["--mount", "sh", "-c", string.Join("\n", script)]);
+        return ChildProcess.Run("unshare", ["--mount", "sh", "-c", string.Join("\n", script)]);
     }
 
-    static (int Code, string Output) Run(string program, string[] args)
-    {
-        var start = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(600_000))
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{program} {string.Join(' ', args)} took over ten minutes");
-        }
-        return (process.ExitCode, stdout.Result + stderr.Result);
-    }
 }
 
 /// <summary>The trixie root with PoCL that .ci/fetch-pocl leaves in .tools/pocl, and what running in it needs.</summary>

@@ -6,6 +6,7 @@ using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
 using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
 
 namespace GpuStyle.Tests;
 
@@ -82,14 +83,9 @@ public class PtxCompileTests
         File.WriteAllText(file, OpenClSource(AllKernels().Single(m => Name(m) == kernel)));
         try
         {
-            var start = new System.Diagnostics.ProcessStartInfo(Clang.Path!,
-                ["-x", "cl", "-cl-std=CL2.0", "-Xclang", "-finclude-default-header", "-fsyntax-only", "-w", file])
-            { RedirectStandardError = true, RedirectStandardOutput = true };
-            using var clang = System.Diagnostics.Process.Start(start)!;
-            var errors = clang.StandardError.ReadToEndAsync();
-            clang.StandardOutput.ReadToEnd();
-            clang.WaitForExit();
-            Assert.True(clang.ExitCode == 0, $"{kernel}: clang rejects ILGPU's OpenCL C:\n{errors.Result}");
+            var (code, output) = ChildProcess.Run(Clang.Path!,
+                ["-x", "cl", "-cl-std=CL2.0", "-Xclang", "-finclude-default-header", "-fsyntax-only", "-w", file], timeoutMs: 120_000);
+            Assert.True(code == 0, $"{kernel}: clang rejects ILGPU's OpenCL C:\n{output}");
         }
         finally { File.Delete(file); }
     }

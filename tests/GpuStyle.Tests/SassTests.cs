@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Reflection;
 using System.Text.RegularExpressions;
 using ILGPU;
@@ -155,12 +154,8 @@ public class SassTests
         {
             string input = Path.Combine(dir, "kernel.ptx");
             File.WriteAllText(input, Regex.Replace(ptx, @"^\.version \d+\.\d+", ".version 7.8", RegexOptions.Multiline));
-            var start = new ProcessStartInfo(Ptxas.Path!, ["-arch=sm_90", "-O3", "-v", input, "-o", Path.Combine(dir, "kernel.cubin")])
-            { RedirectStandardError = true, RedirectStandardOutput = true };
-            using var process = Process.Start(start)!;
-            string log = process.StandardError.ReadToEnd() + process.StandardOutput.ReadToEnd();
-            Assert.True(process.WaitForExit(120_000), $"{name}: ptxas took over two minutes");
-            Assert.True(process.ExitCode == 0, $"{name}: ptxas failed ({process.ExitCode}):\n{log}");
+            var (code, log) = ChildProcess.Run(Ptxas.Path!, ["-arch=sm_90", "-O3", "-v", input, "-o", Path.Combine(dir, "kernel.cubin")], timeoutMs: 120_000);
+            Assert.True(code == 0, $"{name}: ptxas failed ({code}):\n{log}");
             var used = Regex.Match(log, @"Used (\d+) registers");
             Assert.True(used.Success, $"{name}: no register count in ptxas's report:\n{log}");
             int spills = Regex.Matches(log, @"(\d+) bytes spill (stores|loads)").Sum(m => int.Parse(m.Groups[1].Value));
