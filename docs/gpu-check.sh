@@ -28,7 +28,8 @@
 #      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the measurements, which the
 #      budget must not cut;
-#   8. version 2 (tiled) checked and timed for the record, then other tile shapes (bench --launch);
+#   8. for the record: the OpenCL kernels on the card where it has OpenCL (checked, one 512² iteration), version 2
+#      (tiled) checked and timed, then other tile shapes (bench --launch);
 #   then a summary: each saved VGG16 bench's 512² iteration beside PyTorch's at 512.
 # Everything it prints is also written under $OUT (gpu-check.txt, the bench tables, the pictures, the logs).
 set -u
@@ -165,7 +166,16 @@ if want 7; then
 fi
 
 if want 8; then
-  step "8. for the record: version 2 (tiled), then other tile shapes (bench --launch)"
+  step "8. for the record: OpenCL on the card, version 2 (tiled), then other tile shapes (bench --launch)"
+  # The OpenCL kernels have run only on PoCL (a CPU, one work-group at a time): on a GPU, every op against the CPU
+  # backend (ILGPU's OpenCL C shares one shared-memory pointer between groups; on a GPU they all write the same value,
+  # which this shows), then one 512² iteration beside CUDA's. Where NVIDIA's OpenCL ICD and libOpenCL.so.1 are there.
+  if "$B" devices | grep -q "^  opencl:"; then
+    bounded 90 "$B" bench --check --device opencl --size 64 --layer relu3_1 --iteration-sizes "" \
+      && bounded 60 "$B" bench --device opencl --size 512 --layer relu3_2 --iteration-sizes 512 --iterations 3 | tail -6
+  else
+    echo "(no OpenCL device on this machine)"
+  fi
   if bounded 60 "$B" bench --check --device cuda --conv tiled --size 64 --layer relu3_1 --iteration-sizes ""; then
     bounded 60 "$B" bench --device cuda --conv tiled --size 512 --iteration-sizes 512 --iterations 5
   fi

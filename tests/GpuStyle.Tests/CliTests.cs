@@ -51,6 +51,20 @@ public sealed class CliTests : IDisposable
         [.. args, "--weights", _weights, "--size", "24", "--iterations", "3", "--device", "cpu", "--quiet"];
 
     [Fact]
+    public void Devices_says_what_auto_picks_and_why_a_GPU_kind_is_missing()
+    {
+        var (code, output, err) = Gpustyle("devices");
+        Assert.True(code == 0, err);
+        Assert.Contains("ilgpu-cpu", output);
+        Assert.Contains("--device auto picks: ", output);
+        // Each GPU kind is either listed or explained (no loader; or the devices ILGPU turned down, and why).
+        Assert.True(output.Contains("  cuda:") || output.Contains("(no CUDA device: "), output);
+        Assert.True(output.Contains("  opencl:") || output.Contains("(no OpenCL device: "), output);
+        if (!output.Contains("  opencl:"))
+            Assert.Matches(@"\(no OpenCL device: (no OpenCL runtime \(libOpenCL\.so\.1\) was found|ILGPU needs OpenCL C 2\.0\+ with the generic address space; turned down: .+|the OpenCL runtime reports no device)", output);
+    }
+
+    [Fact]
     public void Transfer_writes_the_picture_and_a_log_with_iteration_zero()
     {
         string output = Path.Combine(_dir, "out.png"), log = Path.Combine(_dir, "run.jsonl");

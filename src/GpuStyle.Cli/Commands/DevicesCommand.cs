@@ -18,7 +18,7 @@ public static class DevicesCommand
             if (!devices.Any(d => d.Kind == "cuda"))
                 Console.WriteLine($"  (no CUDA device: {DeviceCatalog.CudaAbsenceReason() ?? "the NVIDIA driver loaded but reports no device"})");
             if (!devices.Any(d => d.Kind == "opencl"))
-                Console.WriteLine("  (no OpenCL device with OpenCL C 2.0 or newer)");
+                Console.WriteLine($"  (no OpenCL device: {DeviceCatalog.OpenClAbsenceReason()})");
             using (var cpu = new CpuBackend())
                 Console.WriteLine($"CPU backend:\n  cpu          {cpu.Name}{cpu.Simd switch
                 {

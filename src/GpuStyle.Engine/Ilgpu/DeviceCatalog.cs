@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
 using ILGPU;
+using ILGPU.Backends.OpenCL;
 using ILGPU.Runtime;
 using ILGPU.Runtime.CPU;
 using ILGPU.Runtime.Cuda;
@@ -73,6 +74,40 @@ public static class DeviceCatalog
         foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1", "nvcuda.dll" })
             if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); return null; }
         return "no NVIDIA driver library (libcuda.so.1) was found on this machine";
+    }
+
+    /// <summary>
+    /// Why no OpenCL device shows, when none does: no OpenCL loader at all, or the devices ILGPU turned down and why
+    /// (it needs OpenCL C 2.0 or 3.0 with the generic address space: Debian 12's PoCL 3.1, macOS's OpenCL 1.2 and
+    /// older GPU drivers lack it).
+    /// </summary>
+    public static string OpenClAbsenceReason()
+    {
+        InstallCudaResolver();
+        bool loader = false;
+        foreach (var candidate in new[] { "libOpenCL.so", "libOpenCL.so.1", "OpenCL.dll", "/System/Library/Frameworks/OpenCL.framework/OpenCL" })
+            if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); loader = true; break; }
+        if (!loader) return "no OpenCL runtime (libOpenCL.so.1) was found on this machine";
+        var turnedDown = new List<string>();
+        try
+        {
+            // Every OpenCL device, whatever ILGPU thinks of it, to say which it refuses.
+            using var context = Context.Create(b => b.OpenCL(_ => true));
+            foreach (var d in context.GetCLDevices())
+            {
+                var lacks = new List<string>();
+                if (d.CLStdVersion < CLBackend.MinimumVersion) lacks.Add($"OpenCL C {d.CVersion}");
+                if (!d.Capabilities.GenericAddressSpace) lacks.Add("no generic address space");
+                if (lacks.Count > 0) turnedDown.Add($"{d.Name} on {d.PlatformName}: {string.Join(", ", lacks)}");
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return $"the OpenCL runtime loaded, but listing its devices failed ({e.Message})";
+        }
+        return turnedDown.Count == 0
+            ? "the OpenCL runtime reports no device"
+            : $"ILGPU needs OpenCL C 2.0+ with the generic address space; turned down: {string.Join("; ", turnedDown)}";
     }
 
     /// <summary>Contexts created while this is set check every view access (ILGPU's assertions): on the CPU
