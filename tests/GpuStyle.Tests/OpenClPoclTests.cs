@@ -44,7 +44,8 @@ public sealed class OpenClPoclTests : IDisposable
 
     /// <summary>Each ILGPU convolution family and the kernels it brings (the tuned and tile-tuned choices time
     /// Winograd's GEMMs and the Gram backward's SGEMM too; --tf32 runs the tensor-core kernels' emulation, which is
-    /// what an OpenCL GPU gets).</summary>
+    /// what an OpenCL GPU gets), at a GPU's launch shapes — the CPU accelerator runs only tiny ones (one OS thread a
+    /// simulated thread), so this is where the shapes a GPU runs are checked before a GPU runs them.</summary>
     [PoclTheory]
     [InlineData("--conv", "blocked")]
     [InlineData("--conv", "tiled")]
@@ -54,6 +55,15 @@ public sealed class OpenClPoclTests : IDisposable
     [InlineData("--tf32", "--launch", "MmaGram=1,MmaPrefetch=1")]
     [InlineData("--tf32", "--launch", "MmaTune=1")]
     [InlineData("--conv", "winograd", "--launch", "WinogradMma=1")]
+    // The other launch shapes and options docs/gpu-check.sh times (steps 7 and 8), which it does not check on the card.
+    [InlineData("--conv", "blocked", "--launch", "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16")]
+    [InlineData("--conv", "blocked", "--launch", "BlockedWidth=16,BlockedHeight=16")]
+    [InlineData("--conv", "winograd", "--launch", "WinogradM=64,WinogradN=128,WinogradPrefetch=0,SgemmFixedBlocks=0")]
+    [InlineData("--conv", "winograd", "--launch", "WinogradM=128,WinogradN=64,GramGemm=1,WinogradMma=1")]
+    [InlineData("--conv", "winograd", "--launch", "WinogradM=64,WinogradN=64,WinogradTile=4,GramGemm=1,WinogradScratch=16777216")]
+    [InlineData("--tf32", "--launch", "MmaTileWidth=64,MmaTileHeight=4")]
+    [InlineData("--tf32", "--launch", "MmaWarpsCo=1,MmaTileWidth=32,MmaTileHeight=8,MmaMinGroups=132")]
+    [InlineData("--tf32", "--launch", "MmaGram=1,MmaPrefetch=1,MmaMinGroups=132")]
     public void Every_op_on_PoCL_agrees_with_the_CPU_backend(params string[] variant)
     {
         var check = RunInRoot(serial: true, ["bench", "--check", "--device", "opencl", "--size", "32", "--iteration-sizes", "", "--layer", "relu1_1", .. variant]);
