@@ -44,7 +44,7 @@ public static class DeviceCatalog
     /// install the ICD loader as libOpenCL.so.1, and the unversioned libOpenCL.so ILGPU looks for comes only with the
     /// OpenCL development package (seen on Debian: PoCL's devices did not show until this resolved the name).
     /// </summary>
-    public static void InstallCudaResolver()
+    public static void InstallDriverResolver()
     {
         if (Interlocked.Exchange(ref _resolverInstalled, 1) != 0) return;
         try
@@ -83,7 +83,7 @@ public static class DeviceCatalog
     /// </summary>
     public static string OpenClAbsenceReason()
     {
-        InstallCudaResolver();
+        InstallDriverResolver();
         bool loader = false;
         foreach (var candidate in new[] { "libOpenCL.so", "libOpenCL.so.1", "OpenCL.dll", "/System/Library/Frameworks/OpenCL.framework/OpenCL" })
             if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); loader = true; break; }
@@ -118,7 +118,7 @@ public static class DeviceCatalog
 
     internal static Context CreateContext(CpuSimulation cpu, bool profiling = false)
     {
-        InstallCudaResolver();
+        InstallDriverResolver();
         return Context.Create(b =>
         {
             b.Cuda()
