@@ -122,7 +122,6 @@ public sealed class OpenClPoclTests : IDisposable
         script.Add($"exec chroot {Q(root)} env {environment} {Q(dotnet + "/dotnet")} {Q(bin + "/gpustyle.dll")} {string.Join(' ', args.Select(Q))}");
         return ChildProcess.Run("unshare", ["--mount", "sh", "-c", string.Join("\n", script)]);
     }
-
 }
 
 /// <summary>The trixie root with PoCL that .ci/fetch-pocl leaves in .tools/pocl, and what running in it needs.</summary>
@@ -136,9 +135,17 @@ public static class Pocl
     /// <summary>The .NET installation running the tests (…/shared/Microsoft.NETCore.App/&lt;version&gt;/ is its runtime).</summary>
     public static string DotnetRoot { get; } = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
 
+    /// <summary>Whether `unshare --mount` works here (root in a container may still be denied it).</summary>
+    static readonly Lazy<bool> PrivateMounts = new(() =>
+    {
+        try { return ChildProcess.Run("unshare", ["--mount", "true"], timeoutMs: 60_000).Code == 0; }
+        catch (Exception) { return false; }   // no unshare at all, or it hung
+    });
+
     public static string? Missing =>
         Root is null ? "needs a Debian trixie root with PoCL in .tools/pocl: run .ci/fetch-pocl (as root)"
         : !Environment.IsPrivilegedProcess ? "runs gpustyle with chroot in the PoCL root, which needs root"
+        : !PrivateMounts.Value ? "needs a private mount namespace (`unshare --mount`), which this machine does not permit"
         : !File.Exists(Path.Combine(DotnetRoot, "dotnet")) ? $"found no dotnet in {DotnetRoot} to bind into the PoCL root"
         : null;
 }
