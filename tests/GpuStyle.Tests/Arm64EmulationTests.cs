@@ -1,8 +1,6 @@
 using System.Text.Json.Nodes;
-using GpuStyle.Engine.Weights;
 using GpuStyle.Kernels;
 using GpuStyle.Tests.Support;
-using GpuStyle.WeightsTools;
 
 namespace GpuStyle.Tests;
 
@@ -35,24 +33,15 @@ public sealed class Arm64EmulationTests : IDisposable
         Assert.True(check.Code == 0, check.Output);
         Assert.Contains("L-BFGS direction", check.Output);
 
-        // One transfer on both machines from PNG inputs at the output's size (no decoder or resampler differences),
-        // with channel counts that take Winograd (16+ each way) and the 3-channel direct kernel.
-        string weights = Path.Combine(_dir, "vgg16-small.h5");
-        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [16, 20, 24, 24, 24], Seed: 5), weights);
-        string content = TestImages.Write(Path.Combine(_dir, "content.png"), 40, 28, 1), style = TestImages.Write(Path.Combine(_dir, "style.png"), 40, 28, 2);
-        string[] Transfer(string name) =>
-        [
-            "transfer", "--content", content, "--style", style, "--weights", weights, "--size", "40", "--iterations", "2",
-            "--content-layers", "relu3_1", "--style-layers", "relu1_1,relu2_1,relu3_1", "--device", "cpu", "--quiet",
-            "--out", Path.Combine(_dir, name + ".png"), "--log", Path.Combine(_dir, name + ".jsonl"),
-        ];
-        var arm = RunArm64(app, Transfer("arm64"));
+        // One transfer on both machines.
+        var transfer = new SmallTransfer(_dir, weightSeed: 5);
+        var arm = RunArm64(app, transfer.Args("arm64", "cpu", iterations: 2));
         Assert.True(arm.Code == 0, arm.Output);
-        var x86 = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("x86")]);
+        var x86 = ChildProcess.Gpustyle(transfer.Args("x86", "cpu", iterations: 2));
         Assert.True(x86.Code == 0, x86.Output);
 
-        var first = FirstRecord(Path.Combine(_dir, "x86.jsonl"));
-        var firstArm = FirstRecord(Path.Combine(_dir, "arm64.jsonl"));
+        var first = FirstRecord(transfer.Log("x86"));
+        var firstArm = FirstRecord(transfer.Log("arm64"));
         if (CpuSimdLevels.Avx2Supported)
             Assert.Equal(first.ToJsonString(), firstArm.ToJsonString());
         else   // x86 without FMA3 multiplies and adds apart: rounding differs from ARM64's fused kernels

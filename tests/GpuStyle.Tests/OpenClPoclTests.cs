@@ -1,8 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
-using GpuStyle.Engine.Weights;
 using GpuStyle.Tests.Support;
-using GpuStyle.WeightsTools;
 
 namespace GpuStyle.Tests;
 
@@ -76,23 +74,15 @@ public sealed class OpenClPoclTests : IDisposable
     [PoclFact]
     public void A_transfer_on_PoCL_starts_where_the_CPU_backend_does()
     {
-        string weights = Path.Combine(_dir, "vgg16-small.h5");
-        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [16, 20, 24, 24, 24], Seed: 7), weights);
-        string content = TestImages.Write(Path.Combine(_dir, "content.png"), 40, 28, 1), style = TestImages.Write(Path.Combine(_dir, "style.png"), 40, 28, 2);
-        string[] Transfer(string device) =>
-        [
-            "transfer", "--content", content, "--style", style, "--weights", weights, "--size", "40", "--iterations", "3",
-            "--content-layers", "relu3_1", "--style-layers", "relu1_1,relu2_1,relu3_1", "--device", device, "--quiet",
-            "--out", Path.Combine(_dir, device + ".png"), "--log", Path.Combine(_dir, device + ".jsonl"),
-        ];
-        var opencl = RunInRoot(serial: true, Transfer("opencl"));
+        var transfer = new SmallTransfer(_dir, weightSeed: 7);
+        var opencl = RunInRoot(serial: true, transfer.Args("opencl", "opencl", iterations: 3));
         Assert.True(opencl.Code == 0, opencl.Output);
-        var cpu = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. Transfer("cpu")]);
+        var cpu = ChildProcess.Gpustyle(transfer.Args("cpu", "cpu", iterations: 3));
         Assert.True(cpu.Code == 0, cpu.Output);
 
-        Assert.True(new FileInfo(Path.Combine(_dir, "opencl.png")).Length > 0);
-        var onOpenCl = File.ReadLines(Path.Combine(_dir, "opencl.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
-        var onCpu = File.ReadLines(Path.Combine(_dir, "cpu.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.True(new FileInfo(transfer.Picture("opencl")).Length > 0);
+        var onOpenCl = File.ReadLines(transfer.Log("opencl")).Select(l => JsonNode.Parse(l)!).ToList();
+        var onCpu = File.ReadLines(transfer.Log("cpu")).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(onCpu.Count, onOpenCl.Count);
         // Different kernels sum in different orders: the first losses agree to float rounding, not to the bit.
         var losses = new List<(string Name, JsonNode? Cpu, JsonNode? OpenCl)> { ("total", onCpu[0]["total"], onOpenCl[0]["total"]) };

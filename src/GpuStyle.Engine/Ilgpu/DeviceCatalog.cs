@@ -38,6 +38,18 @@ public static class DeviceCatalog
 {
     static int _resolverInstalled;
 
+    /// <summary>The files a driver library may have on Linux: the unversioned name ILGPU asks for, and the versioned one
+    /// the driver packages install.</summary>
+    static readonly string[] CudaLibraries = ["libcuda.so", "libcuda.so.1"], OpenClLibraries = ["libOpenCL.so", "libOpenCL.so.1"];
+
+    /// <summary>Whether any of these libraries loads here (each one that does is released again).</summary>
+    static bool AnyLoads(IEnumerable<string> libraries)
+    {
+        foreach (var library in libraries)
+            if (NativeLibrary.TryLoad(library, out var handle)) { NativeLibrary.Free(handle); return true; }
+        return false;
+    }
+
     /// <summary>
     /// ILGPU asks for the library "cuda"; container images often have only libcuda.so.1, and then CUDA devices vanish
     /// without a word. Resolve the name to libcuda.so.1 as well (DESIGN.md §7). Likewise "OpenCL": Linux distributions
@@ -53,8 +65,8 @@ public static class DeviceCatalog
             {
                 string[] candidates = name switch
                 {
-                    "cuda" or "nvcuda" => ["libcuda.so", "libcuda.so.1"],
-                    "OpenCL" => ["libOpenCL.so", "libOpenCL.so.1"],
+                    "cuda" or "nvcuda" => CudaLibraries,
+                    "OpenCL" => OpenClLibraries,
                     _ => [],
                 };
                 foreach (var candidate in candidates)
@@ -71,9 +83,7 @@ public static class DeviceCatalog
     /// <summary>Why no CUDA device shows, when none does (null when the driver library loads).</summary>
     public static string? CudaAbsenceReason()
     {
-        foreach (var candidate in new[] { "libcuda.so", "libcuda.so.1", "nvcuda.dll" })
-            if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); return null; }
-        return "no NVIDIA driver library (libcuda.so.1) was found on this machine";
+        return AnyLoads([.. CudaLibraries, "nvcuda.dll"]) ? null : "no NVIDIA driver library (libcuda.so.1) was found on this machine";
     }
 
     /// <summary>
@@ -84,10 +94,8 @@ public static class DeviceCatalog
     public static string OpenClAbsenceReason()
     {
         InstallDriverResolver();
-        bool loader = false;
-        foreach (var candidate in new[] { "libOpenCL.so", "libOpenCL.so.1", "OpenCL.dll", "/System/Library/Frameworks/OpenCL.framework/OpenCL" })
-            if (NativeLibrary.TryLoad(candidate, out var h)) { NativeLibrary.Free(h); loader = true; break; }
-        if (!loader) return "no OpenCL runtime (libOpenCL.so.1) was found on this machine";
+        if (!AnyLoads([.. OpenClLibraries, "OpenCL.dll", "/System/Library/Frameworks/OpenCL.framework/OpenCL"]))
+            return "no OpenCL runtime (libOpenCL.so.1) was found on this machine";
         var turnedDown = new List<string>();
         try
         {

@@ -22,4 +22,8 @@ public static class ChildProcess
         }
         return (process.ExitCode, stdout.Result + stderr.Result);
     }
+
+    /// <summary>This build's gpustyle (the gpustyle.dll beside the tests) as a program of its own, run here.</summary>
+    public static (int Code, string Output) Gpustyle(IEnumerable<string> args) =>
+        Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. args]);
 }
