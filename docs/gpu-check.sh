@@ -5,8 +5,8 @@
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
 #   STEPS="7 8" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
-#   the variants' names are those step 2 adds: tf32-tuned tf32-prefetch tf32-gram winograd-gramgemm winograd4
-#   winograd-tf32)
+#   the variants' names are those step 2 adds: tf32-tuned tf32-prefetch tf32-async tf32-gram winograd-gramgemm
+#   winograd4 winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
 #   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32, tuned
@@ -25,7 +25,8 @@
 #   7. each opt-in variant alone on relu3_2 and the 512² iteration: Winograd F(2×2, 3×3) and WinogradTile=4
 #      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
-#      MmaPrefetch=1, MmaGram=1, MmaMinGroups=132,
+#      MmaPrefetch=1, MmaPrefetch=2 (cp.async staging; with MmaTune=1 each shape's tile timed with and without it),
+#      MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the issue's measurements, which the
 #      budget must not cut;
 #   8. for the record: the OpenCL kernels on the card where it has OpenCL (checked, one 512² iteration), version 2
@@ -88,6 +89,7 @@ if want 2; then
   check tf32 tf32
   check tf32-tuned tf32 MmaTune=1                        # each shape's TF32 tile height, or Winograd with TF32 or fp32 GEMMs
   check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
+  check tf32-async tf32 MmaPrefetch=2                    # staging by cp.async, two patch buffers
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
   check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
   check winograd4 winograd WinogradTile=4                # F(4×4, 3×3)
@@ -151,7 +153,8 @@ if want 7; then
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \
+                 "tf32-async tf32 MmaPrefetch=2,MmaTune=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue
@@ -159,6 +162,7 @@ if want 7; then
     case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
     case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
     case "$3" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
+    case "$3" in *MmaTune=1*) has tf32-tuned || continue;; esac
     echo "-- ours: vgg16, --conv $2 --launch $3"
     bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"

@@ -48,6 +48,52 @@ public struct Float4
     public static ArrayView<Float4> SharedDynamic() => SharedMemory.GetDynamic<float>().Cast<Float4>();
 }
 
+/// <summary>
+/// cp.async (PTX ISA 7.0, sm_80 and later): a copy from global to shared memory that holds no register while in
+/// flight, completed in groups (commit_group, then wait_group N: all but the N most recent groups done). Only under
+/// CUDA; elsewhere (<c>CudaAsm.IsSupported</c> false) the caller emulates the copies with plain loads and stores
+/// (Conv3x3.IlgpuTensorCore.AsyncStaging), so the CPU accelerator and OpenCL run the same pipeline.
+/// </summary>
+public static class AsyncCopy
+{
+    /// <summary>The shared-window address of the group's dynamic shared memory (cp.async's destinations are
+    /// offsets from it). ILGPU 1.5.3 declares that memory as <c>__dyn_shared_alloca</c> (its PTX, checked by the PTX
+    /// tests: were it renamed, ptxas would reject every kernel that asks for it). 0 where there is no CUDA.</summary>
+    public static long DynamicSharedAddress()
+    {
+        if (!CudaAsm.IsSupported) return 0;
+        CudaAsm.Emit("mov.u64 %0, __dyn_shared_alloca;", out long window);
+        return window;
+    }
+
+    /// <summary>A generic address (a device pointer the host read from a view: ILGPU gives kernels no way to take
+    /// one) as a global-window address, for cp.async's source. 0 where there is no CUDA.</summary>
+    public static long Global(long generic)
+    {
+        if (!CudaAsm.IsSupported) return 0;
+        CudaAsm.Emit("cvta.to.global.u64 %0, %1;", out long window, generic);
+        return window;
+    }
+
+    /// <summary>Copies one float (cached in L1 too: the patch's halo is read by neighbouring groups).</summary>
+    public static void Copy4(long sharedAt, long globalAt) => CudaAsm.Emit("cp.async.ca.shared.global [%0], [%1], 4;", sharedAt, globalAt);
+
+    /// <summary>Copies 16 aligned bytes through L2 only (the packed weights: every group reads them, once).</summary>
+    public static void Copy16(long sharedAt, long globalAt) => CudaAsm.Emit("cp.async.cg.shared.global [%0], [%1], 16;", sharedAt, globalAt);
+
+    /// <summary>Closes the group of copies this thread issued since the last commit (an empty group is allowed).</summary>
+    public static void Commit() { if (CudaAsm.IsSupported) CudaAsm.Emit("cp.async.commit_group;"); }
+
+    /// <summary>Waits until at most the most recent committed group of this thread's copies is pending.</summary>
+    public static void WaitAllButOne() { if (CudaAsm.IsSupported) CudaAsm.Emit("cp.async.wait_group 1;"); }
+
+    /// <summary>Waits until every committed group of this thread's copies is complete.</summary>
+    public static void WaitAll() { if (CudaAsm.IsSupported) CudaAsm.Emit("cp.async.wait_all;"); }
+
+    /// <summary>Waits until at most the two most recent committed groups of this thread's copies are pending.</summary>
+    public static void WaitAllButTwo() { if (CudaAsm.IsSupported) CudaAsm.Emit("cp.async.wait_group 2;"); }
+}
+
 /// <summary>A thread's register block in <see cref="Conv3x3.IlgpuBlocked"/>: 8 output channels × 4 pixels.</summary>
 public struct Block8x4
 {
@@ -69,8 +115,10 @@ public struct MmaTile
 {
     public int TileWidth, TileHeight, WarpsCo, Chunk, Emulate, Prefetch;
     /// <param name="prefetch">0: none; 1: the next chunk's input patch is loaded into registers during the current
-    /// chunk's tensor work. (A level 2 that prefetched the weights too was removed on 2026-11-27: at 150 registers a
-    /// thread on sm_90 it could not launch with any tile whose threads could hold a prefetched chunk.)</param>
+    /// chunk's tensor work; 2: asynchronous copies (cp.async, no registers held) of the next chunk's patch into a
+    /// second buffer and of the weights in two halves of taps (<see cref="Conv3x3.IlgpuTensorCore"/>'s pipeline).
+    /// (Until 2026-11-27 a level 2 prefetched the weights into registers too: at 150 registers a thread on sm_90 it
+    /// could not launch with any tile whose threads could hold a prefetched chunk, and was removed.)</param>
     public MmaTile(int tileWidth, int tileHeight, int warpsCo, int chunk, bool emulate, int prefetch = 0)
     {
         TileWidth = tileWidth; TileHeight = tileHeight; WarpsCo = warpsCo; Chunk = chunk; Emulate = emulate ? 1 : 0;
@@ -83,8 +131,8 @@ public struct MmaTile
         : TileHeight <= 0 || TileWidth * TileHeight % 32 != 0 ? $"a {TileWidth}×{TileHeight} tile is not a whole number of 32-pixel warp tiles"
         : Chunk % 8 != 0 || Chunk <= 0 ? $"the input chunk {Chunk} is not a positive multiple of 8"
         : WarpsCo <= 0 ? "no warps along the output channels"
-        : Prefetch is < 0 or > 1 ? $"prefetch {Prefetch} is not 0 (none) or 1 (the next chunk's patch)"
-        : Prefetch != 0 && Chunk * (TileHeight + 2) * (TileWidth + 2) > PatchSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
+        : Prefetch is < 0 or > 2 ? $"prefetch {Prefetch} is not 0 (none), 1 (the next chunk's patch, in registers) or 2 (asynchronous copies)"
+        : Prefetch == 1 && Chunk * (TileHeight + 2) * (TileWidth + 2) > PatchSlots.Count * Conv3x3.IlgpuTensorCore.Threads(this)
             ? $"prefetching a {TileWidth}×{TileHeight} tile's {Chunk}-channel patch needs more than {PatchSlots.Count} registers a thread"
         : null;
 }
@@ -125,6 +173,23 @@ public struct PatchSlots
 {
     public const int Count = 8;
     public PatchValue V0, V1, V2, V3, V4, V5, V6, V7;
+}
+
+/// <summary>A lane's fixed part of its fragment indices in <see cref="Conv3x3.IlgpuTensorCore"/>: A in the shared
+/// weights, B0…B3 (its four n-tiles' columns) in a patch buffer; each load adds a part that depends only on the tap.</summary>
+public readonly struct FragmentBases
+{
+    public readonly long A, B0, B1, B2, B3;
+    public FragmentBases(long a, long b0, long b1, long b2, long b3) { A = a; B0 = b0; B1 = b1; B2 = b2; B3 = b3; }
+}
+
+/// <summary>The device addresses of the input and the packed weights of a TF32 convolution with asynchronous copies:
+/// cp.async takes a global address, which a kernel cannot take from a view in ILGPU 1.5.3 (its LoadEffectiveAddressAsPtr
+/// is host-only, Unsafe.AsPointer and fixed are refused), so the host reads them from the views and passes them.</summary>
+public readonly struct GlobalAddresses
+{
+    public readonly long X, W;
+    public GlobalAddresses(long x, long w) { X = x; W = w; }
 }
 
 /// <summary>One lane's share of a 16×8 TF32 A fragment (values already rounded to TF32).</summary>
@@ -508,8 +573,14 @@ public static partial class Conv3x3
 
         public static int Threads(MmaTile t) => 32 * t.WarpsCo * (t.TileWidth * t.TileHeight / WarpPixels);
 
+        /// <summary>Floats of the staged patch: one chunk's planes, two buffers when copied asynchronously.</summary>
+        public static int PatchFloats(MmaTile t) => (t.Prefetch == 2 ? 2 : 1) * t.Chunk * PlaneStride(t.TileWidth, t.TileHeight);
+
+        /// <summary>Dynamic shared memory: the patch (<see cref="PatchFloats"/>), the chunk's weights, and the
+        /// emulation's scratch where there are no tensor cores. The 32×8 tile: 32 KB, 43 KB with asynchronous copies —
+        /// under the 48 KB a CUDA kernel gets without opting in, which ILGPU cannot do.</summary>
         public static int SharedFloats(MmaTile t) =>
-            t.Chunk * PlaneStride(t.TileWidth, t.TileHeight) + 9 * t.Chunk * WeightStride(t.WarpsCo)
+            PatchFloats(t) + 9 * t.Chunk * WeightStride(t.WarpsCo)
             + (t.Emulate != 0 ? Threads(t) / 32 * ScratchPerWarp : 0);
 
         /// <summary>Round to the nearest TF32 value (10-bit mantissa), ties away from zero: PTX's cvt.rna.tf32.f32,
@@ -522,20 +593,28 @@ public static partial class Conv3x3
         /// output for these dims and this tile. One entry point per prefetch level (<see cref="For"/>): a register
         /// count is the kernel's, not the launch's, and with the prefetch registers of every level in one kernel ptxas
         /// gave it 155 a thread (sm_90) — more than 65 536 / 512, so that the 32×8 tile could not launch at all, with
-        /// or without prefetching (SassTests). Compiled apart: 64 (none), 119 (the patch: 120 as allocated × 512
-        /// threads fit an SM's 65 536 once); the 32×8 tile's own entry points 72 and 96 (64 with CUDA launch bounds,
-        /// LaunchBounds).
+        /// or without prefetching (SassTests). Compiled apart: 64 (none), 96 (the patch in registers; 119 until the
+        /// twelfth session's rewrite of the chunk loop), 96 (asynchronous copies); the 32×8 tile's own entry points 72,
+        /// 96 and 72 (64 with CUDA launch bounds, LaunchBounds, where they fit it without spilling: not prefetching
+        /// into registers).
         /// </summary>
         [KernelName("conv3x3_tf32_mma")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 0);
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 0, default);
 
         /// <summary><see cref="Forward"/> with the next chunk's input patch prefetched into registers (MmaPrefetch 1).</summary>
         [KernelName("conv3x3_tf32_mma_prefetch_patch")]
         public static void ForwardPrefetchPatch(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 1);
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 1, default);
+
+        /// <summary><see cref="Forward"/> with asynchronous copies (MmaPrefetch 2): <see cref="ConvolveAsync"/>.
+        /// <paramref name="sources"/>: x's and w's device addresses, read by the host from the same views.</summary>
+        [KernelName("conv3x3_tf32_mma_async")]
+        public static void ForwardAsync(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t, GlobalAddresses sources) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, t, prefetch: 2, sources);
 
         /// <summary><see cref="Forward"/> for the GPU's default tile, 32×8 pixels, 2 warps along the channels, 8-channel
         /// chunks (t's shape is ignored), its strides constants: each B-fragment load is then a per-thread register
@@ -544,13 +623,19 @@ public static partial class Conv3x3
         [KernelName("conv3x3_tf32_mma_32x8")]
         public static void Forward32x8(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 0);
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 0, default);
 
         /// <summary><see cref="Forward32x8"/> with the next chunk's input patch prefetched into registers.</summary>
         [KernelName("conv3x3_tf32_mma_32x8_prefetch_patch")]
         public static void Forward32x8PrefetchPatch(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 1);
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 1, default);
+
+        /// <summary><see cref="Forward32x8"/> with asynchronous copies (MmaPrefetch 2).</summary>
+        [KernelName("conv3x3_tf32_mma_32x8_async")]
+        public static void Forward32x8Async(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t, GlobalAddresses sources) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, DefaultShape(t), prefetch: 2, sources);
 
         /// <summary>Whether a tile has the shape <see cref="Forward32x8"/> is compiled for.</summary>
         public static bool IsDefaultShape(MmaTile t) => DefaultShape(t).Equals(t);
@@ -563,17 +648,22 @@ public static partial class Conv3x3
             return fixedShape;
         }
 
-        /// <summary>The entry point for a tile: its prefetch level, and the default shape's constants where it has it.</summary>
+        /// <summary>The entry point for a tile without asynchronous copies (<see cref="ForAsync"/>): its prefetch level,
+        /// and the default shape's constants where it has it.</summary>
         public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>
             For(MmaTile t) => IsDefaultShape(t)
                 ? (t.Prefetch == 0 ? Forward32x8 : Forward32x8PrefetchPatch)
                 : (t.Prefetch == 0 ? Forward : ForwardPrefetchPatch);
 
+        /// <summary>The entry point for a tile with asynchronous copies (Prefetch 2), which takes the global addresses too.</summary>
+        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile, GlobalAddresses>
+            ForAsync(MmaTile t) => IsDefaultShape(t) ? Forward32x8Async : ForwardAsync;
+
         /// <summary>The kernel's body, inlined into each entry point with its prefetch level a constant (so that the
         /// other levels' code, and their registers, are gone). t.Prefetch is not read here.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Convolve(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t, int prefetch)
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, MmaTile t, int prefetch, GlobalAddresses sources)
         {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp % t.WarpsCo, wn = warp / t.WarpsCo;
@@ -582,63 +672,53 @@ public static partial class Conv3x3
             int plane = PlaneStride(tw, th), wstride = WeightStride(t.WarpsCo), bm = WarpChannels * t.WarpsCo;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * bm;
             // Regions cut in Float4 units (plane and wstride are multiples of 8 floats), so that ILGPU knows the
-            // weights' vector stores are aligned.
+            // weights' vector stores are aligned. With asynchronous copies the patch has two buffers, chunk by chunk.
+            int patchFloats = (prefetch == 2 ? 2 : 1) * chunk * plane, scratchAt = patchFloats + 9 * chunk * wstride;
             var shared4 = Float4.SharedDynamic();
-            var wts4 = shared4.SubView(chunk * plane / 4, 9 * chunk * wstride / 4);
+            var wts4 = shared4.SubView(patchFloats / 4, 9 * chunk * wstride / 4);
             var shared = shared4.Cast<float>();
-            var patch = shared.SubView(0, chunk * plane);
+            var patch = shared.SubView(0, patchFloats);
             var wts = wts4.Cast<float>();
-            var w4 = w.Cast<Float4>();
             // Where in the patch column n = g of each n-tile starts (its row and column in the tile).
             int p0 = wn * WarpPixels + g, p1 = p0 + 8, p2 = p0 + 16, p3 = p0 + 24;
             int off0 = p0 / tw * pw + p0 % tw, off1 = p1 / tw * pw + p1 % tw;
             int off2 = p2 / tw * pw + p2 % tw, off3 = p3 / tw * pw + p3 % tw;
             int cinPadded = PaddedInputs(d, t), coutPadded = PaddedOutputs(d, t);
-            long aq = (long)q * wstride + wm * WarpChannels + g;
-            long bq0 = (long)q * plane + off0, bq1 = (long)q * plane + off1, bq2 = (long)q * plane + off2, bq3 = (long)q * plane + off3;
-            // With prefetch, the next chunk's patch is loaded into registers before the current chunk's mma work and
-            // stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the stalls of
-            // the unprefetched kernel waited on the staging loads). A thread's elements: tid + k·threads.
-            var first = PatchCursor.Of(tid, ph, pw);
-            var step = PatchCursor.Of(threads, ph, pw);
+            var at = new FragmentBases((long)q * wstride + wm * WarpChannels + g, (long)q * plane + off0, (long)q * plane + off1,
+                (long)q * plane + off2, (long)q * plane + off3);
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(DeclareAccumulators);
-            if (prefetch != 0)
-                IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, 0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
-            for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+            if (prefetch == 2)
+                ConvolveAsync(new AsyncStaging(x, mask, w.Cast<Float4>(), patch, wts, wts4, sources, d, useMask, t, cinPadded, coutPadded,
+                    x0, y0, o0, tid, threads), shared, scratchAt, at, warp, g, q, ref acc);
+            else
             {
-                // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
-                if (prefetch == 0)
-                    IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
-                // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
-                // (PackWeights): each row of bm output channels is a contiguous, coalesced copy of 128-bit vectors,
-                // stored along the output channels (consecutive banks). Row r = tap·chunk + c.
-                for (int e = tid; e < WeightVectors(t); e += threads)
-                    wts4[WeightTarget(e, t)] = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
-                Group.Barrier();
-                bool more = prefetch != 0 && c0 + chunk < d.Cin;
-                var next = new PatchSlots();
-                if (more) next = LoadPatch(x, mask, d, useMask, c0 + chunk, x0, y0, chunk, ph, pw, first, step);
-                for (int c8 = 0; c8 < chunk; c8 += KStep)
-                    for (int tap = 0; tap < 9; tap++)
-                    {
-                        // Each index is the thread's fixed part (aq, bq0…bq3, from q, g and the warp) plus a part that
-                        // depends only on c8 and the tap: with the tile's strides constants (Forward32x8) that part is
-                        // an immediate, and every load a register plus an immediate (64-bit sums, which ptxas may fold).
-                        // A (row-major 16×8): a0 (g, q), a1 (g+8, q), a2 (g, q+4), a3 (g+8, q+4).
-                        long wa = aq + (long)(tap * chunk + c8) * wstride, wa4 = wa + 4 * wstride;
-                        var a0 = new FragmentA(wts[wa], wts[wa + 8], wts[wa4], wts[wa4 + 8]);
-                        var a1 = new FragmentA(wts[wa + 16], wts[wa + 24], wts[wa4 + 16], wts[wa4 + 24]);
-                        // B (column-major 8×8): b0 (k = q, n = g), b1 (k = q+4, n = g).
-                        long pt = (long)c8 * plane + tap / 3 * pw + tap % 3, pt4 = pt + 4 * plane;
-                        var b0 = new FragmentB(patch[bq0 + pt], patch[bq0 + pt4]);
-                        var b1 = new FragmentB(patch[bq1 + pt], patch[bq1 + pt4]);
-                        var b2 = new FragmentB(patch[bq2 + pt], patch[bq2 + pt4]);
-                        var b3 = new FragmentB(patch[bq3 + pt], patch[bq3 + pt4]);
-                        WarpStep(shared, chunk * plane + 9 * chunk * wstride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
-                    }
-                Group.Barrier();
-                if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
+                // With prefetch 1, the next chunk's patch is loaded into registers before the current chunk's mma work
+                // and stored after it, so that the loads' latency overlaps the tensor work (on an H200, 39% of the
+                // stalls of the unprefetched kernel waited on the staging loads). A thread's elements: tid + k·threads.
+                var first = PatchCursor.Of(tid, ph, pw);
+                var step = PatchCursor.Of(threads, ph, pw);
+                var w4 = w.Cast<Float4>();
+                if (prefetch == 1)
+                    IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, 0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
+                for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+                {
+                    // Stage chunk input channels (zero past Cin and outside the map) and their weights, TF32-rounded.
+                    if (prefetch == 0)
+                        IlgpuTiled.StagePatch(x, mask, d, useMask, patch, plane, pw, c0, chunk, x0, y0, pw, ph, tid, threads, tf32: 1);
+                    // Weights, already TF32-rounded and packed [tap][channel][out channel] with zero padding
+                    // (PackWeights): each row of bm output channels is a contiguous, coalesced copy of 128-bit vectors,
+                    // stored along the output channels (consecutive banks). Row r = tap·chunk + c.
+                    for (int e = tid; e < WeightVectors(t); e += threads)
+                        wts4[WeightTarget(e, t)] = w4[WeightSource(e, t, c0, cinPadded, coutPadded, o0)];
+                    Group.Barrier();
+                    bool more = prefetch == 1 && c0 + chunk < d.Cin;
+                    var next = new PatchSlots();
+                    if (more) next = LoadPatch(x, mask, d, useMask, c0 + chunk, x0, y0, chunk, ph, pw, first, step);
+                    Taps(patch, 0, wts, shared, scratchAt, t, at, 0, 9, warp, g, q, ref acc);
+                    Group.Barrier();
+                    if (more) StorePatch(patch, next, chunk, ph, pw, plane, first, step);
+                }
             }
             if (CudaAsm.IsSupported) acc = ReadAccumulators();
             // C (16×8): c0 (g, 2q), c1 (g, 2q+1), c2 (g+8, 2q), c3 (g+8, 2q+1).
@@ -647,6 +727,93 @@ public static partial class Conv3x3
             Store(y, b, d, t, oa, pc + 16, x0, y0, acc.C02, relu, hasBias); Store(y, b, d, t, oa, pc + 24, x0, y0, acc.C03, relu, hasBias);
             Store(y, b, d, t, oa + 16, pc, x0, y0, acc.C10, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 8, x0, y0, acc.C11, relu, hasBias);
             Store(y, b, d, t, oa + 16, pc + 16, x0, y0, acc.C12, relu, hasBias); Store(y, b, d, t, oa + 16, pc + 24, x0, y0, acc.C13, relu, hasBias);
+        }
+
+        /// <summary>
+        /// The chunk loop with asynchronous copies (MmaPrefetch 2): a two-stage pipeline in which no thread holds a
+        /// staged value in a register. The patch has two buffers: chunk c+1's is copied (cp.async, 4 bytes an element)
+        /// while chunk c computes. The weights — 64% of a chunk's staged floats, the 32×8 tile's 20 KB — have one
+        /// buffer, filled in two halves of taps (rows tap·chunk + channel: taps 0–4, then 5–8), so that each half is
+        /// copied while the other half's taps compute: a second weights buffer would take the 32×8 tile to 63 KB, past
+        /// the 48 KB ILGPU can ask for. Per chunk c (buffer c mod 2):
+        /// <code>
+        ///   copy patch(c+1) → other buffer; commit         in flight: weights 5–8 (c), patch (c+1)
+        ///   taps 0–4 of chunk c; barrier
+        ///   copy weights 0–4 (c+1); commit; wait for weights 5–8 (c); barrier
+        ///   taps 5–8 of chunk c; barrier
+        ///   copy weights 5–8 (c+1); commit; wait for patch (c+1) and weights 0–4 (c+1)
+        ///   round (and mask) this thread's elements of patch (c+1) in place; barrier
+        /// </code>
+        /// Every thread commits the same groups (empty ones at the end), so one wait count fits all. cp.async cannot
+        /// round to TF32 or apply ReLU's mask on the way, so each thread does that to the elements it copied once they
+        /// have arrived (its own copies are visible to it after the wait; the barrier publishes them); the mask is
+        /// read there, from global memory. Four barriers a chunk against two, for 72 mma.sync a warp. With 8-channel
+        /// chunks the mmas run in the same order as without prefetching: the same sums, bit for bit (tested).
+        /// Off CUDA the copies are emulated at the latest moment the waits allow (<see cref="AsyncStaging"/>).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void ConvolveAsync(AsyncStaging s, ArrayView<float> shared, int scratchAt, FragmentBases at, int warp, int g, int q,
+            ref WarpAccumulators acc)
+        {
+            int chunk = s.Tile.Chunk, all = WeightVectors(s.Tile), half = 5 * chunk * (WarpChannels * s.Tile.WarpsCo / 4);
+            var groups = new CopyGroups();
+            var open = CopyGroup.None;
+            s.IssuePatch(ref open, 0, 0);
+            s.IssueWeights(ref open, 0, 0, half);
+            groups.Commit(ref open);
+            s.IssueWeights(ref open, 0, half, all);
+            groups.Commit(ref open);
+            groups.Wait(s, 1);
+            s.FinishPatch(0, 0);
+            Group.Barrier();
+            for (int c0 = 0; c0 < s.D.Cin; c0 += chunk)
+            {
+                bool odd = (c0 / chunk & 1) != 0, more = c0 + chunk < s.D.Cin;
+                int current = odd ? s.BufferFloats : 0, next = s.BufferFloats - current;
+                if (more) s.IssuePatch(ref open, c0 + chunk, next);
+                groups.Commit(ref open);
+                Taps(s.Patches, current, s.Weights, shared, scratchAt, s.Tile, at, 0, 5, warp, g, q, ref acc);
+                Group.Barrier();
+                if (more) s.IssueWeights(ref open, c0 + chunk, 0, half);
+                groups.Commit(ref open);
+                groups.Wait(s, 2);
+                Group.Barrier();
+                Taps(s.Patches, current, s.Weights, shared, scratchAt, s.Tile, at, 5, 9, warp, g, q, ref acc);
+                Group.Barrier();
+                if (more) s.IssueWeights(ref open, c0 + chunk, half, all);
+                groups.Commit(ref open);
+                groups.Wait(s, 1);
+                if (more) s.FinishPatch(c0 + chunk, next);
+                Group.Barrier();
+            }
+        }
+
+
+        /// <summary>Taps [tapFrom, tapTo) of every 8-channel step of the chunk staged at <paramref name="buffer"/> in
+        /// the patch: one warp-step each. Each fragment
+        /// index is the thread's fixed part (<paramref name="at"/>, from q, g and the warp) plus a part that depends only
+        /// on the step and the tap: with the tile's strides constants (Forward32x8) that part is an immediate, and
+        /// every load a register plus an immediate (64-bit sums, which ptxas may fold).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Taps(ArrayView<float> patch, int buffer, ArrayView<float> wts, ArrayView<float> shared, int scratchAt, MmaTile t,
+            FragmentBases at, int tapFrom, int tapTo, int warp, int g, int q, ref WarpAccumulators acc)
+        {
+            int chunk = t.Chunk, pw = t.TileWidth + 2, plane = PlaneStride(t.TileWidth, t.TileHeight), wstride = WeightStride(t.WarpsCo);
+            for (int c8 = 0; c8 < chunk; c8 += KStep)
+                for (int tap = tapFrom; tap < tapTo; tap++)
+                {
+                    // A (row-major 16×8): a0 (g, q), a1 (g+8, q), a2 (g, q+4), a3 (g+8, q+4).
+                    long wa = at.A + (long)(tap * chunk + c8) * wstride, wa4 = wa + 4 * wstride;
+                    var a0 = new FragmentA(wts[wa], wts[wa + 8], wts[wa4], wts[wa4 + 8]);
+                    var a1 = new FragmentA(wts[wa + 16], wts[wa + 24], wts[wa4 + 16], wts[wa4 + 24]);
+                    // B (column-major 8×8): b0 (k = q, n = g), b1 (k = q+4, n = g).
+                    long pt = buffer + (long)c8 * plane + tap / 3 * pw + tap % 3, pt4 = pt + 4 * plane;
+                    var b0 = new FragmentB(patch[at.B0 + pt], patch[at.B0 + pt4]);
+                    var b1 = new FragmentB(patch[at.B1 + pt], patch[at.B1 + pt4]);
+                    var b2 = new FragmentB(patch[at.B2 + pt], patch[at.B2 + pt4]);
+                    var b3 = new FragmentB(patch[at.B3 + pt], patch[at.B3 + pt4]);
+                    WarpStep(shared, scratchAt, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                }
         }
 
         /// <summary>One warp-step of 8 mmas (the convolution's and the TF32 Gram kernels'): on tensor cores under CUDA,
@@ -676,19 +843,166 @@ public static partial class Conv3x3
 
         static uint Bits(float v) => Interop.FloatAsInt(v);
 
+        /// <summary>
+        /// What the asynchronous chunk loop (<see cref="ConvolveAsync"/>) copies from and to, and this thread's share
+        /// of it. Under CUDA a copy is a cp.async. Elsewhere it is emulated at the latest moment the PTX allows:
+        /// issuing poisons the destination (NaN) and records the copy in the open group, and the wait that must see
+        /// the group complete makes it (<see cref="CopyGroups"/>) — so that a read before its wait, a wait one group
+        /// short, or a half of the weights waited for in the wrong place computes with NaN and fails the tests, where
+        /// copying at once would hide it. (On CUDA the emulation's code is dead: CudaAsm.IsSupported is a constant.)
+        /// </summary>
+        internal readonly struct AsyncStaging
+        {
+            public readonly ArrayView<float> X, Mask, Patches, Weights;
+            public readonly ArrayView<Float4> W4, Weights4;
+            public readonly ConvDims D;
+            public readonly MmaTile Tile;
+            public readonly int UseMask, CinPadded, CoutPadded, X0, Y0, O0, Tid, Threads, Plane, BufferFloats;
+            public readonly long PatchesAt, WeightsAt, XAt, WAt;
+
+            /// <summary>patches: both buffers, at the start of the dynamic shared memory; weights right after them.</summary>
+            public AsyncStaging(ArrayView<float> x, ArrayView<float> mask, ArrayView<Float4> w4, ArrayView<float> patches,
+                ArrayView<float> weights, ArrayView<Float4> weights4, GlobalAddresses sources, ConvDims d, int useMask, MmaTile t,
+                int cinPadded, int coutPadded, int x0, int y0, int o0, int tid, int threads)
+            {
+                X = x; Mask = mask; W4 = w4; Patches = patches; Weights = weights; Weights4 = weights4; D = d; UseMask = useMask;
+                Tile = t; CinPadded = cinPadded; CoutPadded = coutPadded; X0 = x0; Y0 = y0; O0 = o0; Tid = tid; Threads = threads;
+                Plane = PlaneStride(t.TileWidth, t.TileHeight);
+                BufferFloats = t.Chunk * Plane;
+                PatchesAt = AsyncCopy.DynamicSharedAddress();
+                WeightsAt = PatchesAt + 4L * patches.Length;
+                XAt = AsyncCopy.Global(sources.X);
+                WAt = AsyncCopy.Global(sources.W);
+            }
+
+            const int Issue = 0, CopyNow = 1, Finish = 2;
+
+            /// <summary>Starts copying chunk c0's patch into the buffer at <paramref name="buffer"/>: elements inside the
+            /// map asynchronously (raw: <see cref="FinishPatch"/> rounds and masks them), zeros elsewhere stored at once.</summary>
+            public void IssuePatch(ref CopyGroup open, int c0, int buffer)
+            {
+                CopyPatch(c0, buffer, Issue);
+                if (!CudaAsm.IsSupported) { open.PatchC0 = c0; open.Buffer = buffer; }
+            }
+
+            /// <summary>Once this thread's copies of a patch have arrived: its elements inside the map TF32-rounded, and
+            /// zeroed where the mask is ≤ 0 when asked (as <see cref="IlgpuTiled.StagePatch"/> stages them).</summary>
+            public void FinishPatch(int c0, int buffer) => CopyPatch(c0, buffer, Finish);
+
+            /// <summary>Starts copying weight vectors [from, to) of the chunk at c0 (16 bytes each).</summary>
+            public void IssueWeights(ref CopyGroup open, int c0, int from, int to)
+            {
+                CopyWeights(c0, from, to, Issue);
+                if (!CudaAsm.IsSupported) { open.WeightC0 = c0; open.From = from; open.To = to; }
+            }
+
+            /// <summary>The emulation: makes a group's copies.</summary>
+            public void Complete(CopyGroup group)
+            {
+                if (group.PatchC0 >= 0) CopyPatch(group.PatchC0, group.Buffer, CopyNow);
+                if (group.From < group.To) CopyWeights(group.WeightC0, group.From, group.To, CopyNow);
+            }
+
+            /// <summary>This thread's elements of a chunk's patch, walked as <see cref="IlgpuTiled.StagePatch"/> walks
+            /// them (a warp along a row: coalesced), the same ones in each mode.</summary>
+            void CopyPatch(int c0, int buffer, int mode)
+            {
+                int pw = Tile.TileWidth + 2, ph = Tile.TileHeight + 2, rowThreads = IlgpuTiled.RowLanes(Threads);
+                int lane = Tid % rowThreads, rowStep = Threads / rowThreads;
+                for (int r = Tid / rowThreads; r < Tile.Chunk * ph; r += rowStep)
+                {
+                    int c = r / ph, py = r - c * ph, iy = Y0 + py - 1;
+                    bool rowInside = c0 + c < D.Cin && iy >= 0 && iy < D.H;
+                    int rowAt = ((c0 + c) * D.H + iy) * D.W, to = buffer + c * Plane + py * pw;
+                    for (int px = lane; px < pw; px += rowThreads)
+                    {
+                        int ix = X0 + px - 1, i = rowAt + ix;
+                        if (rowInside && ix >= 0 && ix < D.W)
+                        {
+                            if (mode == Issue)
+                            {
+                                if (CudaAsm.IsSupported) AsyncCopy.Copy4(PatchesAt + 4L * (to + px), XAt + 4L * i);
+                                else Patches[to + px] = float.NaN;
+                            }
+                            else if (mode == CopyNow) Patches[to + px] = X[i];
+                            else Patches[to + px] = RoundTf32(UseMask != 0 && Mask[i] <= 0f ? 0f : Patches[to + px]);
+                        }
+                        else if (mode == Issue) Patches[to + px] = 0f;
+                    }
+                }
+            }
+
+            void CopyWeights(int c0, int from, int to, int mode)
+            {
+                for (int e = from + Tid; e < to; e += Threads)
+                {
+                    int target = WeightTarget(e, Tile), source = WeightSource(e, Tile, c0, CinPadded, CoutPadded, O0);
+                    if (mode == CopyNow) Weights4[target] = W4[source];
+                    else if (CudaAsm.IsSupported) AsyncCopy.Copy16(WeightsAt + 16L * target, WAt + 16L * source);
+                    else Weights4[target] = new Float4 { A = float.NaN, B = float.NaN, C = float.NaN, D = float.NaN };
+                }
+            }
+        }
+
+        /// <summary>The copies of one committed group, as the emulation records them: chunk PatchC0's patch into the
+        /// buffer at Buffer (none where PatchC0 &lt; 0) and weight vectors [From, To) of chunk WeightC0.</summary>
+        internal struct CopyGroup
+        {
+            public int PatchC0, Buffer, WeightC0, From, To;
+            public static CopyGroup None => new() { PatchC0 = -1 };
+        }
+
+        /// <summary>cp.async.commit_group and wait_group; emulated off CUDA with the committed groups not yet made
+        /// (at most three, oldest first: the loop never has more in flight).</summary>
+        internal struct CopyGroups
+        {
+            CopyGroup _g0, _g1, _g2;
+            int _count;
+
+            public void Commit(ref CopyGroup open)
+            {
+                if (CudaAsm.IsSupported) AsyncCopy.Commit();
+                else
+                {
+                    if (_count == 0) _g0 = open; else if (_count == 1) _g1 = open; else _g2 = open;
+                    _count++;
+                }
+                open = CopyGroup.None;
+            }
+
+            /// <summary>Until at most <paramref name="pending"/> of the most recent groups are incomplete (PTX: 1 or 2,
+            /// else all).</summary>
+            public void Wait(AsyncStaging s, int pending)
+            {
+                if (CudaAsm.IsSupported)
+                {
+                    if (pending == 1) AsyncCopy.WaitAllButOne();
+                    else if (pending == 2) AsyncCopy.WaitAllButTwo();
+                    else AsyncCopy.WaitAll();
+                    return;
+                }
+                while (_count > pending)
+                {
+                    s.Complete(_g0);
+                    _g0 = _g1; _g1 = _g2;
+                    _count--;
+                }
+            }
+        }
+
         /// <summary>The 128-bit vectors of a chunk's weights: 9 taps × chunk channels × 32·WarpsCo outputs / 4.</summary>
         public static int WeightVectors(MmaTile t) => 9 * t.Chunk * WarpChannels * t.WarpsCo / 4;
 
         /// <summary>Where vector e of the chunk at c0 lies in the packed weights (row r = tap·chunk + channel, bm/4
         /// vectors a row), in vectors: coutPadded and o0 are multiples of 32, so rows start on 16-byte boundaries.</summary>
-        static int WeightSource(int e, MmaTile t, int c0, int cinPadded, int coutPadded, int o0)
+        internal static int WeightSource(int e, MmaTile t, int c0, int cinPadded, int coutPadded, int o0)
         {
             int perRow = WarpChannels * t.WarpsCo / 4, r = e / perRow, tap = r / t.Chunk;
             return ((tap * cinPadded + c0 + r - tap * t.Chunk) * coutPadded + o0) / 4 + e - r * perRow;
         }
 
         /// <summary>Where vector e goes in the shared weights: row r, WeightStride floats a row.</summary>
-        static int WeightTarget(int e, MmaTile t)
+        internal static int WeightTarget(int e, MmaTile t)
         {
             int perRow = WarpChannels * t.WarpsCo / 4, r = e / perRow;
             return r * (WeightStride(t.WarpsCo) / 4) + e - r * perRow;

@@ -28,12 +28,29 @@ public sealed class TensorCoreFixture : IDisposable
     public IlgpuBackend Prefetching { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaPrefetch = 1 }, CpuSimulation.Warp32);
 
+    /// <summary>Asynchronous copies (MmaPrefetch 2; plain copies here, as everywhere but CUDA): two patch buffers, the
+    /// weights in two halves of taps. Two warps along the channels, 8×4 tiles, 8-channel chunks.</summary>
+    public IlgpuBackend Asynchronous { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaPrefetch = 2 }, CpuSimulation.Warp32);
+
+    /// <summary><see cref="Asynchronous"/>'s shape without prefetching: the same sums, bit for bit.</summary>
+    public IlgpuBackend NotAsynchronous { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2 }, CpuSimulation.Warp32);
+
+    /// <summary>Asynchronous copies with 16-channel chunks: each half of taps spans both 8-channel steps.</summary>
+    public IlgpuBackend AsynchronousWideChunks { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 16, MmaTileHeight = 2, MmaChunk = 16, MmaPrefetch = 2 },
+        CpuSimulation.Warp32);
+
     public void Dispose()
     {
         OneWarp.Dispose();
         TwoWarps.Dispose();
         Mixed.Dispose();
         Prefetching.Dispose();
+        Asynchronous.Dispose();
+        NotAsynchronous.Dispose();
+        AsynchronousWideChunks.Dispose();
     }
 }
 
@@ -87,8 +104,46 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         CheckForwardAndBackward(fx.Prefetching, cin, cout, h, w);
 
     [Theory]
+    [InlineData(9, 37, 6, 11, false)]     // two chunks: both buffers; edge tiles both ways
+    [InlineData(20, 70, 5, 18, false)]    // three chunks (buffer 0 twice), the last partly past Cin; two channel blocks
+    [InlineData(17, 16, 9, 8, false)]     // three chunks, a ReLU mask applied after the copies arrive
+    [InlineData(5, 8, 4, 8, false)]       // one chunk: nothing copied ahead
+    [InlineData(33, 19, 3, 17, true)]     // 16-channel chunks: three, the last 1 channel deep
+    [InlineData(13, 70, 3, 17, true)]
+    public void Asynchronous_copies_give_the_same_convolutions(int cin, int cout, int h, int w, bool wideChunks) =>
+        CheckForwardAndBackward(wideChunks ? fx.AsynchronousWideChunks : fx.Asynchronous, cin, cout, h, w);
+
+    [Theory]
+    [InlineData(20, 70, 5, 18)]
+    [InlineData(17, 16, 9, 8)]
+    public void With_8_channel_chunks_asynchronous_copies_give_the_same_sums_bit_for_bit(int cin, int cout, int h, int w)
+    {
+        // Taps 0–4 then 5–8 of one 8-channel step is the order the synchronous kernel runs its mmas in.
+        var rnd = new TestData(Environment.TickCount ^ 0x5a5a);
+        var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        (float[] Y, float[] Dx) Run(IlgpuBackend b)
+        {
+            using var x = b.Make(new Shape(cin, h, w), xd);
+            using var wt = b.Make(new Shape(cout, cin, 9), wd);
+            using var bias = b.Make(Shape.Vector(cout), bd);
+            using var y = b.Make(new Shape(cout, h, w), null);
+            using var dy = b.Make(new Shape(cout, h, w), dyd);
+            using var dx = b.Make(new Shape(cin, h, w), null);
+            b.Conv3x3Forward(x, wt, bias, y, relu: true);
+            b.Conv3x3BackwardInput(dy, y, wt, dx);
+            return (b.Read(y), b.Read(dx));
+        }
+        var (y1, dx1) = Run(fx.Asynchronous);
+        var (y0, dx0) = Run(fx.NotAsynchronous);
+        Assert.Equal(y0, y1);
+        Assert.Equal(dx0, dx1);
+    }
+
+    [Theory]
     [InlineData(20, 70, 9, 37, 0)]   // three chunks, two channel blocks of 64, edge tiles both ways
     [InlineData(9, 64, 17, 32, 1)]   // prefetching: two chunks, one channel block, a map of 1 × 3 tiles
+    [InlineData(17, 64, 9, 33, 2)]   // asynchronous copies: three chunks, edge tiles both ways
     public void The_default_tile_with_its_shape_compiled_in_matches_the_reference(int cin, int cout, int h, int w, int prefetch)
     {
         // The GPU's tile, 32×8 pixels × 2 warps of 32 channels (512 threads), runs Forward32x8 — its strides constants.
@@ -96,8 +151,10 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
             with { MmaTileWidth = 32, MmaTileHeight = 8, MmaWarpsCo = 2, MmaChunk = 8, MmaPrefetch = prefetch },
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 128));
         Assert.True(Conv3x3.IlgpuTensorCore.IsDefaultShape(new IlgpuLaunchOptions().Mma(emulate: false)));
-        Assert.Equal(prefetch == 0 ? nameof(Conv3x3.IlgpuTensorCore.Forward32x8) : nameof(Conv3x3.IlgpuTensorCore.Forward32x8PrefetchPatch),
-            Conv3x3.IlgpuTensorCore.For(new MmaTile(32, 8, 2, 8, emulate: true, prefetch)).Method.Name);
+        var tile = new MmaTile(32, 8, 2, 8, emulate: true, prefetch);
+        Assert.Equal(prefetch switch { 0 => nameof(Conv3x3.IlgpuTensorCore.Forward32x8), 1 => nameof(Conv3x3.IlgpuTensorCore.Forward32x8PrefetchPatch),
+                _ => nameof(Conv3x3.IlgpuTensorCore.Forward32x8Async) },
+            prefetch == 2 ? Conv3x3.IlgpuTensorCore.ForAsync(tile).Method.Name : Conv3x3.IlgpuTensorCore.For(tile).Method.Name);
         CheckForwardAndBackward(b, cin, cout, h, w);
     }
 
@@ -111,6 +168,9 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         var launch = kernel.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>();
         Assert.NotNull(launch);
+        var asynchronous = fx.OneWarp.Accelerator.LoadKernel(typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward32x8Async))!);
+        Assert.NotNull(asynchronous.CreateLauncherDelegate<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+            ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile, GlobalAddresses>>());
         Assert.Null(fx.OneWarp.LaunchBoundsNote);   // nothing of the kind off CUDA
     }
 
@@ -145,6 +205,12 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         // Prefetching: 32×2's 128 threads cannot hold the patch, so that candidate does not prefetch.
         Assert.Equal([(8, 1), (4, 1), (2, 0)], IlgpuBackend.MmaTileCandidates(tile with { Prefetch = 1 }, _ => true).Select(t => (t.TileHeight, t.Prefetch)));
         Assert.Equal([1], IlgpuBackend.MmaTileCandidates(new MmaTile(32, 1, 1, 8, emulate: false), _ => true).Select(t => t.TileHeight));
+        // MmaTune with prefetching times each height without it too (once each: 32×2 never prefetches a patch).
+        Assert.Equal([(8, 2), (4, 2), (2, 2), (8, 0), (4, 0), (2, 0)],
+            IlgpuBackend.MmaTuneTiles(tile with { Prefetch = 2 }, _ => true).Select(t => (t.TileHeight, t.Prefetch)));
+        Assert.Equal([(8, 1), (4, 1), (2, 0), (8, 0), (4, 0)],
+            IlgpuBackend.MmaTuneTiles(tile with { Prefetch = 1 }, _ => true).Select(t => (t.TileHeight, t.Prefetch)));
+        Assert.Equal([8, 4, 2], IlgpuBackend.MmaTuneTiles(tile, _ => true).Select(t => t.TileHeight));
     }
 
     [Fact]
@@ -246,11 +312,20 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     }
 
     [Fact]
-    public void Patch_prefetching_needs_enough_threads()
+    public void Patch_prefetching_needs_enough_threads_and_asynchronous_copies_shared_memory()
     {
         Assert.Null(new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 1).Problem());   // the GPU's default tile
         Assert.Contains("registers a thread", new MmaTile(32, 8, 1, 8, emulate: false, prefetch: 1).Problem());   // 256 threads
-        Assert.Contains("prefetch 2", new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 2).Problem());   // removed
+        // Asynchronous copies hold nothing in registers: any thread count will do.
+        Assert.Null(new MmaTile(32, 8, 1, 8, emulate: false, prefetch: 2).Problem());
+        Assert.Null(new MmaTile(8, 4, 1, 8, emulate: false, prefetch: 2).Problem());
+        Assert.Contains("prefetch 3", new MmaTile(32, 8, 2, 8, emulate: false, prefetch: 3).Problem());
+        // Two patch buffers: the 32×8 tile's 32 KB of shared memory becomes 43 KB, under the 48 KB CUDA allows
+        // without an opt-in (which ILGPU cannot make); a 32×16 tile's would not be (the backend then lowers it).
+        var t = new MmaTile(32, 8, 2, 8, emulate: false);
+        Assert.Equal(8064, Conv3x3.IlgpuTensorCore.SharedFloats(t));
+        Assert.Equal(10944, Conv3x3.IlgpuTensorCore.SharedFloats(t with { Prefetch = 2 }));
+        Assert.True(4 * Conv3x3.IlgpuTensorCore.SharedFloats(t with { TileHeight = 16, Prefetch = 2 }) > 48 * 1024);
     }
 
     static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)

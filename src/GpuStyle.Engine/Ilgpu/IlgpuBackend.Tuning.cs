@@ -17,7 +17,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2 => "F(2×2)",
         ConvAlgorithm.Winograd4 => "F(4×4)",
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
-        ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{(Tile.Prefetch != 0 ? " prefetch" : "")}",
+        ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         _ => "blocked",
     };
 }
@@ -91,7 +91,8 @@ public sealed partial class IlgpuBackend
     /// the first time this shape and direction are met (<paramref name="run"/> computes <paramref name="output"/> by a
     /// candidate; the caller then runs the choice, so the output is its result even where the last candidate tried
     /// was refused). Candidates: with --conv tuned the blocked kernel, F(2×2) and F(4×4); with --tf32 and MmaTune=1
-    /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates), Winograd F(2×2)
+    /// the configured TF32 tile and each lower one down to two warps of pixels (MmaTileCandidates; with MmaPrefetch,
+    /// the same heights without prefetching too, so that the tuning says where prefetching pays), Winograd F(2×2)
     /// with TF32 GEMMs in the configured block (MmaGramWarps) and in one twice its side where that fits the device
     /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
     /// what --tf32 should run.</summary>
@@ -102,7 +103,7 @@ public sealed partial class IlgpuBackend
         if (OnTensorCores(d))
         {
             if (_launch.MmaTune == 0) return new(ConvAlgorithm.Tf32, TileFor(d));
-            candidates = () => [.. MmaTileCandidates(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
+            candidates = () => [.. MmaTuneTiles(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
                 .. _winogradMma is not null && winogradApplies ? Tf32GemmWarps().Select(w => new ConvPlan(ConvAlgorithm.Winograd2Tf32, GemmWarps: w)) : [],
                 .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
@@ -122,6 +123,14 @@ public sealed partial class IlgpuBackend
         _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
         return _plans[key] = chosen;
     }
+
+    /// <summary>The TF32 tiles MmaTune tries: the configured one and each lower one that launches, and where the
+    /// configured tile prefetches (MmaPrefetch 1 or 2), the same heights without prefetching too — so that the tuning
+    /// times, per shape, whether prefetching pays.</summary>
+    public static IEnumerable<MmaTile> MmaTuneTiles(MmaTile configured, Func<MmaTile, bool> launches) =>
+        MmaTileCandidates(configured, launches)
+            .Concat(configured.Prefetch != 0 ? MmaTileCandidates(configured with { Prefetch = 0 }, launches) : [])
+            .Distinct();
 
     /// <summary>The TF32 Winograd GEMM's blocks MmaTune tries: the configured warps a side (MmaGramWarps), and twice
     /// as many where the group's threads and shared memory fit the device — 4×4 warps, 128-sided blocks, by default:

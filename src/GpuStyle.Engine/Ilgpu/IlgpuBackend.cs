@@ -59,8 +59,11 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// to 95% of the tensor work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms
     /// blocked). Built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by default:
     /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work
-    /// (`bench --launch MmaPrefetch=1`: 96 registers a thread for the 32×8 tile, 121 for others, so 512 threads fit
-    /// an SM once — a taller tile is lowered, see LaunchableTile); MmaMinGroups N &gt; 0 makes a
+    /// (`bench --launch MmaPrefetch=1`: 96 registers a thread, so 512 threads fit
+    /// an SM once — a taller tile is lowered, see LaunchableTile); MmaPrefetch 2 copies the next chunk's patch into a
+    /// second buffer and the weights in two halves of taps with cp.async (sm_80+; no registers held while the copies
+    /// fly, so the 32×8 tile keeps 64 registers and two groups an SM; 43 KB of shared memory a group; emulated with
+    /// plain copies elsewhere — Conv3x3.IlgpuTensorCore.ConvolveAsync); MmaMinGroups N &gt; 0 makes a
     /// convolution whose grid would have fewer than N groups halve its tile height until it has N, or its tile is
     /// down to two warps of pixels (a lower tile would stage more halo rows than rows it computes) — VGG's 64×64 and
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
@@ -197,7 +200,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{(_mma.Prefetch != 0 ? $" prefetch {_mma.Prefetch}" : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -511,45 +514,73 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>The TF32 kernel for a tile (its prefetch level, its shape), loaded (compiled) on first use.</summary>
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> ConvMma(MmaTile t) => ConvMmaKernel(t).Launch;
 
-    /// <summary>Loads the TF32 kernel for a tile. On CUDA, without prefetching (whose registers do not fit two
-    /// groups) and with MmaLaunchBounds, with launch bounds for two groups an SM of the configured tile's threads —
-    /// every tile used is that one or a lower one (LaunchableTile, MmaTileFor) — so that ptxas fits it in 64
-    /// registers (LaunchBounds); where that load fails, as usual, saying so in the backend's name.</summary>
+    /// <summary>Loads the TF32 kernel for a tile. On CUDA, with MmaLaunchBounds, with launch bounds for two groups an
+    /// SM of the configured tile's threads — every tile used is that one or a lower one (LaunchableTile, MmaTileFor) —
+    /// so that ptxas fits it in 64 registers (LaunchBounds): without prefetching, and with asynchronous copies in the
+    /// 32×8 tile's own kernel (the general asynchronous kernel spills at 64; register prefetching cannot fit two groups).
+    /// Where that load fails, as usual, saying so in the backend's name. The asynchronous kernels take x's and the
+    /// packed weights' device addresses, read here from the views (a kernel cannot take them in ILGPU).</summary>
     (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch) ConvMmaKernel(MmaTile t)
     {
-        var entry = Conv3x3.IlgpuTensorCore.For(t);
-        var method = entry.Method;
+        bool asynchronous = t.Prefetch == 2;
+        var method = asynchronous ? Conv3x3.IlgpuTensorCore.ForAsync(t).Method : Conv3x3.IlgpuTensorCore.For(t).Method;
         if (_convMma.TryGetValue(method, out var loaded)) return loaded;
         int maxThreads = Conv3x3.IlgpuTensorCore.Threads(_launch.Mma(emulate: false));
-        // Two groups of at most 512 threads leave a thread 64 registers, which the kernel fits without spilling.
-        if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && t.Prefetch == 0 && maxThreads <= 512)
+        bool bounded = t.Prefetch == 0 || asynchronous && Conv3x3.IlgpuTensorCore.IsDefaultShape(t);
+        var cuda = Accelerator as ILGPU.Runtime.Cuda.CudaAccelerator;
+        // Two groups of at most 512 threads leave a thread 64 registers, which these kernels fit without spilling.
+        if (cuda is not null && _launch.MmaLaunchBounds != 0 && bounded && maxThreads <= 512)
             try
             {
-                var (kernel, launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>(cuda, method, maxThreads, minGroups: 2);
+                Kernel kernel;
+                Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> run;
+                if (asynchronous)
+                {
+                    (kernel, var launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile, GlobalAddresses>>(cuda, method, maxThreads, minGroups: 2);
+                    run = (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
+                        launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile, Addresses(x, w));
+                }
+                else
+                {
+                    (kernel, var launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>(cuda, method, maxThreads, minGroups: 2);
+                    run = (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
+                        launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile);
+                }
                 LaunchBoundsNote = $"launch bounds: ≤ {maxThreads} threads, 2 groups an SM";
-                return _convMma[method] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
-                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile));
+                return _convMma[method] = (kernel, run);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 LaunchBoundsNote = $"launch bounds not applied ({e.GetType().Name}: {e.Message})";
             }
-        var plain = Accelerator.LoadStreamKernel(entry);
+        if (asynchronous)
+        {
+            var plainAsync = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.ForAsync(t));
+            return _convMma[method] = (plainAsync.GetKernel(), (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
+                plainAsync(config, x, mask, w, b, y, d, relu, hasBias, useMask, tile, cuda is null ? default : Addresses(x, w)));
+        }
+        var plain = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.For(t));
         return _convMma[method] = (plain.GetKernel(), plain);
     }
+
+    /// <summary>The device addresses of a CUDA convolution's input and packed weights, for cp.async.</summary>
+    static GlobalAddresses Addresses(ArrayView<float> x, ArrayView<float> w) =>
+        new(x.LoadEffectiveAddressAsPtr().ToInt64(), w.LoadEffectiveAddressAsPtr().ToInt64());
 
     /// <summary>Whether the TF32 kernels were loaded with launch bounds (CUDA), and if not why; null elsewhere.</summary>
     public string? LaunchBoundsNote { get; private set; }
 
-    /// <summary>Whether a group of this tile can be resident on an SM at all: CUDA's occupancy calculator, which knows
-    /// the kernel's registers (ptxas for sm_90, the 32×8 tile: 64 with launch bounds, 72 without, 96 prefetching) and
-    /// the shared memory. A launch
-    /// that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every tile that passes
-    /// <see cref="MmaTile.Problem"/> launches.</summary>
-    bool Launches(MmaTile t) => Accelerator.AcceleratorType != AcceleratorType.Cuda
-        || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMmaKernel(t).Kernel, Conv3x3.IlgpuTensorCore.Threads(t),
-            Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0;
+    /// <summary>Whether a group of this tile can be resident on an SM at all: its shared memory within what a group may
+    /// ask for (ILGPU refuses more: 48 KB on CUDA, which it cannot opt past), and CUDA's occupancy calculator, which
+    /// knows the kernel's registers (ptxas for sm_90, the 32×8 tile: 64 with launch bounds, 72 without, 96
+    /// prefetching). A launch that cannot fit fails outright (CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES). Elsewhere every
+    /// tile that passes <see cref="MmaTile.Problem"/> and the shared-memory limit launches.</summary>
+    bool Launches(MmaTile t) => 4L * Conv3x3.IlgpuTensorCore.SharedFloats(t) <= Accelerator.MaxSharedMemoryPerGroup
+        && (Accelerator.AcceleratorType != AcceleratorType.Cuda
+            || Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvMmaKernel(t).Kernel, Conv3x3.IlgpuTensorCore.Threads(t),
+                Conv3x3.IlgpuTensorCore.SharedFloats(t) * sizeof(float)) > 0);
 
     /// <summary>The configured TF32 tile if it launches, else the nearest that does: the configured height without
     /// prefetching (the 32×8 tile measured fastest; prefetching adds 24–49 registers a thread), then each halved height
