@@ -676,7 +676,7 @@ public static class Gram
         static int PanelColumns(int c) => Math.Clamp(32768 / c / 24 * 24, 24, 240);
 
         /// <summary>
-        /// df += (dG + dGᵀ)·F/n. Each worker takes every Workers-th chunk of columns, copies F's columns of that chunk
+        /// df += (dG + dGᵀ)·F/n. Each worker takes the next chunk of columns not yet taken, copies F's columns of that chunk
         /// into its own contiguous panel (rows cols floats apart instead of n: F read once, in order, and the 4-row
         /// blocks then stream a panel that sits in L2 instead of c rows a whole image apart — the unpacked version ran
         /// at 30–40 GFLOP/s on every VGG layer, 20% of the FMA peak), then adds every 4-row block of S·panel into dF.
@@ -698,12 +698,16 @@ public static class Gram
                             scratch[(i / 4 * c + j) * 4 + i % 4] = (dg[i * c + j] + dg[j * c + i]) * inv;
             });
             int cols = PanelColumns(c), chunks = (n + cols - 1) / cols, workers = Workers, sBlocks = SBlocksSize(c);
+            // Chunks are handed out one at a time, not dealt round-robin: a worker on a slower core (an efficiency core
+            // beside performance cores, or one a neighbour is using) takes fewer instead of holding up the rest. Each
+            // chunk is still one worker's, its sums in a fixed order, so results do not depend on who took it.
+            int nextChunk = -1;
             Parallel.For(0, workers, worker =>
             {
                 fixed (float* pf = f, ps = scratch, pd = df)
                 {
                     float* panel = ps + sBlocks + (long)worker * c * cols;
-                    for (int chunk = worker; chunk < chunks; chunk += workers)
+                    for (int chunk = Interlocked.Increment(ref nextChunk); chunk < chunks; chunk = Interlocked.Increment(ref nextChunk))
                     {
                         int k0 = chunk * cols, k1 = Math.Min(n, k0 + cols), width = k1 - k0;
                         for (int j = 0; j < c; j++)

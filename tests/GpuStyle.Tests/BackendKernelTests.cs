@@ -228,6 +228,38 @@ public class BackendKernelTests(IlgpuCpuFixture fx)
         }, fx.AllVariants);
     }
 
+    [Fact]
+    public void The_CPU_Gram_backward_gives_the_same_bytes_whichever_worker_takes_a_chunk()
+    {
+        // Its chunks of columns go to whichever worker asks next, so the split between workers differs from run to
+        // run — most of all with a core kept busy by something else, as here for half the runs. Each chunk's sums
+        // are one worker's, in a fixed order: the bytes must not change.
+        int c = 48, n = 97 * 100;   // 41 chunks of 240 positions
+        var rnd = new TestData(Environment.TickCount);
+        var f = rnd.UniformF32(c * n).Select(v => (float)v).ToArray();
+        var dg = rnd.UniformF32(c * c).Select(v => (float)v).ToArray();
+        var start = rnd.UniformF32(c * n).Select(v => (float)v).ToArray();
+        var scratch = new float[Gram.Cpu.BackwardScratchSize(c)];
+        float[] Run()
+        {
+            var df = (float[])start.Clone();
+            Gram.Cpu.BackwardAccumulate(f, dg, df, scratch, c, n, CpuSimdLevels.Best);
+            return df;
+        }
+        var first = Run();
+        Assertions.Close(VectorOps.Reference.Axpy(1, Gram.Reference.Backward(f.Select(v => (double)v).ToArray(),
+            dg.Select(v => (double)v).ToArray(), c, n), start.Select(v => (double)v).ToArray()), first, 1e-5, "CPU Gram backward");
+        for (int run = 0; run < 6; run++)
+        {
+            using var busy = new CancellationTokenSource();
+            var spinner = run % 2 == 0 ? Task.Run(() => { while (!busy.IsCancellationRequested) Thread.SpinWait(1000); }) : Task.CompletedTask;
+            var again = Run();
+            busy.Cancel();
+            spinner.Wait();
+            Assert.Equal(first, again);
+        }
+    }
+
     [Theory]
     [InlineData(1, 1, 1)]
     [InlineData(3, 2, 3)]
