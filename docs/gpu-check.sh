@@ -4,7 +4,7 @@
 # then run it with the device tool, carrying .device:   bash docs/gpu-check.sh   (timeout_s a little above BUDGET)
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
-#   STEPS="7 8" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
+#   STEPS="7 8 9" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
 #   the variants' names are those step 2 adds: tf32-tuned tf32-prefetch tf32-async tf32-gram winograd-gramgemm
 #   winograd4 winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
@@ -29,14 +29,17 @@
 #      MmaGram=1, MmaMinGroups=132,
 #      and combinations — after the issue's measurements, which the
 #      budget must not cut;
-#   8. for the record: the OpenCL kernels on the card where it has OpenCL (checked, one 512² iteration), version 2
+#   8. where Nsight Compute (ncu) is there: one launch each of the TF32 convolution (and with MmaPrefetch=2), the
+#      Winograd SGEMM and the blocked kernel on relu3_2 — speed of light, occupancy, warp stall reasons, launch
+#      statistics: what limits each, for the next change, from the same call;
+#   9. for the record: the OpenCL kernels on the card where it has OpenCL (checked, one 512² iteration), version 2
 #      (tiled) checked and timed, then other tile shapes (bench --launch);
 #   then a summary: each saved VGG16 bench's 512² iteration beside PyTorch's at 512.
 # Everything it prints is also written under $OUT (gpu-check.txt, the bench tables, the pictures, the logs).
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 BUDGET=${BUDGET:-420}
-STEPS=" ${STEPS:-1 2 3 4 5 6 7 8} "
+STEPS=" ${STEPS:-1 2 3 4 5 6 7 8 9} "
 mkdir -p "$OUT" "$HOME/gs"
 exec > >(tee "$OUT/gpu-check.txt") 2>&1
 T0=$(date +%s)
@@ -101,7 +104,7 @@ has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
 if want 3; then
   step "3. VGG16 per iteration, ours and PyTorch (256, 512, 1024 px)"
   # The defaults and the new Winograd kernels first, PyTorch right after: the comparison the targets need. The
-  # opt-in variants are step 7, after the transfers and VGG19, which the budget may cut (rerun: STEPS="7 8").
+  # opt-in variants are step 7, after the transfers and VGG19, which the budget may cut (rerun: STEPS="7 8 9").
   for conv in blocked tuned tf32; do
     has "$conv" || continue
     echo "-- ours: vgg16, --conv $conv"
@@ -170,7 +173,30 @@ if want 7; then
 fi
 
 if want 8; then
-  step "8. for the record: OpenCL on the card, version 2 (tiled), then other tile shapes (bench --launch)"
+  step "8. Nsight Compute on relu3_2's convolution kernels, where ncu is there: what limits each"
+  # The H200 session profiled by hand, in later calls; this keeps the diagnosis in the same call as the timings.
+  # One launch of each (the second: the first may pay for loading), its sections' tables saved under $OUT.
+  NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -z "$NCU" ]; then
+    echo "(no ncu on this machine)"
+  else
+    for spec in "tf32 tf32 - conv3x3_tf32_mma_32x8" "tf32-async tf32 MmaPrefetch=2 conv3x3_tf32_mma_32x8_async" \
+                "winograd winograd - sgemm_8x8_128x128" "blocked blocked - conv3x3_blocked"; do
+      set -- $spec
+      has "$1" || continue
+      launch=(); [ "$3" != "-" ] && launch=(--launch "$3")
+      echo "-- ncu: $4 (--conv $2${launch[*]:+ ${launch[*]}})"
+      bounded 75 "$NCU" --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+        --kernel-name "regex:^Kernel_$4\$" --launch-skip 1 --launch-count 1 \
+        "$B" bench --device cuda --conv "$2" ${launch[@]+"${launch[@]}"} --network vgg16 --size 512 --layer relu3_2 \
+        --iteration-sizes "" --iterations 2 > "$OUT/ncu-$4.txt" 2>&1
+      grep -A120 -m1 "^ *Kernel_$4" "$OUT/ncu-$4.txt" || tail -5 "$OUT/ncu-$4.txt"   # the report, or why there is none
+    done
+  fi
+fi
+
+if want 9; then
+  step "9. for the record: OpenCL on the card, version 2 (tiled), then other tile shapes (bench --launch)"
   # The OpenCL kernels have run only on PoCL (a CPU, one work-group at a time): on a GPU, every op against the CPU
   # backend (ILGPU's OpenCL C shares one shared-memory pointer between groups; on a GPU they all write the same value,
   # which this shows), then one 512² iteration beside CUDA's. Where NVIDIA's OpenCL ICD and libOpenCL.so.1 are there.

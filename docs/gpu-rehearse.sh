@@ -4,8 +4,8 @@
 # gpustyle is called through a wrapper that sends `--device cuda` to the fast CPU backend at the smallest sizes and
 # iteration counts, dropping --conv, --tf32 and --launch (GPU kernels: the launch strings are checked against a
 # GPU's limits by LaunchOptionTests, the kernels by the test suite on ILGPU's CPU accelerator). Every step runs, as
-# if every kernel had passed step 2's check. nvidia-smi and PyTorch are stubs. Prints each gpustyle call that failed
-# other than by its time bound.
+# if every kernel had passed step 2's check. nvidia-smi, PyTorch and ncu are stubs (ncu's runs the command it would
+# profile). Prints each gpustyle call that failed other than by its time bound.
 # Usage, from the repository root:  bash docs/gpu-rehearse.sh        (a few minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,14 +38,20 @@ exit \$rc
 WRAP
 printf '#!/bin/sh\necho "nvidia-smi (rehearsal stub)"\n' > "$stub/nvidia-smi"
 printf '#!/bin/sh\necho "python3 (rehearsal stub): $*"\n' > "$stub/python3"
+# ncu: runs the command it would profile (its options dropped), so that step 8's gpustyle calls are rehearsed too.
+cat > "$stub/ncu" <<'NCU'
+#!/usr/bin/env bash
+while [ $# -gt 0 ]; do case "$1" in --section|--kernel-name|--launch-skip|--launch-count) shift 2;; -*) shift;; *) break;; esac; done
+echo "ncu (rehearsal stub)"; exec "$@"
+NCU
 chmod +x "$stub"/*
 mkdir -p .device
 for f in tubingen.jpg starry_night.jpg vgg19_notop_blocks1-3.h5; do
   [ -f ".device/$f" ] || cp "../shared/$( [ "$f" = vgg19_notop_blocks1-3.h5 ] && echo weights || echo images )/$f" .device/ 2>/dev/null || true
 done
-all="blocked winograd tuned tf32 tf32-tuned tf32-prefetch tf32-gram winograd-gramgemm winograd4 winograd-tf32"
+all="blocked winograd tuned tf32 tf32-tuned tf32-prefetch tf32-async tf32-gram winograd-gramgemm winograd4 winograd-tf32"
 PATH="$stub:$PATH" GPUSTYLE_BIN="$stub/gpustyle" OUT="$stub/out" BUDGET=${BUDGET:-3000} \
-  STEPS="1 3 4 5 6 7 8" CONVS="$all" bash docs/gpu-check.sh > "$stub/check.log" 2>&1 || true
+  STEPS="1 3 4 5 6 7 8 9" CONVS="$all" bash docs/gpu-check.sh > "$stub/check.log" 2>&1 || true
 # Step 2's calls, each as the script makes them (its check function), beside the rest.
 for conv in blocked winograd tuned tf32; do
   PATH="$stub:$PATH" "$stub/gpustyle" bench --check --device cuda --conv "$conv" --size 64 --layer relu3_1 --iteration-sizes "" >/dev/null 2>&1 || true

@@ -53,7 +53,7 @@ public sealed class OpenClPoclTests : IDisposable
     [InlineData("--tf32", "--launch", "MmaGram=1,MmaPrefetch=1")]
     [InlineData("--tf32", "--launch", "MmaTune=1")]
     [InlineData("--conv", "winograd", "--launch", "WinogradMma=1")]
-    // The other launch shapes and options docs/gpu-check.sh times (steps 7 and 8), which it does not check on the card.
+    // The other launch shapes and options docs/gpu-check.sh times (steps 7 and 9), which it does not check on the card.
     [InlineData("--conv", "blocked", "--launch", "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16")]
     [InlineData("--conv", "blocked", "--launch", "BlockedWidth=16,BlockedHeight=16")]
     [InlineData("--conv", "winograd", "--launch", "WinogradM=64,WinogradN=128,WinogradPrefetch=0,SgemmFixedBlocks=0")]
