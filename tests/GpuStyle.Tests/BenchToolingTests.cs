@@ -133,6 +133,7 @@ public class LaunchOptionTests
     [Theory]
     [InlineData(ConvKernel.Blocked, "BlockedChunk=64", "blocked convolution")]   // 188 KB of patch and weights
     [InlineData(ConvKernel.Tf32, "MmaChunk=48", "TF32 convolution")]             // 189 KB: patch and weights of 48 channels
+    [InlineData(ConvKernel.Tf32, "MmaPrefetch=2,MmaTileHeight=16", "TF32 convolution")]   // 59 KB: two 32×16 patches (39 KB with one)
     [InlineData(ConvKernel.Winograd, "WinogradM=1024,WinogradN=64", "SGEMM")]    // 1 024 threads, 68 KB in two stages
     public void Options_needing_more_shared_memory_than_a_GPU_gives_are_refused(ConvKernel conv, string overrides, string kernel)
     {
