@@ -689,7 +689,7 @@ public static partial class Conv3x3
             var acc = new WarpAccumulators();
             if (CudaAsm.IsSupported) CudaAsm.Emit(DeclareAccumulators);
             if (prefetch == 2)
-                ConvolveAsync(new AsyncStaging(x, mask, w.Cast<Float4>(), patch, wts, wts4, sources, d, useMask, t, cinPadded, coutPadded,
+                ConvolveAsync(new AsyncStaging(x, mask, w.Cast<Float4>(), patch, wts4, sources, d, useMask, t, cinPadded, coutPadded,
                     x0, y0, o0, tid, threads), shared, scratchAt, at, warp, g, q, ref acc);
             else
             {
@@ -788,12 +788,11 @@ public static partial class Conv3x3
             }
         }
 
-
         /// <summary>Taps [tapFrom, tapTo) of every 8-channel step of the chunk staged at <paramref name="buffer"/> in
-        /// the patch: one warp-step each. Each fragment
-        /// index is the thread's fixed part (<paramref name="at"/>, from q, g and the warp) plus a part that depends only
-        /// on the step and the tap: with the tile's strides constants (Forward32x8) that part is an immediate, and
-        /// every load a register plus an immediate (64-bit sums, which ptxas may fold).</summary>
+        /// the patch: one warp-step each. Each fragment index is the thread's fixed part (<paramref name="at"/>, from q,
+        /// g and the warp) plus a part that depends only on the step and the tap: with the tile's strides constants
+        /// (Forward32x8) that part is an immediate, and every load a register plus an immediate (64-bit sums, which
+        /// ptxas may fold).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Taps(ArrayView<float> patch, int buffer, ArrayView<float> wts, ArrayView<float> shared, int scratchAt, MmaTile t,
             FragmentBases at, int tapFrom, int tapTo, int warp, int g, int q, ref WarpAccumulators acc)
@@ -862,10 +861,10 @@ public static partial class Conv3x3
 
             /// <summary>patches: both buffers, at the start of the dynamic shared memory; weights right after them.</summary>
             public AsyncStaging(ArrayView<float> x, ArrayView<float> mask, ArrayView<Float4> w4, ArrayView<float> patches,
-                ArrayView<float> weights, ArrayView<Float4> weights4, GlobalAddresses sources, ConvDims d, int useMask, MmaTile t,
+                ArrayView<Float4> weights4, GlobalAddresses sources, ConvDims d, int useMask, MmaTile t,
                 int cinPadded, int coutPadded, int x0, int y0, int o0, int tid, int threads)
             {
-                X = x; Mask = mask; W4 = w4; Patches = patches; Weights = weights; Weights4 = weights4; D = d; UseMask = useMask;
+                X = x; Mask = mask; W4 = w4; Patches = patches; Weights4 = weights4; Weights = weights4.Cast<float>(); D = d; UseMask = useMask;
                 Tile = t; CinPadded = cinPadded; CoutPadded = coutPadded; X0 = x0; Y0 = y0; O0 = o0; Tid = tid; Threads = threads;
                 Plane = PlaneStride(t.TileWidth, t.TileHeight);
                 BufferFloats = t.Chunk * Plane;

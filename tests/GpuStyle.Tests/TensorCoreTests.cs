@@ -28,8 +28,9 @@ public sealed class TensorCoreFixture : IDisposable
     public IlgpuBackend Prefetching { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaPrefetch = 1 }, CpuSimulation.Warp32);
 
-    /// <summary>Asynchronous copies (MmaPrefetch 2; plain copies here, as everywhere but CUDA): two patch buffers, the
-    /// weights in two halves of taps. Two warps along the channels, 8×4 tiles, 8-channel chunks.</summary>
+    /// <summary>Asynchronous copies (MmaPrefetch 2; emulated here, as everywhere but CUDA, each copy made at the latest
+    /// moment its wait allows): two patch buffers, the weights in two halves of taps. Two warps along the channels, 8×4
+    /// tiles, 8-channel chunks.</summary>
     public IlgpuBackend Asynchronous { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaPrefetch = 2 }, CpuSimulation.Warp32);
 
