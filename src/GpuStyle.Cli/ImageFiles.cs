@@ -81,13 +81,26 @@ public static class ImageFiles
         return rgb;
     }
 
-    /// <summary>A high-quality (Lanczos-3) resize so the longest side is `longest` (no-op when it already is).</summary>
-    public static void ResizeLongestSide(Image<Rgb24> image, int longest)
+    /// <summary>A high-quality (Lanczos-3) resize so the longest side is `longest` (no-op when it already is). A picture
+    /// that would be larger than <see cref="MaxPixels"/> is refused before anything is allocated, naming its cause (the
+    /// option that asked for it) and role.</summary>
+    public static void ResizeLongestSide(Image<Rgb24> image, double longest, string cause, string role)
     {
-        if (Math.Max(image.Width, image.Height) == longest) return;
-        double scale = (double)longest / Math.Max(image.Width, image.Height);
-        int w = Math.Max(1, (int)Math.Round(image.Width * scale)), h = Math.Max(1, (int)Math.Round(image.Height * scale));
+        double scale = longest / Math.Max(image.Width, image.Height);
+        var (w, h) = CheckedSize(image.Width * scale, image.Height * scale, cause, role);
+        if (w == image.Width && h == image.Height) return;
         image.Mutate(c => c.Resize(new ResizeOptions { Size = new Size(w, h), Sampler = KnownResamplers.Lanczos3, Mode = ResizeMode.Stretch }));
+    }
+
+    /// <summary>A picture's size rounded to whole pixels (at least 1 a side), refused past <see cref="MaxPixels"/> as an
+    /// input of that size is: `--size 100000` used to reach ImageSharp's allocator or overflow an int and end in an
+    /// internal error.</summary>
+    public static (int W, int H) CheckedSize(double width, double height, string cause, string role)
+    {
+        double w = Math.Max(1, Math.Round(width)), h = Math.Max(1, Math.Round(height));
+        if (!(w * h <= MaxPixels))
+            throw new InputException($"{cause} makes the {role} {w:0}×{h:0} pixels ({w * h / 1e6:0} megapixels), more than the {MaxPixels / 1e6:0} GpuStyle works on");
+        return ((int)w, (int)h);
     }
 
     public static void Resize(Image<Rgb24> image, int width, int height)

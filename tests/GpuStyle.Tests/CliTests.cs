@@ -114,7 +114,7 @@ public sealed class CliTests : IDisposable
         // YIQ, 0..255 scale). Without the flag the output's colours are the optimisation's; with it, the photo's, up to
         // 8-bit rounding and pixels clamped at 0 or 255.
         using var photoImage = ImageFiles.Load(_photo, "content");
-        ImageFiles.ResizeLongestSide(photoImage, 24);
+        ImageFiles.ResizeLongestSide(photoImage, 24, "--size 24", "picture");
         var photo = ImageFiles.ToPicture(photoImage);
         double ChromaDistance(string name, params string[] extra)
         {
@@ -229,6 +229,18 @@ public sealed class CliTests : IDisposable
         { "computes in fp32 only", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32"] },   // with --device cpu
         { "runs direct or winograd", ["transfer", "--content", "{photo}", "--style", "{painting}", "--conv", "blocked"] },
         { "give one of them", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32", "--conv", "winograd"] },
+        // Refused before anything that size is allocated: these used to end in an internal error (ImageSharp's allocator
+        // refusing 22.5 GB, or an int overflow counting the memory a run needs).
+        { "--size 100000 makes the picture 100000×75000 pixels (7500 megapixels), more than the 67", ["content", "--content", "{photo}", "--size", "100000"] },
+        { "--size 24 with --style-scale 5000 makes the painting 100000×120000", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "24", "--style-scale", "5000"] },
+        { "--size 24 with --style-scale 0.0001 makes the picture 10000×10000", ["texture", "--style", "{painting}", "--size", "24", "--style-scale", "0.0001"] },
+        { "--size 2147483647 makes the picture", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "2147483647"] },
+        // Weights that make the losses meaningless (they used to run to a picture of noise or NaN).
+        { "--style-weight must be a number 0 or more, got -1", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-weight", "-1"] },
+        { "--content-weight must be a number 0 or more, got NaN", ["content", "--content", "{photo}", "--content-weight", "NaN"] },
+        { "--tv-weight must be a number 0 or more, got Infinity", ["texture", "--style", "{painting}", "--tv-weight", "Infinity"] },
+        { "--learning-rate must be positive, got 0", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "adam", "--learning-rate", "0"] },
+        { "--style-scale must be positive, got Infinity", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-scale", "Infinity"] },
     };
 
     [Theory]
@@ -275,6 +287,47 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_run_too_large_for_memory_is_refused_with_a_size_that_then_runs()
+    {
+        // The CPU backend's memory is what .NET may allocate: here capped at 128 MB by the GC's hard limit, in a
+        // process of its own. A 1500-px run is refused before it starts, naming the largest --size that fits; that
+        // size then runs to the end under the same cap (the estimate holds what the run allocates).
+        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x8000000" };
+        string output = Path.Combine(_dir, "big.png");
+        (int, string) Run(string size) => ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+            "transfer", "--content", _photo, "--style", _painting, "--out", output, "--weights", _weights, "--size", size,
+            "--iterations", "2", "--device", "cpu", "--quiet"], limit);
+
+        var (code, text) = Run("1500");
+        Assert.True(code == 2, text);
+        var fits = System.Text.RegularExpressions.Regex.Match(text, @"a 1500×1125 run needs about [0-9.]+ GB, more than cpu .* has \(0\.1 GB usable\); the largest --size that fits is (\d+)");
+        Assert.True(fits.Success, text);
+        Assert.False(File.Exists(output));
+        int size = int.Parse(fits.Groups[1].Value);
+        Assert.InRange(size, 256, 1499);
+
+        (code, text) = Run(size.ToString());
+        Assert.True(code == 0, text);
+        using var image = Image.Load<Rgb24>(output);
+        Assert.Equal(size, image.Width);
+    }
+
+    [Fact]
+    public void A_run_with_feature_maps_past_the_tensor_limit_is_refused()
+    {
+        // 256 channels at 3 400 × 2 550 (padded as the convolutions pad it) is 2.24 billion values in one map: more than an
+        // array holds, whatever the memory.
+        string weights = Path.Combine(_dir, "block1.h5");
+        FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 1, [256, 8, 8, 8, 8], Seed: 3), weights);
+        string output = Path.Combine(_dir, "huge.png");
+        var (code, _, err) = Gpustyle("content", "--content", _photo, "--out", output, "--weights", weights, "--content-layers", "relu1_1",
+            "--size", "3400", "--device", "cpu", "--quiet");
+        Assert.Equal(2, code);
+        Assert.Matches(@"a 3400×2550 run has feature maps of more than [0-9,]+ values, more than GpuStyle's tensors hold; the largest --size that fits is \d+", err);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
     public void Help_lists_every_option_with_its_default()
     {
         var (code, output, _) = Gpustyle("transfer", "--help");
@@ -312,6 +365,33 @@ public sealed class CliTests : IDisposable
         (code, _, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "winograd", "--launch", "WinogradM=24", "--iteration-sizes", ""]);
         Assert.Equal(2, code);
         Assert.Contains("WinogradM and WinogradN multiples of 16", err);
+    }
+
+    [Fact]
+    public void Bench_refuses_sizes_too_large_for_memory_and_runs_the_one_it_names()
+    {
+        // Past the tensors' limit, in-process (these ended in an int overflow).
+        var (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--size", "100000", "--iteration-sizes", ""]);
+        Assert.Equal(2, code);
+        Assert.Contains("--size 100000: a 100000×100000 layer has feature maps of more than", err);
+        (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--size", "64", "--iteration-sizes", "64,30000"]);
+        Assert.Equal(2, code);
+        Assert.Contains("--iteration-sizes 30000: a 30000×30000 iteration has feature maps of more than", err);
+        Assert.Contains("the largest --iteration-sizes that fits is", err);
+
+        // Past the memory, with .NET's heap capped at 512 MB in a process of its own: the size the refusal names runs
+        // its largest layer (relu1_2: 64 → 64 channels at full size) under the same cap.
+        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x20000000" };
+        (int, string) Bench(params string[] args) =>
+            ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), "bench", "--device", "cpu", "--iteration-sizes", "", .. args], limit);
+        var (refused, text) = Bench("--size", "2000");
+        Assert.True(refused == 2, text);
+        var fits = System.Text.RegularExpressions.Regex.Match(text, @"--size 2000: a 2000×2000 layer needs about [0-9.]+ GB, more than cpu .* has \(0\.4 GB usable\); the largest --size that fits is (\d+)");
+        Assert.True(fits.Success, text);
+        Assert.InRange(int.Parse(fits.Groups[1].Value), 128, 1999);
+        var (ran, output) = Bench("--size", fits.Groups[1].Value, "--layer", "relu1_2");
+        Assert.True(ran == 0, output);
+        Assert.Contains("relu1_2", output);
     }
 
     [Fact]

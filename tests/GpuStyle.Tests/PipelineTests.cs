@@ -212,6 +212,15 @@ public class MemoryPlanTests
         int fits = MemoryPlan.LargestFitting(At, budget, 1024);
         Assert.Equal(288, fits);                          // multiples of 16: 288 fits, 304 does not
         Assert.True(At(fits) <= budget && At(fits + 16) > budget);
+
+        // Past 2³¹ values in a feature map (64 channels × 6 000² here) the estimate used to overflow an int; now such
+        // a run never fits, however much memory there is, and the largest fitting size is one whose maps the engine
+        // can index (its arrays and kernels take int indices).
+        Assert.Equal(long.MaxValue, At(6000));
+        int indexable = MemoryPlan.LargestFitting(At, long.MaxValue - 1, 6000);
+        Assert.Equal(5760, indexable);                    // padded: 64 × 5 762 × 5 792 ≤ Array.MaxLength < 64 × 5 778 × 5 808
+        Assert.True(At(indexable) < long.MaxValue && At(indexable + 16) == long.MaxValue);
+        Assert.True(At(indexable) > At(4000));
     }
 }
 

@@ -49,6 +49,19 @@ public static class BenchCommand
                 throw new InputException(e.Message);
             }
             using var _ = backend;
+            // Every size is refused up front where what it times would not fit the device (or its maps would pass the
+            // tensors' limit), as a run's is: a 20 000-px bench ended in an int overflow. --size times layer by layer,
+            // or whole iterations with --profile; --iteration-sizes whole iterations.
+            var defaults = new RunSettings();
+            int depth = defaults.ContentLayers.Concat(defaults.StyleLayers).Max(spec.IndexOf) + 1;
+            long budget = (long)(Backends.MemoryOf(backend) * 0.8);
+            long Iteration(int side) => MemoryPlan.Estimate(spec, new Shape(3, side, side), new Shape(3, side, side), depth, defaults);
+            long Layer(int side) => MemoryPlan.LayerEstimate(spec, side);
+            foreach (var (side, option, need) in sizes.Select(s => (s, "--iteration-sizes", (Func<int, long>)Iteration))
+                         .Prepend((n, "--size", r.GetValue(profile) ? Iteration : Layer)))
+                if (need(side) > budget)
+                    throw new InputException(RunCommands.TooLarge($"{option} {side}: a {side}×{side} {(need == Layer ? "layer" : "iteration")}",
+                        need(side), budget, backend.Name, MemoryPlan.LargestFitting(need, budget, side), option));
             if (r.GetValue(check))
             {
                 Console.WriteLine($"agreement with the CPU backend ({backend.Name}; error relative to each output's largest value):");

@@ -133,7 +133,14 @@ public static class RunCommands
         if (size <= 0) throw new InputException($"--size must be positive, got {size}");
         if (iterations < 0) throw new InputException($"--iterations must be 0 or more, got {iterations}");
         if (history < 1) throw new InputException($"--history must be at least 1, got {history}");
-        if (!(styleScale > 0)) throw new InputException($"--style-scale must be positive, got {styleScale}");
+        if (!(styleScale > 0) || float.IsInfinity(styleScale)) throw new InputException($"--style-scale must be positive, got {styleScale}");
+        // A negative weight turns minimising into maximising that loss (the picture runs off to noise), and NaN or an
+        // infinity makes every loss NaN: refused, where they used to run to a meaningless picture.
+        foreach (var (option, value) in new[] { (o.ContentWeight, r.GetValue(o.ContentWeight)), (o.StyleWeight, r.GetValue(o.StyleWeight)), (o.TvWeight, r.GetValue(o.TvWeight)) })
+            if (!(value >= 0) || float.IsInfinity(value))
+                throw new InputException($"{option.Name} must be a number 0 or more, got {value.ToString(CultureInfo.InvariantCulture)}");
+        if (!(r.GetValue(o.LearningRate) > 0) || float.IsInfinity(r.GetValue(o.LearningRate)))
+            throw new InputException($"--learning-rate must be positive, got {r.GetValue(o.LearningRate).ToString(CultureInfo.InvariantCulture)}");
         if (r.GetValue(o.SaveEvery) < 0) throw new InputException("--save-every must be 0 or more");
         if (mode != RunMode.Content && stylePaths.Count == 0) throw new InputException("--style names no painting");
         var blend = Blend(r.GetValue(o.StyleBlend), stylePaths.Count);
@@ -154,7 +161,7 @@ public static class RunCommands
         if (contentPath is not null)
         {
             using var image = ImageFiles.Load(contentPath, "content");
-            ImageFiles.ResizeLongestSide(image, size);
+            ImageFiles.ResizeLongestSide(image, size, $"--size {size}", "picture");
             content = ImageFiles.ToPicture(image);
             (outW, outH) = (content.Width, content.Height);
         }
@@ -163,10 +170,11 @@ public static class RunCommands
         for (int i = 0; i < stylePaths.Count; i++)
         {
             using var image = ImageFiles.Load(stylePaths[i], "style");
-            ImageFiles.ResizeLongestSide(image, Math.Max(1, (int)Math.Round(size * styleScale)));
+            string cause = styleScale == 1f ? $"--size {size}" : $"--size {size} with --style-scale {styleScale.ToString(CultureInfo.InvariantCulture)}";
+            ImageFiles.ResizeLongestSide(image, Math.Max(1, Math.Round(size * (double)styleScale)), cause, "painting");
             styles.Add((ImageFiles.ToPicture(image), blend[i]));
             if (outW == 0)   // texture: the output has the first painting's proportions, its longest side --size
-                (outW, outH) = (Math.Max(1, (int)Math.Round(image.Width / styleScale)), Math.Max(1, (int)Math.Round(image.Height / styleScale)));
+                (outW, outH) = ImageFiles.CheckedSize(image.Width / (double)styleScale, image.Height / (double)styleScale, cause, "picture");
         }
 
         var start = init switch
@@ -259,9 +267,15 @@ public static class RunCommands
         int longest = Math.Max(p.Start.Width, p.Start.Height);
         Shape At(Shape sh, int size) => new(3, Math.Max(1, sh.H * size / longest), Math.Max(1, sh.W * size / longest));
         int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s), budget, longest);
-        throw new InputException($"a {p.Start.Width}×{p.Start.Height} run needs about {need / 1e9:0.0} GB, more than {backend.Name} has ({budget / 1e9:0.0} GB usable); " +
-            (fits > 0 ? $"the largest --size that fits is {fits}" : "no size fits"));
+        throw new InputException(TooLarge($"a {p.Start.Width}×{p.Start.Height} run", need, budget, backend.Name, fits));
     }
+
+    /// <summary>Why a run of this size cannot start (its estimate: <see cref="MemoryPlan.Estimate"/>), and what can.</summary>
+    internal static string TooLarge(string run, long need, long budget, string device, int fits, string option = "--size") =>
+        (need == long.MaxValue
+            ? $"{run} has feature maps of more than {MemoryPlan.MaxElements:N0} values, more than GpuStyle's tensors hold; "
+            : $"{run} needs about {need / 1e9:0.0} GB, more than {device} has ({budget / 1e9:0.0} GB usable); ")
+        + (fits > 0 ? $"the largest {option} that fits is {fits}" : "no size fits");
 
     sealed record Outcome(Picture Picture, int Iterations, double Seconds, bool Cancelled);
 
