@@ -235,6 +235,8 @@ public sealed class CliTests : IDisposable
         { "--size 24 with --style-scale 5000 makes the painting 100000×120000", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "24", "--style-scale", "5000"] },
         { "--size 24 with --style-scale 0.0001 makes the picture 10000×10000", ["texture", "--style", "{painting}", "--size", "24", "--style-scale", "0.0001"] },
         { "--size 2147483647 makes the picture", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "2147483647"] },
+        { "painting.jpg: the painting at 4×5 (--size 24 with --style-scale 0.2) is too small for these style layers (4 poolings need at least 16 pixels a side)",
+            ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "24", "--style-scale", "0.2"] },
         // Weights that make the losses meaningless (they used to run to a picture of noise or NaN).
         { "--style-weight must be a number 0 or more, got -1", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-weight", "-1"] },
         { "--content-weight must be a number 0 or more, got NaN", ["content", "--content", "{photo}", "--content-weight", "NaN"] },
@@ -284,6 +286,43 @@ public sealed class CliTests : IDisposable
         var (code, _, err) = Gpustyle(Small("content", "--content", bomb, "--out", Path.Combine(_dir, "o.png")));
         Assert.Equal(2, code);
         Assert.Contains("megapixels", err);
+    }
+
+    [Fact]
+    public void Small_pictures_run_where_their_layers_need_no_more_poolings_than_they_have()
+    {
+        // An 8-px picture has poolings enough for relu1_1, and a painting shrunk by --style-scale for shallow style
+        // layers while the content layer is deep: both ran into the memory estimate's walk through every pooling of
+        // the network (an internal error).
+        foreach (var (name, args) in new[]
+        {
+            ("tiny.png", new[] { "--size", "8", "--content-layers", "relu1_1", "--style-layers", "relu1_1" }),
+            ("shrunk.png", new[] { "--size", "24", "--style-scale", "0.2", "--content-layers", "relu4_1", "--style-layers", "relu1_1,relu2_1" }),
+        })
+        {
+            string output = Path.Combine(_dir, name);
+            var (code, _, err) = Gpustyle(["transfer", "--content", _photo, "--style", _painting, "--out", output, "--weights", _weights,
+                "--iterations", "2", "--device", "cpu", "--quiet", .. args]);
+            Assert.True(code == 0, $"{name}: {err}");
+            using var image = Image.Load<Rgb24>(output);
+            Assert.Equal(int.Parse(args[1]), image.Width);
+        }
+    }
+
+    [Fact]
+    public void The_layers_grid_leaves_out_layers_too_deep_for_a_small_picture()
+    {
+        // At 8 × 6 pixels relu1_1 … relu3_1 have poolings enough, relu4_1 and relu5_1 not: the grid shows the first
+        // three and says why the others are missing (this ended in an internal error).
+        string output = Path.Combine(_dir, "grid.png");
+        var (code, stdout, err) = Gpustyle("layers", "--image", _photo, "--out", output, "--weights", _weights, "--size", "8",
+            "--iterations", "2", "--device", "cpu");
+        Assert.True(code == 0, err);
+        string said = stdout + err;
+        Assert.Contains("relu4_1: a 8×6 picture is too small for it (3 poolings need at least 8 pixels a side), left out of the grid", said);
+        Assert.Contains("relu5_1: a 8×6 picture is too small for it (4 poolings need at least 16 pixels a side), left out of the grid", said);
+        Assert.Contains("(3 layers on", said);
+        Assert.True(File.Exists(output));
     }
 
     [Fact]

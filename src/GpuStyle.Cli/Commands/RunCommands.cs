@@ -208,6 +208,17 @@ public static class RunCommands
         int pools = Enumerable.Range(0, settings.ContentLayers.Concat(settings.StyleLayers).Max(spec.IndexOf) + 1).Count(i => spec.Layers[i] is PoolSpec);
         if (smallest >> pools < 1)
             throw new InputException($"a {outW}×{outH} image is too small for these layers ({pools} poolings need at least {1 << pools} pixels a side)");
+        // The paintings run to the deepest style layer: a painting made small by --style-scale must still reach it (it
+        // used to end in an internal error).
+        if (mode != RunMode.Content)
+        {
+            int stylePools = Enumerable.Range(0, settings.StyleLayers.Max(spec.IndexOf) + 1).Count(i => spec.Layers[i] is PoolSpec);
+            for (int i = 0; i < styles.Count; i++)
+                if (Math.Min(styles[i].Item1.Width, styles[i].Item1.Height) >> stylePools < 1)
+                    throw new InputException($"{stylePaths[i]}: the painting at {styles[i].Item1.Width}×{styles[i].Item1.Height} (--size {size}" +
+                        (styleScale == 1f ? "" : $" with --style-scale {styleScale.ToString(CultureInfo.InvariantCulture)}") +
+                        $") is too small for these style layers ({stylePools} poolings need at least {1 << stylePools} pixels a side)");
+        }
         return new Prepared(spec, settings, content, styles, start, weightsPath);
     }
 
@@ -261,12 +272,14 @@ public static class RunCommands
         var layers = (s.Mode == RunMode.Texture ? [] : s.ContentLayers).Concat(s.Mode == RunMode.Content ? [] : s.StyleLayers).ToList();
         int depth = layers.Max(p.Spec.IndexOf) + 1;
         var style = p.Styles.Count == 0 ? p.Start.Shape : p.Styles.Select(t => t.Item1.Shape).MaxBy(t => t.Size);
+        int? styleDepth = p.Styles.Count == 0 ? null : s.StyleLayers.Max(p.Spec.IndexOf) + 1;   // the paintings' networks'
+
         long budget = (long)(Backends.MemoryOf(backend) * 0.8);
-        long need = MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s);
+        long need = MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s, styleDepth);
         if (need <= budget) return;
         int longest = Math.Max(p.Start.Width, p.Start.Height);
         Shape At(Shape sh, int size) => new(3, Math.Max(1, sh.H * size / longest), Math.Max(1, sh.W * size / longest));
-        int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s), budget, longest);
+        int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s, styleDepth), budget, longest);
         throw new InputException(TooLarge($"a {p.Start.Width}×{p.Start.Height} run", need, budget, backend.Name, fits));
     }
 
@@ -334,6 +347,14 @@ public static class RunCommands
         foreach (var missing in layers.Except(available))
             progress.Message($"{missing}: not in these weights, left out of the grid");
         if (available.Count == 0) p.Spec.IndexOf(layers[0]);   // refuses, listing the layers there are
+        // A layer past more poolings than the picture has pixels for is left out too (Prepare checked the first).
+        int smallest = Math.Min(p.Start.Width, p.Start.Height);
+        int Pools(string layer) => p.Spec.Layers.Take(p.Spec.IndexOf(layer) + 1).Count(l => l is PoolSpec);
+        foreach (var deep in available.Where(l => smallest >> Pools(l) < 1).ToList())
+        {
+            progress.Message($"{deep}: a {p.Start.Width}×{p.Start.Height} picture is too small for it ({Pools(deep)} poolings need at least {1 << Pools(deep)} pixels a side), left out of the grid");
+            available.Remove(deep);
+        }
         using var backend = OpenBackend(r, o, p with { Settings = p.Settings with { ContentLayers = [available.MaxBy(p.Spec.IndexOf)!] } }, progress);
         var cells = new List<(string, Image<Rgb24>)> { ("photo", ImageFiles.FromPicture(p.Content!)) };
         bool cancelled = false;

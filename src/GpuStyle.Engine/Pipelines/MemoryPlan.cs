@@ -8,33 +8,41 @@ namespace GpuStyle.Engine.Pipelines;
 /// </summary>
 public static class MemoryPlan
 {
-    /// <summary>Bytes for a run at the given output shape (and the largest style picture's shape); long.MaxValue where a
-    /// feature map (or its padded scratch) would have more than <see cref="MaxElements"/> values.</summary>
-    public static long Estimate(NetworkSpec spec, Shape output, Shape largestStyle, int depth, RunSettings settings)
+    /// <summary>Bytes for a run at the given output shape (the network to <paramref name="depth"/> layers) and the
+    /// largest style picture's (its network to <paramref name="styleDepth"/> layers, the deepest style layer's; depth
+    /// when not given). long.MaxValue where a feature map (or its padded scratch) would have more than
+    /// <see cref="MaxElements"/> values, or a picture is too small for the poolings its network has: neither can run.</summary>
+    public static long Estimate(NetworkSpec spec, Shape output, Shape largestStyle, int depth, RunSettings settings, int? styleDepth = null)
     {
         // Counted in long: at sizes a user may ask for (8 000 px) an activation has more than 2³¹ elements.
         static long Elements(Shape s) => (long)s.C * s.H * s.W;
+        static long Padded(Shape s) => (long)s.C * (s.H + 2) * (s.W + 32);
+        // Only the layers a run instantiates (FeatureNetwork's depth): a 16-px run to relu1_1 has no business with the
+        // poolings past it, which used to throw here.
+        var shapes = Shapes(spec, output, depth);
+        var styleShapes = Shapes(spec, largestStyle, styleDepth ?? depth);
         // A tensor the engine cannot index (its kernels and arrays take int indices) never fits, whatever the memory.
-        if (spec.OutputShapes(output).Take(depth).Append(output).Concat(spec.OutputShapes(largestStyle).Take(depth))
-                .Any(s => (long)s.C * (s.H + 2) * (s.W + 32) > MaxElements))
+        if (shapes is null || styleShapes is null || shapes.Append(output).Concat(styleShapes).Any(s => Padded(s) > MaxElements))
             return long.MaxValue;
-        long Floats(Shape input)
-        {
-            var shapes = spec.OutputShapes(input);
-            long sum = 0;
-            for (int i = 0; i < depth; i++) sum += Elements(shapes[i]);
-            return sum;
-        }
-        long network = 2 * Floats(output);                               // activations and their gradients
-        long targets = Floats(largestStyle) + Floats(output) / 2;        // a target network at a time, kept features
-        long scratch = spec.OutputShapes(output).Take(depth).Max(s => (long)s.C * (s.H + 2) * (s.W + 32));
+        long network = 2 * shapes.Sum(Elements);                                        // activations and their gradients
+        long targets = styleShapes.Sum(Elements) + shapes.Sum(Elements) / 2;            // a target network at a time, kept features
+        long scratch = shapes.Max(Padded);
         // Winograd's V and M on a GPU: 4 values an activation each for F(2×2, 3×3), at most WinogradScratch (4M floats) each.
-        long winograd = Math.Min(2L * (4 << 20), 8 * spec.OutputShapes(output).Take(depth).Max(Elements));
+        long winograd = Math.Min(2L * (4 << 20), 8 * shapes.Max(Elements));
         long optimizer = Elements(output) * (settings.Optimizer == OptimizerKind.Adam ? 4 : 6 + 2L * Math.Min(settings.History, Math.Max(1, settings.Iterations)));
         // The weights, their packed copies for the direct kernels (forward and backward) and Winograd's transformed
         // ones (36/9 of them each way for the CPU's F(4×4, 3×3); on a GPU 16/9, or 36/9, of the largest layer's).
         long weights = spec.Layers.Take(depth).OfType<ConvSpec>().Sum(c => (long)c.Weights.Length * 11);
         return 4 * (network + targets + scratch + winograd + optimizer + weights);
+    }
+
+    /// <summary>The output shapes of the first <paramref name="depth"/> layers for this input, or null where a pooling
+    /// among them would get a map under 2 pixels a side.</summary>
+    static Shape[]? Shapes(NetworkSpec spec, Shape input, int depth)
+    {
+        var net = spec with { Layers = spec.Layers.Take(depth).ToList() };
+        int pools = net.Layers.Count(l => l is PoolSpec);
+        return Math.Min(input.H, input.W) >> pools >= 1 ? net.OutputShapes(input) : null;
     }
 
     /// <summary>Bytes for `bench`'s per-layer table at size×size: one conv layer at a time, with its input, output and their
