@@ -326,6 +326,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_device_that_is_not_there_is_refused_before_the_weights_are_fetched()
+    {
+        // The default weights (vgg16) are not in the cache here: asking for a device first used to start their 59-MB
+        // download (or, offline, fail it) before saying the device does not exist. cuda:7 exists nowhere we run.
+        var (code, stdout, err) = Gpustyle("content", "--content", _photo, "--out", Path.Combine(_dir, "o.png"), "--device", "cuda:7", "--size", "24");
+        Assert.Equal(2, code);
+        Assert.Contains("no ILGPU device 'cuda:7'", err);
+        Assert.DoesNotContain("fetching", stdout + err);
+        Assert.DoesNotContain("download", stdout + err);
+    }
+
+    [Fact]
     public void A_run_too_large_for_memory_is_refused_with_a_size_that_then_runs()
     {
         // The CPU backend's memory is what .NET may allocate: here capped at 128 MB by the GC's hard limit, in a

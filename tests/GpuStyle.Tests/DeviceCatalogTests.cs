@@ -24,6 +24,19 @@ public class DeviceCatalogTests
     }
 
     [Fact]
+    public void A_GPU_kind_with_no_device_is_refused_saying_why()
+    {
+        // As `gpustyle devices` explains a missing kind, so does asking for it (OpenCL's refusal used to say nothing).
+        var kinds = DeviceCatalog.List().Select(d => d.Kind).ToHashSet();
+        foreach (var (kind, reason) in new (string, Func<string?>)[] { ("cuda", DeviceCatalog.CudaAbsenceReason), ("opencl", DeviceCatalog.OpenClAbsenceReason) })
+        {
+            if (kinds.Contains(kind)) continue;   // a machine with that kind of device opens it instead
+            var e = Assert.Throws<DeviceNotFoundException>(() => IlgpuBackend.Open(kind));
+            Assert.Contains($"no ILGPU device '{kind}' ({reason()})", e.Message);
+        }
+    }
+
+    [Fact]
     public void Auto_takes_CUDA_then_an_OpenCL_GPU_but_never_an_OpenCL_CPU_device()
     {
         IlgpuDeviceInfo Cl(string id, bool cpu) => new(id, "opencl", cpu ? "cpu-haswell" : "gfx1100", 1L << 32, cpu ? 0 : 32, 1024, 65536, OpenClCpu: cpu);

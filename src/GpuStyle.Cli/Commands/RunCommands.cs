@@ -117,8 +117,10 @@ public static class RunCommands
     {
         string output = r.GetValue(o.Out)!;
         var progress = new RunProgress(r.GetValue(o.Quiet));
+        // The device first: one that is not there (or refuses the options) is said before the weights are downloaded.
+        using var backend = OpenBackend(r, o);
         var p = Prepare(r, o, mode, contentPath, stylePaths, output, r.GetValue(o.ContentLayers)!, progress) with { PreserveColors = preserveColors };
-        using var backend = OpenBackend(r, o, p, progress);
+        CheckMemory(backend, p);
         var result = Optimise(r, o, backend, p, output, progress, mode.ToString().ToLowerInvariant(), r.GetValue(o.Log));
         ImageFiles.SaveAtomically(ImageFiles.FromPicture(result.Picture), output);
         progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name})");
@@ -251,20 +253,8 @@ public static class RunCommands
         return store.ResolveAsync(weights, official is null ? null : new DownloadProgressLine(official.Name)).GetAwaiter().GetResult();
     }
 
-    static IBackend OpenBackend(ParseResult r, RunOptions o, Prepared p, RunProgress progress)
-    {
-        var backend = Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)));
-        try
-        {
-            CheckMemory(backend, p);
-            return backend;
-        }
-        catch
-        {
-            backend.Dispose();
-            throw;
-        }
-    }
+    static IBackend OpenBackend(ParseResult r, RunOptions o) =>
+        Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)));
 
     static void CheckMemory(IBackend backend, Prepared p)
     {
@@ -342,6 +332,7 @@ public static class RunCommands
         string output = r.GetValue(o.Out)!;
         var progress = new RunProgress(r.GetValue(o.Quiet));
         if (layers.Count == 0) throw new InputException("--grid-layers names no layer");
+        using var backend = OpenBackend(r, o);   // before the weights' download, as in Run
         var p = Prepare(r, o, RunMode.Content, imagePath, [], output, layers[0], progress);
         var available = layers.Where(l => p.Spec.Layers.Any(x => x.Name == Vgg.NormalizeTap(l))).ToList();
         foreach (var missing in layers.Except(available))
@@ -355,7 +346,7 @@ public static class RunCommands
             progress.Message($"{deep}: a {p.Start.Width}×{p.Start.Height} picture is too small for it ({Pools(deep)} poolings need at least {1 << Pools(deep)} pixels a side), left out of the grid");
             available.Remove(deep);
         }
-        using var backend = OpenBackend(r, o, p with { Settings = p.Settings with { ContentLayers = [available.MaxBy(p.Spec.IndexOf)!] } }, progress);
+        CheckMemory(backend, p with { Settings = p.Settings with { ContentLayers = [available.MaxBy(p.Spec.IndexOf)!] } });
         var cells = new List<(string, Image<Rgb24>)> { ("photo", ImageFiles.FromPicture(p.Content!)) };
         bool cancelled = false;
         foreach (var layer in available)

@@ -192,7 +192,10 @@ public static class DeviceCatalog
         var match = all.FirstOrDefault(e => e.Info.Id == id || e.Info.Id == id + ":0");
         if (match.Device is not null) return match;
         string have = all.Count == 0 ? "none" : string.Join(", ", all.Select(e => e.Info.Id));
-        string why = id.StartsWith("cuda", StringComparison.Ordinal) && CudaAbsenceReason() is { } r ? $" ({r})" : "";
+        // Where no device of the kind asked for shows at all, why (as `gpustyle devices` says it).
+        string why = id.StartsWith("cuda", StringComparison.Ordinal) && all.All(e => e.Info.Kind != "cuda") && CudaAbsenceReason() is { } r ? $" ({r})"
+            : id.StartsWith("opencl", StringComparison.Ordinal) && all.All(e => e.Info.Kind != "opencl") ? $" ({OpenClAbsenceReason()})"
+            : "";
         throw new DeviceNotFoundException($"no ILGPU device '{id}'{why}; available: {have}");
     }
 }
