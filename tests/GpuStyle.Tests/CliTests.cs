@@ -418,6 +418,17 @@ public sealed class CliTests : IDisposable
         Assert.Contains("WinogradM and WinogradN multiples of 16", err);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    public void Bench_refuses_fewer_than_one_iteration(string count)
+    {
+        // 0 printed an iteration of 1.8e308 s (the fastest of none), -3 an internal error.
+        var (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--size", "32", "--iteration-sizes", "32", "--iterations", count]);
+        Assert.Equal(2, code);
+        Assert.Contains($"--iterations must be at least 1, got {count}", err);
+    }
+
     [Fact]
     public void Bench_refuses_sizes_too_large_for_memory_and_runs_the_one_it_names()
     {

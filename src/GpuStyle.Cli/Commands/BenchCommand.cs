@@ -35,6 +35,8 @@ public static class BenchCommand
         {
             int n = r.GetValue(size);
             if (n < 32) throw new InputException($"--size must be at least 32 (VGG pools four times), got {n}");
+            // 0 printed an iteration of 1.8e308 s (the fastest of none), a negative count an internal error.
+            if (r.GetValue(iterations) < 1) throw new InputException($"--iterations must be at least 1, got {r.GetValue(iterations)}");
             var sizes = (r.GetValue(iterationSizes) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                 .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
@@ -78,7 +80,7 @@ public static class BenchCommand
             string peakName = gpu is null ? $"this machine's measured CPU FMA peak, {devicePeak:0.0} GFLOP/s" : $"{gpu.Device.Name}'s measured fp32 FMA peak, {devicePeak:0} GFLOP/s";
             if (r.GetValue(profile))
             {
-                var prof = Benchmark.Profile(backend, spec, n, new RunSettings(), Math.Max(1, r.GetValue(iterations)));
+                var prof = Benchmark.Profile(backend, spec, n, new RunSettings(), r.GetValue(iterations));
                 var (ops, perIteration) = (prof.Ops, prof.SecondsPerIteration);
                 Console.WriteLine($"profile of one L-BFGS iteration at {n}×{n} on {backend.Name}; timed by {prof.Clock}");
                 Console.WriteLine($"(%peak: of {peakName})");
