@@ -59,11 +59,12 @@ public static class BenchCommand
             long budget = (long)(Backends.MemoryOf(backend) * 0.8);
             long Iteration(int side) => MemoryPlan.Estimate(spec, new Shape(3, side, side), new Shape(3, side, side), depth, defaults);
             long Layer(int side) => MemoryPlan.LayerEstimate(spec, side);
-            foreach (var (side, option, need) in sizes.Select(s => (s, "--iteration-sizes", (Func<int, long>)Iteration))
-                         .Prepend((n, "--size", r.GetValue(profile) ? Iteration : Layer)))
+            var checks = sizes.Select(s => (Side: s, Option: "--iteration-sizes", What: "iteration", Need: (Func<int, long>)Iteration))
+                .Prepend(r.GetValue(profile) ? (n, "--size", "iteration", Iteration) : (n, "--size", "layer", Layer));
+            foreach (var (side, option, what, need) in checks)
                 if (need(side) > budget)
-                    throw new InputException(RunCommands.TooLarge($"{option} {side}: a {side}×{side} {(need == Layer ? "layer" : "iteration")}",
-                        need(side), budget, backend.Name, MemoryPlan.LargestFitting(need, budget, side), option));
+                    throw new InputException(RunCommands.TooLarge($"{option} {side}: a {side}×{side} {what}", need(side), budget, backend.Name,
+                        MemoryPlan.LargestFitting(need, budget, side), option));
             if (r.GetValue(check))
             {
                 Console.WriteLine($"agreement with the CPU backend ({backend.Name}; error relative to each output's largest value):");

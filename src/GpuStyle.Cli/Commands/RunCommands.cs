@@ -263,7 +263,6 @@ public static class RunCommands
         int depth = layers.Max(p.Spec.IndexOf) + 1;
         var style = p.Styles.Count == 0 ? p.Start.Shape : p.Styles.Select(t => t.Item1.Shape).MaxBy(t => t.Size);
         int? styleDepth = p.Styles.Count == 0 ? null : s.StyleLayers.Max(p.Spec.IndexOf) + 1;   // the paintings' networks'
-
         long budget = (long)(Backends.MemoryOf(backend) * 0.8);
         long need = MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s, styleDepth);
         if (need <= budget) return;
