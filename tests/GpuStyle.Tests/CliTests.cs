@@ -237,6 +237,9 @@ public sealed class CliTests : IDisposable
         { "--size 2147483647 makes the picture", ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "2147483647"] },
         { "painting.jpg: the painting at 4×5 (--size 24 with --style-scale 0.2) is too small for these style layers (4 poolings need at least 16 pixels a side)",
             ["transfer", "--content", "{photo}", "--style", "{painting}", "--size", "24", "--style-scale", "0.2"] },
+        { "--style-layers names relu1_1 twice (relu1_1, block1_conv1)", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-layers", "relu1_1,block1_conv1"] },
+        { "--content-layers names relu2_1 twice (relu2_1, relu2_1)", ["content", "--content", "{photo}", "--content-layers", "relu2_1,relu2_1"] },
+        { "--grid-layers names relu1_1 twice (block1_conv1, relu1_1)", ["layers", "--image", "{photo}", "--grid-layers", "block1_conv1,relu1_1"] },
         // Weights that make the losses meaningless (they used to run to a picture of noise or NaN).
         { "--style-weight must be a number 0 or more, got -1", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-weight", "-1"] },
         { "--content-weight must be a number 0 or more, got NaN", ["content", "--content", "{photo}", "--content-weight", "NaN"] },

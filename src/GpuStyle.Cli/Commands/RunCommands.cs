@@ -204,6 +204,11 @@ public static class RunCommands
         foreach (var layer in (mode == RunMode.Texture ? [] : settings.ContentLayers).Concat(mode == RunMode.Content ? [] : settings.StyleLayers))
             if (!Vgg.IsTapName(layer)) throw new InputException($"unknown layer '{layer}': layers are named reluB_K or blockB_convK");
             else spec.IndexOf(layer);   // throws UnknownLayerException listing the layers the weights have
+        // A layer named twice (relu1_1,relu1_1 or relu1_1,block1_conv1) would count twice in the mean and write its
+        // loss twice under one name in the log's JSON.
+        foreach (var (option, named) in new[] { ("--content-layers", mode == RunMode.Texture ? [] : settings.ContentLayers), ("--style-layers", mode == RunMode.Content ? [] : settings.StyleLayers) })
+            if (named.GroupBy(Vgg.NormalizeTap).FirstOrDefault(g => g.Count() > 1) is { } twice)
+                throw new InputException($"{option} names {twice.Key} twice ({string.Join(", ", twice)})");
         if (mode != RunMode.Texture && settings.ContentLayers.Count == 0) throw new InputException("--content-layers names no layer");
         if (mode != RunMode.Content && settings.StyleLayers.Count == 0) throw new InputException("--style-layers names no layer");
         int smallest = Math.Min(outW, outH);
@@ -331,6 +336,8 @@ public static class RunCommands
         string output = r.GetValue(o.Out)!;
         var progress = new RunProgress(r.GetValue(o.Quiet));
         if (layers.Count == 0) throw new InputException("--grid-layers names no layer");
+        if (layers.GroupBy(Vgg.NormalizeTap).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new InputException($"--grid-layers names {twice.Key} twice ({string.Join(", ", twice)})");
         using var backend = OpenBackend(r, o);   // before the weights' download, as in Run
         var p = Prepare(r, o, RunMode.Content, imagePath, [], output, layers[0], progress);
         var available = layers.Where(l => p.Spec.Layers.Any(x => x.Name == Vgg.NormalizeTap(l))).ToList();
