@@ -56,7 +56,7 @@ public static class BenchCommand
             // or whole iterations with --profile; --iteration-sizes whole iterations.
             var defaults = new RunSettings();
             int depth = defaults.ContentLayers.Concat(defaults.StyleLayers).Max(spec.IndexOf) + 1;
-            long budget = (long)(Backends.MemoryOf(backend) * 0.8);
+            long budget = RunCommands.UsableMemory(backend);
             long Iteration(int side) => MemoryPlan.Estimate(spec, new Shape(3, side, side), new Shape(3, side, side), depth, defaults);
             long Layer(int side) => MemoryPlan.LayerEstimate(spec, side);
             var checks = sizes.Select(s => (Side: s, Option: "--iteration-sizes", What: "iteration", Need: (Func<int, long>)Iteration))

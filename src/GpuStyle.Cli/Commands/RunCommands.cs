@@ -141,8 +141,9 @@ public static class RunCommands
         foreach (var (option, value) in new[] { (o.ContentWeight, r.GetValue(o.ContentWeight)), (o.StyleWeight, r.GetValue(o.StyleWeight)), (o.TvWeight, r.GetValue(o.TvWeight)) })
             if (!(value >= 0) || float.IsInfinity(value))
                 throw new InputException($"{option.Name} must be a number 0 or more, got {value.ToString(CultureInfo.InvariantCulture)}");
-        if (!(r.GetValue(o.LearningRate) > 0) || float.IsInfinity(r.GetValue(o.LearningRate)))
-            throw new InputException($"--learning-rate must be positive, got {r.GetValue(o.LearningRate).ToString(CultureInfo.InvariantCulture)}");
+        float learningRate = r.GetValue(o.LearningRate);
+        if (!(learningRate > 0) || float.IsInfinity(learningRate))
+            throw new InputException($"--learning-rate must be positive, got {learningRate.ToString(CultureInfo.InvariantCulture)}");
         if (r.GetValue(o.SaveEvery) < 0) throw new InputException("--save-every must be 0 or more");
         if (mode != RunMode.Content && stylePaths.Count == 0) throw new InputException("--style names no painting");
         var blend = Blend(r.GetValue(o.StyleBlend), stylePaths.Count);
@@ -169,14 +170,15 @@ public static class RunCommands
         }
         else (outW, outH) = (0, 0);
         var styles = new List<(Picture, float)>();
+        // What sets the paintings' size, for the messages that refuse one.
+        string paintingSize = styleScale == 1f ? $"--size {size}" : $"--size {size} with --style-scale {styleScale.ToString(CultureInfo.InvariantCulture)}";
         for (int i = 0; i < stylePaths.Count; i++)
         {
             using var image = ImageFiles.Load(stylePaths[i], "style");
-            string cause = styleScale == 1f ? $"--size {size}" : $"--size {size} with --style-scale {styleScale.ToString(CultureInfo.InvariantCulture)}";
-            ImageFiles.ResizeLongestSide(image, Math.Max(1, Math.Round(size * (double)styleScale)), cause, "painting");
+            ImageFiles.ResizeLongestSide(image, Math.Max(1, Math.Round(size * (double)styleScale)), paintingSize, "painting");
             styles.Add((ImageFiles.ToPicture(image), blend[i]));
             if (outW == 0)   // texture: the output has the first painting's proportions, its longest side --size
-                (outW, outH) = ImageFiles.CheckedSize(image.Width / (double)styleScale, image.Height / (double)styleScale, cause, "picture");
+                (outW, outH) = ImageFiles.CheckedSize(image.Width / (double)styleScale, image.Height / (double)styleScale, paintingSize, "picture");
         }
 
         var start = init switch
@@ -197,36 +199,42 @@ public static class RunCommands
             Weights = new LossWeights(r.GetValue(o.ContentWeight), r.GetValue(o.StyleWeight), r.GetValue(o.TvWeight)),
             Pooling = r.GetValue(o.Pooling) == "avg" ? PoolKind.Avg : PoolKind.Max,
             Optimizer = r.GetValue(o.Optimizer) == "adam" ? OptimizerKind.Adam : OptimizerKind.Lbfgs,
-            LearningRate = r.GetValue(o.LearningRate),
+            LearningRate = learningRate,
             History = history,
             Iterations = iterations,
         };
         foreach (var layer in (mode == RunMode.Texture ? [] : settings.ContentLayers).Concat(mode == RunMode.Content ? [] : settings.StyleLayers))
             if (!Vgg.IsTapName(layer)) throw new InputException($"unknown layer '{layer}': layers are named reluB_K or blockB_convK");
             else spec.IndexOf(layer);   // throws UnknownLayerException listing the layers the weights have
-        // A layer named twice (relu1_1,relu1_1 or relu1_1,block1_conv1) would count twice in the mean and write its
-        // loss twice under one name in the log's JSON.
-        foreach (var (option, named) in new[] { ("--content-layers", mode == RunMode.Texture ? [] : settings.ContentLayers), ("--style-layers", mode == RunMode.Content ? [] : settings.StyleLayers) })
-            if (named.GroupBy(Vgg.NormalizeTap).FirstOrDefault(g => g.Count() > 1) is { } twice)
-                throw new InputException($"{option} names {twice.Key} twice ({string.Join(", ", twice)})");
+        if (mode != RunMode.Texture) RefuseNamedTwice("--content-layers", settings.ContentLayers);
+        if (mode != RunMode.Content) RefuseNamedTwice("--style-layers", settings.StyleLayers);
         if (mode != RunMode.Texture && settings.ContentLayers.Count == 0) throw new InputException("--content-layers names no layer");
         if (mode != RunMode.Content && settings.StyleLayers.Count == 0) throw new InputException("--style-layers names no layer");
         int smallest = Math.Min(outW, outH);
-        int pools = Enumerable.Range(0, settings.ContentLayers.Concat(settings.StyleLayers).Max(spec.IndexOf) + 1).Count(i => spec.Layers[i] is PoolSpec);
+        int pools = spec.PoolingsThrough(settings.ContentLayers.Concat(settings.StyleLayers).Max(spec.IndexOf) + 1);
         if (smallest >> pools < 1)
-            throw new InputException($"a {outW}×{outH} image is too small for these layers ({pools} poolings need at least {1 << pools} pixels a side)");
+            throw new InputException($"a {outW}×{outH} image is too small for these layers ({PoolingsNeed(pools)})");
         // The paintings run to the deepest style layer: a painting made small by --style-scale must still reach it (it
         // used to end in an internal error).
         if (mode != RunMode.Content)
         {
-            int stylePools = Enumerable.Range(0, settings.StyleLayers.Max(spec.IndexOf) + 1).Count(i => spec.Layers[i] is PoolSpec);
+            int stylePools = spec.PoolingsThrough(settings.StyleLayers.Max(spec.IndexOf) + 1);
             for (int i = 0; i < styles.Count; i++)
                 if (Math.Min(styles[i].Item1.Width, styles[i].Item1.Height) >> stylePools < 1)
-                    throw new InputException($"{stylePaths[i]}: the painting at {styles[i].Item1.Width}×{styles[i].Item1.Height} (--size {size}" +
-                        (styleScale == 1f ? "" : $" with --style-scale {styleScale.ToString(CultureInfo.InvariantCulture)}") +
-                        $") is too small for these style layers ({stylePools} poolings need at least {1 << stylePools} pixels a side)");
+                    throw new InputException($"{stylePaths[i]}: the painting at {styles[i].Item1.Width}×{styles[i].Item1.Height} ({paintingSize}) " +
+                        $"is too small for these style layers ({PoolingsNeed(stylePools)})");
         }
         return new Prepared(spec, settings, content, styles, start, weightsPath);
+    }
+
+    static string PoolingsNeed(int pools) => $"{pools} poolings need at least {1 << pools} pixels a side";
+
+    /// <summary>A layer named twice (relu1_1,relu1_1 or relu1_1,block1_conv1) would count twice in the mean, and write
+    /// its loss twice under one name in the log's JSON.</summary>
+    static void RefuseNamedTwice(string option, IEnumerable<string> layers)
+    {
+        if (layers.GroupBy(Vgg.NormalizeTap).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new InputException($"{option} names {twice.Key} twice ({string.Join(", ", twice)})");
     }
 
     static Picture ResizedTo(string path, int w, int h, string role)
@@ -268,7 +276,7 @@ public static class RunCommands
         int depth = layers.Max(p.Spec.IndexOf) + 1;
         var style = p.Styles.Count == 0 ? p.Start.Shape : p.Styles.Select(t => t.Item1.Shape).MaxBy(t => t.Size);
         int? styleDepth = p.Styles.Count == 0 ? null : s.StyleLayers.Max(p.Spec.IndexOf) + 1;   // the paintings' networks'
-        long budget = (long)(Backends.MemoryOf(backend) * 0.8);
+        long budget = UsableMemory(backend);
         long need = MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s, styleDepth);
         if (need <= budget) return;
         int longest = Math.Max(p.Start.Width, p.Start.Height);
@@ -276,6 +284,9 @@ public static class RunCommands
         int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s, styleDepth), budget, longest);
         throw new InputException(TooLarge($"a {p.Start.Width}×{p.Start.Height} run", need, budget, backend.Name, fits));
     }
+
+    /// <summary>What a run may plan to use of the device's memory (the rest for the runtime, drivers and fragmentation).</summary>
+    internal static long UsableMemory(IBackend backend) => (long)(Backends.MemoryOf(backend) * 0.8);
 
     /// <summary>Why a run of this size cannot start (its estimate: <see cref="MemoryPlan.Estimate"/>), and what can.</summary>
     internal static string TooLarge(string run, long need, long budget, string device, int fits, string option = "--size") =>
@@ -336,8 +347,7 @@ public static class RunCommands
         string output = r.GetValue(o.Out)!;
         var progress = new RunProgress(r.GetValue(o.Quiet));
         if (layers.Count == 0) throw new InputException("--grid-layers names no layer");
-        if (layers.GroupBy(Vgg.NormalizeTap).FirstOrDefault(g => g.Count() > 1) is { } twice)
-            throw new InputException($"--grid-layers names {twice.Key} twice ({string.Join(", ", twice)})");
+        RefuseNamedTwice("--grid-layers", layers);
         using var backend = OpenBackend(r, o);   // before the weights' download, as in Run
         var p = Prepare(r, o, RunMode.Content, imagePath, [], output, layers[0], progress);
         var available = layers.Where(l => p.Spec.Layers.Any(x => x.Name == Vgg.NormalizeTap(l))).ToList();
@@ -346,10 +356,9 @@ public static class RunCommands
         if (available.Count == 0) p.Spec.IndexOf(layers[0]);   // refuses, listing the layers there are
         // A layer past more poolings than the picture has pixels for is left out too (Prepare checked the first).
         int smallest = Math.Min(p.Start.Width, p.Start.Height);
-        int Pools(string layer) => p.Spec.Layers.Take(p.Spec.IndexOf(layer) + 1).Count(l => l is PoolSpec);
-        foreach (var deep in available.Where(l => smallest >> Pools(l) < 1).ToList())
+        foreach (var deep in available.Where(l => smallest >> p.Spec.PoolingsThrough(p.Spec.IndexOf(l) + 1) < 1).ToList())
         {
-            progress.Message($"{deep}: a {p.Start.Width}×{p.Start.Height} picture is too small for it ({Pools(deep)} poolings need at least {1 << Pools(deep)} pixels a side), left out of the grid");
+            progress.Message($"{deep}: a {p.Start.Width}×{p.Start.Height} picture is too small for it ({PoolingsNeed(p.Spec.PoolingsThrough(p.Spec.IndexOf(deep) + 1))}), left out of the grid");
             available.Remove(deep);
         }
         CheckMemory(backend, p with { Settings = p.Settings with { ContentLayers = [available.MaxBy(p.Spec.IndexOf)!] } });

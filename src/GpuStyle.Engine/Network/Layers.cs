@@ -33,6 +33,9 @@ public sealed record NetworkSpec(int InputChannels, IReadOnlyList<LayerSpec> Lay
         throw new UnknownLayerException(tap, Layers.OfType<ConvSpec>().Select(l => l.Name).ToList());
     }
 
+    /// <summary>The 2×2 poolings among the first <paramref name="depth"/> layers: an input needs 2^that pixels a side.</summary>
+    public int PoolingsThrough(int depth) => Layers.Take(depth).Count(l => l is PoolSpec);
+
     /// <summary>The shape of every layer's output for an input of the given shape.</summary>
     public Shape[] OutputShapes(Shape input)
     {

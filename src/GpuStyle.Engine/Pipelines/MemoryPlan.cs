@@ -40,9 +40,9 @@ public static class MemoryPlan
     /// among them would get a map under 2 pixels a side.</summary>
     static Shape[]? Shapes(NetworkSpec spec, Shape input, int depth)
     {
-        var net = spec with { Layers = spec.Layers.Take(depth).ToList() };
-        int pools = net.Layers.Count(l => l is PoolSpec);
-        return Math.Min(input.H, input.W) >> pools >= 1 ? net.OutputShapes(input) : null;
+        return Math.Min(input.H, input.W) >> spec.PoolingsThrough(depth) >= 1
+            ? (spec with { Layers = spec.Layers.Take(depth).ToList() }).OutputShapes(input)
+            : null;
     }
 
     /// <summary>Bytes for `bench`'s per-layer table at size×size: one conv layer at a time, with its input, output and their
