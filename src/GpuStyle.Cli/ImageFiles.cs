@@ -1,3 +1,4 @@
+using System.Globalization;
 using GpuStyle.Engine.Pipelines;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
@@ -160,7 +161,7 @@ public static class ImageFiles
     {
         string full = Path.GetFullPath(output);
         foreach (var input in inputs)
-            if (SameFile(full, Path.GetFullPath(input)))
+            if (SameFile.Check(full, Path.GetFullPath(input)))
                 throw new InputException($"{output}: the output would overwrite the input {input}");
         if (Directory.Exists(full)) throw new InputException($"{output}: is a folder, not a file name");
         string dir = Path.GetDirectoryName(full)!;
@@ -177,17 +178,32 @@ public static class ImageFiles
         }
     }
 
-    static bool SameFile(string a, string b)
+    /// <summary>
+    /// Checks, before a run starts, that no snapshot (<see cref="Snapshot"/>, every saveEvery iterations before the last)
+    /// would be written over an input or the log: --content out-iter100.png --out out.png --save-every 100 replaced the
+    /// photo at iteration 100. An input can only be a snapshot's name if it exists, so the names tried are the folder's
+    /// files that fit the pattern (and the log's, which the run creates) rather than every snapshot the run could write.
+    /// </summary>
+    public static void CheckSnapshots(string output, int saveEvery, int iterations, IEnumerable<string> inputs, string? log)
     {
-        if (string.Equals(a, b, StringComparison.Ordinal)) return true;
-        try
+        if (saveEvery <= 0 || saveEvery >= iterations) return;
+        string full = Path.GetFullPath(output), folder = Path.GetDirectoryName(full)!;
+        string prefix = Path.GetFileNameWithoutExtension(full) + "-iter", extension = Path.GetExtension(full);
+        var others = inputs.Append(log).OfType<string>().Select(i => (Name: i, Full: Path.GetFullPath(i))).ToList();
+        var names = Directory.EnumerateFileSystemEntries(folder).Select(e => Path.GetFileName(e));
+        if (log is not null) names = names.Append(Path.GetFileName(log));
+        foreach (string name in names.Distinct())
         {
-            // The same file under another name (a symbolic link to an input).
-            var ra = new FileInfo(a).ResolveLinkTarget(true)?.FullName ?? a;
-            var rb = new FileInfo(b).ResolveLinkTarget(true)?.FullName ?? b;
-            return string.Equals(ra, rb, StringComparison.Ordinal);
+            // Matched ignoring case: a case-insensitive file system lists an input under its own spelling.
+            if (name.Length <= prefix.Length + extension.Length || !name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)
+                || !name.EndsWith(extension, StringComparison.OrdinalIgnoreCase)
+                || !int.TryParse(name.AsSpan(prefix.Length, name.Length - prefix.Length - extension.Length), NumberStyles.None,
+                    CultureInfo.InvariantCulture, out int n) || n <= 0 || n % saveEvery != 0 || n >= iterations) continue;
+            string snapshot = Snapshot(output, n);
+            foreach (var other in others)
+                if (SameFile.Check(Path.GetFullPath(snapshot), other.Full))
+                    throw new InputException($"{snapshot}: --save-every {saveEvery} would write this snapshot over {other.Name}");
         }
-        catch (IOException) { return false; }
     }
 
     /// <summary>"out.png", 50 → "out-iter50.png".</summary>

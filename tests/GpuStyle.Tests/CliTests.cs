@@ -273,6 +273,41 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_snapshot_is_never_written_over_an_input_or_the_log()
+    {
+        // The photo saved as out-iter2.png, then run with --out out.png --save-every 2: the snapshot of iteration 2
+        // replaced the photo (only the output itself was checked against the inputs). The same for a log so named.
+        string photo = Path.Combine(_dir, "out-iter2.png"), output = Path.Combine(_dir, "out.png");
+        File.Copy(_photo, photo);
+        byte[] photoBytes = File.ReadAllBytes(photo);
+        foreach (var (args, over) in new[]
+        {
+            (new[] { "--content", photo, "--style", _painting, "--save-every", "2" }, photo),
+            (new[] { "--content", _photo, "--style", photo, "--save-every", "1" }, photo),                   // a painting; 2 is a multiple of 1
+            (new[] { "--content", _photo, "--style", _painting, "--save-every", "1", "--log", Path.Combine(_dir, "out-iter1.png") },
+                Path.Combine(_dir, "out-iter1.png")),                                                               // a log the run would create
+        })
+        {
+            var (code, _, err) = Gpustyle(Small(["transfer", "--out", output, .. args]));
+            Assert.True(code == 2, err);
+            Assert.Contains($"would write this snapshot over {over}", err);
+            Assert.False(File.Exists(output));
+            Assert.False(File.Exists(Path.Combine(_dir, "out-iter1.png")));
+            Assert.Equal(photoBytes, File.ReadAllBytes(photo));
+        }
+        // Snapshots that miss the inputs run: iteration 2 is not written with --save-every 3 (3 iterations: none
+        // before the last), nor out-iter02.png's name ever.
+        File.Move(photo, Path.Combine(_dir, "out-iter02.png"));
+        foreach (var (content, every) in new[] { (Path.Combine(_dir, "out-iter02.png"), "1"), (Path.Combine(_dir, "out-iter02.png"), "3") })
+        {
+            var (code, _, err) = Gpustyle(Small("transfer", "--content", content, "--style", _painting, "--out", output, "--save-every", every));
+            Assert.True(code == 0, err);
+        }
+        Assert.Equal(photoBytes, File.ReadAllBytes(Path.Combine(_dir, "out-iter02.png")));
+        Assert.True(File.Exists(Path.Combine(_dir, "out-iter2.png")));   // the first run's snapshot, beside the photo
+    }
+
+    [Fact]
     public void A_decompression_bomb_is_refused_before_decoding()
     {
         // A whole, 1 080-byte BMP that decodes to 20000×20000 pixels (1.2 GB as RGB): 8-bit run-length encoded, its

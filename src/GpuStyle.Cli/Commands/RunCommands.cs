@@ -158,6 +158,7 @@ public static class RunCommands
         ImageFiles.CheckOutput(output, inputs);
         ImageFiles.EncoderFor(output);
         if (log is not null) ImageFiles.CheckOutput(log, inputs.Append(output));
+        ImageFiles.CheckSnapshots(output, r.GetValue(o.SaveEvery), iterations, inputs, log);
 
         Picture? content = null;
         int outW, outH;
