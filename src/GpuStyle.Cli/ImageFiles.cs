@@ -22,6 +22,7 @@ public static class ImageFiles
 
     public static Image<Rgb24> Load(string path, string role)
     {
+        if (Directory.Exists(path)) throw new InputException($"{path}: the {role} is a folder, not an image file");
         if (!File.Exists(path)) throw new InputException($"{path}: no such {role} file");
         if (new FileInfo(path).Length == 0) throw new InputException($"{path}: the {role} file is empty");
         try

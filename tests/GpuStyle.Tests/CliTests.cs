@@ -211,6 +211,7 @@ public sealed class CliTests : IDisposable
     public static TheoryData<string, string[]> BadInputs() => new()
     {
         { "no such content file", ["transfer", "--content", "{dir}/missing.jpg", "--style", "{painting}"] },
+        { "the style is a folder, not an image file", ["transfer", "--content", "{photo}", "--style", "{dir}"] },
         { "is not an image GpuStyle can read", ["transfer", "--content", "{dir}/notes.jpg", "--style", "{painting}"] },
         { "is empty", ["transfer", "--content", "{dir}/empty.png", "--style", "{painting}"] },
         { "style file is an incomplete JPEG image", ["transfer", "--content", "{photo}", "--style", "{dir}/cut.jpg"] },
@@ -225,6 +226,7 @@ public sealed class CliTests : IDisposable
         { "does not exist", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "{dir}/no/such/dir/out.png"] },
         { "not writable", ["transfer", "--content", "{photo}", "--style", "{painting}", "--out", "/proc/gpustyle-out.png"] },
         { "not an HDF5 file", ["transfer", "--content", "{photo}", "--style", "{painting}", "--weights", "{photo}"] },
+        { "is a folder, not a weights file", ["transfer", "--content", "{photo}", "--style", "{painting}", "--weights", "{dir}"] },
         { "Argument 'sgd' not recognized", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "sgd"] },
         { "computes in fp32 only", ["transfer", "--content", "{photo}", "--style", "{painting}", "--tf32"] },   // with --device cpu
         { "runs direct or winograd", ["transfer", "--content", "{photo}", "--style", "{painting}", "--conv", "blocked"] },
@@ -436,6 +438,9 @@ public sealed class CliTests : IDisposable
         Assert.Equal(0, code);
         Assert.Contains("block5_conv3", output);
         Assert.Contains("official:     no", output);
+        (code, _, string err) = Gpustyle("weights", "inspect", _dir);
+        Assert.Equal(2, code);
+        Assert.Contains($"{_dir}: is a folder, not a weights file", err);
     }
 
     [Fact]

@@ -83,6 +83,68 @@ public sealed class WeightsStoreTests : IDisposable
         Assert.Empty(Directory.GetFiles(_dir));
     }
 
+    /// <summary>A body that sends some bytes, then fails as a dropped connection does.</summary>
+    sealed class BreakingStream(byte[] head, Exception failure) : Stream
+    {
+        int _at;
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_at == head.Length) throw failure;
+            int n = Math.Min(count, head.Length - _at);
+            Array.Copy(head, _at, buffer, offset, n);
+            _at += n;
+            return n;
+        }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _at; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Theory]
+    [InlineData("ended")]
+    [InlineData("reset")]
+    public async Task A_connection_lost_mid_download_is_a_download_failure_and_leaves_nothing(string how)
+    {
+        // HttpClient's two ways of saying so: the body ended early, or the socket was reset. Both were internal errors.
+        Exception failure = how == "ended"
+            ? new HttpIOException(HttpRequestError.ResponseEnded, "The response ended prematurely")
+            : new IOException("Unable to read data from the transport connection", new System.Net.Sockets.SocketException(104));
+        var store = new WeightsStore(_dir, new FakeServer(_ =>
+            new HttpResponseMessage(HttpStatusCode.OK) { Content = new StreamContent(new BreakingStream(Payload[..70_000], failure)) }));
+        var e = await Assert.ThrowsAsync<WeightsDownloadException>(() => store.EnsureAsync(Entry));
+        Assert.Contains($"download of {Entry.Url} broke off", e.Message);
+        Assert.Contains(Entry.Md5, e.Message);
+        Assert.Empty(Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public async Task A_cache_folder_that_cannot_be_made_or_written_says_so()
+    {
+        // A file where the cache folder should be (a read-only home has the same effect; the tests run as root here,
+        // whom permissions do not stop): an internal error with a stack trace before.
+        string blocker = Path.Combine(_dir, "not-a-folder");
+        File.WriteAllText(blocker, "");
+        var server = new FakeServer(_ => Serve(Payload));
+        var e = await Assert.ThrowsAsync<WeightsDownloadException>(() => new WeightsStore(Path.Combine(blocker, "gpustyle"), server).EnsureAsync(Entry));
+        Assert.Contains($"cannot create the weights cache folder {Path.Combine(blocker, "gpustyle")}", e.Message);
+        Assert.Contains("XDG_CACHE_HOME", e.Message);
+        Assert.Equal(0, server.Requests);   // refused before downloading anything
+        // A cache folder that exists but takes no file: its name taken by a folder where the partial file goes is not
+        // reachable portably; a path too long for the file system is.
+        string deep = Path.Combine(_dir, new string('d', 200));
+        Directory.CreateDirectory(deep);
+        var longName = new OfficialWeights("vgg16", new string('w', 300) + ".h5", Entry.Md5, Entry.Bytes);
+        e = await Assert.ThrowsAsync<WeightsDownloadException>(() => new WeightsStore(deep, server).EnsureAsync(longName));
+        Assert.Contains($"cannot write vgg16 weights into {deep}", e.Message);
+        Assert.Empty(Directory.GetFiles(deep));
+    }
+
     [Fact]
     public async Task A_truncated_file_already_in_the_cache_is_fetched_again()
     {

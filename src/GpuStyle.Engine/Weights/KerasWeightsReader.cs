@@ -15,6 +15,7 @@ public static class KerasWeightsReader
 
     public static VggWeights Read(string path)
     {
+        if (Directory.Exists(path)) throw new WeightsException(path, "is a folder, not a weights file");
         if (!File.Exists(path)) throw new WeightsException(path, "no such file");
         CheckHdf5Container(path);
         try

@@ -38,7 +38,15 @@ public sealed class WeightsStore(string directory, HttpMessageHandler? handler =
     {
         string path = PathOf(w);
         if (IsCached(w)) return path;
-        System.IO.Directory.CreateDirectory(Directory);
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A read-only home, or a file where the folder should be: this was an internal error with a stack trace.
+            throw new WeightsDownloadException($"cannot create the weights cache folder {Directory} ({e.Message}); set XDG_CACHE_HOME to a folder you can write, or download {w.Url} and pass --weights FILE.h5", e);
+        }
         string partial = $"{path}.partial-{Environment.ProcessId}-{Guid.NewGuid():N}";
         try
         {
@@ -74,6 +82,16 @@ public sealed class WeightsStore(string directory, HttpMessageHandler? handler =
         {
             throw new WeightsDownloadException($"cannot download {w.Name} weights from {w.Url} ({e.Message}); {HandInstructions(w)}", e);
         }
+        catch (IOException e) when (e is HttpIOException || e.InnerException is System.Net.Sockets.SocketException)
+        {
+            // The connection ended or was reset while the body was arriving (an internal error before).
+            throw new WeightsDownloadException($"download of {w.Url} broke off ({e.Message}); {HandInstructions(w)}", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Writing the cache: a full disk, a folder that takes no new file.
+            throw new WeightsDownloadException($"cannot write {w.Name} weights into {Directory} ({e.Message}); set XDG_CACHE_HOME to another folder, or {HandInstructions(w)}", e);
+        }
         finally
         {
             if (File.Exists(partial)) File.Delete(partial);
@@ -90,6 +108,7 @@ public sealed class WeightsStore(string directory, HttpMessageHandler? handler =
         CancellationToken cancel = default)
     {
         if (OfficialWeights.ByName(weights) is { } official) return await EnsureAsync(official, progress, cancel);
+        if (System.IO.Directory.Exists(weights)) throw new WeightsException(weights, "is a folder, not a weights file");
         if (!File.Exists(weights))
             throw new WeightsException(weights, $"no such file (--weights takes {string.Join(", ", OfficialWeights.All.Select(o => o.Name))} or a Keras .h5 file)");
         return weights;
