@@ -310,6 +310,21 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_painting_whose_name_has_a_comma_is_one_painting()
+    {
+        string painting = Path.Combine(_dir, "Monet, Water Lilies.jpg"), output = Path.Combine(_dir, "out.png");
+        File.Copy(_painting, painting);
+        var (code, _, err) = Gpustyle(Small("texture", "--style", painting, "--out", output));
+        Assert.True(code == 0, err);
+        // Beside another painting, with a space after the comma, and with a blend: still these two paintings.
+        (code, _, err) = Gpustyle(Small("transfer", "--content", _photo, "--style", $"{_painting}, {painting}", "--style-blend", "0.3,0.7", "--out", output));
+        Assert.True(code == 0, err);
+        (code, _, err) = Gpustyle(Small("transfer", "--content", _photo, "--style", $"{painting},{Path.Combine(_dir, "missing.jpg")}", "--out", output));
+        Assert.True(code == 2, err);
+        Assert.Contains($"{Path.Combine(_dir, "missing.jpg")}: no such style file", err);
+    }
+
+    [Fact]
     public void A_decompression_bomb_is_refused_before_decoding()
     {
         // A whole, 1 080-byte BMP that decodes to 20000×20000 pixels (1.2 GB as RGB): 8-bit run-length encoded, its

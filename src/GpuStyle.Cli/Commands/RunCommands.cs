@@ -84,7 +84,7 @@ public static class RunCommands
         o.AddTo(transfer, content: true, style: true);
         var preserveColors = new Option<bool>("--preserve-colors") { Description = "keep the photo's colours: the result's luminance with the photo's chroma (YIQ)" };
         transfer.Options.Add(preserveColors);
-        transfer.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Transfer, r.GetValue(contentFile), Split(r.GetValue(styleFiles)),
+        transfer.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Transfer, r.GetValue(contentFile), Paintings(r.GetValue(styleFiles)),
             r.GetValue(preserveColors))));
 
         var content = new Command("content", "Reconstruct a photo's content from noise (Gatys et al.'s first experiment).") { contentFile };
@@ -93,7 +93,7 @@ public static class RunCommands
 
         var texture = new Command("texture", "Synthesise a painting's style from noise (their second).") { styleFiles };
         o.AddTo(texture, content: false, style: true);
-        texture.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Texture, null, Split(r.GetValue(styleFiles)))));
+        texture.SetAction((r, cancel) => Task.FromResult(Run(r, o, RunMode.Texture, null, Paintings(r.GetValue(styleFiles)))));
 
         var layers = new Command("layers", "What each layer sees: one reconstruction of the photo per layer, in a labelled grid.") { imageFile };
         o.AddTo(layers, content: true, style: false, contentLayers: false);
@@ -101,6 +101,26 @@ public static class RunCommands
         layers.Options.Add(gridLayers);
         layers.SetAction((r, cancel) => Task.FromResult(Layers(r, o, r.GetValue(imageFile)!, Split(r.GetValue(gridLayers)))));
         return [transfer, content, texture, layers];
+    }
+
+    /// <summary>--style's paintings, comma-separated — where a run of the parts, rejoined, names a file, that file: a
+    /// painting whose own name has a comma ("Monet, Water Lilies.jpg") was split into two files that did not exist.</summary>
+    static List<string> Paintings(string? s)
+    {
+        var parts = (s ?? "").Split(',');
+        var paintings = new List<string>();
+        for (int i = 0; i < parts.Length; i++)
+        {
+            int end = i;   // the shortest run of parts from i that names a file
+            while (end < parts.Length && !File.Exists(string.Join(',', parts[i..(end + 1)]).Trim())) end++;
+            if (end < parts.Length)
+            {
+                paintings.Add(string.Join(',', parts[i..(end + 1)]).Trim());
+                i = end;
+            }
+            else if (parts[i].Trim() is { Length: > 0 } part) paintings.Add(part);   // no such file: said when it is loaded
+        }
+        return paintings;
     }
 
     static List<string> Split(string? s) => (s ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
