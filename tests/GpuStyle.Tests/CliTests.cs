@@ -247,6 +247,14 @@ public sealed class CliTests : IDisposable
         { "--content-weight must be a number 0 or more, got NaN", ["content", "--content", "{photo}", "--content-weight", "NaN"] },
         { "--tv-weight must be a number 0 or more, got Infinity", ["texture", "--style", "{painting}", "--tv-weight", "Infinity"] },
         { "--learning-rate must be positive, got 0", ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "adam", "--learning-rate", "0"] },
+        { "--content-weight, --style-weight, --tv-weight are all 0: there is nothing to optimise",
+            ["transfer", "--content", "{photo}", "--style", "{painting}", "--content-weight", "0", "--style-weight", "0", "--tv-weight", "0"] },
+        { "--style-weight, --tv-weight are all 0", ["texture", "--style", "{painting}", "--style-weight", "0", "--tv-weight", "0"] },
+        // Weights past float32's range, and Adam's steps running off to infinity: "converged" on the noise, or a black
+        // picture after the last iteration.
+        { "the weighted loss of the starting image is infinite, past float32's range", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-weight", "3e38", "--content-weight", "3e38"] },
+        { "the optimiser diverged (--learning-rate 1E+30 is too large a step); no picture written",
+            ["transfer", "--content", "{photo}", "--style", "{painting}", "--optimizer", "adam", "--learning-rate", "1e30", "--log", "{dir}/run.jsonl"] },
         { "--style-scale must be positive, got Infinity", ["transfer", "--content", "{photo}", "--style", "{painting}", "--style-scale", "Infinity"] },
     };
 

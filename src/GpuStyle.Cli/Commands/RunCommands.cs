@@ -161,6 +161,11 @@ public static class RunCommands
         foreach (var (option, value) in new[] { (o.ContentWeight, r.GetValue(o.ContentWeight)), (o.StyleWeight, r.GetValue(o.StyleWeight)), (o.TvWeight, r.GetValue(o.TvWeight)) })
             if (!(value >= 0) || float.IsInfinity(value))
                 throw new InputException($"{option.Name} must be a number 0 or more, got {value.ToString(CultureInfo.InvariantCulture)}");
+        // All the weights this run uses at 0: the loss is 0 everywhere, and the optimiser "converged" on the start.
+        var used = new[] { (o.ContentWeight, mode != RunMode.Texture), (o.StyleWeight, mode != RunMode.Content), (o.TvWeight, true) }
+            .Where(u => u.Item2).Select(u => u.Item1).ToList();
+        if (used.All(option => r.GetValue(option) == 0))
+            throw new InputException($"{string.Join(", ", used.Select(option => option.Name))} are all 0: there is nothing to optimise");
         float learningRate = r.GetValue(o.LearningRate);
         if (!(learningRate > 0) || float.IsInfinity(learningRate))
             throw new InputException($"--learning-rate must be positive, got {learningRate.ToString(CultureInfo.InvariantCulture)}");
@@ -341,12 +346,22 @@ public static class RunCommands
                 var first = run.Start();
                 log.Write(first, clock.Elapsed.TotalSeconds);
                 report(first);
+                // Weights so large that the weighted loss passes float32's range: every step would be refused, and
+                // the run "converged" on the noise it started from.
+                if (!float.IsFinite(first.Total))
+                    throw new InputException($"the weighted loss of the starting image is {Describe(first.Total)}, past float32's range (3.4e38): lower the loss weights");
                 for (int i = 1; i <= iterations && !cancel.IsCancellationRequested && !run.Converged; i++)
                 {
                     var step = run.Step();
                     done = i;
                     log.Write(step, clock.Elapsed.TotalSeconds);
                     report(step);
+                    // Adam with too large a step runs off to infinities and NaN (L-BFGS's line search refuses such
+                    // steps); it used to carry on to the last iteration and write a black picture.
+                    if (!float.IsFinite(step.Total))
+                        throw new InputException($"the loss became {Describe(step.Total)} at iteration {i}: the optimiser diverged"
+                            + (p.Settings.Optimizer == OptimizerKind.Adam ? $" (--learning-rate {p.Settings.LearningRate.ToString(CultureInfo.InvariantCulture)} is too large a step)" : "")
+                            + "; no picture written");
                     if (saveEvery > 0 && i % saveEvery == 0 && i < iterations)
                         ImageFiles.SaveAtomically(ImageFiles.FromPicture(p.Finish(run.Current())), ImageFiles.Snapshot(output, i));
                 }
@@ -361,6 +376,8 @@ public static class RunCommands
             Console.CancelKeyPress -= onCancel;
         }
     }
+
+    static string Describe(float loss) => float.IsNaN(loss) ? "NaN" : loss > 0 ? "infinite" : "−infinite";
 
     /// <summary>`layers`: a content reconstruction from noise at each layer, tiled with the photo in a labelled grid.</summary>
     static int Layers(ParseResult r, RunOptions o, string imagePath, List<string> layers)
