@@ -170,7 +170,16 @@ public static partial class Conv3x3
         static readonly ConcurrentBag<float[]> Scratch = new();
         /// <summary>F(4×4, 3×3)'s work items take 64 output channels: M (36 × 64 × 24 floats) and V stay in L2 together.</summary>
         public const int OutputGroup4 = 64;
-        const int VFloats = 36 * InputChunk * Strip;
+        const int VFloats = 36 * (InputChunk * Strip + VPad);
+
+        /// <summary>
+        /// Floats between V's positions: a chunk's cn × 24 values, and a cache line more. Unpadded, 64 channels put the 36
+        /// positions 6 KB apart, and an input transform's 36 stores fell into 2 of L1's 64 sets (8 ways each): 409
+        /// cycles per 8 tiles against 181 with the line of padding (one core, hot, 2026-11-28). 1.5·cn + 1 lines apart,
+        /// odd for the even chunk sizes, the positions take distinct sets.
+        /// </summary>
+        static int VStride(int cn) => cn * Strip + VPad;
+        const int VPad = 16;
         static readonly int MFloats = Math.Max(OutputGroup * 16, OutputGroup4 * 36) * Strip;
 
         /// <summary>y = [ReLU](conv(p) + bias) from the padded input (<see cref="Pad"/>) and U (<see cref="PackForward"/>).
@@ -186,7 +195,9 @@ public static partial class Conv3x3
             var (wide, narrow) = Cpu.Strips(8 * groups);
             int strips = wide + narrow, outputGroups = (cout + outputGroup - 1) / outputGroup;
             int wq = PaddedWidth(w, edge), plane = PaddedRows(h, edge) * wq;
-            Parallel.For(0, strips * outputGroups,
+            // One worker a core: an item's V and M (≈ 440 KB) are sized for a core's L2, and the thread pool, left to
+            // itself, ran more workers than cores, evicting each other's.
+            Parallel.For(0, strips * outputGroups, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
                 () => Scratch.TryTake(out var s) ? s : new float[VFloats + MFloats],
                 (item, _, scratch) =>
                 {
@@ -205,15 +216,27 @@ public static partial class Conv3x3
                                 {
                                     int g = first + k / 8, row = g / perRow, col = g - row * perRow;   // past the last group: rows of zeros
                                     float* src = pp + (long)(c0 + i) * plane + edge * row * wq + 8 * edge * col;
-                                    InputTransform(avx, edge, src, wq, v + i * Strip + k, cn * Strip);
+                                    InputTransform(avx, edge, src, wq, v + i * Strip + k, VStride(cn));
                                 }
+                            // The next chunk's patches (this item's, else the next item's first — a worker's items come in
+                            // order), asked for a block at a time while these GEMMs run: the transform reads each channel's
+                            // edge + 2 rows, 64 channels' planes 1 MB apart at 512 px — hundreds of short streams that no
+                            // hardware prefetcher follows, and the transform waited on them.
+                            int nextItem = c0 + InputChunk < cin ? item : item + 1, nextC0 = c0 + InputChunk < cin ? c0 + InputChunk : 0;
+                            bool prefetch = Sse.IsSupported && nextItem < strips * outputGroups;
+                            int nextStrip = nextItem % strips, nextCn = Math.Min(InputChunk, cin - nextC0);
                             for (int b = 0; b < blocks; b++)
+                            {
+                                if (prefetch)
+                                    PrefetchPatches(pp + (long)nextC0 * plane, plane, wq, perRow, edge, b * nextCn / blocks, (b + 1) * nextCn / blocks,
+                                        nextStrip < wide ? 3 * nextStrip : 3 * wide + 2 * (nextStrip - wide), nextStrip < wide ? Strip : NarrowStrip);
                                 for (int xi = 0; xi < positions; xi++)
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
                                     float* tile = m + (b * positions + xi) * ChannelBlock * Strip;
-                                    Gemm(avx, width, v + xi * cn * Strip, u, ChannelBlock, tile, cn, first: c0 == 0);
+                                    Gemm(avx, width, v + xi * VStride(cn), u, ChannelBlock, tile, cn, first: c0 == 0);
                                 }
+                            }
                         }
                         for (int b = 0; b < blocks; b++)
                             for (int o = 0; o < ChannelBlock && o0 + b * ChannelBlock + o < cout; o++)
@@ -230,6 +253,21 @@ public static partial class Conv3x3
                     return scratch;
                 },
                 Scratch.Add);
+        }
+
+        /// <summary>Prefetches (into L2) the padded rows that channels i0..i1 (from p) of a strip's groups of 8 tiles will
+        /// be transformed from: per group and row, 8·edge + edge + 2 floats. A hint: results do not depend on it.</summary>
+        static unsafe void PrefetchPatches(float* p, int plane, int wq, int perRow, int edge, int i0, int i1, int first, int width)
+        {
+            int span = 9 * edge + 2;
+            for (int i = i0; i < i1; i++)
+                for (int k = 0; k < width; k += 8)
+                {
+                    int g = first + k / 8, row = g / perRow, col = g - row * perRow;
+                    float* src = p + (long)i * plane + edge * row * wq + 8 * edge * col;
+                    for (int r = 0; r < edge + 2; r++, src += wq)
+                        for (int l = 0; l < span; l += 16) Sse.Prefetch1(src + l);
+                }
         }
 
         /// <summary>8 tiles' input transform: F(4×4) or F(2×2), AVX2 or 128-bit.</summary>
