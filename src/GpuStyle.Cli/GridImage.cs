@@ -13,7 +13,9 @@ public static class GridImage
 
     public static Image<Rgb24> Compose(IReadOnlyList<(string Label, Image<Rgb24> Picture)> cells)
     {
-        int cellW = cells.Max(c => c.Picture.Width), cellH = cells.Max(c => c.Picture.Height);
+        // A cell is as wide as its widest picture or label: at small sizes (--size 48) a label is wider than its
+        // picture, and the labels ran into each other ("relu1_relu2_1").
+        int cellW = Math.Max(cells.Max(c => c.Picture.Width), cells.Max(c => TextWidth(c.Label))), cellH = cells.Max(c => c.Picture.Height);
         int columns = Math.Min(cells.Count, 3), rows = (cells.Count + columns - 1) / columns;
         var grid = new Image<Rgb24>(Gap + columns * (cellW + Gap), Gap + rows * (cellH + LabelH + Gap), new Rgb24(255, 255, 255));
         for (int k = 0; k < cells.Count; k++)
@@ -27,6 +29,9 @@ public static class GridImage
         }
         return grid;
     }
+
+    /// <summary>Pixels from the first glyph's left edge to the last one's right edge.</summary>
+    public static int TextWidth(string text) => text.Length == 0 ? 0 : text.Length * (GlyphW + 1) * Scale - Scale;
 
     static void DrawText(Image<Rgb24> image, string text, int x0, int y0)
     {
