@@ -195,9 +195,8 @@ public static partial class Conv3x3
             var (wide, narrow) = Cpu.Strips(8 * groups);
             int strips = wide + narrow, outputGroups = (cout + outputGroup - 1) / outputGroup;
             int wq = PaddedWidth(w, edge), plane = PaddedRows(h, edge) * wq;
-            // One worker a core: an item's V and M (≈ 440 KB) are sized for a core's L2, and the thread pool, left to
-            // itself, ran more workers than cores, evicting each other's.
-            Parallel.For(0, strips * outputGroups, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
+            // One worker a core: an item's V and M (≈ 440 KB) are sized for a core's L2.
+            Parallel.For(0, strips * outputGroups, CpuParallel.OneWorkerACore,
                 () => Scratch.TryTake(out var s) ? s : new float[VFloats + MFloats],
                 (item, _, scratch) =>
                 {

@@ -1239,7 +1239,7 @@ public static partial class Conv3x3
         /// wp ≥ W + 2): x one row and column in, zero everywhere else. Winograd's layouts take more of both.</summary>
         public static void Pad(float[] x, float[]? mask, float[] p, int c, int h, int w, int rows, int wp)
         {
-            Parallel.For(0, c, ch =>
+            Parallel.For(0, c, CpuParallel.OneWorkerACore, ch =>
             {
                 var plane = p.AsSpan(ch * rows * wp, rows * wp);
                 plane[..wp].Clear();
@@ -1286,7 +1286,7 @@ public static partial class Conv3x3
             var (wide, narrow) = Strips(w);
             int strips = wide + narrow;
             int wp = PaddedWidth(w), plane = (h + 2) * wp;
-            Parallel.For(0, h * strips, item =>
+            Parallel.For(0, h * strips, CpuParallel.OneWorkerACore, item =>
             {
                 int row = item / strips, strip = item - row * strips;
                 var (x0, width) = StripAt(strip, wide);
@@ -1332,7 +1332,7 @@ public static partial class Conv3x3
             int blocks = (cout + ChannelBlock - 1) / ChannelBlock;
             var (wide, narrow) = Strips(w);
             int strips = wide + narrow, wp = PaddedWidth(w), plane = (h + 2) * wp;
-            Parallel.For(0, h * blocks, item =>
+            Parallel.For(0, h * blocks, CpuParallel.OneWorkerACore, item =>
             {
                 int row = item / blocks, ob = item - row * blocks;
                 // The row's tiles, strip after strip (each 4 channels × 24 floats, as Convolve's).

@@ -26,6 +26,16 @@ public enum CpuSimd
     Avx2 = 2,
 }
 
+/// <summary>
+/// The CPU kernels' <c>Parallel.For</c> options: at most one worker a core. Left to itself the thread pool ran 4 workers
+/// on this project's 2-core machine (a bare Parallel.For of 0.7-ms items, 2026-11-28), time-sharing the L1 and L2 that
+/// each kernel's work item is sized for (Winograd's convolution: 0.87–0.92 of the time with this and two other changes).
+/// </summary>
+public static class CpuParallel
+{
+    public static readonly ParallelOptions OneWorkerACore = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+}
+
 public static class CpuSimdLevels
 {
     /// <summary>AVX2 and FMA3: the 256-bit kernels (x86-64 since 2013).</summary>

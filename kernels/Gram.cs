@@ -582,7 +582,7 @@ public static class Gram
                 return;
             }
             int strips = Strips(c), blocks = (c + 3) / 4, tileFloats = TileFloats(c), kc = ForwardPanelPositions, parts = ForwardParts(n);
-            Parallel.For(0, parts, part =>
+            Parallel.For(0, parts, CpuParallel.OneWorkerACore, part =>
             {
                 int k0 = (int)((long)n * part / parts), k1 = (int)((long)n * (part + 1) / parts);
                 int panelAt = Partials * tileFloats + part * strips * kc * Strip;
@@ -621,7 +621,7 @@ public static class Gram
             // The parts added in a fixed order, tile by tile (4-row blocks in parallel): each entry on or above the
             // diagonal, mirrored below it.
             float inv = 1f / n;
-            Parallel.For(0, blocks, b =>
+            Parallel.For(0, blocks, CpuParallel.OneWorkerACore, b =>
             {
                 for (int s = 4 * b / Strip; s < strips; s++)
                     for (int r = 0; r < 4; r++)
@@ -660,7 +660,7 @@ public static class Gram
         /// in the same fixed parts and order of addition (the partial matrices in scratch: a part's tiles hold ≥ c²).</summary>
         static void ForwardScalar(float[] f, float[] g, float[] partial, int c, int n)
         {
-            Parallel.For(0, Partials, part =>
+            Parallel.For(0, Partials, CpuParallel.OneWorkerACore, part =>
             {
                 int k0 = (int)((long)n * part / Partials), k1 = (int)((long)n * (part + 1) / Partials);
                 for (int i = 0; i < c; i++)
@@ -710,7 +710,7 @@ public static class Gram
             float inv = 1f / n;
             // S by 32×32 tiles, so that dG's transposed reads stay in L1 (row by row they missed the cache at every
             // element once dG outgrew L2: 1 MB at 512 channels, ≈ 5 ms of a 15-ms backward), tiles of rows in parallel.
-            Parallel.For(0, (c + SymmetricTile - 1) / SymmetricTile, ib =>
+            Parallel.For(0, (c + SymmetricTile - 1) / SymmetricTile, CpuParallel.OneWorkerACore, ib =>
             {
                 int i0 = ib * SymmetricTile, i1 = Math.Min(c, i0 + SymmetricTile);
                 for (int j0 = 0; j0 < c; j0 += SymmetricTile)
@@ -723,7 +723,7 @@ public static class Gram
             // beside performance cores, or one a neighbour is using) takes fewer instead of holding up the rest. Each
             // chunk is still one worker's, its sums in a fixed order, so results do not depend on who took it.
             int nextChunk = -1;
-            Parallel.For(0, workers, worker =>
+            Parallel.For(0, workers, CpuParallel.OneWorkerACore, worker =>
             {
                 fixed (float* pf = f, ps = scratch, pd = df)
                 {

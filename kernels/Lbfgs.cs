@@ -216,7 +216,7 @@ public static class Lbfgs
         /// (float lanes per chunk, chunks added in float64), so results do not depend on the core count.</summary>
         public static void RowDots(float[] rows, int n, int rowCount, int a, int b, int c, float[] products, CpuSimd simd)
         {
-            Parallel.For(0, rowCount, j =>
+            Parallel.For(0, rowCount, CpuParallel.OneWorkerACore, j =>
             {
                 var row = rows.AsSpan(j * n, n);
                 var (sa, sb, sc) = Dot3(row, rows.AsSpan(a * n, n), rows.AsSpan(b * n, n), rows.AsSpan(c * n, n), simd);

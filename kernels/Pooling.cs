@@ -116,7 +116,7 @@ public static class Pooling
         {
             int ho = h / 2, wo = w / 2;
             bool avx = simd == CpuSimd.Avx2, v128 = simd == CpuSimd.Vector128;
-            Parallel.For(0, c, ch =>
+            Parallel.For(0, c, CpuParallel.OneWorkerACore, ch =>
             {
                 for (int r = 0; r < ho; r++)
                 {
@@ -158,7 +158,7 @@ public static class Pooling
         {
             int ho = h / 2, wo = w / 2;
             bool avx = simd == CpuSimd.Avx2, v128 = simd == CpuSimd.Vector128;
-            Parallel.For(0, c, ch =>
+            Parallel.For(0, c, CpuParallel.OneWorkerACore, ch =>
             {
                 // Every window's four gradients are written below, zeros included: only what no window covers (the
                 // last row and column of odd sizes) is cleared. (Clearing whole planes first was a second pass over

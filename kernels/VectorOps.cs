@@ -168,7 +168,7 @@ public static class VectorOps
         {
             int chunks = Chunks(n);
             if (chunks == 1) return chunkSum(0, n);
-            Parallel.For(0, chunks, k => partials[k] = chunkSum(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
+            Parallel.For(0, chunks, CpuParallel.OneWorkerACore, k => partials[k] = chunkSum(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
             double s = 0;
             for (int k = 0; k < chunks; k++) s += partials[k];
             return s;
@@ -179,7 +179,7 @@ public static class VectorOps
         {
             int chunks = Chunks(n);
             if (chunks == 1) { body(0, n); return; }
-            Parallel.For(0, chunks, k => body(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
+            Parallel.For(0, chunks, CpuParallel.OneWorkerACore, k => body(k * Chunk, Math.Min(n, (k + 1) * Chunk)));
         }
 
         public static double Dot(float[] x, float[] y, int start, int end, CpuSimd simd)
