@@ -318,6 +318,18 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_run_says_what_it_runs_before_its_first_iteration()
+    {
+        // Before the targets and the first evaluation (seconds at 1024 px on a CPU, in silence before).
+        var (code, _, err) = Gpustyle("transfer", "--content", _photo, "--style", _painting, "--out", Path.Combine(_dir, "o.png"),
+            "--weights", _weights, "--size", "24", "--iterations", "3", "--device", "cpu", "--optimizer", "adam");
+        Assert.True(code == 0, err);
+        int said = err.IndexOf("transfer: 24×18, 3 iterations of Adam on cpu", StringComparison.Ordinal);
+        Assert.True(said >= 0, err);
+        Assert.True(said < err.IndexOf("transfer 0/3", StringComparison.Ordinal), err);
+    }
+
+    [Fact]
     public void A_painting_whose_name_has_a_comma_is_one_painting()
     {
         string painting = Path.Combine(_dir, "Monet, Water Lilies.jpg"), output = Path.Combine(_dir, "out.png");
