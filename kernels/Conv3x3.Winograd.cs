@@ -201,8 +201,7 @@ public static partial class Conv3x3
                 (item, _, scratch) =>
                 {
                     int og = item / strips, strip = item - og * strips;
-                    int first = strip < wide ? 3 * strip : 3 * wide + 2 * (strip - wide);   // the strip's first group of 8 tiles
-                    int width = strip < wide ? Strip : NarrowStrip;
+                    var (first, width) = StripGroups(strip, wide);
                     int o0 = og * outputGroup, blocks = (Math.Min(outputGroup, cout - o0) + ChannelBlock - 1) / ChannelBlock;
                     fixed (float* pp = p, pu = packed, pb = bias, py = y, sv = scratch)
                     {
@@ -223,12 +222,13 @@ public static partial class Conv3x3
                             // hardware prefetcher follows, and the transform waited on them.
                             int nextItem = c0 + InputChunk < cin ? item : item + 1, nextC0 = c0 + InputChunk < cin ? c0 + InputChunk : 0;
                             bool prefetch = Sse.IsSupported && nextItem < strips * outputGroups;
-                            int nextStrip = nextItem % strips, nextCn = Math.Min(InputChunk, cin - nextC0);
+                            var (nextFirst, nextWidth) = StripGroups(nextItem % strips, wide);
+                            int nextCn = Math.Min(InputChunk, cin - nextC0);
                             for (int b = 0; b < blocks; b++)
                             {
                                 if (prefetch)
                                     PrefetchPatches(pp + (long)nextC0 * plane, plane, wq, perRow, edge, b * nextCn / blocks, (b + 1) * nextCn / blocks,
-                                        nextStrip < wide ? 3 * nextStrip : 3 * wide + 2 * (nextStrip - wide), nextStrip < wide ? Strip : NarrowStrip);
+                                        nextFirst, nextWidth);
                                 for (int xi = 0; xi < positions; xi++)
                                 {
                                     float* u = pu + (((long)(o0 / ChannelBlock + b) * positions + xi) * cin + c0) * ChannelBlock;
@@ -253,6 +253,11 @@ public static partial class Conv3x3
                 },
                 Scratch.Add);
         }
+
+        /// <summary>Strip s (of <see cref="Cpu.Strips"/>' wide ones first): its first group of 8 tiles, and its width in
+        /// tiles (3 groups, or 2).</summary>
+        static (int First, int Width) StripGroups(int s, int wide) =>
+            s < wide ? (3 * s, Strip) : (3 * wide + 2 * (s - wide), NarrowStrip);
 
         /// <summary>Prefetches (into L2) the padded rows that channels i0..i1 (from p) of a strip's groups of 8 tiles will
         /// be transformed from: per group and row, 8·edge + edge + 2 floats. A hint: results do not depend on it.</summary>

@@ -143,9 +143,10 @@ public static class RunCommands
         CheckMemory(backend, p);
         // What runs, said before the seconds (at 1024 px on a CPU, ≈ 7–15) that the targets and the first evaluation
         // take in silence.
-        progress.Message($"{mode.ToString().ToLowerInvariant()}: {p.Start.Width}×{p.Start.Height}, {p.Settings.Iterations} iterations of "
+        string title = mode.ToString().ToLowerInvariant();
+        progress.Message($"{title}: {p.Start.Width}×{p.Start.Height}, {p.Settings.Iterations} iterations of "
             + $"{(p.Settings.Optimizer == OptimizerKind.Adam ? "Adam" : "L-BFGS")} on {backend.Name}; computing the targets");
-        var result = Optimise(r, o, backend, p, output, progress, mode.ToString().ToLowerInvariant(), r.GetValue(o.Log));
+        var result = Optimise(r, o, backend, p, output, progress, title, r.GetValue(o.Log));
         ImageFiles.SaveAtomically(ImageFiles.FromPicture(result.Picture), output);
         progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name})");
         return result.Cancelled ? 130 : 0;

@@ -108,8 +108,8 @@ public sealed class WeightsStore(string directory, HttpMessageHandler? handler =
         CancellationToken cancel = default)
     {
         if (OfficialWeights.ByName(weights) is { } official) return await EnsureAsync(official, progress, cancel);
-        if (System.IO.Directory.Exists(weights)) throw new WeightsException(weights, "is a folder, not a weights file");
-        if (!File.Exists(weights))
+        // Something there (a folder, a file that is not HDF5) is for the reader to name; nothing there, for the hint.
+        if (!System.IO.Path.Exists(weights))
             throw new WeightsException(weights, $"no such file (--weights takes {string.Join(", ", OfficialWeights.All.Select(o => o.Name))} or a Keras .h5 file)");
         return weights;
     }
