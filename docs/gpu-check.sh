@@ -5,18 +5,19 @@
 # BUDGET (seconds, default 420) bounds the whole call: each step gets at most what is left, and a step that would
 # start with too little left is skipped and named, so a rerun can ask for just the missing steps:
 #   STEPS="7 8 9" CONVS="blocked winograd tuned tf32" bash docs/gpu-check.sh   (CONVS: what step 2 passed, when it is skipped;
-#   the variants' names are those step 2 adds: tf32-tuned tf32-prefetch tf32-async tf32-gram winograd-gramgemm
+#   the variants' names are those step 2 adds: tf32-plain tf32-prefetch tf32-async tf32-gram winograd-gramgemm
 #   winograd4 winograd-tf32)
 # It builds nothing there. Steps, the issue's targets first:
 #   1. the card, driver, `gpustyle devices`;
-#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32 (default), Winograd fp32, tuned
-#      fp32 and TF32 kernels and each opt-in variant; a kernel that disagrees (or does not load) is left out of the
+#   2. correctness: every op on CUDA against the CPU backend, for the blocked fp32, Winograd fp32, tuned fp32 (the
+#      default since 2026-11-28), TF32 (the default: tuned, Gram on tensor cores) and plain TF32 kernels and each
+#      opt-in variant; a kernel that disagrees (or does not load) is left out of the
 #      timings, and the script stops if none passes;
-#   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32 (the default), tuned fp32 (each shape's fastest
+#   3. VGG16 per iteration at 256, 512, 1024 px: ours — blocked fp32, tuned fp32 (the default; each shape's fastest
 #      of blocked, Winograd F(2×2) and F(4×4), built after the H200 run: expected ≈ 2–3× the blocked kernel on the
-#      convolutions; its table of every candidate's time per shape is the per-layer comparison), --tf32, and --tf32
-#      with MmaTune=1 at 512 (each shape's fastest of the TF32 tile heights, Winograd with TF32 GEMMs and fp32
-#      Winograd: the TF32 target's best candidate) — then PyTorch/cuDNN (TF32
+#      convolutions; its table of every candidate's time per shape is the per-layer comparison), --tf32 (each
+#      shape's fastest of the TF32 tile heights, Winograd with TF32 GEMMs and fp32 Winograd), and the plain TF32
+#      kernel at 512 — then PyTorch/cuDNN (TF32
 #      off and on) (the "+ full L-BFGS history" column times the vector-free L-BFGS: expected ≈ +0.5 ms at 512
 #      where the classical recursion measured +7 ms);
 #   4. one real 500-iteration transfer at 512 px, fp32 (blocked, tuned) and --tf32, with wall times;
@@ -70,7 +71,12 @@ if want 1; then
   bounded 60 "$B" devices
 fi
 
-ok=${CONVS:-blocked winograd tuned tf32}
+# What step 2 passed is kept in $HOME/gs/ok, so that a rerun on the same warm machine (STEPS="7 8 9") times the same set.
+ok=${CONVS:-$(cat "$HOME/gs/ok" 2>/dev/null || echo blocked winograd tuned tf32)}
+# --tf32's default tunes each shape's kernel (MmaTune=1) and runs the Gram matrices on tensor cores (MmaGram=1); the
+# TF32 variants of steps 7–9 are timed against the plain 32×8 kernel, so they start from PLAIN (later names win).
+PLAIN="MmaTune=0,MmaGram=0"
+plain() { if [ "$1" = tf32 ]; then echo "$PLAIN${2:+,$2}"; else echo "$2"; fi; }
 # check NAME CONV [LAUNCH]: every op of --conv CONV (with --launch LAUNCH) against the CPU backend; NAME joins $ok
 # when it agrees, and what is not in $ok is not timed.
 check() {
@@ -89,14 +95,15 @@ if want 2; then
   check blocked blocked
   check winograd winograd
   check tuned tuned                                      # each shape's fastest of blocked, F(2×2), F(4×4)
-  check tf32 tf32
-  check tf32-tuned tf32 MmaTune=1                        # each shape's TF32 tile height, or Winograd with TF32 or fp32 GEMMs
+  check tf32 tf32                                        # the default: tile heights tuned against Winograd, Gram on tensor cores
+  check tf32-plain tf32 "$PLAIN"                         # the 32×8 tile alone, fp32 Gram: what the TF32 variants change
   check tf32-prefetch tf32 MmaPrefetch=1                 # the next chunk's patch prefetched
   check tf32-async tf32 MmaPrefetch=2                    # staging by cp.async, two patch buffers
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
   check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
   check winograd4 winograd WinogradTile=4                # F(4×4, 3×3)
   check winograd-tf32 winograd WinogradMma=1             # the Winograd GEMMs on tensor cores, TF32
+  echo "$ok" > "$HOME/gs/ok"
   [ -n "$ok" ] || { echo "no convolution kernel passed: stopping"; exit 1; }
 fi
 has() { case " $ok " in *" $1 "*) return 0;; esac; return 1; }
@@ -111,10 +118,10 @@ if want 3; then
     bounded 100 "$B" bench --device cuda --conv "$conv" --network vgg16 --size 512 --iteration-sizes 256,512,1024 --iterations 5 \
       | tee "$OUT/bench-vgg16-$conv.txt"
   done
-  if has tf32-tuned; then
-    echo "-- ours: vgg16, --conv tf32 --launch MmaTune=1"
-    bounded 60 "$B" bench --device cuda --conv tf32 --launch MmaTune=1 --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
-      --iterations 5 | tee "$OUT/bench-vgg16-tf32-MmaTune-1.txt"
+  if has tf32-plain; then
+    echo "-- ours: vgg16, --conv tf32 --launch $PLAIN (the plain TF32 kernel)"
+    bounded 60 "$B" bench --device cuda --conv tf32 --launch "$PLAIN" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
+      --iterations 5 | tee "$OUT/bench-vgg16-tf32-plain.txt"
   fi
   torch_sizes vgg16
 fi
@@ -156,18 +163,18 @@ if want 7; then
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
-                 "tf32 tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \
+                 "tf32-plain tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \
                  "tf32-async tf32 MmaPrefetch=2,MmaTune=1" "tf32-gram tf32 MmaGram=1" \
-                 "tf32 tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
+                 "tf32-plain tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132"; do
     set -- $variant
     has "$1" || continue
     case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
     case "$3" in *WinogradMma*) has winograd-tf32 || continue;; esac
     case "$3" in *WinogradTile=4*) has winograd4 || continue;; esac
     case "$3" in *MmaPrefetch=1*) has tf32-prefetch || continue;; esac
-    case "$3" in *MmaTune=1*) has tf32-tuned || continue;; esac
-    echo "-- ours: vgg16, --conv $2 --launch $3"
-    bounded 45 "$B" bench --device cuda --conv "$2" --launch "$3" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
+    L=$(plain "$2" "$3")
+    echo "-- ours: vgg16, --conv $2 --launch $L"
+    bounded 45 "$B" bench --device cuda --conv "$2" --launch "$L" --network vgg16 --size 512 --layer relu3_2 --iteration-sizes 512 \
       --iterations 5 | tee "$OUT/bench-vgg16-$2-${3//[=,]/-}.txt"
   done
 fi
@@ -180,13 +187,14 @@ if want 8; then
   if [ -z "$NCU" ]; then
     echo "(no ncu on this machine)"
   else
-    for spec in "tf32 tf32 - conv3x3_tf32_mma_32x8" "tf32-async tf32 MmaPrefetch=2 conv3x3_tf32_mma_32x8_async" \
+    for spec in "tf32-plain tf32 - conv3x3_tf32_mma_32x8" "tf32-async tf32 MmaPrefetch=2 conv3x3_tf32_mma_32x8_async" \
                 "winograd winograd - sgemm_8x8_128x128" "blocked blocked - conv3x3_blocked"; do
       set -- $spec
       has "$1" || continue
-      launch=(); [ "$3" != "-" ] && launch=(--launch "$3")
+      L=$(plain "$2" "$( [ "$3" != "-" ] && echo "$3")")
+      launch=(); [ -n "$L" ] && launch=(--launch "$L")
       echo "-- ncu: $4 (--conv $2${launch[*]:+ ${launch[*]}})"
-      bounded 75 "$NCU" --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+      bounded 75 "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
         --kernel-name "regex:^Kernel_$4\$" --launch-skip 1 --launch-count 1 \
         "$B" bench --device cuda --conv "$2" ${launch[@]+"${launch[@]}"} --network vgg16 --size 512 --layer relu3_2 \
         --iteration-sizes "" --iterations 2 > "$OUT/ncu-$4.txt" 2>&1
@@ -216,13 +224,13 @@ if want 9; then
     has winograd && bounded 45 "$B" bench --device cuda --conv winograd --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
   for shape in "MmaTileWidth=64,MmaTileHeight=4" "MmaWarpsCo=1,MmaTileWidth=32,MmaTileHeight=8"; do
-    has tf32 && bounded 45 "$B" bench --device cuda --conv tf32 --launch "$shape" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
+    has tf32-plain && bounded 45 "$B" bench --device cuda --conv tf32 --launch "$(plain tf32 "$shape")" --size 512 --iteration-sizes 512 --iterations 3 | tail -6
   done
 fi
 step "summary: VGG16 at 512², per iteration (the targets' comparison; the tables above have the rest)"
 for f in "$OUT"/bench-vgg16-*.txt; do
   [ -f "$f" ] || continue
-  awk -v name="$(basename "$f" .txt | sed 's/^bench-vgg16-//')" '$1 == "512²" { printf "  ours %-32s %8.2f ms\n", name, $3 * 1000; exit }' "$f"
+  awk -v name="$(basename "$f" .txt | sed 's/^bench-vgg16-//')" '$1 == "512²" { printf "  ours %-32s %8.2f ms\n", name, $3; exit }' "$f"
 done
 grep -h "vgg16 size=512 " "$OUT/gpu-check.txt" | grep -v "^  " | sed 's/^/  /'
 step "done ($(left) s of the budget left)"

@@ -543,6 +543,77 @@ public static partial class Conv3x3
     }
 
     /// <summary>
+    /// Version 3b: a convolution with at most 4 output channels — on VGG, the backward to the 3 colour channels,
+    /// dx = conv(dy ⊙ [y &gt; 0], W′) with 64 inputs and 3 outputs. The blocked kernel computes 8 output channels a
+    /// thread and 64 a group, and used 3 of them there: on an H200 (2026-11-28) 0.38 ms at 512², 5% of the fp32 FMA
+    /// peak, the slowest op for its FLOPs (0.9 GFLOP). Here a thread computes 4 consecutive pixels of one row for
+    /// every output channel (at most 16 sums in registers), reading its 3×6 input window (and the mask's) once an input
+    /// channel for all of them; the weights are the same for a whole warp (one broadcast load each). Counted at 512²:
+    /// 65 536 threads, each 64 channels × (36 loads, 144 FMAs); dy and the mask, 67 MB each, read from memory once
+    /// ≈ 35 µs on an H200 — expected ≈ 0.05–0.1 ms. A candidate of the tuning (ConvAlgorithm.FewOutputs), which keeps
+    /// it only where it is faster than the blocked kernel and agrees with it.
+    /// Launch with H·⌈W/4⌉ threads; arguments as <see cref="IlgpuTiled.Forward"/>, w: [Cout][Cin][9].
+    /// </summary>
+    public static class IlgpuFewOutputs
+    {
+        public const int MaxOutputs = 4, PixelsPerThread = 4;
+
+        public static int Threads(ConvDims d) => d.H * ((d.W + PixelsPerThread - 1) / PixelsPerThread);
+
+        [KernelName("conv3x3_few_outputs")]
+        public static void Forward(Index1D index, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask)
+        {
+            int quads = (d.W + PixelsPerThread - 1) / PixelsPerThread;
+            int r = index / quads, c0 = (index - r * quads) * PixelsPerThread;
+            long plane = (long)d.H * d.W;
+            Pixels4 a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int i = 0; i < d.Cin; i++)
+            {
+                for (int ky = 0; ky < 3; ky++)
+                {
+                    int sr = r + ky - 1;
+                    if (sr < 0 || sr >= d.H) continue;
+                    long row = i * plane + (long)sr * d.W;
+                    // Input columns c0−1 … c0+4: the three taps of a weight row over the 4 pixels.
+                    float v0 = Input(x, mask, row, c0 - 1, d.W, useMask), v1 = Input(x, mask, row, c0, d.W, useMask);
+                    float v2 = Input(x, mask, row, c0 + 1, d.W, useMask), v3 = Input(x, mask, row, c0 + 2, d.W, useMask);
+                    float v4 = Input(x, mask, row, c0 + 3, d.W, useMask), v5 = Input(x, mask, row, c0 + 4, d.W, useMask);
+                    long tap = (long)i * 9 + ky * 3, stride = (long)d.Cin * 9;   // w[o][i][ky][kx] at o·stride + tap + kx
+                    a0 = WeightRow(a0, w, tap, v0, v1, v2, v3, v4, v5);
+                    if (d.Cout > 1) a1 = WeightRow(a1, w, stride + tap, v0, v1, v2, v3, v4, v5);
+                    if (d.Cout > 2) a2 = WeightRow(a2, w, 2 * stride + tap, v0, v1, v2, v3, v4, v5);
+                    if (d.Cout > 3) a3 = WeightRow(a3, w, 3 * stride + tap, v0, v1, v2, v3, v4, v5);
+                }
+            }
+            Store(y, b, d, 0, r, c0, a0, relu, hasBias);
+            if (d.Cout > 1) Store(y, b, d, 1, r, c0, a1, relu, hasBias);
+            if (d.Cout > 2) Store(y, b, d, 2, r, c0, a2, relu, hasBias);
+            if (d.Cout > 3) Store(y, b, d, 3, r, c0, a3, relu, hasBias);
+        }
+
+        /// <summary>x at (row, col), zero outside the map or where the mask (with useMask) is not positive.</summary>
+        static float Input(ArrayView<float> x, ArrayView<float> mask, long row, int col, int width, int useMask)
+        {
+            if (col < 0 || col >= width) return 0f;
+            float v = x[row + col];
+            return useMask != 0 && mask[row + col] <= 0f ? 0f : v;
+        }
+
+        /// <summary>One weight row's 3 taps (at w[at … at+2]) over 4 pixels whose inputs are v0 … v5.</summary>
+        static Pixels4 WeightRow(Pixels4 acc, ArrayView<float> w, long at, float v0, float v1, float v2, float v3, float v4, float v5) =>
+            acc.Add(w[at], v0, v1, v2, v3).Add(w[at + 1], v1, v2, v3, v4).Add(w[at + 2], v2, v3, v4, v5);
+
+        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o, int r, int c0, Pixels4 acc, int relu, int hasBias)
+        {
+            IlgpuTiled.StoreOutput(y, b, d, o, r, c0, acc.P0, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 1, acc.P1, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 2, acc.P2, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 3, acc.P3, relu, hasBias);
+        }
+    }
+
+    /// <summary>
     /// Version 4: the tiled convolution on tensor cores, TF32 in and fp32 accumulation, through inline PTX
     /// <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>. The convolution is an implicit GEMM:
     /// Z[o][p] = Σ_k A[o][k]·B[k][p] with k = (tap, input channel), A the weights and B the shifted input, read straight

@@ -48,6 +48,20 @@ def max_pool(x):
     return x.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
 
 
+def write_conv(f, name, kernel, bias):
+    """One conv layer in the Keras 1 layout: a group with weight_names and its kernel (3, 3, Cin, Cout) and bias."""
+    g = f.create_group(name)
+    wn, bn = name + "_W_1:0", name + "_b_1:0"
+    g.attrs["weight_names"] = np.array([wn.encode(), bn.encode()])
+    g.create_dataset(wn, data=kernel)
+    g.create_dataset(bn, data=bias)
+
+
+def write_no_weights(f, name):
+    """A layer without weights (input, pooling): an empty float64 weight_names, as Keras writes it."""
+    f.create_group(name).attrs["weight_names"] = np.array([], dtype=np.float64)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.RandomState(20261126)
@@ -56,24 +70,20 @@ def main():
     taps = {}
     x = fixed_image()
     with h5py.File(path, "w") as f:
-        f.create_group("input_1").attrs["weight_names"] = np.array([], dtype=np.float64)
+        write_no_weights(f, "input_1")
         cin = 3
         for block, convs, cout in BLOCKS:
             for k in range(1, convs + 1):
                 name = "block%d_conv%d" % (block, k)
                 kernel = (rng.randn(3, 3, cin, cout) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
                 bias = (rng.rand(cout) * 0.2 - 0.1).astype(np.float32)
-                g = f.create_group(name)
-                wn, bn = name + "_W_1:0", name + "_b_1:0"
-                g.attrs["weight_names"] = np.array([wn.encode(), bn.encode()])
-                g.create_dataset(wn, data=kernel)
-                g.create_dataset(bn, data=bias)
+                write_conv(f, name, kernel, bias)
                 names.append(name.encode())
                 x = conv_relu(x, kernel, bias)
                 taps["relu%d_%d" % (block, k)] = x.ravel().tolist()
                 cin = cout
             pool = "block%d_pool" % block
-            f.create_group(pool).attrs["weight_names"] = np.array([], dtype=np.float64)
+            write_no_weights(f, pool)
             names.append(pool.encode())
             x = max_pool(x)
         f.attrs["layer_names"] = np.array(names)

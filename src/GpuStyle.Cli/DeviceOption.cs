@@ -22,7 +22,7 @@ public static class DeviceOption
     {
         var conv = new Option<string?>("--conv")
         {
-            Description = "the convolution: direct, tiled, blocked, winograd, tuned (each shape's fastest of blocked and Winograd, timed on first use) or tf32 on an ILGPU device; direct or winograd on the CPU backend (default: the device's own — blocked on a GPU, winograd on the CPU; --tf32 = --conv tf32)",
+            Description = "the convolution: direct, tiled, blocked, winograd, tuned (each shape's fastest of blocked and Winograd, timed on first use) or tf32 on an ILGPU device; direct or winograd on the CPU backend (default: the device's own — tuned on a GPU, winograd on the CPU; --tf32 = --conv tf32)",
         };
         conv.AcceptOnlyFromAmong("direct", "tiled", "blocked", "tf32", "winograd", "tuned");
         return conv;

@@ -511,11 +511,18 @@ public class TiledShapeTests
 public class BlockedGramAtGpuGroupsTests
 {
     [Theory]
-    [InlineData(70, 13, 23, 3)]    // two 64-sided tiles a side (the second mostly past C), three splits
+    // A slice is at least 4 tiles' side of positions (256 here): N below 256·splits gets fewer splits.
+    [InlineData(70, 29, 31, 3)]    // two 64-sided tiles a side (the second mostly past C), three splits
     [InlineData(128, 9, 17, 1)]    // two whole tiles, one split
-    public void Gram_with_16x16_groups_matches_the_reference(int c, int h, int w, int splits)
+    [InlineData(70, 71, 69, 19)]   // more splits than the reduction's 8 rows: each thread adds several, the rows' sums in order
+    [InlineData(70, 37, 41, 5, 0)] // the first reduction, one thread an entry (GramReduceRows=0)
+    [InlineData(70, 37, 41, 5, 3)] // 3 rows for 5 splits: rows that add 2 and rows that add 1
+    public void Gram_with_16x16_groups_matches_the_reference(int c, int h, int w, int splits, int reduceRows = 8)
     {
-        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked, TileWidth = 16, TileHeight = 16, GramSplits = splits },
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with
+            {
+                Conv = ConvKernel.Blocked, TileWidth = 16, TileHeight = 16, GramSplits = splits, GramReduceRows = reduceRows,
+            },
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 64));
         var rnd = new TestData(Environment.TickCount ^ c);
         int n = h * w;

@@ -107,11 +107,12 @@ public class LaunchOptionTests
         Assert.Contains("BlockedWidth", e.Message);
     }
 
-    /// <summary>Every "Name=value,…" in docs/gpu-check.sh (not its environment variables, STEPS=…), the one prepared GPU call: a launch string it cannot parse,
+    /// <summary>Every "Name=value,…" in docs/gpu-check.sh and docs/gpu-verify.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
     /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
     /// 2026-11-27).</summary>
     public static IEnumerable<object[]> GpuCheckLaunchStrings() =>
-        System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Repo.File("docs/gpu-check.sh")), @"\b[A-Z][a-z][A-Za-z]*=\d+(,[A-Z][a-z][A-Za-z]*=\d+)*")
+        new[] { "docs/gpu-check.sh", "docs/gpu-verify.sh" }.SelectMany(script =>
+            System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Repo.File(script)), @"\b[A-Z][a-z][A-Za-z]*=\d+(,[A-Z][a-z][A-Za-z]*=\d+)*"))
             .Select(m => m.Value).Distinct().Select(s => new object[] { s });
 
     [Theory]

@@ -60,6 +60,33 @@ public class ConvTuningTests
         Assert.StartsWith($"19→33 13×11 forward: {new ConvPlan(forward)} (blocked ", tunings[0].ToString());
     }
 
+    /// <summary>A convolution with at most 4 output channels (on VGG, the backward to the colour channels) is tuned
+    /// between the blocked kernel and the few-outputs one (Conv3x3.IlgpuFewOutputs), which, chosen, matches the
+    /// float64 reference: 1–4 outputs, maps whose width is not a multiple of its 4 pixels (one narrower than 4),
+    /// ReLU's mask in the backward, bias and ReLU in the forward.</summary>
+    [Theory]
+    [InlineData(3, 13, 9, 11)]   // the backward 13→3: the colour channels' case
+    [InlineData(6, 2, 7, 10)]    // the forward 6→2 (its backward, 2→6, has 6 outputs: the blocked kernel alone)
+    [InlineData(1, 5, 5, 5)]     // the backward 5→1
+    [InlineData(4, 4, 6, 3)]     // 4 outputs both ways, a map 3 pixels wide
+    public void Convolutions_with_few_outputs_tune_the_few_outputs_kernel_and_match_the_reference(int cin, int cout, int h, int w)
+    {
+        using var b = Tuned();
+        b.TuningClock = new Clock(ConvAlgorithm.FewOutputs, ConvAlgorithm.FewOutputs).Time;
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 17 + cin * cout, 1e-5, $"few outputs, {cin}→{cout}", cout, h, w);
+        Assert.Equal((cout <= 4 ? 1 : 0) + (cin <= 4 ? 1 : 0), b.Tunings.Count);
+        foreach (var t in b.Tunings)
+        {
+            Assert.Equal(ConvAlgorithm.FewOutputs, t.Chosen.Algorithm);
+            Assert.Equal([ConvAlgorithm.Staged, ConvAlgorithm.FewOutputs], t.Trials.Select(r => r.Plan.Algorithm));
+            Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, $"{t}: {r}"));
+        }
+        Assert.Contains(b.Tunings, t => t.ToString().Contains("few outputs (blocked "));
+        // Again, tuned: the kernel alone writes the (NaN-filled) outputs — during the tuning the blocked kernel had
+        // written them first.
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 5 + cin * cout, 1e-5, $"few outputs, {cin}→{cout}, second use", cout, h, w);
+    }
+
     [Fact]
     public void A_candidate_that_disagrees_with_the_blocked_kernel_is_never_chosen()
     {
@@ -131,15 +158,19 @@ public class ConvTuningTests
     }
 
     [Fact]
-    public void Few_channel_convolutions_are_not_tuned()
+    public void Few_channel_convolutions_are_not_tuned_for_Winograd()
     {
         // VGG's first layer (3 → 64) and its backward to the colour channels: Winograd needs 16 channels both ways.
+        // The forward runs the blocked kernel untuned; the backward (20 → 3) is tuned between the blocked and the
+        // few-outputs kernels alone.
         using var b = Tuned();
         var clock = new Clock(ConvAlgorithm.Winograd4, ConvAlgorithm.Winograd4);
         b.TuningClock = clock.Time;
         ConvChecks.ForwardAndBackwardMatch(b, 3, 4, 1e-4, "tuned, 3 → 20", 20, 11, 12);
-        Assert.Empty(b.Tunings);
-        Assert.Equal(0, clock.Calls);
+        var tuning = Assert.Single(b.Tunings);
+        Assert.True(tuning.Backward);
+        Assert.Equal([ConvAlgorithm.Staged, ConvAlgorithm.FewOutputs], tuning.Trials.Select(r => r.Plan.Algorithm));
+        Assert.Equal(2, clock.Calls);
     }
 
     [Fact]

@@ -48,6 +48,7 @@ public class SassTests
             ["Gram.IlgpuTensorCore.ForwardPartial"] = mmaGram,
             ["Gram.IlgpuTensorCore.BackwardAccumulate"] = mmaGram,
             ["Gram.IlgpuTiled.ForwardPartial"] = gramTiles,
+            ["Gram.IlgpuTiled.ReduceSplitsGrouped"] = 32 * o.GramReduceRows,   // a warp of entries × GramReduceRows rows
             ["Gram.IlgpuTiled.BackwardAccumulate"] = gramTiles,
             ["Gram.IlgpuBlocked.ForwardPartial"] = gramTiles,
             ["Gram.IlgpuBlocked.BackwardAccumulate"] = gramTiles,

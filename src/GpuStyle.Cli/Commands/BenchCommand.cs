@@ -165,10 +165,10 @@ public static class BenchCommand
         {
             Console.WriteLine();
             Console.WriteLine("whole L-BFGS iterations (to relu5_1; content relu4_2; style relu1_1…relu5_1; TV):");
-            Console.WriteLine($"{"size",7} {"GFLOP",7} {"s/iter",8} {"GFLOP/s",8} {"%peak",5} | {"+ full L-BFGS history",21} {"s/iter",8}");
+            Console.WriteLine($"{"size",7} {"GFLOP",7} {"ms/iter",9} {"GFLOP/s",8} {"%peak",5} | {"+ full L-BFGS history",21} {"ms/iter",9}");
             foreach (var i in its)
-                Console.WriteLine($"{$"{i.Size}²",7} {i.Gflop,7:0.0} {i.SecondsPerIteration,8:0.000} {i.Gflops,8:0.0} {100 * i.Gflops / p,4:0}% | " +
-                    $"{$"+{i.FullHistorySeconds * 1e3:0} ms",21} {i.SteadySeconds,8:0.000}");
+                Console.WriteLine($"{$"{i.Size}²",7} {i.Gflop,7:0.0} {i.SecondsPerIteration * 1e3,9:0.00} {i.Gflops,8:0.0} {100 * i.Gflops / p,4:0}% | " +
+                    $"{$"+{i.FullHistorySeconds * 1e3:0.0} ms",21} {i.SteadySeconds * 1e3,9:0.00}");
         }
         Console.WriteLine();
         Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB; device memory (tensors and scratch) at most {backend.Memory.Peak / 1e6:0} MB at once");

@@ -5,8 +5,8 @@ namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>Which kernels the ILGPU backend runs a convolution with: its fp32 staged kernel (blocked; tiled with
 /// --conv tiled), Winograd with 2×2 or 4×4 output tiles (fp32 GEMMs), Winograd F(2×2) with TF32 GEMMs, or the TF32
-/// tensor-core kernel.</summary>
-public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32 }
+/// tensor-core kernel, or for at most 4 output channels a thread's 4 pixels of every output (FewOutputs).</summary>
+public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs }
 
 /// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
 /// block's warps a side (blocks of 32·GemmWarps).</summary>
@@ -18,6 +18,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd4 => "F(4×4)",
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
+        ConvAlgorithm.FewOutputs => "few outputs",
         _ => "blocked",
     };
 }
@@ -95,7 +96,8 @@ public sealed partial class IlgpuBackend
     /// the same heights without prefetching too, so that the tuning says where prefetching pays), Winograd F(2×2)
     /// with TF32 GEMMs in the configured block (MmaGramWarps) and in one twice its side where that fits the device
     /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
-    /// what --tf32 should run.</summary>
+    /// what --tf32 should run. Both tunings time a convolution with at most 4 output channels (the backward to the
+    /// colour channels) by the blocked kernel and the few-outputs one.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
@@ -112,6 +114,8 @@ public sealed partial class IlgpuBackend
                 : new(_launch.WinogradTile == 4 ? ConvAlgorithm.Winograd4 : ConvAlgorithm.Winograd2);
         else if (_launch.Conv == ConvKernel.Tuned && winogradApplies)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
+        else if (TunesFewOutputs(_launch) && d.Cout <= Conv3x3.IlgpuFewOutputs.MaxOutputs)
+            candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.FewOutputs)];
         else
             return new(ConvAlgorithm.Staged);
         var key = (d.Cin, d.Cout, d.H, d.W, backward);

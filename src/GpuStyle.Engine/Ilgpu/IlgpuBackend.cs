@@ -17,18 +17,25 @@ namespace GpuStyle.Engine.Ilgpu;
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 
 /// <summary>
-/// Launch shapes of the ILGPU backend. GPUs get the blocked convolution (64×8-pixel tiles, 8-channel chunks: on an
-/// H200 29 ms a 512² VGG16 iteration where 32×16 took 34; 16×16 tiles for the Gram kernels and the version-2
-/// convolution), or with TF32 the tensor-core one; the CPU accelerator, which simulates each barrier with OS
-/// threads, defaults to the direct kernels, and tests use tiny tiles so that every variant runs there quickly.
+/// Launch shapes of the ILGPU backend. GPUs get the tuned convolution: each shape and direction, on first use, times
+/// the blocked kernel (64×8-pixel tiles, 8-channel chunks), Winograd F(2×2, 3×3) and F(4×4, 3×3) and keeps the
+/// fastest (on an H200, 2026-11-28: a 512² VGG16 iteration 7.0 ms, against 25 ms blocked alone and PyTorch's 11.0);
+/// with TF32, the tensor-core convolution with its tiles tuned the same way against Winograd (MmaTune 1) and the
+/// Gram matrices on tensor cores (MmaGram 1): 6.1 ms, against PyTorch's 3.8 (see
+/// <see cref="WithTf32"/>). 16×16 tiles for the fp32 Gram kernels and the version-2 convolution.
+/// The CPU accelerator, which simulates each barrier with OS threads, defaults to the direct kernels, and tests use
+/// tiny tiles so that every variant runs there quickly.
+/// GramReduceRows R: the split-K Gram forward's partials are summed by groups of a warp's width of entries × up to R
+/// rows of splits (Gram.IlgpuTiled.ReduceSplitsGrouped); 0 runs the first version, one thread an entry
+/// (ReduceSplits), for comparison.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
-    ConvKernel Conv = ConvKernel.Blocked, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
+    ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
     int MmaTileWidth = 32, int MmaTileHeight = 8, int MmaWarpsCo = 2, int MmaChunk = 8,
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
-    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0)
+    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -39,16 +46,19 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// (blocks of 32·MmaGramWarps, as the TF32 Gram kernels). GramGemm 1: with the blocked or Winograd convolutions,
     /// the Gram backward dF += S·F runs the same fp32 SGEMM (8×8 a thread, against the blocked Gram's 4×4) where C is a
     /// multiple of its block side and N of WinogradN (VGG at 512 px: every style layer). WinogradTile 4: F(4×4, 3×3)
-    /// instead of F(2×2, 3×3) (36 GEMMs, 1.78× fewer products, 0.56× the V and M traffic). Built and checked on the
-    /// CPU, not yet timed on a GPU, so not the default. SgemmFixedBlocks 1: the SGEMM's 128×128 and 64×128 blocks
+    /// instead of F(2×2, 3×3) (36 GEMMs, 1.78× fewer products, 0.56× the V and M traffic). Measured on an H200
+    /// (2026-11-28, 512² VGG16 iterations): F(2×2) 8.4 ms, F(4×4) 7.6, with GramGemm 7.2; WinogradPrefetch=0 9.8;
+    /// SgemmFixedBlocks=0 8.8; WinogradMma=1 9.5 (the TF32 GEMMs lose to the fp32 ones). --conv tuned, the default,
+    /// picks each shape's fastest of these (7.0 ms). SgemmFixedBlocks 1: the SGEMM's 128×128 and 64×128 blocks
     /// (with prefetching) run kernels compiled with those sides as constants, their shared loads at immediate offsets
     /// (SASS for sm_90: 79–80% of a stage's instructions FMAs, against ≈ 66% in the general kernel); 0 runs the
     /// general kernel, for comparison.</summary>
     public int WinogradBlockFor(int cout) => Math.Min(WinogradM, Conv3x3.IlgpuWinograd.Pad(cout, 16));
 
     /// <summary>MmaGram 1: under TF32 the Gram matrices run on tensor cores too (Gram.IlgpuTensorCore, tiles of
-    /// 32·MmaGramWarps channels) — built and checked on the CPU, not yet timed on a GPU, so off by default:
-    /// `bench --launch MmaGram=1`.</summary>
+    /// 32·MmaGramWarps channels): on an H200 (2026-11-28) relu3_2's Gram forward ran at 29 TFLOP/s against 17 in
+    /// fp32, its backward 36 against 14, and a 512² VGG16 iteration took 8.2 ms against 8.8 — on by default under
+    /// --tf32 (<see cref="WithTf32"/>); `--launch MmaGram=0` for the fp32 Gram kernels.</summary>
     public bool TensorCoreGram => Conv == ConvKernel.Tf32 && MmaGram != 0;
 
     /// <summary>The tensor-core convolution's shape: 64 channels × 32×8 pixels a group of 16 warps, 8-channel chunks
@@ -57,19 +67,21 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// Convolutions with fewer than MmaMinChannels input or output channels (VGG's first layer, and its backward to
     /// the 3 colour channels) run the blocked fp32 kernel instead: padded to 8 inputs and 64 outputs, they wasted up
     /// to 95% of the tensor work (measured on an H200: 8.0 ms for the 64→3 backward at 512², against 0.47 ms
-    /// blocked). Built and checked on the CPU after the H200 session, not yet timed on a GPU, so off by default:
-    /// MmaPrefetch 1 overlaps the loads of the next chunk's input patch with the current chunk's tensor work
+    /// blocked). Opt-in variants, timed on an H200 on 2026-11-28 (512² VGG16 iteration; the plain kernel 8.8 ms):
+    /// MmaPrefetch 1 (8.0 ms) overlaps the loads of the next chunk's input patch with the current chunk's tensor work
     /// (`bench --launch MmaPrefetch=1`: 96 registers a thread, so 512 threads fit
     /// an SM once — a taller tile is lowered, see LaunchableTile); MmaPrefetch 2 copies the next chunk's patch into a
     /// second buffer and the weights in two halves of taps with cp.async (sm_80+; no registers held while the copies
     /// fly, so the 32×8 tile keeps 64 registers and two groups an SM; 43 KB of shared memory a group; emulated with
-    /// plain copies elsewhere — Conv3x3.IlgpuTensorCore.ConvolveAsync); MmaMinGroups N &gt; 0 makes a
+    /// plain copies elsewhere — Conv3x3.IlgpuTensorCore.ConvolveAsync; 9.8 ms); MmaMinGroups N &gt; 0 makes a
     /// convolution whose grid would have fewer than N groups halve its tile height until it has N, or its tile is
     /// down to two warps of pixels (a lower tile would stage more halo rows than rows it computes) — VGG's 64×64 and
     /// 32×32 layers have 128 and 32 groups of the 32×8 tile for 132 SMs on an H200, which ran them at 16 and 8
     /// TFLOP/s against 32 on the 128×128 layers; `bench --launch MmaMinGroups=132` (a group an SM) lowers those but
-    /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4.</summary>
-    /// <remarks>MmaTune 1 (under TF32; built and checked on the CPU, not yet timed on a GPU, so off by default): each
+    /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4 (9.9 ms: MmaTune's
+    /// measured choice is better).</summary>
+    /// <remarks>MmaTune 1 (under TF32; on by default there since the H200 run of 2026-11-28: 6.9 ms a 512² VGG16
+    /// iteration against the 32×8 tile's 8.8; `--launch MmaTune=0` for the configured tile alone): each
     /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
     /// warps of pixels, Winograd F(2×2) with TF32 GEMMs (in MmaGramWarps' blocks and in blocks twice their side), and
     /// fp32 Winograd F(2×2) and F(4×4) (no less accurate than TF32), and keeps the fastest (IlgpuBackend.Tuning.cs) —
@@ -77,13 +89,18 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// MmaLaunchBounds 1 (on by default: it changes no arithmetic, only the registers ptxas may use): on CUDA the
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
-    /// comparison.</remarks>
+    /// comparison (10.6 ms a 512² VGG16 iteration on an H200, against 8.8 with the bounds).</remarks>
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
-    /// <summary>The TF32 variant with the smallest tile, for the CPU accelerator: one warp, 32 channels × 8×4 pixels.</summary>
+    /// <summary>The TF32 variant: on a GPU its tiles tuned against Winograd (MmaTune 1) and the Gram matrices on
+    /// tensor cores too (MmaGram 1) — on an H200 (2026-11-28, 512² VGG16, one call): 6.09 ms an iteration, against
+    /// 6.71 without the tensor-core Gram, 7.90 untuned and 8.8 for the first TF32 default (the 32×8 tile alone).
+    /// MmaPrefetch 1 on top measured 5.97 ms, 2% (inside a run's spread), and it refuses the one-warp-wide tiles
+    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. On the CPU accelerator (<paramref name="tiny"/>) the
+    /// smallest tile, one warp, 32 channels × 8×4 pixels, untuned.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
         ? this with { Conv = ConvKernel.Tf32, TileWidth = 4, TileHeight = 4, MmaTileWidth = 8, MmaTileHeight = 4, MmaWarpsCo = 1, MmaChunk = 8, MmaMinChannels = 1 }
-        : this with { Conv = ConvKernel.Tf32 };
+        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1 };
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
@@ -96,7 +113,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -131,6 +148,7 @@ public sealed partial class IlgpuBackend : IBackend
     // Every kernel is loaded (compiled) once, at start: compilation costs 20–300 ms, a launch microseconds.
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _convFewOutputs;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _poolForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _poolBackward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _gramForward;
@@ -162,6 +180,7 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
     readonly int _gramSide, _gramSharedFloats;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduceGrouped;
     // The TF32 convolution, one kernel per prefetch level and for the default tile's shape (Conv3x3.IlgpuTensorCore.For),
     // loaded when first needed; none without TF32.
     readonly Dictionary<MethodInfo, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch)> _convMma = [];
@@ -327,6 +346,10 @@ public sealed partial class IlgpuBackend : IBackend
         _lbfgsDirection = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing>(Lbfgs.Ilgpu.Direction);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
         _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
+        _gramReduceGrouped = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplitsGrouped);
+        if (TunesFewOutputs(launch))
+            _convFewOutputs = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>(
+                Conv3x3.IlgpuFewOutputs.Forward);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
         // Only the chosen tiled convolution is compiled and loaded: a variant the driver cannot JIT (inline PTX, say)
@@ -497,6 +520,9 @@ public sealed partial class IlgpuBackend : IBackend
                 case ConvAlgorithm.Staged:
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
+                case ConvAlgorithm.FewOutputs:
+                    _convFewOutputs!(Conv3x3.IlgpuFewOutputs.Threads(d), V(x), V(x), V(w), V(b), V(y), d, r, 1, 0);
+                    break;
                 default:
                     ConvWinograd(plan, V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
@@ -626,10 +652,13 @@ public sealed partial class IlgpuBackend : IBackend
                 case ConvAlgorithm.Tf32:
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile);
                     break;
-                case ConvAlgorithm.Staged:
+                case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs:
                     var flipped = Scratch(ref _flipped, w.Length);
                     _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
-                    ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    if (plan.Algorithm == ConvAlgorithm.Staged)
+                        ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
+                    else
+                        _convFewOutputs!(Conv3x3.IlgpuFewOutputs.Threads(back), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask);
                     break;
                 default:
                     ConvWinograd(plan, V(dy), V(reluOutput ?? dy), V(w), flip: 1, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
@@ -642,6 +671,10 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>The blocked kernel runs: chosen, tuned, or under TF32 and Winograd for the few-channel layers.</summary>
     static bool UsesBlockedConv(IlgpuLaunchOptions launch) =>
         launch.Conv is ConvKernel.Blocked or ConvKernel.Winograd or ConvKernel.Tuned || (launch.Conv == ConvKernel.Tf32 && launch.MmaMinChannels > 1);
+
+    /// <summary>The few-outputs kernel is a tuning candidate, for convolutions with at most 4 output channels: with
+    /// --conv tuned, and with --tf32 and MmaTune (those convolutions run in fp32 there too).</summary>
+    static bool TunesFewOutputs(IlgpuLaunchOptions launch) => launch.Conv == ConvKernel.Tuned || TunesTf32Winograd(launch);
 
     /// <summary>Winograd's kernels run: chosen, or among the tuned convolutions' candidates (with --conv tuned; with
     /// --tf32 and MmaTune, F(2×2) with TF32 GEMMs and fp32 F(2×2) and F(4×4)).</summary>
@@ -804,7 +837,7 @@ public sealed partial class IlgpuBackend : IBackend
             var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
             _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
                 SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w);
-            _gramReduce(c * c, mpartials, V(g), c, n, msplits, mside);
+            GramReduce(mpartials, g, c, n, msplits, mside);
             return;
         }
         int t = _launch.TileWidth, side = _gramSide;
@@ -812,7 +845,23 @@ public sealed partial class IlgpuBackend : IBackend
         var partials = Scratch(ref _gramPartials, (long)splits * c * c);
         _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
             SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), partials, c, n, splits);
-        _gramReduce(c * c, partials, V(g), c, n, splits, side);
+        GramReduce(partials, g, c, n, splits, side);
+    }
+
+    /// <summary>G = the sum of a split-K Gram forward's partials / N, mirrored from the tiles on or above the diagonal
+    /// (those of <paramref name="side"/> channels a side).</summary>
+    void GramReduce(ArrayView<float> partials, Tensor g, int c, int n, int splits, int side)
+    {
+        if (_launch.GramReduceRows == 0)
+        {
+            _gramReduce(c * c, partials, V(g), c, n, splits, side);
+            return;
+        }
+        int width = Math.Max(1, Math.Min(Accelerator.WarpSize, Accelerator.MaxNumThreadsPerGroup));
+        int rows = Math.Clamp(Math.Min(splits, _launch.GramReduceRows), 1, Math.Max(1, Accelerator.MaxNumThreadsPerGroup / width));
+        int groups = (int)(((long)c * c + width - 1) / width);
+        _gramReduceGrouped(new KernelConfig(new Index2D(groups, 1), new Index2D(width, rows), SharedMemoryConfig.RequestDynamic<float>(width * rows)),
+            partials, V(g), c, n, splits, side);
     }
 
     /// <summary>A staged Gram forward's tiles a side (of <paramref name="side"/> channels) and position slices: enough

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A short second call for a lent GPU, after docs/gpu-check.sh has run in the same session and the defaults were
+# changed by what it measured: checks and times the new defaults, the A/B comparisons of the changes made since,
+# PyTorch at 512 in the same call, and one real 500-iteration transfer through the whole of VGG16 (random weights:
+# the official files cannot be fetched there; weights-tools/random_vgg_h5py.py writes them with the machine's h5py).
+# Prepare as for gpu-check.sh (bash docs/gpu-prepare.sh), then with the device tool:
+#   run(command="bash docs/gpu-verify.sh", carry=[".device"], timeout_s=BUDGET + 20)
+# BUDGET (seconds, default 300) bounds the call: each step gets at most what is left, the measurements first.
+set -u
+OUT=${OUT:-/tmp/gpu-verify}
+BUDGET=${BUDGET:-300}
+mkdir -p "$OUT" "$HOME/gs"
+exec > >(tee "$OUT/gpu-verify.txt") 2>&1
+T0=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+step() { echo; echo "== [$(( $(date +%s) - T0 )) s] $*"; }
+bounded() {
+  local s=$1; shift; local l; l=$(left)
+  (( l < 10 )) && { echo "!! skipped (budget spent): $*"; return 124; }
+  (( s > l )) && s=$l
+  timeout "$s" "$@"
+}
+timed() { local s e r; s=$(date +%s%N); "$@"; r=$?; e=$(date +%s%N); echo "wall $(( (e - s) / 1000000 )) ms"; return $r; }
+if [ -n "${GPUSTYLE_BIN:-}" ]; then B=$GPUSTYLE_BIN; else tar -xzf .device/bundle.tgz -C "$HOME/gs"; B="$HOME/gs/bundle/gpustyle"; fi
+DEV=${DEVICE:-cuda}
+
+step "1. the card"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
+
+step "2. the defaults against the CPU backend (fp32: tuned; --tf32: tuned tiles, tensor-core Gram)"
+for flag in "" "--tf32"; do
+  echo "-- default${flag:+ $flag}"
+  bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
+done
+
+step "3. VGG16 per iteration with the defaults (256, 512, 1024), then PyTorch at 512"
+for flag in "" "--tf32"; do
+  echo "-- ours: vgg16${flag:+ $flag}"
+  bounded 70 "$B" bench --device $DEV $flag --network vgg16 --layer relu3_2 --iteration-sizes 256,512,1024 --iterations 5 \
+    | grep -vE "^  [0-9]+→|^kernels tuned|^  gram backward" | tee "$OUT/bench-vgg16${flag:+-tf32}.txt"
+done
+[ "$DEV" = cuda ] && bounded 60 python3 docs/torch_many.py .device/torch_vgg_iter.py \
+  "--device cuda --network vgg16 --size 512" "--device cuda --network vgg16 --size 512 --tf32"
+
+step "4. a real transfer through VGG16 (random weights), 500 iterations at 512 px, default layers"
+bounded 60 python3 weights-tools/random_vgg_h5py.py vgg16 "$HOME/gs/vgg16-random.h5"
+for flag in "" "--tf32"; do
+  name="vgg16-random-512${flag:+-tf32}"
+  timed bounded 60 "$B" transfer --device $DEV $flag --quiet --content .device/tubingen.jpg --style .device/starry_night.jpg \
+    --out "$HOME/gs/$name.png" --weights "$HOME/gs/vgg16-random.h5" --size 512 --iterations 500 --log "$HOME/gs/$name.jsonl"
+  tail -1 "$HOME/gs/$name.jsonl"
+done
+
+step "5. what changed since the first call, each against its old setting (relu3_2 and the 512² iteration)"
+for v in "- GramReduceRows=0" "--tf32 MmaGram=0" "--tf32 MmaPrefetch=1" "--tf32 MmaTune=0"; do
+  set -- $v; flag=$1; [ "$flag" = - ] && flag=""
+  echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
+  bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \
+    | grep -E "^relu3_2|^ +512²"
+done
+
+step "6. profiles at 512 (CUDA events), the defaults"
+for flag in "" "--tf32"; do
+  bounded 40 "$B" bench --profile --device $DEV $flag --size 512 --iterations 3 | grep -vE "^  [0-9]+→|^kernels tuned|^  gram backward"
+done
+
+step "7. VGG19 per iteration with the defaults (512)"
+for flag in "" "--tf32"; do
+  echo "-- ours: vgg19${flag:+ $flag}"
+  bounded 40 "$B" bench --device $DEV $flag --network vgg19 --layer relu3_2 --iteration-sizes 512 --iterations 5 | grep -E "^ +512²"
+done
+step "done ($(left) s of the budget left)"
