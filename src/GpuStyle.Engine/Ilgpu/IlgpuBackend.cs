@@ -146,13 +146,13 @@ public sealed partial class IlgpuBackend : IBackend
     readonly MemoryBuffer1D<float, Stride1D.Dense> _partials, _partials2;
 
     // Every kernel is loaded (compiled) once, at start: compilation costs 20–300 ms, a launch microseconds.
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convForward;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int> _convBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>? _convForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>? _convBackward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _convFewOutputs;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _poolForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _poolBackward;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int> _gramForward;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int> _gramBackward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _gramForward;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _contentPartial;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float> _stylePartial;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float> _tvPartial;
@@ -319,12 +319,17 @@ public sealed partial class IlgpuBackend : IBackend
         Memory.Allocated(4L * (_partials.Length + _partials2.Length));
 
         var a = accelerator;
-        _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
-        _convBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.BackwardInput);
+        // The direct kernels (version 1) only where they run: compiling the convolution's takes ≈ 0.2 s of ILGPU's
+        // time (PTX for sm_90, measured here) that every GPU run paid at start.
+        if (launch.Conv == ConvKernel.Direct)
+        {
+            _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
+            _convBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.BackwardInput);
+            _gramForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.Forward);
+            _gramBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.BackwardAccumulate);
+        }
         _poolForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Forward);
         _poolBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Backward);
-        _gramForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.Forward);
-        _gramBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.BackwardAccumulate);
         _contentPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.ContentPartial);
         _stylePartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.StylePartial);
         _tvPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(Losses.Ilgpu.TotalVariationPartial);
@@ -506,7 +511,7 @@ public sealed partial class IlgpuBackend : IBackend
         var d = Check.Conv(x, w, b, y);
         if (_launch.Conv == ConvKernel.Direct)
         {
-            _convForward(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
+            _convForward!(y.Length, V(x), V(w), V(b), V(y), d, relu ? 1 : 0);
             return;
         }
         void Run(ConvPlan plan)
@@ -640,7 +645,7 @@ public sealed partial class IlgpuBackend : IBackend
         int mask = reluOutput is null ? 0 : 1;
         if (_launch.Conv == ConvKernel.Direct)
         {
-            _convBackward(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, mask);
+            _convBackward!(dx.Length, V(dy), V(reluOutput ?? dy), V(w), V(dx), d, mask);
             return;
         }
         // dx = conv(dy ⊙ [y > 0], W′): the forward kernel on the transposed, flipped weights.
@@ -827,7 +832,7 @@ public sealed partial class IlgpuBackend : IBackend
         int c = f.Shape.C, n = f.Shape.Plane;
         if (_launch.Conv == ConvKernel.Direct)
         {
-            _gramForward(g.Length, V(f), V(g), c, n);
+            _gramForward!(g.Length, V(f), V(g), c, n);
             return;
         }
         if (_gramMmaForward is not null)
@@ -879,7 +884,7 @@ public sealed partial class IlgpuBackend : IBackend
         int c = f.Shape.C, n = f.Shape.Plane;
         if (_launch.Conv == ConvKernel.Direct)
         {
-            _gramBackward(df.Length, V(f), V(dg), V(df), c, n);
+            _gramBackward!(df.Length, V(f), V(dg), V(df), c, n);
             return;
         }
         if (_gramMmaBackward is not null)
