@@ -19,7 +19,7 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// <summary>
 /// Launch shapes of the ILGPU backend. GPUs get the tuned convolution: each shape and direction, on first use, times
 /// the blocked kernel (64×8-pixel tiles, 8-channel chunks), Winograd F(2×2, 3×3) and F(4×4, 3×3) and keeps the
-/// fastest (on an H200, 2026-11-28: a 512² VGG16 iteration 7.0 ms, against 25 ms blocked alone and PyTorch's 11.0);
+/// fastest (on an H200, 2026-11-28: a 512² VGG16 iteration 6.8 ms, against 24.5 ms blocked alone and PyTorch's 11.0);
 /// with TF32, the tensor-core convolution with its tiles tuned the same way against Winograd (MmaTune 1) and the
 /// Gram matrices on tensor cores (MmaGram 1): 6.1 ms, against PyTorch's 3.8 (see
 /// <see cref="WithTf32"/>). 16×16 tiles for the fp32 Gram kernels and the version-2 convolution.
