@@ -45,7 +45,7 @@ done
 
 step "4. a real transfer through VGG16 (random weights), 500 iterations at 512 px, default layers"
 echo "-- start-up alone: the process, the device catalogue (CUDA and OpenCL contexts), no kernels"
-timed "$B" devices > /dev/null
+timed "$B" devices
 bounded 60 python3 weights-tools/random_vgg_h5py.py vgg16 "$HOME/gs/vgg16-random.h5"
 for flag in "" "--tf32"; do
   name="vgg16-random-512${flag:+-tf32}"
