@@ -48,6 +48,13 @@ def max_pool(x):
     return x.reshape(c, h // 2, 2, w // 2, 2).max(axis=(2, 4))
 
 
+def random_conv(rng, cin, cout):
+    """A He-scaled kernel (3, 3, Cin, Cout) and a small bias, float32, drawn from rng."""
+    kernel = (rng.randn(3, 3, cin, cout) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
+    bias = (rng.rand(cout) * 0.2 - 0.1).astype(np.float32)
+    return kernel, bias
+
+
 def write_conv(f, name, kernel, bias):
     """One conv layer in the Keras 1 layout: a group with weight_names and its kernel (3, 3, Cin, Cout) and bias."""
     g = f.create_group(name)
@@ -75,8 +82,7 @@ def main():
         for block, convs, cout in BLOCKS:
             for k in range(1, convs + 1):
                 name = "block%d_conv%d" % (block, k)
-                kernel = (rng.randn(3, 3, cin, cout) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
-                bias = (rng.rand(cout) * 0.2 - 0.1).astype(np.float32)
+                kernel, bias = random_conv(rng, cin, cout)
                 write_conv(f, name, kernel, bias)
                 names.append(name.encode())
                 x = conv_relu(x, kernel, bias)

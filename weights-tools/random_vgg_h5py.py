@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_h5py_fixture import write_conv, write_no_weights  # noqa: E402  (the layout, written one way)
+from make_h5py_fixture import random_conv, write_conv, write_no_weights  # noqa: E402  (the layout, written one way)
 
 CONVS = {"vgg16": [2, 2, 3, 3, 3], "vgg19": [2, 2, 4, 4, 4]}
 CHANNELS = [64, 128, 256, 512, 512]
@@ -34,8 +34,7 @@ def main():
         for block, (convs, cout) in enumerate(zip(CONVS[network], CHANNELS), start=1):
             for k in range(1, convs + 1):
                 name = "block%d_conv%d" % (block, k)
-                kernel = (rng.randn(3, 3, cin, cout) * np.sqrt(2.0 / (9 * cin))).astype(np.float32)
-                bias = (rng.rand(cout) * 0.2 - 0.1).astype(np.float32)
+                kernel, bias = random_conv(rng, cin, cout)
                 write_conv(f, name, kernel, bias)
                 names.append(name.encode())
                 cin = cout
