@@ -531,7 +531,8 @@ public static partial class Conv3x3
             Store(y, b, d, o0, oy, ox, acc.O6, 6, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O7, 7, relu, hasBias);
         }
 
-        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, Pixels4 acc, int k,
+        /// <summary>Output channel o0 + k at 4 pixels from (oy, ox): bias and ReLU, skipping what lies outside.</summary>
+        internal static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, Pixels4 acc, int k,
             int relu, int hasBias)
         {
             int o = o0 + k;
@@ -586,10 +587,11 @@ public static partial class Conv3x3
                     if (d.Cout > 3) a3 = WeightRow(a3, w, 3 * stride + tap, v0, v1, v2, v3, v4, v5);
                 }
             }
-            Store(y, b, d, 0, r, c0, a0, relu, hasBias);
-            if (d.Cout > 1) Store(y, b, d, 1, r, c0, a1, relu, hasBias);
-            if (d.Cout > 2) Store(y, b, d, 2, r, c0, a2, relu, hasBias);
-            if (d.Cout > 3) Store(y, b, d, 3, r, c0, a3, relu, hasBias);
+            // The blocked kernel's epilogue: output channel k of 4 pixels, bias and ReLU, skipping what lies outside.
+            IlgpuBlocked.Store(y, b, d, 0, r, c0, a0, 0, relu, hasBias);
+            if (d.Cout > 1) IlgpuBlocked.Store(y, b, d, 0, r, c0, a1, 1, relu, hasBias);
+            if (d.Cout > 2) IlgpuBlocked.Store(y, b, d, 0, r, c0, a2, 2, relu, hasBias);
+            if (d.Cout > 3) IlgpuBlocked.Store(y, b, d, 0, r, c0, a3, 3, relu, hasBias);
         }
 
         /// <summary>x at (row, col), zero outside the map or where the mask (with useMask) is not positive.</summary>
@@ -603,14 +605,6 @@ public static partial class Conv3x3
         /// <summary>One weight row's 3 taps (at w[at … at+2]) over 4 pixels whose inputs are v0 … v5.</summary>
         static Pixels4 WeightRow(Pixels4 acc, ArrayView<float> w, long at, float v0, float v1, float v2, float v3, float v4, float v5) =>
             acc.Add(w[at], v0, v1, v2, v3).Add(w[at + 1], v1, v2, v3, v4).Add(w[at + 2], v2, v3, v4, v5);
-
-        static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o, int r, int c0, Pixels4 acc, int relu, int hasBias)
-        {
-            IlgpuTiled.StoreOutput(y, b, d, o, r, c0, acc.P0, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 1, acc.P1, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 2, acc.P2, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, r, c0 + 3, acc.P3, relu, hasBias);
-        }
     }
 
     /// <summary>

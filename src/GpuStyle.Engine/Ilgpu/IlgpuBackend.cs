@@ -179,8 +179,8 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _gramPartial;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
     readonly int _gramSide, _gramSharedFloats;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduce;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int> _gramReduceGrouped;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramReduce;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramReduceGrouped;
     // The TF32 convolution, one kernel per prefetch level and for the default tile's shape (Conv3x3.IlgpuTensorCore.For),
     // loaded when first needed; none without TF32.
     readonly Dictionary<MethodInfo, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch)> _convMma = [];
@@ -350,8 +350,11 @@ public sealed partial class IlgpuBackend : IBackend
         _combineRows = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(Lbfgs.Ilgpu.Combine);
         _lbfgsDirection = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing>(Lbfgs.Ilgpu.Direction);
         _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
-        _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
-        _gramReduceGrouped = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplitsGrouped);
+        // The split-K Gram forward's reduction: the one GramReduceRows asks for.
+        if (launch.GramReduceRows == 0)
+            _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
+        else
+            _gramReduceGrouped = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplitsGrouped);
         if (TunesFewOutputs(launch))
             _convFewOutputs = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>(
                 Conv3x3.IlgpuFewOutputs.Forward);
@@ -859,13 +862,13 @@ public sealed partial class IlgpuBackend : IBackend
     {
         if (_launch.GramReduceRows == 0)
         {
-            _gramReduce(c * c, partials, V(g), c, n, splits, side);
+            _gramReduce!(c * c, partials, V(g), c, n, splits, side);
             return;
         }
         int width = Math.Max(1, Math.Min(Accelerator.WarpSize, Accelerator.MaxNumThreadsPerGroup));
         int rows = Math.Clamp(Math.Min(splits, _launch.GramReduceRows), 1, Math.Max(1, Accelerator.MaxNumThreadsPerGroup / width));
         int groups = (int)(((long)c * c + width - 1) / width);
-        _gramReduceGrouped(new KernelConfig(new Index2D(groups, 1), new Index2D(width, rows), SharedMemoryConfig.RequestDynamic<float>(width * rows)),
+        _gramReduceGrouped!(new KernelConfig(new Index2D(groups, 1), new Index2D(width, rows), SharedMemoryConfig.RequestDynamic<float>(width * rows)),
             partials, V(g), c, n, splits, side);
     }
 
