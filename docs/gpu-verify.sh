@@ -27,18 +27,25 @@ DEV=${DEVICE:-cuda}
 step "1. the card"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "(no nvidia-smi)"
 
-step "2. the defaults against the CPU backend (fp32: tuned; --tf32: tuned tiles, tensor-core Gram)"
+step "2. the defaults against the CPU backend (fp32: tuned; --tf32: tuned tiles and version 5, tensor-core Gram)"
 for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
+echo "-- --tf32 --launch MmaTune=0 (version 5 alone: every TF32 convolution in fragment order)"
+bounded 60 "$B" bench --check --device $DEV --tf32 --launch MmaTune=0 --size 64 --layer relu3_1 --iteration-sizes "" \
+  | grep -E "FAILED|agreement|L-BFGS direction"
 
 step "3. VGG16 per iteration with the defaults (256, 512, 1024), then PyTorch at 512"
 for flag in "" "--tf32"; do
   echo "-- ours: vgg16${flag:+ $flag}"
   bounded 70 "$B" bench --device $DEV $flag --network vgg16 --layer relu3_2 --iteration-sizes 256,512,1024 --iterations 5 \
-    | awk '!(/^  [0-9]+→/ && !/few outputs/) && !/^  gram backward/' | tee "$OUT/bench-vgg16${flag:+-tf32}.txt"
-  # (each tuned shape's line is left out but the few-outputs kernel's, "64→3 512×512 backward: … few outputs …")
+    > "$OUT/bench-vgg16${flag:+-tf32}.txt"
+  awk '!(/^  [0-9]+→/ && !/few outputs/) && !/^  gram backward/' "$OUT/bench-vgg16${flag:+-tf32}.txt"
+  # (each tuned shape's line is left out here but the few-outputs kernel's, "64→3 512×512 backward: … few
+  # outputs …"; the file keeps them all: which shapes chose version 5, TF32 fragments 32×N, and by how much)
+  grep -E "^  [0-9]+→.*512×512" "$OUT/bench-vgg16${flag:+-tf32}.txt" | grep -c "fragments 32×[0-9]* ([^)]*" | sed 's/^/shapes at 512² whose trials include version 5: /'
+  grep -E "^  [0-9]+→.*512×512.*: TF32 fragments" "$OUT/bench-vgg16${flag:+-tf32}.txt" | cut -c1-60 | sed 's/^/chose version 5: /' 
 done
 [ "$DEV" = cuda ] && bounded 60 python3 docs/torch_many.py .device/torch_vgg_iter.py \
   "--device cuda --network vgg16 --size 512" "--device cuda --network vgg16 --size 512 --tf32"
@@ -55,7 +62,10 @@ for flag in "" "--tf32"; do
 done
 
 step "5. what changed since the first call, each against its old setting (relu3_2 and the 512² iteration)"
-for v in "- GramReduceRows=0" "--tf32 MmaGram=0" "--tf32 MmaPrefetch=1" "--tf32 MmaTune=0"; do
+# --tf32's default tunes version 5 (MmaFragments=1) beside version 4's tiles; with MmaTune=0 one kernel runs alone:
+# version 5 where MmaFragments=1 (the --tf32 default), version 4's 32×8 tile where MmaFragments=0.
+for v in "--tf32 MmaFragments=0" "--tf32 MmaTune=0,MmaFragments=0" "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaTileHeight=4" \
+         "- GramReduceRows=0" "--tf32 MmaPrefetch=1"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \

@@ -329,7 +329,7 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
         Assert.True(4 * Conv3x3.IlgpuTensorCore.SharedFloats(t with { TileHeight = 16, Prefetch = 2 }) > 48 * 1024);
     }
 
-    static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)
+    internal static void CheckForwardAndBackward(IlgpuBackend b, int cin, int cout, int h, int w)
     {
         var rnd = new TestData(Environment.TickCount ^ (cin * 131 + cout));
         var d = new ConvDims(cin, cout, h, w);

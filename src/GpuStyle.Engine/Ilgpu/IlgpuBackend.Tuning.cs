@@ -5,8 +5,9 @@ namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>Which kernels the ILGPU backend runs a convolution with: its fp32 staged kernel (blocked; tiled with
 /// --conv tiled), Winograd with 2×2 or 4×4 output tiles (fp32 GEMMs), Winograd F(2×2) with TF32 GEMMs, or the TF32
-/// tensor-core kernel, or for at most 4 output channels a thread's 4 pixels of every output (FewOutputs).</summary>
-public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs }
+/// tensor-core kernel (version 4; version 5 with its operands in fragment order: Tf32Fragments, its tile's height in
+/// the plan's Tile.TileHeight), or for at most 4 output channels a thread's 4 pixels of every output (FewOutputs).</summary>
+public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs, Tf32Fragments }
 
 /// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
 /// block's warps a side (blocks of 32·GemmWarps).</summary>
@@ -19,6 +20,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         ConvAlgorithm.FewOutputs => "few outputs",
+        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}",
         _ => "blocked",
     };
 }
@@ -97,15 +99,18 @@ public sealed partial class IlgpuBackend
     /// with TF32 GEMMs in the configured block (MmaGramWarps) and in one twice its side where that fits the device
     /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
     /// what --tf32 should run. Both tunings time a convolution with at most 4 output channels (the backward to the
-    /// colour channels) by the blocked kernel and the few-outputs one.</summary>
+    /// colour channels) by the blocked kernel and the few-outputs one. With MmaFragments, MmaTune tries version 5 of the
+    /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
         Func<IReadOnlyList<ConvPlan>> candidates;
         if (OnTensorCores(d))
         {
-            if (_launch.MmaTune == 0) return new(ConvAlgorithm.Tf32, TileFor(d));
+            if (_launch.MmaTune == 0)
+                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight) : new(ConvAlgorithm.Tf32, TileFor(d));
             candidates = () => [.. MmaTuneTiles(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
+                .. _launch.MmaFragments != 0 ? FragmentRows().Select(FragmentsPlan) : [],
                 .. _winogradMma is not null && winogradApplies ? Tf32GemmWarps().Select(w => new ConvPlan(ConvAlgorithm.Winograd2Tf32, GemmWarps: w)) : [],
                 .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
@@ -127,6 +132,9 @@ public sealed partial class IlgpuBackend
         _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
         return _plans[key] = chosen;
     }
+
+    /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels).</summary>
+    ConvPlan FragmentsPlan(int rows) => new(ConvAlgorithm.Tf32Fragments, new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, 2, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0));
 
     /// <summary>The TF32 tiles MmaTune tries: the configured one and each lower one that launches, and where the
     /// configured tile prefetches (MmaPrefetch 1 or 2), the same heights without prefetching too — so that the tuning

@@ -35,7 +35,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
-    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8)
+    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -81,7 +81,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// not the 128×128 ones', where 256 groups of 32×8 measured faster than 512 of 32×4 (9.9 ms: MmaTune's
     /// measured choice is better).</summary>
     /// <remarks>MmaTune 1 (under TF32; on by default there since the H200 run of 2026-11-28: 6.9 ms a 512² VGG16
-    /// iteration against the 32×8 tile's 8.8; `--launch MmaTune=0` for the configured tile alone): each
+    /// iteration against the 32×8 tile's 8.8; `--launch MmaTune=0` for one kernel alone — version 5 where MmaFragments is 1, as
+    /// under --tf32, else the configured tile): each
     /// convolution's shape and direction, on first use, times the configured tile and each lower one down to two
     /// warps of pixels, Winograd F(2×2) with TF32 GEMMs (in MmaGramWarps' blocks and in blocks twice their side), and
     /// fp32 Winograd F(2×2) and F(4×4) (no less accurate than TF32), and keeps the fastest (IlgpuBackend.Tuning.cs) —
@@ -90,17 +91,27 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// TF32 convolution without prefetching is loaded with launch bounds for two groups an SM (LaunchBounds: 64
     /// registers where ptxas otherwise takes 72, so one 512-thread group an SM); 0 loads it as ILGPU does, for
     /// comparison (10.6 ms a 512² VGG16 iteration on an H200, against 8.8 with the bounds).</remarks>
+    /// <remarks>MmaFragments 1 (under TF32): version 5 of the TF32 convolution, Conv3x3.IlgpuMmaFragments — the
+    /// operands staged in fragment order, a fragment one vector load (kernels/Conv3x3.TensorCoreFragments.cs), 64
+    /// channels × 32 pixels × MmaTileHeight rows a group. With MmaTune=0 it runs in place of the configured tile; with
+    /// MmaTune=1 (and by default under --tf32 on a GPU) its heights from MmaTileHeight down to 2 rows are tuning
+    /// candidates beside version 4's tiles, so that each shape keeps it only where it is faster and agrees. Counted in
+    /// the sm_90 SASS: 140 instructions a chunk's taps for 72 mma.sync (version 4's 32×8 kernel: 488 a chunk);
+    /// not yet timed on a GPU.</remarks>
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
     /// <summary>The TF32 variant: on a GPU its tiles tuned against Winograd (MmaTune 1) and the Gram matrices on
     /// tensor cores too (MmaGram 1) — on an H200 (2026-11-28, 512² VGG16, one call): 6.09 ms an iteration, against
     /// 6.71 without the tensor-core Gram, 7.90 untuned and 8.8 for the first TF32 default (the 32×8 tile alone).
     /// MmaPrefetch 1 on top measured 5.97 ms, 2% (inside a run's spread), and it refuses the one-warp-wide tiles
-    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. On the CPU accelerator (<paramref name="tiny"/>) the
-    /// smallest tile, one warp, 32 channels × 8×4 pixels, untuned.</summary>
+    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. MmaFragments 1 (2026-11-28, not yet timed on a GPU):
+    /// version 5 of the kernel among the tuning's candidates — the tuning measures it on the user's card and keeps it
+    /// only for the shapes where it is faster and agrees, so that an untimed kernel cannot make --tf32 slower there
+    /// (its cost: one more kernel compiled, three more trials a shape on first use). On the CPU accelerator
+    /// (<paramref name="tiny"/>) the smallest tile, one warp, 32 channels × 8×4 pixels, untuned.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
         ? this with { Conv = ConvKernel.Tf32, TileWidth = 4, TileHeight = 4, MmaTileWidth = 8, MmaTileHeight = 4, MmaWarpsCo = 1, MmaChunk = 8, MmaMinChannels = 1 }
-        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1 };
+        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1, MmaFragments = 1 };
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
@@ -113,7 +124,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -204,6 +215,10 @@ public sealed partial class IlgpuBackend : IBackend
     /// the general one), loaded when first used: Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
     readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>> _sgemm = [];
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>? _packMma;
+    // Version 5 of the TF32 convolution (MmaFragments): its weight packing, loaded at start, and the kernel, loaded
+    // when first used (a tuning candidate that fails to load is only left out).
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>? _packFragments;
+    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch)? _convFragments;
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
@@ -219,7 +234,7 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}{(_launch.MmaFragments != 0 ? (_launch.MmaTune != 0 ? ", fragment-ordered 32×" + _launch.MmaTileHeight : " fragment-ordered (version 5)") : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
         _ => "direct conv",
     }})";
 
@@ -287,6 +302,10 @@ public sealed partial class IlgpuBackend : IBackend
             if (mma.Problem() is { } problem) throw new ArgumentException($"TF32 convolution: {problem}");
             if (Conv3x3.IlgpuTensorCore.Threads(mma) > maxThreadsPerGroup)
                 throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {deviceId} allows ({maxThreadsPerGroup})");
+            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Problem(chosen.MmaTileHeight) is { } rows)
+                throw new ArgumentException($"TF32 convolution (MmaFragments=1): {rows}");
+            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Threads(chosen.MmaTileHeight) > maxThreadsPerGroup)
+                throw new ArgumentException($"the fragment-ordered TF32 convolution's {Conv3x3.IlgpuMmaFragments.Threads(chosen.MmaTileHeight)}-thread groups (MmaTileHeight {chosen.MmaTileHeight}) are more than {deviceId} allows ({maxThreadsPerGroup})");
         }
     }
 
@@ -302,6 +321,8 @@ public sealed partial class IlgpuBackend : IBackend
         if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
         if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
+        if (o.Conv == ConvKernel.Tf32 && o.MmaFragments != 0)
+            yield return ("fragment-ordered TF32 convolution", Conv3x3.IlgpuMmaFragments.SharedFloats(o.MmaTileHeight, emulate: false));
         if (o.TensorCoreGram || UsesTf32WinogradGemm(o))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
         if (UsesWinograd(o) || UsesGramGemm(o))
@@ -405,6 +426,11 @@ public sealed partial class IlgpuBackend : IBackend
                     MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
                 ConvMma(_mma);   // compiled now, so that a kernel the driver cannot load fails here, explained
                 _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
+                if (launch.MmaFragments != 0)
+                {
+                    _packFragments = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.IlgpuMmaFragments.PackWeights);
+                    if (launch.MmaTune == 0) ConvFragments();   // the configured kernel: compiled now, failing here, explained
+                }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -525,6 +551,9 @@ public sealed partial class IlgpuBackend : IBackend
                 case ConvAlgorithm.Tf32:
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile);
                     break;
+                case ConvAlgorithm.Tf32Fragments:
+                    ConvFragments()(FragmentsConfig(plan.Tile.TileHeight, d), V(x), V(x), PackFragments(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile.TileHeight);
+                    break;
                 case ConvAlgorithm.Staged:
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
                     break;
@@ -642,6 +671,78 @@ public sealed partial class IlgpuBackend : IBackend
         return packed;
     }
 
+    /// <summary>Version 5 of the TF32 convolution (MmaFragments), loaded on first use: on CUDA, with MmaLaunchBounds, with
+    /// launch bounds for two groups an SM of the configured height's threads (ptxas for sm_90: 63 registers, no
+    /// spills; 56 without the bounds), as version 4's.</summary>
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> ConvFragments() =>
+        ConvFragmentsKernel().Launch;
+
+    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch) ConvFragmentsKernel()
+    {
+        if (_convFragments is { } loaded) return loaded;
+        int maxThreads = Conv3x3.IlgpuMmaFragments.Threads(_launch.MmaTileHeight);
+        if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && maxThreads <= 512)
+            try
+            {
+                var (kernel, launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(cuda, typeof(Conv3x3.IlgpuMmaFragments).GetMethod(nameof(Conv3x3.IlgpuMmaFragments.Forward))!,
+                    maxThreads, minGroups: 2);
+                var bounded = (kernel, (Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>)(
+                    (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows) => launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows)));
+                _convFragments = bounded;
+                return bounded;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                LaunchBoundsNote = $"launch bounds not applied to the fragment-ordered kernel ({e.GetType().Name}: {e.Message})";
+            }
+        var plain = Accelerator.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(
+            Conv3x3.IlgpuMmaFragments.Forward);
+        var result = (plain.GetKernel(), plain);
+        _convFragments = result;
+        return result;
+    }
+
+    /// <summary>Version 5's grid for a tile of <paramref name="rows"/> rows: (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉).</summary>
+    KernelConfig FragmentsConfig(int rows, ConvDims d) =>
+        new(new Index3D((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + rows - 1) / rows,
+                Conv3x3.IlgpuMmaFragments.Groups(d.Cout)),
+            new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0)));
+
+    /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
+    ArrayView<float> PackFragments(ArrayView<float> w, ConvDims d, int flip)
+    {
+        long length = Conv3x3.IlgpuMmaFragments.PackedLength(d);
+        var packed = Scratch(ref _packed, length);
+        _packFragments!((int)length, w, packed, d, flip);
+        return packed;
+    }
+
+    /// <summary>Version 5's tile heights MmaTune tries: the configured height and each half down to 2 rows, where a
+    /// group fits the device (threads, shared memory, and on CUDA the occupancy calculator, which knows its registers).</summary>
+    IEnumerable<int> FragmentRows()
+    {
+        for (int rows = _launch.MmaTileHeight; rows >= 1; rows = rows % 2 == 0 && rows > 2 ? rows / 2 : 0)
+            if (FragmentsLaunch(rows)) yield return rows;
+    }
+
+    bool FragmentsLaunch(int rows)
+    {
+        int threads = Conv3x3.IlgpuMmaFragments.Threads(rows), floats = Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0);
+        if (threads > Device.MaxThreadsPerGroup || 4L * floats > Accelerator.MaxSharedMemoryPerGroup) return false;
+        if (Accelerator.AcceleratorType != AcceleratorType.Cuda) return true;
+        try
+        {
+            return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvFragmentsKernel().Kernel, threads, floats * sizeof(float)) > 0;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            TuningNote = $"the fragment-ordered TF32 kernel left out of the tuning: it did not load ({e.Message})";
+            return false;
+        }
+    }
+
     public void Conv3x3BackwardInput(Tensor dy, Tensor? reluOutput, Tensor w, Tensor dx)
     {
         var d = Check.ConvBackward(dy, reluOutput, w, dx);
@@ -659,6 +760,9 @@ public sealed partial class IlgpuBackend : IBackend
             {
                 case ConvAlgorithm.Tf32:
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile);
+                    break;
+                case ConvAlgorithm.Tf32Fragments:
+                    ConvFragments()(FragmentsConfig(plan.Tile.TileHeight, back), V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile.TileHeight);
                     break;
                 case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs:
                     var flipped = Scratch(ref _flipped, w.Length);

@@ -1,0 +1,138 @@
+using GpuStyle.Engine;
+using GpuStyle.Engine.Ilgpu;
+using GpuStyle.Kernels;
+using GpuStyle.Tests.Support;
+
+namespace GpuStyle.Tests;
+
+/// <summary>
+/// Version 5 of the TF32 convolution (<see cref="Conv3x3.IlgpuMmaFragments"/>: weights packed and the input staged in
+/// the order the mma.sync fragments read them) on the CPU accelerator, each mma emulated from the PTX ISA's fragment
+/// layout as for version 4: what is checked is the packing, the channel-interleaved staging, the vector fragment loads
+/// and the stores, at shapes that leave partial chunks (Cin not a multiple of 8), partial channel groups (Cout not a
+/// multiple of 64 or 32), partial tiles both ways, and several chunks.
+/// </summary>
+public sealed class TensorCoreFragmentsFixture : IDisposable
+{
+    /// <summary>Tiles of one row (64 threads) and of two (128): MmaTune off, so every TF32 convolution runs version 5.</summary>
+    public IlgpuBackend OneRow { get; } = Open(rows: 1);
+    public IlgpuBackend TwoRows { get; } = Open(rows: 2);
+
+    /// <summary>Version 4 with 8-channel chunks, for the bit-for-bit comparison: two warps along the channels as version
+    /// 5's, a 32×2 tile.</summary>
+    public IlgpuBackend Version4 { get; } = IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 2, MmaChunk = 8 },
+        new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+
+    public static IlgpuBackend Open(int rows, int tune = 0) => IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
+        {
+            MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = 1, MmaTune = tune,
+        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 16 * rows));
+
+    public void Dispose()
+    {
+        OneRow.Dispose();
+        TwoRows.Dispose();
+        Version4.Dispose();
+    }
+}
+
+public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFixture<TensorCoreFragmentsFixture>
+{
+    [Theory]
+    [InlineData(1, 1, 1, 1, 1)]       // one input, one output, one pixel: a chunk of 7 zero channels, 63 idle outputs
+    [InlineData(3, 5, 5, 3, 2)]       // the first layer's 3 channels
+    [InlineData(9, 37, 6, 11, 1)]     // two chunks (the second 1 deep), a partial group, 6 one-row tiles
+    [InlineData(20, 70, 5, 37, 2)]    // three chunks, two groups (the second 6 deep), tiles partial both ways
+    [InlineData(16, 64, 4, 32, 2)]    // exact: two chunks, one group, 1 × 2 tiles
+    [InlineData(13, 33, 3, 65, 2)]    // 3 tiles across (the last 1 wide), 33 outputs: the second warp's second m-tile 1 deep
+    public void Conv_forward_and_backward_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, int rows) =>
+        TensorCoreTests.CheckForwardAndBackward(rows == 1 ? fx.OneRow : fx.TwoRows, cin, cout, h, w);
+
+    [Theory]
+    [InlineData(20, 70, 5, 37)]
+    [InlineData(17, 16, 9, 8)]
+    public void With_8_channel_chunks_version_5_gives_version_4s_sums_bit_for_bit(int cin, int cout, int h, int w)
+    {
+        // Both sum each output chunk by chunk, tap by tap, 8 channels a step, in fp32: only the operands' layout in
+        // shared memory differs. (On a GPU the same holds while both run the same mma.sync sequence.)
+        var rnd = new TestData(Environment.TickCount ^ 0x3c3c);
+        var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
+        var dyd = rnd.UniformF32(cout * h * w);
+        (float[] Y, float[] Dx) Run(IlgpuBackend b)
+        {
+            using var x = b.Make(new Shape(cin, h, w), xd);
+            using var wt = b.Make(new Shape(cout, cin, 9), wd);
+            using var bias = b.Make(Shape.Vector(cout), bd);
+            using var y = b.Make(new Shape(cout, h, w), null);
+            using var dy = b.Make(new Shape(cout, h, w), dyd);
+            using var dx = b.Make(new Shape(cin, h, w), null);
+            b.Conv3x3Forward(x, wt, bias, y, relu: true);
+            b.Conv3x3BackwardInput(dy, y, wt, dx);
+            return (b.Read(y), b.Read(dx));
+        }
+        var (y5, dx5) = Run(fx.TwoRows);
+        var (y4, dx4) = Run(fx.Version4);
+        Assert.Equal(y4, y5);
+        Assert.Equal(dx4, dx5);
+    }
+
+    [Fact]
+    public void The_GPUs_32x8_tile_matches_the_reference()
+    {
+        // 512 threads, 16 warps: the GPU's default height.
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true)
+            with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 8, MmaChunk = 8, MmaFragments = 1 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 128));
+        Assert.Contains("fragment-ordered", b.Name);
+        TensorCoreTests.CheckForwardAndBackward(b, 17, 64, 9, 33);
+    }
+
+    [Fact]
+    public void MmaTune_offers_each_height_of_version_5_beside_version_4s_tiles()
+    {
+        // Heights 4 and 2 of both versions (then Winograd); the clock makes version 5 at 2 rows the forward's choice
+        // and version 4's 32×4 the backward's. The second call of each direction runs the choice alone, on NaN-filled
+        // outputs: the trials' writes cannot stand in for it.
+        using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1);
+        b.TuningClock = (_, backward, plan) =>
+            (backward ? plan.Algorithm == ConvAlgorithm.Tf32 && plan.Tile.TileHeight == 4
+                : plan.Algorithm == ConvAlgorithm.Tf32Fragments && plan.Tile.TileHeight == 2) ? 1e-3 : 2e-3;
+        TensorCoreTests.CheckForwardAndBackward(b, 20, 37, 9, 40);
+        var tunings = b.Tunings;
+        Assert.Equal(2, tunings.Count);
+        Assert.All(tunings, t => Assert.Equal(
+            [(ConvAlgorithm.Tf32, 4), (ConvAlgorithm.Tf32, 2), (ConvAlgorithm.Tf32Fragments, 4), (ConvAlgorithm.Tf32Fragments, 2)],
+            t.Trials.Where(r => r.Plan.Algorithm is ConvAlgorithm.Tf32 or ConvAlgorithm.Tf32Fragments).Select(r => (r.Plan.Algorithm, r.Plan.Tile.TileHeight))));
+        Assert.Equal((ConvAlgorithm.Tf32Fragments, 2), (tunings[0].Chosen.Algorithm, tunings[0].Chosen.Tile.TileHeight));
+        Assert.Equal((ConvAlgorithm.Tf32, 4), (tunings[1].Chosen.Algorithm, tunings[1].Chosen.Tile.TileHeight));
+        // Version 5 sums as version 4 does: it agrees to the last bit, or nearly.
+        Assert.All(tunings, t => Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments),
+            r => Assert.True(r.Agrees && r.Error < 1e-6, t.ToString())));
+        Assert.Contains("TF32 fragments 32×2 1 ms", tunings[0].ToString());
+        TensorCoreTests.CheckForwardAndBackward(b, 20, 37, 9, 40);   // tuned: the choices alone
+    }
+
+    [Fact]
+    public void Heights_that_cannot_run_are_refused_with_the_reason()
+    {
+        var tooTall = IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 32, MmaChunk = 8, MmaFragments = 1 };
+        var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(tooTall, "test", 4096, long.MaxValue));
+        Assert.Contains("a fragment-ordered tile of 32 rows (1 to 16)", e.Message);
+        // Version 4's 16×16 tile of 2 warps along the channels is 512 threads; version 5's 16 rows, 1 024.
+        var narrow = tooTall with { MmaTileHeight = 16, MmaTileWidth = 16 };
+        IlgpuBackend.Validate(narrow with { MmaFragments = 0 }, "gpu", 512);
+        e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(narrow, "gpu", 512));
+        Assert.Contains("fragment-ordered TF32 convolution's 1024-thread groups (MmaTileHeight 16)", e.Message);
+    }
+
+    [Fact]
+    public void Shared_memory_of_the_GPUs_tile_fits_without_opting_in()
+    {
+        // 10 rows × 34 pixels × 8 channels of input and 9 × 8 × 64 weights: 29 KB, under the 48 KB ILGPU can ask for.
+        Assert.Equal(2720 + 4608, Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false));
+        Assert.True(4 * Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false) <= 48 * 1024);
+        Assert.Equal(2L * 9 * 4608, Conv3x3.IlgpuMmaFragments.PackedLength(new ConvDims(72, 128, 5, 5)));   // 2 groups × 9 chunks
+    }
+}
