@@ -1201,7 +1201,7 @@ public static partial class Conv3x3
         /// <summary>The 8 products of one warp-step, computed the way the tensor cores define them: lanes publish
         /// their fragments at the ISA's (row, column) positions, then each lane sums the row·column its
         /// accumulators stand for. Two group barriers: every warp of the group runs the same steps.</summary>
-        static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
+        internal static void EmulateWarpStep(ArrayView<float> s, int g, int q, ref WarpAccumulators acc,
             FragmentA a0, FragmentA a1, FragmentB b0, FragmentB b1, FragmentB b2, FragmentB b3)
         {
             PublishA(s, 0, g, q, a0); PublishA(s, 128, g, q, a1);

@@ -40,6 +40,7 @@ public class SassTests
             ["Conv3x3.IlgpuTensorCore.ForwardAsync"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuTensorCore.Forward32x8Async"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuMmaFragments.Forward"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight),
+            ["Conv3x3.IlgpuMmaFragments.ForwardWide"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, wide: 1),
             ["Conv3x3.IlgpuBlocked.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
             ["Conv3x3.IlgpuTiled.Forward"] = o.TileWidth * o.TileHeight,
             ["Conv3x3.IlgpuWinograd.Gemm"] = Conv3x3.IlgpuWinograd.Threads(o.WinogradM, o.WinogradN),

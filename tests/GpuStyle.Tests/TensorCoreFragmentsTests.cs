@@ -18,22 +18,29 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
     public IlgpuBackend OneRow { get; } = Open(rows: 1);
     public IlgpuBackend TwoRows { get; } = Open(rows: 2);
 
+    /// <summary>Warps of all 64 channels (MmaFragments 2): tiles of two rows (64 threads) and three (96: a height
+    /// that is no power of two).</summary>
+    public IlgpuBackend WideTwoRows { get; } = Open(rows: 2, fragments: 2);
+    public IlgpuBackend WideThreeRows { get; } = Open(rows: 3, fragments: 2);
+
     /// <summary>Version 4 with 8-channel chunks, for the bit-for-bit comparison: two warps along the channels as version
     /// 5's, a 32×2 tile.</summary>
     public IlgpuBackend Version4 { get; } = IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 2, MmaChunk = 8 },
         new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
 
-    public static IlgpuBackend Open(int rows, int tune = 0) => IlgpuBackend.Open("ilgpu-cpu",
+    public static IlgpuBackend Open(int rows, int tune = 0, int fragments = 1) => IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
         {
-            MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = 1, MmaTune = tune,
-        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 16 * rows));
+            MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = fragments, MmaTune = tune,
+        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(16 * rows))));   // a power of two
 
     public void Dispose()
     {
         OneRow.Dispose();
         TwoRows.Dispose();
+        WideTwoRows.Dispose();
+        WideThreeRows.Dispose();
         Version4.Dispose();
     }
 }
@@ -51,31 +58,31 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         TensorCoreTests.CheckForwardAndBackward(rows == 1 ? fx.OneRow : fx.TwoRows, cin, cout, h, w);
 
     [Theory]
+    [InlineData(3, 5, 5, 3, 2)]       // 5 outputs: m-tiles 1–3 of the one warp all padding
+    [InlineData(9, 37, 6, 11, 3)]     // two chunks; channels 32–36 in the upper accumulators' first m-tile
+    [InlineData(20, 70, 7, 37, 2)]    // three chunks, two groups (the second 6 deep), tiles partial both ways
+    [InlineData(13, 64, 3, 65, 3)]    // one full group: both halves of every warp's accumulators; 3 tiles across
+    public void Wide_warps_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, int rows)
+    {
+        Assert.Contains("64-channel warps", (rows == 2 ? fx.WideTwoRows : fx.WideThreeRows).Name);
+        TensorCoreTests.CheckForwardAndBackward(rows == 2 ? fx.WideTwoRows : fx.WideThreeRows, cin, cout, h, w);
+    }
+
+    [Theory]
     [InlineData(20, 70, 5, 37)]
     [InlineData(17, 16, 9, 8)]
     public void With_8_channel_chunks_version_5_gives_version_4s_sums_bit_for_bit(int cin, int cout, int h, int w)
     {
         // Both sum each output chunk by chunk, tap by tap, 8 channels a step, in fp32: only the operands' layout in
         // shared memory differs. (On a GPU the same holds while both run the same mma.sync sequence.)
-        var rnd = new TestData(Environment.TickCount ^ 0x3c3c);
-        var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
-        var dyd = rnd.UniformF32(cout * h * w);
-        (float[] Y, float[] Dx) Run(IlgpuBackend b)
-        {
-            using var x = b.Make(new Shape(cin, h, w), xd);
-            using var wt = b.Make(new Shape(cout, cin, 9), wd);
-            using var bias = b.Make(Shape.Vector(cout), bd);
-            using var y = b.Make(new Shape(cout, h, w), null);
-            using var dy = b.Make(new Shape(cout, h, w), dyd);
-            using var dx = b.Make(new Shape(cin, h, w), null);
-            b.Conv3x3Forward(x, wt, bias, y, relu: true);
-            b.Conv3x3BackwardInput(dy, y, wt, dx);
-            return (b.Read(y), b.Read(dx));
-        }
-        var (y5, dx5) = Run(fx.TwoRows);
-        var (y4, dx4) = Run(fx.Version4);
+        var inputs = ConvInputs.Random(Environment.TickCount ^ 0x3c3c, cin, cout, h, w);
+        var (y5, dx5) = inputs.Run(fx.TwoRows);
+        var (y4, dx4) = inputs.Run(fx.Version4);
         Assert.Equal(y4, y5);
         Assert.Equal(dx4, dx5);
+        var (yWide, dxWide) = inputs.Run(fx.WideTwoRows);   // the same mma sequence for each accumulator
+        Assert.Equal(y4, yWide);
+        Assert.Equal(dx4, dxWide);
     }
 
     [Fact]
@@ -90,34 +97,43 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     }
 
     [Fact]
-    public void MmaTune_offers_each_height_of_version_5_beside_version_4s_tiles()
+    public void MmaTune_offers_each_height_and_width_of_version_5_beside_version_4s_tile()
     {
-        // Heights 4 and 2 of both versions (then Winograd); the clock makes version 5 at 2 rows the forward's choice
-        // and version 4's 32×4 the backward's. The second call of each direction runs the choice alone, on NaN-filled
-        // outputs: the trials' writes cannot stand in for it.
-        using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1);
+        // MmaFragments 3 (the --tf32 default): version 4 at its configured 32×4 tile only (its lower tiles are left
+        // to version 5), version 5 at 4 and 2 rows in 32-channel warps, then in 64-channel ones (then Winograd). The
+        // clock makes version 5 in wide warps of 2 rows the forward's choice and version 4 the backward's. The second
+        // call of each direction runs the choice alone, on NaN-filled outputs: the trials' writes cannot stand in for it.
+        using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1, fragments: 3);
         b.TuningClock = (_, backward, plan) =>
-            (backward ? plan.Algorithm == ConvAlgorithm.Tf32 && plan.Tile.TileHeight == 4
-                : plan.Algorithm == ConvAlgorithm.Tf32Fragments && plan.Tile.TileHeight == 2) ? 1e-3 : 2e-3;
+            (backward ? plan.Algorithm == ConvAlgorithm.Tf32
+                : plan.Algorithm == ConvAlgorithm.Tf32Fragments && plan.Tile.TileHeight == 2 && plan.Tile.WarpsCo == 1) ? 1e-3 : 2e-3;
         TensorCoreTests.CheckForwardAndBackward(b, 20, 37, 9, 40);
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
         Assert.All(tunings, t => Assert.Equal(
-            [(ConvAlgorithm.Tf32, 4), (ConvAlgorithm.Tf32, 2), (ConvAlgorithm.Tf32Fragments, 4), (ConvAlgorithm.Tf32Fragments, 2)],
-            t.Trials.Where(r => r.Plan.Algorithm is ConvAlgorithm.Tf32 or ConvAlgorithm.Tf32Fragments).Select(r => (r.Plan.Algorithm, r.Plan.Tile.TileHeight))));
-        Assert.Equal((ConvAlgorithm.Tf32Fragments, 2), (tunings[0].Chosen.Algorithm, tunings[0].Chosen.Tile.TileHeight));
-        Assert.Equal((ConvAlgorithm.Tf32, 4), (tunings[1].Chosen.Algorithm, tunings[1].Chosen.Tile.TileHeight));
+            ["TF32 32×4", "TF32 fragments 32×4", "TF32 fragments 32×2", "TF32 fragments 32×4 wide", "TF32 fragments 32×2 wide"],
+            t.Trials.Where(r => r.Plan.Algorithm is ConvAlgorithm.Tf32 or ConvAlgorithm.Tf32Fragments).Select(r => r.Plan.ToString())));
+        Assert.Equal("TF32 fragments 32×2 wide", tunings[0].Chosen.ToString());
+        Assert.Equal("TF32 32×4", tunings[1].Chosen.ToString());
         // Version 5 sums as version 4 does: it agrees to the last bit, or nearly.
         Assert.All(tunings, t => Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments),
             r => Assert.True(r.Agrees && r.Error < 1e-6, t.ToString())));
-        Assert.Contains("TF32 fragments 32×2 1 ms", tunings[0].ToString());
+        Assert.Contains("TF32 fragments 32×2 wide 1 ms", tunings[0].ToString());
         TensorCoreTests.CheckForwardAndBackward(b, 20, 37, 9, 40);   // tuned: the choices alone
+        // Without version 5, version 4's lower tiles are candidates again.
+        using var plain = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1, fragments: 0);
+        plain.TuningClock = (_, _, _) => 1e-3;
+        TensorCoreTests.CheckForwardAndBackward(plain, 20, 37, 9, 40);
+        Assert.Equal(["TF32 32×4", "TF32 32×2"], plain.Tunings[0].Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32).Select(r => r.Plan.ToString()));
     }
 
     [Fact]
     public void Heights_that_cannot_run_are_refused_with_the_reason()
     {
         var tooTall = IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 32, MmaChunk = 8, MmaFragments = 1 };
+        // 4 is no set of warp widths.
+        Assert.Contains("MmaFragments is 1", Assert.Throws<ArgumentException>(() =>
+            IlgpuBackend.Validate(tooTall with { MmaTileHeight = 8, MmaFragments = 4, MmaTune = 1 }, "test", 4096, long.MaxValue)).Message);
         var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(tooTall, "test", 4096, long.MaxValue));
         Assert.Contains("a fragment-ordered tile of 32 rows (1 to 16)", e.Message);
         // Version 4's 16×16 tile of 2 warps along the channels is 512 threads; version 5's 16 rows, 1 024.

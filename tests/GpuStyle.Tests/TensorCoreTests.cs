@@ -120,23 +120,9 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     public void With_8_channel_chunks_asynchronous_copies_give_the_same_sums_bit_for_bit(int cin, int cout, int h, int w)
     {
         // Taps 0–4 then 5–8 of one 8-channel step is the order the synchronous kernel runs its mmas in.
-        var rnd = new TestData(Environment.TickCount ^ 0x5a5a);
-        var xd = rnd.UniformF32(cin * h * w); var wd = rnd.ConvWeights(cin, cout); var bd = rnd.UniformF32(cout, 0.1);
-        var dyd = rnd.UniformF32(cout * h * w);
-        (float[] Y, float[] Dx) Run(IlgpuBackend b)
-        {
-            using var x = b.Make(new Shape(cin, h, w), xd);
-            using var wt = b.Make(new Shape(cout, cin, 9), wd);
-            using var bias = b.Make(Shape.Vector(cout), bd);
-            using var y = b.Make(new Shape(cout, h, w), null);
-            using var dy = b.Make(new Shape(cout, h, w), dyd);
-            using var dx = b.Make(new Shape(cin, h, w), null);
-            b.Conv3x3Forward(x, wt, bias, y, relu: true);
-            b.Conv3x3BackwardInput(dy, y, wt, dx);
-            return (b.Read(y), b.Read(dx));
-        }
-        var (y1, dx1) = Run(fx.Asynchronous);
-        var (y0, dx0) = Run(fx.NotAsynchronous);
+        var inputs = ConvInputs.Random(Environment.TickCount ^ 0x5a5a, cin, cout, h, w);
+        var (y1, dx1) = inputs.Run(fx.Asynchronous);
+        var (y0, dx0) = inputs.Run(fx.NotAsynchronous);
         Assert.Equal(y0, y1);
         Assert.Equal(dx0, dx1);
     }
@@ -481,5 +467,29 @@ public class TensorCoreGramTests
                 for (int k = 0; k < n; k++) expected[i * n + k] += s * rounded[j * n + k];
             }
         Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, {c}×{n}, {warps}×{warps} warps");
+    }
+}
+
+/// <summary>One convolution's random inputs (x, weights, bias, and a gradient for the backward), run on a backend:
+/// the forward with ReLU, then the backward through that ReLU, both outputs NaN-filled before they are written.</summary>
+public sealed record ConvInputs(int Cin, int Cout, int H, int W, double[] X, double[] Weights, double[] Bias, double[] Dy)
+{
+    public static ConvInputs Random(int seed, int cin, int cout, int h, int w)
+    {
+        var rnd = new TestData(seed);
+        return new(cin, cout, h, w, rnd.UniformF32(cin * h * w), rnd.ConvWeights(cin, cout), rnd.UniformF32(cout, 0.1), rnd.UniformF32(cout * h * w));
+    }
+
+    public (float[] Y, float[] Dx) Run(IlgpuBackend b)
+    {
+        using var x = b.Make(new Shape(Cin, H, W), X);
+        using var wt = b.Make(new Shape(Cout, Cin, 9), Weights);
+        using var bias = b.Make(Shape.Vector(Cout), Bias);
+        using var y = b.Make(new Shape(Cout, H, W), null);
+        using var dy = b.Make(new Shape(Cout, H, W), Dy);
+        using var dx = b.Make(new Shape(Cin, H, W), null);
+        b.Conv3x3Forward(x, wt, bias, y, relu: true);
+        b.Conv3x3BackwardInput(dy, y, wt, dx);
+        return (b.Read(y), b.Read(dx));
     }
 }

@@ -20,7 +20,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         ConvAlgorithm.FewOutputs => "few outputs",
-        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}",
+        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{(Tile.WarpsCo == 1 ? " wide" : "")}",
         _ => "blocked",
     };
 }
@@ -100,7 +100,8 @@ public sealed partial class IlgpuBackend
     /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
     /// what --tf32 should run. Both tunings time a convolution with at most 4 output channels (the backward to the
     /// colour channels) by the blocked kernel and the few-outputs one. With MmaFragments, MmaTune tries version 5 of the
-    /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows.</summary>
+    /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows, in the warp
+    /// widths MmaFragments names — and version 4 at its configured tile only.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
@@ -108,9 +109,12 @@ public sealed partial class IlgpuBackend
         if (OnTensorCores(d))
         {
             if (_launch.MmaTune == 0)
-                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight) : new(ConvAlgorithm.Tf32, TileFor(d));
-            candidates = () => [.. MmaTuneTiles(_mma, LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
-                .. _launch.MmaFragments != 0 ? FragmentRows().Select(FragmentsPlan) : [],
+                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight, UntunedWidth(_launch)) : new(ConvAlgorithm.Tf32, TileFor(d));
+            // With version 5 among the candidates, version 4 is tried at its configured tile only: its lower tiles lost
+            // all 38 tunings on an H200 (2026-11-28), their general kernel cost ≈ 1 s of a start, and version 5
+            // covers the lower heights with one compiled kernel.
+            candidates = () => [.. MmaTuneTiles(_mma, _launch.MmaFragments != 0 ? _ => false : LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
+                .. _launch.MmaFragments != 0 ? FragmentPlans() : [],
                 .. _winogradMma is not null && winogradApplies ? Tf32GemmWarps().Select(w => new ConvPlan(ConvAlgorithm.Winograd2Tf32, GemmWarps: w)) : [],
                 .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
@@ -133,8 +137,10 @@ public sealed partial class IlgpuBackend
         return _plans[key] = chosen;
     }
 
-    /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels).</summary>
-    ConvPlan FragmentsPlan(int rows) => new(ConvAlgorithm.Tf32Fragments, new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, 2, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0));
+    /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels) in warps of 32
+    /// channels (wide 0: the tile's WarpsCo 2) or 64 (wide 1: WarpsCo 1).</summary>
+    ConvPlan FragmentsPlan(int rows, int wide) => new(ConvAlgorithm.Tf32Fragments,
+        new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, wide != 0 ? 1 : 2, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0));
 
     /// <summary>The TF32 tiles MmaTune tries: the configured one and each lower one that launches, and where the
     /// configured tile prefetches (MmaPrefetch 1 or 2), the same heights without prefetching too — so that the tuning
