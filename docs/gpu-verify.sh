@@ -46,8 +46,11 @@ for flag in "" "--tf32"; do
   awk '!(/^  [0-9]+→/ && !/few outputs/) && !/^  gram backward/' "$OUT/bench-vgg16${flag:+-tf32}.txt"
   # (each tuned shape's line is left out here but the few-outputs kernel's, "64→3 512×512 backward: … few
   # outputs …"; the file keeps them all: which shapes chose version 5, TF32 fragments 32×N, and by how much)
-  grep -E "^  [0-9]+→.*512×512" "$OUT/bench-vgg16${flag:+-tf32}.txt" | grep -c "fragments 32×[0-9]* ([^)]*" | sed 's/^/shapes at 512² whose trials include version 5: /'
-  grep -E "^  [0-9]+→.*512×512.*: TF32 fragments" "$OUT/bench-vgg16${flag:+-tf32}.txt" | cut -c1-60 | sed 's/^/chose version 5: /' 
+  [ -n "$flag" ] && {
+    echo "tuned shapes and directions (256, 512 and 1024 px together): $(grep -cE "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+:" "$OUT/bench-vgg16-tf32.txt")," \
+      "of which chose version 5:"
+    grep -E "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+: TF32 fragments" "$OUT/bench-vgg16-tf32.txt" | cut -d'(' -f1
+  }
 done
 [ "$DEV" = cuda ] && bounded 60 python3 docs/torch_many.py .device/torch_vgg_iter.py \
   "--device cuda --network vgg16 --size 512" "--device cuda --network vgg16 --size 512 --tf32"

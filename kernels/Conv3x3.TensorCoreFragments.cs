@@ -54,7 +54,8 @@ public static partial class Conv3x3
     /// <summary>
     /// Version 5 of the TF32 convolution (see the file's header): a group computes 64 output channels × a 32-pixel-wide
     /// tile of <c>rows</c> rows; warp (wm, wn) = (warp mod 2, warp / 2) owns output channels wm·32 … +31 of row wn
-    /// (2 m-tiles × 4 n-tiles, the accumulators of version 4). Grid (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉), group
+    /// (2 m-tiles × 4 n-tiles, the accumulators of version 4), or in wide warps (<see cref="ForwardWide"/>) warp wn
+    /// owns all 64 channels of row wn (4 m-tiles × 4 n-tiles). Grid (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉), group
     /// (<see cref="Threads"/>, 1, 1), dynamic shared memory <see cref="SharedFloats"/>. Arguments as
     /// <see cref="IlgpuTiled.Forward"/>, but w is <see cref="PackWeights"/>' output for these dims.
     /// </summary>
