@@ -427,12 +427,16 @@ public sealed partial class IlgpuBackend : IBackend
         {
             try
             {
-                var configured = _mma;
-                _mma = LaunchableTile(configured, Launches);
-                if (!_mma.Equals(configured))
-                    MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
-                ConvMma(_mma);   // compiled now, so that a kernel the driver cannot load fails here, explained
-                _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
+                // Version 4 runs unless version 5 replaces it (MmaFragments without MmaTune): then it is not compiled.
+                if (launch.MmaFragments == 0 || launch.MmaTune != 0)
+                {
+                    var configured = _mma;
+                    _mma = LaunchableTile(configured, Launches);
+                    if (!_mma.Equals(configured))
+                        MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
+                    ConvMma(_mma);   // compiled now, so that a kernel the driver cannot load fails here, explained
+                    _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
+                }
                 if (launch.MmaFragments != 0)
                 {
                     _packFragments = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.IlgpuMmaFragments.PackWeights);
@@ -441,7 +445,8 @@ public sealed partial class IlgpuBackend : IBackend
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32", e);
+                throw new InvalidOperationException($"the TF32 tensor-core kernel did not load on {info.Name} ({e.Message}); run without --tf32"
+                    + (launch.MmaFragments != 0 && launch.MmaTune == 0 ? ", or with --launch MmaTune=0,MmaFragments=0 (version 4)" : ""), e);
             }
         }
         if (launch.TensorCoreGram)
