@@ -222,23 +222,21 @@ public static partial class Conv3x3
         {
             if (CudaAsm.IsSupported)
             {
-                uint u0 = Bits(a2.A0), u1 = Bits(a2.A1), u2 = Bits(a2.A2), u3 = Bits(a2.A3);
-                uint v0 = Bits(a3.A0), v1 = Bits(a3.A1), v2 = Bits(a3.A2), v3 = Bits(a3.A3);
-                CudaAsm.Emit(Mma20, u0, u1, u2, u3, Bits(b0.B0), Bits(b0.B1));
-                CudaAsm.Emit(Mma21, u0, u1, u2, u3, Bits(b1.B0), Bits(b1.B1));
-                CudaAsm.Emit(Mma22, u0, u1, u2, u3, Bits(b2.B0), Bits(b2.B1));
-                CudaAsm.Emit(Mma23, u0, u1, u2, u3, Bits(b3.B0), Bits(b3.B1));
-                CudaAsm.Emit(Mma30, v0, v1, v2, v3, Bits(b0.B0), Bits(b0.B1));
-                CudaAsm.Emit(Mma31, v0, v1, v2, v3, Bits(b1.B0), Bits(b1.B1));
-                CudaAsm.Emit(Mma32, v0, v1, v2, v3, Bits(b2.B0), Bits(b2.B1));
-                CudaAsm.Emit(Mma33, v0, v1, v2, v3, Bits(b3.B0), Bits(b3.B1));
+                uint u0 = IlgpuTensorCore.Bits(a2.A0), u1 = IlgpuTensorCore.Bits(a2.A1), u2 = IlgpuTensorCore.Bits(a2.A2), u3 = IlgpuTensorCore.Bits(a2.A3);
+                uint v0 = IlgpuTensorCore.Bits(a3.A0), v1 = IlgpuTensorCore.Bits(a3.A1), v2 = IlgpuTensorCore.Bits(a3.A2), v3 = IlgpuTensorCore.Bits(a3.A3);
+                CudaAsm.Emit(Mma20, u0, u1, u2, u3, IlgpuTensorCore.Bits(b0.B0), IlgpuTensorCore.Bits(b0.B1));
+                CudaAsm.Emit(Mma21, u0, u1, u2, u3, IlgpuTensorCore.Bits(b1.B0), IlgpuTensorCore.Bits(b1.B1));
+                CudaAsm.Emit(Mma22, u0, u1, u2, u3, IlgpuTensorCore.Bits(b2.B0), IlgpuTensorCore.Bits(b2.B1));
+                CudaAsm.Emit(Mma23, u0, u1, u2, u3, IlgpuTensorCore.Bits(b3.B0), IlgpuTensorCore.Bits(b3.B1));
+                CudaAsm.Emit(Mma30, v0, v1, v2, v3, IlgpuTensorCore.Bits(b0.B0), IlgpuTensorCore.Bits(b0.B1));
+                CudaAsm.Emit(Mma31, v0, v1, v2, v3, IlgpuTensorCore.Bits(b1.B0), IlgpuTensorCore.Bits(b1.B1));
+                CudaAsm.Emit(Mma32, v0, v1, v2, v3, IlgpuTensorCore.Bits(b2.B0), IlgpuTensorCore.Bits(b2.B1));
+                CudaAsm.Emit(Mma33, v0, v1, v2, v3, IlgpuTensorCore.Bits(b3.B0), IlgpuTensorCore.Bits(b3.B1));
             }
             else
                 IlgpuTensorCore.EmulateWarpStep(shared.SubView(scratchAt + warp * IlgpuTensorCore.ScratchPerWarp, IlgpuTensorCore.ScratchPerWarp),
                     g, q, ref acc, a2, a3, b0, b1, b2, b3);
         }
-
-        static uint Bits(float v) => Interop.FloatAsInt(v);
 
         /// <summary>Copies the gs_e accumulators out, once, for the epilogue (see IlgpuTensorCore.ReadAccumulators).</summary>
         static WarpAccumulators ReadUpperAccumulators()

@@ -905,7 +905,7 @@ public static partial class Conv3x3
                 EmulateWarpStep(shared.SubView(scratchAt + warp * ScratchPerWarp, ScratchPerWarp), g, q, ref acc, a0, a1, b0, b1, b2, b3);
         }
 
-        static uint Bits(float v) => Interop.FloatAsInt(v);
+        internal static uint Bits(float v) => Interop.FloatAsInt(v);
 
         /// <summary>
         /// What the asynchronous chunk loop (<see cref="ConvolveAsync"/>) copies from and to, and this thread's share

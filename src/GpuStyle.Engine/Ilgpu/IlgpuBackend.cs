@@ -238,9 +238,21 @@ public sealed partial class IlgpuBackend : IBackend
         ConvKernel.Winograd => $"Winograd F({_launch.WinogradTile}×{_launch.WinogradTile},3×3) conv, " + (_launch.WinogradMma != 0
             ? $"TF32 tensor-core GEMMs{(_mma.Emulate != 0 ? ", emulated" : "")}" : $"GEMM {_launch.WinogradM}×{_launch.WinogradN}"),
         ConvKernel.Tuned => $"tuned conv: each shape's fastest of blocked {_launch.BlockedWidth}×{_launch.BlockedHeight}, Winograd F(2×2,3×3) and F(4×4,3×3) (GEMM {_launch.WinogradM}×{_launch.WinogradN}); Gram backward blocked or by the SGEMM",
-        ConvKernel.Tf32 => $"TF32 tensor-core conv {_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}{(_launch.MmaFragments != 0 ? (_launch.MmaTune != 0 ? ", version 5 (fragment-ordered" + (_launch.MmaFragments == 3 ? ", 32- and 64-channel warps)" : _launch.MmaFragments == 2 ? ", 64-channel warps)" : ")") : " fragment-ordered (version 5" + (_launch.MmaFragments == 2 ? ", 64-channel warps)" : ")")) : "")}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
+        ConvKernel.Tf32 => $"TF32 tensor-core conv {Tf32Kernels()}{(_launch.MmaTune != 0 ? " (each shape's tile height, or Winograd with TF32 or fp32 GEMMs, tuned)" : "")}{(_launch.TensorCoreGram ? " and Gram" : "")}{(_mma.Emulate != 0 ? ", emulated" : "")}{(MmaTileNote is { } note ? $"; {note}" : "")}{(LaunchBoundsNote is { } bounds ? $"; {bounds}" : "")}{(TuningNote is { } tuning ? $"; {tuning}" : "")}",
         _ => "direct conv",
     }})";
+
+    /// <summary>The TF32 convolution kernels in the backend's name: version 4's tile and, with MmaFragments, version 5's
+    /// warp widths — version 5 alone where it replaces version 4 (MmaTune=0).</summary>
+    string Tf32Kernels()
+    {
+        string version4 = $"{_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}";
+        if (_launch.MmaFragments == 0) return version4;
+        static string Widths(int set) => set switch { 1 => "32-channel warps", 2 => "64-channel warps", _ => "32- and 64-channel warps" };
+        return _launch.MmaTune == 0
+            ? $"version 5 32×{_launch.MmaTileHeight} (fragment-ordered, {Widths(1 << UntunedWidth(_launch))})"
+            : $"{version4}, version 5 (fragment-ordered, {Widths(_launch.MmaFragments)})";
+    }
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
     /// device's default shapes, with the <paramref name="conv"/> kernel when given (TF32 on the CPU accelerator: its
