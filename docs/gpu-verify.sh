@@ -59,12 +59,19 @@ step "4. a real transfer through VGG16 (random weights), 500 iterations at 512 p
 echo "-- start-up alone: the process, the device catalogue (CUDA and OpenCL contexts), no kernels"
 timed "$B" devices
 bounded 60 python3 weights-tools/random_vgg_h5py.py vgg16 "$HOME/gs/vgg16-random.h5"
-for flag in "" "--tf32"; do
-  name="vgg16-random-512${flag:+-tf32}"
-  timed bounded 60 "$B" transfer --device $DEV $flag --quiet --content .device/tubingen.jpg --style .device/starry_night.jpg \
-    --out "$HOME/gs/$name.png" --weights "$HOME/gs/vgg16-random.h5" --size 512 --iterations 500 --log "$HOME/gs/$name.jsonl"
+# Each setting twice: first with an empty kernel cache (ILGPU compiles every kernel to PTX, as every run did before
+# the cache), then with the cache the first run filled. The "wrote" line says how much of the command was kernels.
+export GPUSTYLE_KERNEL_CACHE="$HOME/gs/kernel-cache-step4"
+for run in "fp32 cold" "fp32 warm" "--tf32 cold" "--tf32 warm"; do
+  set -- $run; flag=$1; [ "$flag" = fp32 ] && flag=""
+  [ "$2" = cold ] && rm -rf "$GPUSTYLE_KERNEL_CACHE"
+  name="vgg16-random-512${flag:+-tf32}-$2"
+  echo "-- ${flag:-fp32}, kernel cache $2"
+  timed bounded 60 "$B" transfer --device $DEV $flag --content .device/tubingen.jpg --style .device/starry_night.jpg \
+    --out "$HOME/gs/$name.png" --weights "$HOME/gs/vgg16-random.h5" --size 512 --iterations 500 --log "$HOME/gs/$name.jsonl" 2>&1 | grep -E "^wrote|^wall|rror"
   tail -1 "$HOME/gs/$name.jsonl"
 done
+unset GPUSTYLE_KERNEL_CACHE
 
 step "5. what changed since the first call, each against its old setting (relu3_2 and the 512² iteration)"
 # --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps) beside version 4's 32×8 tile; with

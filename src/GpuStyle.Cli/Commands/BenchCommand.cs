@@ -124,6 +124,10 @@ public static class BenchCommand
                         ms_per_iteration_full_history = i.SteadySeconds * 1e3 }),
                     peak_working_set_bytes = peakMemory,
                     device_memory_peak_bytes = backend.Memory.Peak,
+                    kernels = (backend as IlgpuBackend)?.Kernels is { } k ? new
+                    {
+                        loaded = k.Loaded, seconds = k.Seconds, cache_hits = k.Cache?.Hits, cache_misses = k.Cache?.Misses, cache_note = k.Cache?.Note,
+                    } : null,
                     gram_tunings = (backend as IlgpuBackend)?.GramTunings.Select(t => new
                     {
                         c = t.C, n = t.N, chosen = t.Chosen.ToString(),
@@ -172,6 +176,9 @@ public static class BenchCommand
         }
         Console.WriteLine();
         Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB; device memory (tensors and scratch) at most {backend.Memory.Peak / 1e6:0} MB at once");
+        if (backend is IlgpuBackend { Kernels: var k })
+            Console.WriteLine($"kernels: {k.Loaded} compiled and loaded in {k.Seconds:0.00} s" + (k.Cache is not { } c ? ""
+                : c.Note is not null ? $"; the kernel cache off: {c.Note}" : $" ({c.Hits} from the kernel cache in {c.Directory}, {c.Misses} compiled into it)"));
         PrintTunings(backend);
     }
 

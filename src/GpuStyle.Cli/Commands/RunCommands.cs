@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using GpuStyle.Engine;
+using GpuStyle.Engine.Ilgpu;
 using GpuStyle.Engine.Network;
 using GpuStyle.Engine.Pipelines;
 using GpuStyle.Engine.Weights;
@@ -148,8 +149,18 @@ public static class RunCommands
             + $"{(p.Settings.Optimizer == OptimizerKind.Adam ? "Adam" : "L-BFGS")} on {backend.Name}; computing the targets");
         var result = Optimise(r, o, backend, p, output, progress, title, r.GetValue(o.Log));
         ImageFiles.SaveAtomically(ImageFiles.FromPicture(result.Picture), output);
-        progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name})");
+        progress.Message($"wrote {output} ({result.Picture.Width}×{result.Picture.Height}, {result.Iterations} iterations, {result.Seconds:0.0} s on {backend.Name}; {StartUp(backend)})");
         return result.Cancelled ? 130 : 0;
+    }
+
+    /// <summary>The whole command's seconds so far, and on an ILGPU device what compiling and loading its kernels took
+    /// of them (the start that a short run on a GPU mostly is; the kernel cache spares it after the first run).</summary>
+    static string StartUp(IBackend backend)
+    {
+        double total = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
+        if (backend is not IlgpuBackend { Kernels: var k }) return $"{total:0.0} s since the command started";
+        string cache = k.Cache is not { } c ? "" : c.Note is not null ? $", the kernel cache off: {c.Note}" : $", {c.Hits} from the kernel cache";
+        return $"{total:0.0} s since the command started, {k.Seconds:0.0} s of it compiling and loading {k.Loaded} kernels{cache}";
     }
 
     static Prepared Prepare(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths,

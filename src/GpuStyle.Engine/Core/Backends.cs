@@ -29,14 +29,14 @@ public static class Backends
         switch (device)
         {
             case "auto":
-                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch);
+                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
                 return Cpu(null, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", launch, device);
             case "cpu":
             case "cpu-scalar":
                 return Cpu(device == "cpu" ? null : CpuSimd.Scalar, conv, $"--device {device} is the CPU backend, which", launch, device);
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
-                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch);
+                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
                 throw new DeviceNotFoundException($"unknown device '{device}'; use one of {string.Join(", ", Names)}");
         }
     }

@@ -2,6 +2,10 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
 using GpuStyle.Kernels;
+using MmaLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile>;
+using MmaAsyncLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile, GpuStyle.Kernels.GlobalAddresses>;
+using FragmentsLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, int>;
+using SgemmLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, int, int, int, int>;
 
 namespace GpuStyle.Engine.Ilgpu;
 
@@ -231,6 +235,10 @@ public sealed partial class IlgpuBackend : IBackend
 
     public Accelerator Accelerator { get; }
     public IlgpuDeviceInfo Device { get; }
+    /// <summary>Compiles and loads the kernels (on CUDA through the kernel cache, where one was given): what that cost
+    /// this backend so far.</summary>
+    public KernelLoader Kernels => _loader;
+    readonly KernelLoader _loader;
     public string Name => $"ilgpu/{Device.Id} ({Device.Name}, {_launch.Conv switch
     {
         ConvKernel.Tiled => $"tiled conv {_launch.TileWidth}×{_launch.TileHeight}",
@@ -258,7 +266,7 @@ public sealed partial class IlgpuBackend : IBackend
     /// device's default shapes, with the <paramref name="conv"/> kernel when given (TF32 on the CPU accelerator: its
     /// smallest shape, in simulated groups of 32 threads), then <paramref name="overrides"/> ("Name=value,…").</summary>
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null,
-        bool profiling = false, ConvKernel? conv = null, string? overrides = null)
+        bool profiling = false, ConvKernel? conv = null, string? overrides = null, KernelCache? kernelCache = null)
     {
         var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
         try
@@ -270,7 +278,7 @@ public sealed partial class IlgpuBackend : IBackend
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
             Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
-            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen) { Profiling = profiling };
+            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen, kernelCache) { Profiling = profiling };
         }
         catch
         {
@@ -348,75 +356,75 @@ public sealed partial class IlgpuBackend : IBackend
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
     }
 
-    IlgpuBackend(Context context, Accelerator accelerator, IlgpuDeviceInfo info, IlgpuLaunchOptions launch)
+    IlgpuBackend(Context context, Accelerator accelerator, IlgpuDeviceInfo info, IlgpuLaunchOptions launch, KernelCache? kernelCache)
     {
         _context = context;
         Accelerator = accelerator;
+        _loader = new KernelLoader(accelerator, kernelCache);
         Device = info;
         _launch = launch;
         _partials = accelerator.Allocate1D<float>(launch.ReductionThreads);
         _partials2 = accelerator.Allocate1D<float>(Math.Max(1, (launch.ReductionThreads + FoldedPerGroup - 1) / FoldedPerGroup));
         Memory.Allocated(4L * (_partials.Length + _partials2.Length));
 
-        var a = accelerator;
         // The direct kernels (version 1) only where they run: compiling the convolution's takes ≈ 0.2 s of ILGPU's
         // time (PTX for sm_90, measured here) that every GPU run paid at start.
         if (launch.Conv == ConvKernel.Direct)
         {
-            _convForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.Forward);
-            _convBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.Ilgpu.BackwardInput);
-            _gramForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.Forward);
-            _gramBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.Ilgpu.BackwardAccumulate);
+            _convForward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>>(Conv3x3.Ilgpu.Forward);
+            _convBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>>(Conv3x3.Ilgpu.BackwardInput);
+            _gramForward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>>(Gram.Ilgpu.Forward);
+            _gramBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(Gram.Ilgpu.BackwardAccumulate);
         }
-        _poolForward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Forward);
-        _poolBackward = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Pooling.Ilgpu.Backward);
-        _contentPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.ContentPartial);
-        _stylePartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>(Losses.Ilgpu.StylePartial);
-        _tvPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>(Losses.Ilgpu.TotalVariationPartial);
-        _fill = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Fill);
-        _copy = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Copy);
-        _axpy = a.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Axpy);
-        _scale = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, float>(VectorOps.Ilgpu.Scale);
-        _subtract = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Subtract);
-        _multiply = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(VectorOps.Ilgpu.Multiply);
-        _dotPartial = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.DotPartial);
-        _sumGroups = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(VectorOps.Ilgpu.SumGroups);
-        _finish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>, int, float, int>(VectorOps.Ilgpu.Finish);
-        _weightedSum = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(VectorOps.Ilgpu.WeightedSum);
-        _adam = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>(VectorOps.Ilgpu.AdamStep);
-        _setRow = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int>(Lbfgs.Ilgpu.SetRow);
-        _rowDots = a.LoadStreamKernel<ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsPartial);
-        _rowDotsFinish = a.LoadStreamKernel<ArrayView<float>, int, ArrayView<float>>(Lbfgs.Ilgpu.RowDotsFinish);
-        _combineRows = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>(Lbfgs.Ilgpu.Combine);
-        _lbfgsDirection = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing>(Lbfgs.Ilgpu.Direction);
-        _transposeFlip = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int>(Conv3x3.IlgpuTiled.TransposeFlip);
+        _poolForward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>>(Pooling.Ilgpu.Forward);
+        _poolBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(Pooling.Ilgpu.Backward);
+        _contentPartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>>(Losses.Ilgpu.ContentPartial);
+        _stylePartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>>(Losses.Ilgpu.StylePartial);
+        _tvPartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>>(Losses.Ilgpu.TotalVariationPartial);
+        _fill = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, float>>(VectorOps.Ilgpu.Fill);
+        _copy = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>>>(VectorOps.Ilgpu.Copy);
+        _axpy = _loader.AutoGrouped<Action<Index1D, float, ArrayView<float>, ArrayView<float>>>(VectorOps.Ilgpu.Axpy);
+        _scale = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, float>>(VectorOps.Ilgpu.Scale);
+        _subtract = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(VectorOps.Ilgpu.Subtract);
+        _multiply = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>>(VectorOps.Ilgpu.Multiply);
+        _dotPartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(VectorOps.Ilgpu.DotPartial);
+        _sumGroups = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int>>(VectorOps.Ilgpu.SumGroups);
+        _finish = _loader.Grouped<Action<KernelConfig, ArrayView<float>, int, ArrayView<float>, int, float, int>>(VectorOps.Ilgpu.Finish);
+        _weightedSum = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>>(VectorOps.Ilgpu.WeightedSum);
+        _adam = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamParameters>>(VectorOps.Ilgpu.AdamStep);
+        _setRow = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, long, ArrayView<float>, ArrayView<float>, int>>(Lbfgs.Ilgpu.SetRow);
+        _rowDots = _loader.Grouped<Action<KernelConfig, ArrayView<float>, int, int, int, int, int, int, ArrayView<float>>>(Lbfgs.Ilgpu.RowDotsPartial);
+        _rowDotsFinish = _loader.Grouped<Action<KernelConfig, ArrayView<float>, int, ArrayView<float>>>(Lbfgs.Ilgpu.RowDotsFinish);
+        _combineRows = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, int, int, ArrayView<float>, ArrayView<float>>>(Lbfgs.Ilgpu.Combine);
+        _lbfgsDirection = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, LbfgsRing>>(Lbfgs.Ilgpu.Direction);
+        _transposeFlip = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>>(Conv3x3.IlgpuTiled.TransposeFlip);
         // The split-K Gram forward's reduction: the one GramReduceRows asks for.
         if (launch.GramReduceRows == 0)
-            _gramReduce = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplits);
+            _gramReduce = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTiled.ReduceSplits);
         else
-            _gramReduceGrouped = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTiled.ReduceSplitsGrouped);
+            _gramReduceGrouped = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTiled.ReduceSplitsGrouped);
         if (TunesFewOutputs(launch))
-            _convFewOutputs = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>(
+            _convFewOutputs = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>>(
                 Conv3x3.IlgpuFewOutputs.Forward);
         // mma.sync exists only on CUDA; elsewhere the kernel emulates each warp-step in shared scratch.
         _mma = launch.Mma(emulate: accelerator.AcceleratorType != AcceleratorType.Cuda);
         // Only the chosen tiled convolution is compiled and loaded: a variant the driver cannot JIT (inline PTX, say)
         // must not take the others down with it.
         if (launch.Conv == ConvKernel.Tiled)
-            _convTiled = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuTiled.Forward);
+            _convTiled = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuTiled.Forward);
         if (UsesBlockedConv(launch))
-            _convBlocked = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>(Conv3x3.IlgpuBlocked.Forward);
+            _convBlocked = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuBlocked.Forward);
         if (UsesWinograd(launch))
         {
             foreach (int edge in launch.Conv == ConvKernel.Tuned || TunesTf32Winograd(launch) ? [2, 4] : new[] { launch.WinogradTile })
             {
                 bool four = edge == 4;
                 _winograd[edge] = new(
-                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(
+                    _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformWeights4 : Conv3x3.IlgpuWinograd.TransformWeights),
-                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(
+                    _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformInput4 : Conv3x3.IlgpuWinograd.TransformInput),
-                    a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>(
+                    _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput));
             }
             // The TF32 GEMM: asked for (WinogradMma), where failing to load is an error, or a tuning candidate (MmaTune),
@@ -424,7 +432,7 @@ public sealed partial class IlgpuBackend : IBackend
             if (UsesTf32WinogradGemm(launch))
                 try
                 {
-                    _winogradMma = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(Conv3x3.IlgpuWinograd.GemmTensorCore);
+                    _winogradMma = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Conv3x3.IlgpuWinograd.GemmTensorCore);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -434,7 +442,7 @@ public sealed partial class IlgpuBackend : IBackend
                 }
         }
         if (UsesGramGemm(launch))
-            _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
+            _gramSymmetric = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>>(Gram.IlgpuTensorCore.SymmetricScaled);
         if (launch.Conv == ConvKernel.Tf32)
         {
             try
@@ -447,11 +455,11 @@ public sealed partial class IlgpuBackend : IBackend
                     if (!_mma.Equals(configured))
                         MmaTileNote = $"the configured {configured.TileWidth}×{configured.TileHeight} tile with prefetch {configured.Prefetch} needs more registers or shared memory than an SM of {info.Name} has";
                     ConvMma(_mma);   // compiled now, so that a kernel the driver cannot load fails here, explained
-                    _packMma = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>(Conv3x3.IlgpuTensorCore.PackWeights);
+                    _packMma = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, MmaTile, int>>(Conv3x3.IlgpuTensorCore.PackWeights);
                 }
                 if (launch.MmaFragments != 0)
                 {
-                    _packFragments = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>(Conv3x3.IlgpuMmaFragments.PackWeights);
+                    _packFragments = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>>(Conv3x3.IlgpuMmaFragments.PackWeights);
                     if (launch.MmaTune == 0) ConvFragments(UntunedWidth(launch));   // the configured kernel: compiled now, failing here, explained
                 }
             }
@@ -465,9 +473,9 @@ public sealed partial class IlgpuBackend : IBackend
         {
             try
             {
-                _gramMmaForward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int>(Gram.IlgpuTensorCore.ForwardPartial);
-                _gramSymmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
-                _gramMmaBackward = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTensorCore.BackwardAccumulate);
+                _gramMmaForward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTensorCore.ForwardPartial);
+                _gramSymmetric = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>>(Gram.IlgpuTensorCore.SymmetricScaled);
+                _gramMmaBackward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.BackwardAccumulate);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -479,16 +487,16 @@ public sealed partial class IlgpuBackend : IBackend
         int t = launch.TileWidth;
         if (launch.Conv == ConvKernel.Tiled)
         {
-            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTiled.ForwardPartial);
-            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(Gram.IlgpuTiled.BackwardAccumulate);
+            _gramPartial = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTiled.ForwardPartial);
+            _gramBackwardStaged = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(Gram.IlgpuTiled.BackwardAccumulate);
             (_gramSide, _gramSharedFloats) = (t, Gram.IlgpuTiled.SharedFloats(t));
         }
         else if (launch.Conv != ConvKernel.Direct)
         {
             // 16×16 groups (the GPU's default) have kernels with T a constant.
-            _gramPartial = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(
+            _gramPartial = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(
                 t == 16 ? Gram.IlgpuBlocked.ForwardPartial16 : Gram.IlgpuBlocked.ForwardPartial);
-            _gramBackwardStaged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(
+            _gramBackwardStaged = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(
                 t == 16 ? Gram.IlgpuBlocked.BackwardAccumulate16 : Gram.IlgpuBlocked.BackwardAccumulate);
             (_gramSide, _gramSharedFloats) = (Gram.IlgpuBlocked.Block * t, Gram.IlgpuBlocked.SharedFloats(t));
         }
@@ -533,7 +541,7 @@ public sealed partial class IlgpuBackend : IBackend
     /// </summary>
     public double MeasureFmaPeak(double seconds = 0.2, int? threads = null)
     {
-        var kernel = Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int, float, float>(Peak.Ilgpu.FmaChains);
+        var kernel = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, int, float, float>>(Peak.Ilgpu.FmaChains);
         int n = threads ?? Math.Max(1, Accelerator.NumMultiprocessors) * Math.Max(1, Accelerator.MaxNumThreadsPerMultiprocessor) * 2;
         using var sink = Accelerator.Allocate1D<float>(n);
         int iterations = 64;
@@ -623,15 +631,15 @@ public sealed partial class IlgpuBackend : IBackend
                 Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> run;
                 if (asynchronous)
                 {
-                    (kernel, var launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile, GlobalAddresses>>(cuda, method, maxThreads, minGroups: 2);
+                    (kernel, var launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile, GlobalAddresses>>(method, maxThreads, minGroups: 2);
                     run = (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
                         launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile, Addresses(x, w));
                 }
                 else
                 {
-                    (kernel, var launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>(cuda, method, maxThreads, minGroups: 2);
+                    (kernel, var launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                        ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile>>(method, maxThreads, minGroups: 2);
                     run = (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
                         launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, tile);
                 }
@@ -644,12 +652,11 @@ public sealed partial class IlgpuBackend : IBackend
             }
         if (asynchronous)
         {
-            var plainAsync = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.ForAsync(t));
-            return _convMma[method] = (plainAsync.GetKernel(), (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
+            var (asyncKernel, plainAsync) = _loader.GroupedKernel<MmaAsyncLauncher>(Conv3x3.IlgpuTensorCore.ForAsync(t));
+            return _convMma[method] = (asyncKernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, tile) =>
                 plainAsync(config, x, mask, w, b, y, d, relu, hasBias, useMask, tile, cuda is null ? default : Addresses(x, w)));
         }
-        var plain = Accelerator.LoadStreamKernel(Conv3x3.IlgpuTensorCore.For(t));
-        return _convMma[method] = (plain.GetKernel(), plain);
+        return _convMma[method] = _loader.GroupedKernel<MmaLauncher>(Conv3x3.IlgpuTensorCore.For(t));
     }
 
     /// <summary>The device addresses of a CUDA convolution's input and packed weights, for cp.async.</summary>
@@ -709,8 +716,8 @@ public sealed partial class IlgpuBackend : IBackend
         if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && maxThreads <= 512)
             try
             {
-                var (kernel, launch) = LaunchBounds.Load<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(cuda, Conv3x3.IlgpuMmaFragments.For(wide).Method, maxThreads, minGroups: 2);
+                var (kernel, launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(wide).Method, maxThreads, minGroups: 2);
                 return _convFragments[wide] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows) =>
                     launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows));
             }
@@ -718,8 +725,7 @@ public sealed partial class IlgpuBackend : IBackend
             {
                 LaunchBoundsNote = $"launch bounds not applied to the fragment-ordered kernel ({e.GetType().Name}: {e.Message})";
             }
-        var plain = Accelerator.LoadStreamKernel(Conv3x3.IlgpuMmaFragments.For(wide));
-        return _convFragments[wide] = (plain.GetKernel(), plain);
+        return _convFragments[wide] = _loader.GroupedKernel<FragmentsLauncher>(Conv3x3.IlgpuMmaFragments.For(wide));
     }
 
     /// <summary>The warp width version 5 runs with when untuned (MmaTune=0): the first MmaFragments names — 32-channel
@@ -882,7 +888,7 @@ public sealed partial class IlgpuBackend : IBackend
     {
         var kernel = _launch.SgemmFixedBlocks != 0 ? Conv3x3.IlgpuWinograd.GemmFor(bm, bn, _launch.WinogradPrefetch) : Conv3x3.IlgpuWinograd.Gemm;
         if (!_sgemm.TryGetValue(kernel.Method, out var launcher))
-            _sgemm[kernel.Method] = launcher = Accelerator.LoadStreamKernel(kernel);
+            _sgemm[kernel.Method] = launcher = _loader.Grouped<SgemmLauncher>(kernel);
         return launcher;
     }
 

@@ -35,18 +35,6 @@ public static class LaunchBounds
     public static PTXCompiledKernel Compile(PTXBackend backend, Context context, MethodInfo method, int maxThreads, int minGroups)
     {
         var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty);
-        var entryPoint = typeof(CompiledKernel).GetProperty("EntryPoint", BindingFlags.NonPublic | BindingFlags.Public | BindingFlags.Instance)!
-            .GetValue(compiled)!;
-        return (PTXCompiledKernel)Activator.CreateInstance(typeof(PTXCompiledKernel), BindingFlags.NonPublic | BindingFlags.Instance, null,
-            [context, entryPoint, compiled.Info, Insert(compiled.PTXAssembly, maxThreads, minGroups)], null)!;
-    }
-
-    /// <summary>Loads the kernel with launch bounds on a CUDA accelerator: its ILGPU kernel object (for the
-    /// occupancy calculator) and a launcher on the default stream.</summary>
-    public static (Kernel Kernel, TLauncher Launcher) Load<TLauncher>(CudaAccelerator accelerator, MethodInfo method, int maxThreads, int minGroups)
-        where TLauncher : Delegate
-    {
-        var kernel = accelerator.LoadKernel(Compile(accelerator.Backend, accelerator.Context, method, maxThreads, minGroups));
-        return (kernel, kernel.CreateLauncherDelegate<TLauncher>());
+        return KernelCache.Construct(context, KernelCache.EntryPointOf(compiled), compiled.Info, Insert(compiled.PTXAssembly, maxThreads, minGroups));
     }
 }
