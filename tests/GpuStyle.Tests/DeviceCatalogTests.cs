@@ -37,6 +37,24 @@ public class DeviceCatalogTests
     }
 
     [Fact]
+    public void A_device_is_opened_in_a_context_of_its_own_kind_only()
+    {
+        // A CUDA run need not start the OpenCL drivers (nor a CPU-accelerator run either GPU runtime).
+        Assert.Equal(DeviceKinds.Cuda, DeviceCatalog.KindsOf("cuda"));
+        Assert.Equal(DeviceKinds.Cuda, DeviceCatalog.KindsOf("cuda:1"));
+        Assert.Equal(DeviceKinds.OpenCL, DeviceCatalog.KindsOf("opencl:0"));
+        Assert.Equal(DeviceKinds.Cpu, DeviceCatalog.KindsOf("ilgpu-cpu"));
+        Assert.Equal(DeviceKinds.All, DeviceCatalog.KindsOf("tpu"));
+        using var backend = IlgpuBackend.Open("ilgpu-cpu");
+        Assert.All(backend.Accelerator.Context.Devices, d => Assert.Equal(ILGPU.Runtime.AcceleratorType.CPU, d.AcceleratorType));
+        Assert.All(DeviceCatalog.List(kinds: DeviceKinds.Cpu), d => Assert.Equal("ilgpu-cpu", d.Kind));
+        // …while a device not found is refused naming those of every kind.
+        var e = Assert.Throws<DeviceNotFoundException>(() => IlgpuBackend.Open("ilgpu-cpu:7"));
+        Assert.Contains("available: ", e.Message);
+        Assert.Equal(string.Join(", ", DeviceCatalog.List().Select(d => d.Id)), e.Message[(e.Message.IndexOf("available: ", StringComparison.Ordinal) + 11)..]);
+    }
+
+    [Fact]
     public void Auto_takes_CUDA_then_an_OpenCL_GPU_but_never_an_OpenCL_CPU_device()
     {
         IlgpuDeviceInfo Cl(string id, bool cpu) => new(id, "opencl", cpu ? "cpu-haswell" : "gfx1100", 1L << 32, cpu ? 0 : 32, 1024, 65536, OpenClCpu: cpu);

@@ -29,7 +29,8 @@ public static class Backends
         switch (device)
         {
             case "auto":
-                if (AutoGpu(DeviceCatalog.List()) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
+                // CUDA alone first: where it has a GPU, the OpenCL drivers are never started.
+                if ((AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.Cuda)) ?? AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.OpenCL))) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
                 return Cpu(null, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", launch, device);
             case "cpu":
             case "cpu-scalar":

@@ -124,24 +124,33 @@ public static class DeviceCatalog
     /// every test; it adds a check to every access, so nothing else does.</summary>
     public static bool CheckBounds { get; set; }
 
-    internal static Context CreateContext(CpuSimulation cpu, bool profiling = false)
+    /// <summary>A context with the devices of the given kinds: opening a device asks only its own runtime (a CUDA run
+    /// need not start the OpenCL drivers, nor an OpenCL or CPU-accelerator run CUDA).</summary>
+    internal static Context CreateContext(CpuSimulation cpu, bool profiling = false, DeviceKinds kinds = DeviceKinds.All)
     {
         InstallDriverResolver();
         return Context.Create(b =>
         {
-            b.Cuda()
-                .OpenCL()
-                .CPU(new CPUDevice(cpu.ThreadsPerWarp, cpu.WarpsPerGroup, cpu.Multiprocessors))
-                .EnableAlgorithms()
-                .Optimize(OptimizationLevel.O1);
+            if (kinds.HasFlag(DeviceKinds.Cuda)) b.Cuda();
+            if (kinds.HasFlag(DeviceKinds.OpenCL)) b.OpenCL();
+            if (kinds.HasFlag(DeviceKinds.Cpu)) b.CPU(new CPUDevice(cpu.ThreadsPerWarp, cpu.WarpsPerGroup, cpu.Multiprocessors));
+            b.EnableAlgorithms().Optimize(OptimizationLevel.O1);
             if (profiling) b.Profiling();   // lets streams record profiling markers (CUDA events)
             if (CheckBounds) b.Assertions();
         });
     }
 
-    public static IReadOnlyList<IlgpuDeviceInfo> List(CpuSimulation? cpu = null)
+    /// <summary>The kind of device an id names (cuda, cuda:N → CUDA; opencl… → OpenCL; ilgpu-cpu… → the CPU
+    /// accelerator); All for anything else.</summary>
+    public static DeviceKinds KindsOf(string id) =>
+        id.StartsWith("cuda", StringComparison.Ordinal) ? DeviceKinds.Cuda
+        : id.StartsWith("opencl", StringComparison.Ordinal) ? DeviceKinds.OpenCL
+        : id.StartsWith("ilgpu-cpu", StringComparison.Ordinal) ? DeviceKinds.Cpu
+        : DeviceKinds.All;
+
+    public static IReadOnlyList<IlgpuDeviceInfo> List(CpuSimulation? cpu = null, DeviceKinds kinds = DeviceKinds.All)
     {
-        using var context = CreateContext(cpu ?? CpuSimulation.Small);
+        using var context = CreateContext(cpu ?? CpuSimulation.Small, kinds: kinds);
         return Enumerate(context).Select(e => e.Info).ToList();
     }
 
@@ -188,17 +197,23 @@ public static class DeviceCatalog
     /// <summary>Finds a device by id ("cuda" means the first CUDA device) within a context.</summary>
     internal static (IlgpuDeviceInfo Info, Device Device) Find(Context context, string id)
     {
-        var all = Enumerate(context);
-        var match = all.FirstOrDefault(e => e.Info.Id == id || e.Info.Id == id + ":0");
+        var found = Enumerate(context);
+        var match = found.FirstOrDefault(e => e.Info.Id == id || e.Info.Id == id + ":0");
         if (match.Device is not null) return match;
-        string have = all.Count == 0 ? "none" : string.Join(", ", all.Select(e => e.Info.Id));
+        // The context may hold one kind only: the devices there are, of every kind, for the message.
+        var all = List();
         // Where no device of the kind asked for shows at all, why (as `gpustyle devices` says it).
-        string why = id.StartsWith("cuda", StringComparison.Ordinal) && all.All(e => e.Info.Kind != "cuda") && CudaAbsenceReason() is { } r ? $" ({r})"
-            : id.StartsWith("opencl", StringComparison.Ordinal) && all.All(e => e.Info.Kind != "opencl") ? $" ({OpenClAbsenceReason()})"
+        string have = all.Count == 0 ? "none" : string.Join(", ", all.Select(e => e.Id));
+        string why = id.StartsWith("cuda", StringComparison.Ordinal) && all.All(e => e.Kind != "cuda") && CudaAbsenceReason() is { } r ? $" ({r})"
+            : id.StartsWith("opencl", StringComparison.Ordinal) && all.All(e => e.Kind != "opencl") ? $" ({OpenClAbsenceReason()})"
             : "";
         throw new DeviceNotFoundException($"no ILGPU device '{id}'{why}; available: {have}");
     }
 }
+
+/// <summary>The runtimes a context asks for devices.</summary>
+[Flags]
+public enum DeviceKinds { Cuda = 1, OpenCL = 2, Cpu = 4, All = Cuda | OpenCL | Cpu }
 
 /// <summary>The requested device does not exist on this machine.</summary>
 public sealed class DeviceNotFoundException(string message) : Exception(message);

@@ -31,7 +31,8 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// tiny tiles so that every variant runs there quickly.
 /// GramReduceRows R: the split-K Gram forward's partials are summed by groups of a warp's width of entries × up to R
 /// rows of splits (Gram.IlgpuTiled.ReduceSplitsGrouped); 0 runs the first version, one thread an entry
-/// (ReduceSplits), for comparison.
+/// (ReduceSplits), for comparison. PoolWindows 1: the pooling's backward a thread a window (Pooling.Ilgpu.Backward);
+/// 0 the first version, a thread an input element (BackwardByElement).
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -39,7 +40,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int BlockedWidth = 64, int BlockedHeight = 8, int BlockedChunk = 8, int MmaMinChannels = 16, int MmaPrefetch = 0,
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
-    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0)
+    int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
+    int PoolWindows = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -132,7 +134,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -268,7 +270,8 @@ public sealed partial class IlgpuBackend : IBackend
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null,
         bool profiling = false, ConvKernel? conv = null, string? overrides = null, KernelCache? kernelCache = null)
     {
-        var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling);
+        var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling,
+            DeviceCatalog.KindsOf(deviceId));
         try
         {
             var (info, device) = DeviceCatalog.Find(context, deviceId);
@@ -377,7 +380,8 @@ public sealed partial class IlgpuBackend : IBackend
             _gramBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(Gram.Ilgpu.BackwardAccumulate);
         }
         _poolForward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>>(Pooling.Ilgpu.Forward);
-        _poolBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(Pooling.Ilgpu.Backward);
+        _poolBackward = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(
+            launch.PoolWindows != 0 ? Pooling.Ilgpu.Backward : Pooling.Ilgpu.BackwardByElement);
         _contentPartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>>(Losses.Ilgpu.ContentPartial);
         _stylePartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float>>(Losses.Ilgpu.StylePartial);
         _tvPartial = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, float>>(Losses.Ilgpu.TotalVariationPartial);
@@ -967,7 +971,8 @@ public sealed partial class IlgpuBackend : IBackend
     public void PoolBackward(PoolKind kind, Tensor x, Tensor dy, Tensor dx)
     {
         Check.PoolBackward(x, dy, dx);
-        _poolBackward(dx.Length, V(x), V(dy), V(dx), x.Shape.H, x.Shape.W, kind == PoolKind.Max ? 1 : 0);
+        int h = x.Shape.H, w = x.Shape.W;
+        _poolBackward(_launch.PoolWindows != 0 ? x.Shape.C * ((h + 1) / 2) * ((w + 1) / 2) : dx.Length, V(x), V(dy), V(dx), h, w, kind == PoolKind.Max ? 1 : 0);
     }
 
     public void GramForward(Tensor f, Tensor g)

@@ -13,8 +13,9 @@ namespace GpuStyle.Tests.Support;
 public sealed class IlgpuCpuFixture : IDisposable
 {
     public IlgpuBackend Backend { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny, CpuSimulation.Small);
-    /// <summary>The tiled (shared-memory) convolution on 4×4 tiles with 3-channel chunks: odd edges everywhere.</summary>
-    public IlgpuBackend Tiled { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tiled }, CpuSimulation.Small);
+    /// <summary>The tiled (shared-memory) convolution on 4×4 tiles with 3-channel chunks: odd edges everywhere; and the
+    /// pooling's first backward kernel, a thread an input element (PoolWindows=0), beside Backend's a thread a window.</summary>
+    public IlgpuBackend Tiled { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tiled, PoolWindows = 0 }, CpuSimulation.Small);
     /// <summary>The register-blocked convolution (8 channels × 4 pixels a thread) on 8×3 tiles with 5-channel chunks, and
     /// the register-blocked Gram kernels (4×4 a thread, 16-sided tiles from 4×4 groups).</summary>
     public IlgpuBackend Blocked { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Blocked }, CpuSimulation.Small);
