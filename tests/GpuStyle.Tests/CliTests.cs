@@ -544,6 +544,8 @@ public sealed class CliTests : IDisposable
         Assert.Contains("kernels tuned on first use", output);
         Assert.Matches(@"128→256 8×8 forward: (blocked|F\(2×2\)|F\(4×4\)) \(blocked [0-9.]+ ms, F\(2×2\) [0-9.]+ ms, F\(4×4\) [0-9.]+ ms\)", output);
         Assert.Contains("256→128 8×8 backward: ", output);
+        // Where the start went: the device, the kernels (no kernel cache off CUDA), the tuning.
+        Assert.Matches(@"start: the device opened in [0-9.]+ s; [1-9][0-9]* kernels compiled and loaded in [0-9.]+ s; tuning [0-9.]+ s", output);
         // The same in --json, for the record a GPU run keeps.
         (code, output, err) = Gpustyle(["bench", "--device", "ilgpu-cpu", "--conv", "tuned", "--size", "32", "--layer", "relu3_1", "--iteration-sizes", "", "--json"]);
         Assert.True(code == 0, err);
@@ -553,6 +555,12 @@ public sealed class CliTests : IDisposable
         Assert.Equal((128, 256, false), (forward.GetProperty("cin").GetInt32(), forward.GetProperty("cout").GetInt32(), forward.GetProperty("backward").GetBoolean()));
         Assert.Equal(["blocked", "F(2×2)", "F(4×4)"], forward.GetProperty("candidates").EnumerateArray().Select(c => c.GetProperty("plan").GetString()));
         Assert.All(forward.GetProperty("candidates").EnumerateArray(), c => Assert.True(c.GetProperty("ms").GetDouble() > 0 && c.GetProperty("agrees").GetBoolean()));
+        var root = System.Text.Json.JsonDocument.Parse(output).RootElement;
+        Assert.True(root.GetProperty("kernels").GetProperty("loaded").GetInt32() > 0);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("kernels").GetProperty("cache_hits").ValueKind);   // CUDA only
+        // Two shapes tuned, each candidate run four times: more than the sum of the candidates' best times.
+        Assert.True(root.GetProperty("tuning_seconds").GetDouble() * 1e3 > tunings.EnumerateArray()
+            .Sum(t => t.GetProperty("candidates").EnumerateArray().Sum(c => c.GetProperty("ms").GetDouble())), output);
         (code, _, err) = Gpustyle(["bench", "--device", "cpu", "--conv", "tuned", "--iteration-sizes", ""]);
         Assert.Equal(2, code);
         Assert.Contains("direct or winograd", err);

@@ -128,6 +128,8 @@ public static class BenchCommand
                     {
                         loaded = k.Loaded, seconds = k.Seconds, cache_hits = k.Cache?.Hits, cache_misses = k.Cache?.Misses, cache_note = k.Cache?.Note,
                     } : null,
+                    device_open_seconds = (backend as IlgpuBackend)?.OpenSeconds,
+                    tuning_seconds = (backend as IlgpuBackend)?.TuningSeconds,
                     gram_tunings = (backend as IlgpuBackend)?.GramTunings.Select(t => new
                     {
                         c = t.C, n = t.N, chosen = t.Chosen.ToString(),
@@ -176,9 +178,10 @@ public static class BenchCommand
         }
         Console.WriteLine();
         Console.WriteLine($"peak working set: {peakMemory / 1e6:0} MB; device memory (tensors and scratch) at most {backend.Memory.Peak / 1e6:0} MB at once");
-        if (backend is IlgpuBackend { Kernels: var k })
-            Console.WriteLine($"kernels: {k.Loaded} compiled and loaded in {k.Seconds:0.00} s" + (k.Cache is not { } c ? ""
-                : c.Note is not null ? $"; the kernel cache off: {c.Note}" : $" ({c.Hits} from the kernel cache in {c.Directory}, {c.Misses} compiled into it)"));
+        if (backend is IlgpuBackend { Kernels: var k } ilgpu)
+            Console.WriteLine($"start: the device opened in {ilgpu.OpenSeconds:0.00} s; {k.Loaded} kernels compiled and loaded in {k.Seconds:0.00} s" + (k.Cache is not { } c ? ""
+                : c.Note is not null ? $" (the kernel cache off: {c.Note})" : $" ({c.Hits} from the kernel cache in {c.Directory}, {c.Misses} compiled into it)")
+                + $"; tuning {ilgpu.TuningSeconds:0.00} s");
         PrintTunings(backend);
     }
 

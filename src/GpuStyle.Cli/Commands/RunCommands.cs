@@ -153,14 +153,16 @@ public static class RunCommands
         return result.Cancelled ? 130 : 0;
     }
 
-    /// <summary>The whole command's seconds so far, and on an ILGPU device what compiling and loading its kernels took
-    /// of them (the start that a short run on a GPU mostly is; the kernel cache spares it after the first run).</summary>
+    /// <summary>The whole command's seconds so far, and on an ILGPU device what of them went to opening it, to compiling
+    /// and loading its kernels (the kernel cache spares most of that after the first run) and to tuning: the start
+    /// that a short run on a GPU mostly is.</summary>
     static string StartUp(IBackend backend)
     {
         double total = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
-        if (backend is not IlgpuBackend { Kernels: var k }) return $"{total:0.0} s since the command started";
-        string cache = k.Cache is not { } c ? "" : c.Note is not null ? $", the kernel cache off: {c.Note}" : $", {c.Hits} from the kernel cache";
-        return $"{total:0.0} s since the command started, {k.Seconds:0.0} s of it compiling and loading {k.Loaded} kernels{cache}";
+        if (backend is not IlgpuBackend { Kernels: var k } ilgpu) return $"{total:0.0} s since the command started";
+        string cache = k.Cache is not { } c ? "" : c.Note is not null ? $"; the kernel cache off: {c.Note}" : $", {c.Hits} from the kernel cache";
+        return $"{total:0.0} s since the command started, of it: opening the device {ilgpu.OpenSeconds:0.0} s, compiling and loading "
+            + $"{k.Loaded} kernels {k.Seconds:0.0} s{cache}, tuning {ilgpu.TuningSeconds:0.0} s";
     }
 
     static Prepared Prepare(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths,

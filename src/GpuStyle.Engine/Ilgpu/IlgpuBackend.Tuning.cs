@@ -207,6 +207,25 @@ public sealed partial class IlgpuBackend
     (TPlan Chosen, List<Trial<TPlan>> Trials) Tune<TPlan>(IReadOnlyList<TPlan> candidates, Tensor output, Action<TPlan> run,
         Func<TPlan, double>? clock, Action<TPlan, Tensor>? afterRun, double tolerance)
     {
+        long started = Stopwatch.GetTimestamp();
+        double loading = _loader.Seconds;
+        try
+        {
+            return TuneTimed(candidates, output, run, clock, afterRun, tolerance);
+        }
+        finally
+        {
+            TuningSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds - (_loader.Seconds - loading);
+        }
+    }
+
+    /// <summary>Seconds spent tuning so far (running, checking and timing the candidates), the kernels' compile and
+    /// load aside (<see cref="KernelLoader.Seconds"/>): a part of a run's start.</summary>
+    public double TuningSeconds { get; private set; }
+
+    (TPlan Chosen, List<Trial<TPlan>> Trials) TuneTimed<TPlan>(IReadOnlyList<TPlan> candidates, Tensor output, Action<TPlan> run,
+        Func<TPlan, double>? clock, Action<TPlan, Tensor>? afterRun, double tolerance)
+    {
         var trials = new List<Trial<TPlan>>();
         using var reference = Allocate(output.Shape);
         using var difference = Allocate(output.Shape);

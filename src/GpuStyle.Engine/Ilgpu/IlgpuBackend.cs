@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Reflection;
 using ILGPU;
 using ILGPU.Runtime;
@@ -270,6 +271,7 @@ public sealed partial class IlgpuBackend : IBackend
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null,
         bool profiling = false, ConvKernel? conv = null, string? overrides = null, KernelCache? kernelCache = null)
     {
+        long started = Stopwatch.GetTimestamp();
         var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling,
             DeviceCatalog.KindsOf(deviceId));
         try
@@ -281,7 +283,9 @@ public sealed partial class IlgpuBackend : IBackend
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
             Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
-            return new IlgpuBackend(context, device.CreateAccelerator(context), info, chosen, kernelCache) { Profiling = profiling };
+            var accelerator = device.CreateAccelerator(context);
+            double opening = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            return new IlgpuBackend(context, accelerator, info, chosen, kernelCache) { Profiling = profiling, OpenSeconds = opening };
         }
         catch
         {
@@ -535,6 +539,10 @@ public sealed partial class IlgpuBackend : IBackend
     public bool Tf32Winograd => _winogradMma is not null;
     /// <summary>True when the Gram matrices run on tensor cores in TF32 (MmaGram).</summary>
     public bool TensorCoreGram => _launch.TensorCoreGram;
+
+    /// <summary>Seconds the device took to open: ILGPU's context (the runtime's devices listed) and the accelerator
+    /// (on CUDA, the driver's context), the kernels aside.</summary>
+    public double OpenSeconds { get; private init; }
 
     /// <summary>Opened with ILGPU's profiling on: <see cref="Mark"/> works.</summary>
     public bool Profiling { get; private init; }
