@@ -135,10 +135,12 @@ if want 4; then
   for flag in "" "--conv tuned" "--tf32"; do
     case "$flag" in "") has blocked || continue;; *tuned) has tuned || continue;; *) has tf32 || continue;; esac
     suffix=${flag##* }; name="tubingen-starry-512${flag:+-${suffix#--}}"
-    timed bounded 90 "$B" transfer --device cuda $flag --quiet \
+    # The last line ("wrote …") says where the command's time went besides the iterations: the device, the kernels
+    # (how many from the kernel cache, which the earlier steps filled), the tuning.
+    timed bounded 90 "$B" transfer --device cuda $flag \
       --content .device/tubingen.jpg --style .device/starry_night.jpg --out "$OUT/$name.png" \
       --weights .device/vgg19_notop_blocks1-3.h5 --content-layers relu3_2 --style-layers relu1_1,relu2_1,relu3_1 \
-      --size 512 --iterations 500 --log "$OUT/$name.jsonl"
+      --size 512 --iterations 500 --log "$OUT/$name.jsonl" 2>&1 | grep -E "^wrote|^wall|rror"
     tail -1 "$OUT/$name.jsonl"
   done
 fi
