@@ -78,7 +78,7 @@ public static class Pooling
         }
 
         /// <summary>
-        /// Launch with C·⌈H/2⌉·⌈W/2⌉ threads, one per window, each writing its window's four gradients (and, past the
+        /// Launch with <see cref="BackwardThreads"/> = C·⌈H/2⌉·⌈W/2⌉ threads, one per window, each writing its window's four gradients (and, past the
         /// last whole window of an odd height or width, the zeros of the row or column no window covers). Counted at
         /// VGG16's first pooling at 512²: 4.2 M threads instead of 16.8 M, each input read once instead of four times,
         /// dy once a window instead of once an element — the per-element version (<see cref="BackwardByElement"/>)
@@ -126,6 +126,8 @@ public static class Pooling
             dx[top + w] = best == 2 ? g : 0f;
             dx[top + w + 1] = best == 3 ? g : 0f;
         }
+
+        public static int BackwardThreads(int c, int h, int w) => c * ((h + 1) / 2) * ((w + 1) / 2);
 
         /// <summary>The first version, kept to compare (`--launch PoolWindows=0`): launch with C·H·W threads, one per
         /// input element (a gather, so no atomics and every dx written).</summary>

@@ -98,18 +98,19 @@ public sealed class KernelCacheTests : IDisposable
     [Fact]
     public void Launch_bounds_are_part_of_the_key()
     {
-        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))!);
+        var method = typeof(Conv3x3.IlgpuTensorCore).GetMethod(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))!;
+        var entry = EntryPointDescription.FromExplicitlyGroupedKernel(method);
         var cache = new KernelCache(_dir);
         var (plain, bounded, again) = PtxCompileTests.WithSm90Backend((_, b) => (
             cache.GetOrCompile(b, entry, KernelSpecialization.Empty).PTXAssembly,
-            cache.GetOrCompile(b, entry, KernelSpecialization.Empty, ptx => LaunchBounds.Insert(ptx, 512, 2), "launch bounds 512 2").PTXAssembly,
-            cache.GetOrCompile(b, entry, KernelSpecialization.Empty, ptx => LaunchBounds.Insert(ptx, 256, 2), "launch bounds 256 2").PTXAssembly));
+            cache.GetOrCompile(b, entry, KernelSpecialization.Empty, () => LaunchBounds.Compile(b, b.Context, method, 512, 2), "launch bounds 512 2").PTXAssembly,
+            cache.GetOrCompile(b, entry, KernelSpecialization.Empty, () => LaunchBounds.Compile(b, b.Context, method, 256, 2), "launch bounds 256 2").PTXAssembly));
         Assert.DoesNotContain(".maxntid", plain);
         Assert.Contains(".maxntid 512, 1, 1", bounded);
         Assert.Contains(".maxntid 256, 1, 1", again);
         Assert.Equal((0, 3), (cache.Hits, cache.Misses));
         var read = PtxCompileTests.WithSm90Backend((_, b) =>
-            new KernelCache(_dir).GetOrCompile(b, entry, KernelSpecialization.Empty, ptx => throw new InvalidOperationException("a hit is not edited again"), "launch bounds 512 2").PTXAssembly);
+            new KernelCache(_dir).GetOrCompile(b, entry, KernelSpecialization.Empty, () => throw new InvalidOperationException("a hit is not compiled again"), "launch bounds 512 2").PTXAssembly);
         Assert.Equal(bounded, read);
     }
 

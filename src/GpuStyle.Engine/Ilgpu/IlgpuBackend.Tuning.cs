@@ -211,7 +211,7 @@ public sealed partial class IlgpuBackend
         double loading = _loader.Seconds;
         try
         {
-            return TuneTimed(candidates, output, run, clock, afterRun, tolerance);
+            return TryCandidates(candidates, output, run, clock, afterRun, tolerance);
         }
         finally
         {
@@ -223,7 +223,7 @@ public sealed partial class IlgpuBackend
     /// load aside (<see cref="KernelLoader.Seconds"/>): a part of a run's start.</summary>
     public double TuningSeconds { get; private set; }
 
-    (TPlan Chosen, List<Trial<TPlan>> Trials) TuneTimed<TPlan>(IReadOnlyList<TPlan> candidates, Tensor output, Action<TPlan> run,
+    (TPlan Chosen, List<Trial<TPlan>> Trials) TryCandidates<TPlan>(IReadOnlyList<TPlan> candidates, Tensor output, Action<TPlan> run,
         Func<TPlan, double>? clock, Action<TPlan, Tensor>? afterRun, double tolerance)
     {
         var trials = new List<Trial<TPlan>>();

@@ -980,7 +980,7 @@ public sealed partial class IlgpuBackend : IBackend
     {
         Check.PoolBackward(x, dy, dx);
         int h = x.Shape.H, w = x.Shape.W;
-        _poolBackward(_launch.PoolWindows != 0 ? x.Shape.C * ((h + 1) / 2) * ((w + 1) / 2) : dx.Length, V(x), V(dy), V(dx), h, w, kind == PoolKind.Max ? 1 : 0);
+        _poolBackward(_launch.PoolWindows != 0 ? Pooling.Ilgpu.BackwardThreads(x.Shape.C, h, w) : dx.Length, V(x), V(dy), V(dx), h, w, kind == PoolKind.Max ? 1 : 0);
     }
 
     public void GramForward(Tensor f, Tensor g)

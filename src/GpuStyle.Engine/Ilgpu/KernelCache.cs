@@ -64,10 +64,11 @@ public sealed class KernelCache
 
     static string Id(Assembly a) => $"{a.GetName().Name} {a.GetName().Version} {a.ManifestModule.ModuleVersionId}";
 
-    /// <summary>The kernel compiled for <paramref name="backend"/>, from the cache where it has it, else compiled (then
-    /// <paramref name="edit"/> applied to its PTX, <paramref name="editKey"/> naming the edit) and stored.</summary>
+    /// <summary>The kernel compiled for <paramref name="backend"/>, from the cache where it has it, else compiled and
+    /// stored: by ILGPU, or by <paramref name="compile"/> where the caller edits the PTX (launch bounds), the edit
+    /// named by <paramref name="editKey"/>.</summary>
     public PTXCompiledKernel GetOrCompile(PTXBackend backend, EntryPointDescription entry, KernelSpecialization specialization,
-        Func<string, string>? edit = null, string editKey = "")
+        Func<PTXCompiledKernel>? compile = null, string editKey = "")
     {
         string key = Key(backend, entry, specialization, editKey);
         string file = Path.Combine(BuildDirectory, Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..32].ToLowerInvariant() + ".ptx");
@@ -83,8 +84,7 @@ public sealed class KernelCache
             {
                 Note = $"the kernel cache is not used: ILGPU's compiled kernels cannot be made from PTX here ({e.GetType().Name}: {e.Message})";
             }
-        var compiled = (PTXCompiledKernel)backend.Compile(entry, specialization);
-        if (edit is not null) compiled = Construct(backend.Context, EntryPointOf(compiled), compiled.Info, edit(compiled.PTXAssembly));
+        var compiled = compile?.Invoke() ?? (PTXCompiledKernel)backend.Compile(entry, specialization);
         Misses++;
         if (Note is null) Write(file, key, EntryPointOf(compiled).SharedMemory, compiled.PTXAssembly);
         return compiled;

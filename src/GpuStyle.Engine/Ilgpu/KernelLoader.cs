@@ -4,6 +4,7 @@ using System.Reflection;
 using ILGPU;
 using ILGPU.Backends;
 using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
 using ILGPU.Runtime;
 using ILGPU.Runtime.Cuda;
 
@@ -52,10 +53,11 @@ public sealed class KernelLoader(Accelerator accelerator, KernelCache? cache)
         where TStreamLauncher : Delegate
     {
         var cuda = _cuda ?? throw new InvalidOperationException("launch bounds are PTX: CUDA only");
+        PTXCompiledKernel Compile() => LaunchBounds.Compile(cuda.Backend, cuda.Context, method, maxThreads, minGroups);
         var loaded = Timed(() => cuda.LoadKernel(UseCache
             ? cache!.GetOrCompile(cuda.Backend, EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty,
-                ptx => LaunchBounds.Insert(ptx, maxThreads, minGroups), $"launch bounds {maxThreads} {minGroups}")
-            : LaunchBounds.Compile(cuda.Backend, cuda.Context, method, maxThreads, minGroups)));
+                Compile, $"launch bounds {maxThreads} {minGroups}")
+            : Compile()));
         return (loaded, loaded.CreateLauncherDelegate<TStreamLauncher>());
     }
 
