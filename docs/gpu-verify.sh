@@ -59,16 +59,20 @@ step "4. a real transfer through VGG16 (random weights), 500 iterations at 512 p
 echo "-- start-up alone: the process, the device catalogue (CUDA and OpenCL contexts), no kernels"
 timed "$B" devices
 bounded 60 python3 weights-tools/random_vgg_h5py.py vgg16 "$HOME/gs/vgg16-random.h5"
-# Each setting twice: first with an empty kernel cache (ILGPU compiles every kernel to PTX, as every run did before
-# the cache), then with the cache the first run filled. The "wrote" line says how much of the command was kernels.
+# Each setting three times: first with an empty kernel cache (ILGPU compiles every kernel to PTX and every shape is
+# tuned, as every run did before the caches), then with the kernels and the tuning's choices the first run kept, then
+# with the kernels kept but tuned again (GPUSTYLE_TUNING_CACHE=off). The "wrote" line says how much of the command was
+# kernels and tuning. The warm run takes the cold run's choices, so its last loss should equal the cold run's.
 export GPUSTYLE_KERNEL_CACHE="$HOME/gs/kernel-cache-step4"
-for run in "fp32 cold" "fp32 warm" "--tf32 cold" "--tf32 warm"; do
+for run in "fp32 cold" "fp32 warm" "fp32 retuned" "--tf32 cold" "--tf32 warm" "--tf32 retuned"; do
   set -- $run; flag=$1; [ "$flag" = fp32 ] && flag=""
   [ "$2" = cold ] && rm -rf "$GPUSTYLE_KERNEL_CACHE"
   name="vgg16-random-512${flag:+-tf32}-$2"
-  echo "-- ${flag:-fp32}, kernel cache $2"
+  echo "-- ${flag:-fp32}, caches $2"
+  [ "$2" = retuned ] && export GPUSTYLE_TUNING_CACHE=off
   timed bounded 60 "$B" transfer --device $DEV $flag --content .device/tubingen.jpg --style .device/starry_night.jpg \
     --out "$HOME/gs/$name.png" --weights "$HOME/gs/vgg16-random.h5" --size 512 --iterations 500 --log "$HOME/gs/$name.jsonl" 2>&1 | grep -E "^wrote|^wall|rror"
+  unset GPUSTYLE_TUNING_CACHE
   tail -1 "$HOME/gs/$name.jsonl"
 done
 unset GPUSTYLE_KERNEL_CACHE

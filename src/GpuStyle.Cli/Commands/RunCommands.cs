@@ -154,15 +154,23 @@ public static class RunCommands
     }
 
     /// <summary>The whole command's seconds so far, and on an ILGPU device what of them went to opening it, to compiling
-    /// and loading its kernels (the kernel cache spares most of that after the first run) and to tuning: the start
+    /// and loading its kernels (the kernel cache spares most of that after the first run) and to tuning (the tuning
+    /// cache spares that, and says how many shapes it gave): the start
     /// that a short run on a GPU mostly is.</summary>
     static string StartUp(IBackend backend)
     {
         double total = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
         if (backend is not IlgpuBackend { Kernels: var k } ilgpu) return $"{total:0.0} s since the command started";
         string cache = k.Cache is not { } c ? "" : c.Note is not null ? $"; the kernel cache off: {c.Note}" : $", {c.Hits} from the kernel cache";
+        string tunings = ilgpu.TuningCache is not { } t ? "" : t.Note is not null ? $"; the tuning cache off: {t.Note}" : (t.Hits, t.Recorded) switch
+        {
+            (0, 0) => "",
+            (_, 0) => $" ({t.Hits} shapes' choices from the tuning cache)",
+            (0, _) => $" ({t.Recorded} shapes' choices kept in the tuning cache)",
+            _ => $" ({t.Hits} shapes' choices from the tuning cache, {t.Recorded} more kept in it)",
+        };
         return $"{total:0.0} s since the command started, of it: opening the device {ilgpu.OpenSeconds:0.0} s, compiling and loading "
-            + $"{k.Loaded} kernels {k.Seconds:0.0} s{cache}, tuning {ilgpu.TuningSeconds:0.0} s";
+            + $"{k.Loaded} kernels {k.Seconds:0.0} s{cache}, tuning {ilgpu.TuningSeconds:0.0} s{tunings}";
     }
 
     static Prepared Prepare(ParseResult r, RunOptions o, RunMode mode, string? contentPath, List<string> stylePaths,
@@ -311,7 +319,7 @@ public static class RunCommands
     }
 
     static IBackend OpenBackend(ParseResult r, RunOptions o) =>
-        Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)));
+        Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)), rememberTunings: true);
 
     static void CheckMemory(IBackend backend, Prepared p)
     {

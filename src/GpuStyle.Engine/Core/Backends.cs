@@ -23,21 +23,23 @@ public static class Backends
     public static IBackend Open(string device, bool tf32 = false, bool profiling = false) =>
         Open(device, tf32 ? ConvKernel.Tf32 : null, profiling);
 
-    /// <summary>Opens a device with a given ILGPU convolution kernel (null: the device's default).</summary>
-    public static IBackend Open(string device, ConvKernel? conv, bool profiling = false, string? launch = null)
+    /// <summary>Opens a device with a given ILGPU convolution kernel (null: the device's default).
+    /// <paramref name="rememberTunings"/>: a CUDA device keeps its tuning's choices for later runs (the style runs; not
+    /// `bench`, which measures every candidate each time).</summary>
+    public static IBackend Open(string device, ConvKernel? conv, bool profiling = false, string? launch = null, bool rememberTunings = false)
     {
         switch (device)
         {
             case "auto":
                 // CUDA alone first: where it has a GPU, the OpenCL drivers are never started.
-                if ((AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.Cuda)) ?? AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.OpenCL))) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
+                if ((AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.Cuda)) ?? AutoGpu(DeviceCatalog.List(kinds: DeviceKinds.OpenCL))) is { } gpu) return IlgpuBackend.Open(gpu.Id, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default(), rememberTunings: rememberTunings);
                 return Cpu(null, conv, "no CUDA or OpenCL GPU was found, and the CPU backend", launch, device);
             case "cpu":
             case "cpu-scalar":
                 return Cpu(device == "cpu" ? null : CpuSimd.Scalar, conv, $"--device {device} is the CPU backend, which", launch, device);
             default:
                 if (device is "ilgpu-cpu" || device.StartsWith("cuda", StringComparison.Ordinal) || device.StartsWith("opencl", StringComparison.Ordinal))
-                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default());
+                    return IlgpuBackend.Open(device, profiling: profiling, conv: conv, overrides: launch, kernelCache: KernelCache.Default(), rememberTunings: rememberTunings);
                 throw new DeviceNotFoundException($"unknown device '{device}'; use one of {string.Join(", ", Names)}");
         }
     }

@@ -74,6 +74,21 @@ public sealed partial class IlgpuBackend
     public IReadOnlyList<ConvTuning> Tunings => [.. _tunings.Values];
 
     readonly Dictionary<(int C, int N), GramTuning> _gramTunings = [];
+    /// <summary>The Gram backward's plan for each tunable shape once known (tuned, or read from the tuning cache).</summary>
+    readonly Dictionary<(int C, int N), GramAlgorithm> _gramPlans = [];
+
+    /// <summary>The plan a convolution's shape and direction runs, once known (tuned, read from the tuning cache, or its
+    /// only candidate); null before its first use, and for the kernels --conv fixes.</summary>
+    public ConvPlan? PlanOf(int cin, int cout, int h, int w, bool backward) =>
+        _plans.TryGetValue((cin, cout, h, w, backward), out var plan) ? plan : null;
+
+    /// <summary>The same for the Gram backward of C channels and N positions, where it is tuned.</summary>
+    public GramAlgorithm? GramPlanOf(int c, int n) => _gramPlans.TryGetValue((c, n), out var plan) ? plan : null;
+
+    /// <summary>Where the choices are kept between runs (<see cref="Ilgpu.TuningCache"/>): a shape found there is not
+    /// tuned, and its choice is not among <see cref="Tunings"/> (which lists what this run timed). Null: every run
+    /// tunes (`bench`, the tests, other accelerators than CUDA).</summary>
+    public TuningCache? TuningCache { get; set; }
 
     /// <summary>The Gram backward's choices under --conv tuned, in the order the shapes were first met.</summary>
     public IReadOnlyList<GramTuning> GramTunings => [.. _gramTunings.Values];
@@ -131,9 +146,13 @@ public sealed partial class IlgpuBackend
         if (_plans.TryGetValue(key, out var plan)) return plan;
         var list = candidates();
         if (list.Count == 1) return _plans[key] = list[0];
+        string shape = $"conv {d.Cin}→{d.Cout} {d.H}×{d.W} {(backward ? "backward" : "forward")}";
+        var names = list.Select(p => p.ToString()).ToList();
+        if (TuningCache?.Lookup(shape, names) is { } known) return _plans[key] = list[known];
         var (chosen, trials) = Tune(list, output, run, TuningClock is { } clock ? plan => clock(d, backward, plan) : null, AfterTrialRun,
             _launch.Conv == ConvKernel.Tf32 ? Tf32TuningTolerance : TuningTolerance);
         _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
+        TuningCache?.Record(shape, names, list.ToList().IndexOf(chosen));
         return _plans[key] = chosen;
     }
 
@@ -184,18 +203,23 @@ public sealed partial class IlgpuBackend
     {
         if (!sgemmFits) return GramAlgorithm.Blocked;
         if (_launch.Conv != ConvKernel.Tuned) return _launch.GramGemm != 0 ? GramAlgorithm.Sgemm : GramAlgorithm.Blocked;
-        if (_gramTunings.TryGetValue((c, n), out var known)) return known.Chosen;
+        if (_gramPlans.TryGetValue((c, n), out var kept)) return kept;
+        GramAlgorithm[] list = [GramAlgorithm.Blocked, GramAlgorithm.Sgemm];
+        string shape = $"gram backward {c}×{n}";
+        var names = list.Select(p => p.ToString()).ToList();
+        if (TuningCache?.Lookup(shape, names) is { } index) return _gramPlans[(c, n)] = list[index];
         using var original = Allocate(df.Shape);
         Copy(df, original);
         var clock = GramTuningClock;
-        var (chosen, trials) = Tune([GramAlgorithm.Blocked, GramAlgorithm.Sgemm], df, plan =>
+        var (chosen, trials) = Tune(list, df, plan =>
         {
             Copy(original, df);
             run(plan);
         }, clock is null ? null : plan => clock(c, n, plan), afterRun: null, TuningTolerance);
         Copy(original, df);
         _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials);
-        return chosen;
+        TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));
+        return _gramPlans[(c, n)] = chosen;
     }
 
     /// <summary>Runs every candidate: the first is the reference (its output is kept), each other is compared with it

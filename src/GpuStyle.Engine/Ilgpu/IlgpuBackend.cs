@@ -267,9 +267,11 @@ public sealed partial class IlgpuBackend : IBackend
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
     /// device's default shapes, with the <paramref name="conv"/> kernel when given (TF32 on the CPU accelerator: its
-    /// smallest shape, in simulated groups of 32 threads), then <paramref name="overrides"/> ("Name=value,…").</summary>
+    /// smallest shape, in simulated groups of 32 threads), then <paramref name="overrides"/> ("Name=value,…").
+    /// <paramref name="rememberTunings"/>: on CUDA, with a kernel cache, the tuning's choices are kept beside it and
+    /// read back by later runs (<see cref="Ilgpu.TuningCache.For"/>).</summary>
     public static IlgpuBackend Open(string deviceId, IlgpuLaunchOptions? launch = null, CpuSimulation? cpu = null,
-        bool profiling = false, ConvKernel? conv = null, string? overrides = null, KernelCache? kernelCache = null)
+        bool profiling = false, ConvKernel? conv = null, string? overrides = null, KernelCache? kernelCache = null, bool rememberTunings = false)
     {
         long started = Stopwatch.GetTimestamp();
         var context = DeviceCatalog.CreateContext(cpu ?? (conv == ConvKernel.Tf32 ? CpuSimulation.Warp32 : CpuSimulation.Small), profiling,
@@ -285,7 +287,11 @@ public sealed partial class IlgpuBackend : IBackend
             Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
             var accelerator = device.CreateAccelerator(context);
             double opening = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            return new IlgpuBackend(context, accelerator, info, chosen, kernelCache) { Profiling = profiling, OpenSeconds = opening };
+            return new IlgpuBackend(context, accelerator, info, chosen, kernelCache)
+            {
+                Profiling = profiling, OpenSeconds = opening,
+                TuningCache = rememberTunings ? TuningCache.For(kernelCache, accelerator, chosen) : null,
+            };
         }
         catch
         {
