@@ -413,6 +413,30 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void With_the_weights_at_hand_the_device_is_said_first_and_the_pictures_error_after_it()
+    {
+        // The weights are a file here, so the pictures and the weights are read while the device opens
+        // (RunCommands.OpenAndPrepare): a missing device is still what is said, not the unreadable picture read beside
+        // it; with a device there, the picture's error — and in neither case a file written.
+        string notes = Path.Combine(_dir, "notes.jpg"), output = Path.Combine(_dir, "o.png");
+        File.WriteAllText(notes, "not a picture");
+        foreach (var command in new[] { "transfer", "layers" })
+        {
+            string[] args = command == "transfer"
+                ? ["transfer", "--content", notes, "--style", _painting, "--out", output, "--weights", _weights, "--size", "24"]
+                : ["layers", "--image", notes, "--out", output, "--weights", _weights, "--size", "24"];
+            var (code, _, err) = Gpustyle([.. args, "--device", "cuda:7"]);
+            Assert.Equal(2, code);
+            Assert.Contains("no ILGPU device 'cuda:7'", err);
+            Assert.DoesNotContain("notes.jpg", err);
+            (code, _, err) = Gpustyle([.. args, "--device", "cpu"]);
+            Assert.Equal(2, code);
+            Assert.Contains("notes.jpg: the content file is not an image", err);
+            Assert.False(File.Exists(output));
+        }
+    }
+
+    [Fact]
     public void A_run_too_large_for_memory_is_refused_with_a_size_that_then_runs()
     {
         // The CPU backend's memory is what .NET may allocate: here capped at 128 MB by the GC's hard limit, in a
