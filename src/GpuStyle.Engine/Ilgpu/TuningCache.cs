@@ -51,8 +51,16 @@ public sealed class TuningCache
         string? asked = Environment.GetEnvironmentVariable("GPUSTYLE_TUNING_CACHE");
         if (string.Equals(asked, "off", StringComparison.OrdinalIgnoreCase) || asked == "0") return null;
         if (kernels is null || accelerator is not CudaAccelerator cuda) return null;
-        string scope = $"{cuda.Name}, {cuda.Architecture}, driver {cuda.DriverVersion}, {cuda.NumMultiprocessors} SMs at {cuda.ClockRate} kHz, "
-            + $"{cuda.MemorySize} bytes; {launch}";
+        string scope;
+        try
+        {
+            scope = $"{cuda.Name}, {cuda.Architecture}, driver {cuda.DriverVersion}, {cuda.NumMultiprocessors} SMs at {cuda.ClockRate} kHz, "
+                + $"{cuda.MemorySize} bytes; {launch}";
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return null;   // a card that cannot say what it is tunes every run, as before the cache
+        }
         return new TuningCache(Path.Combine(kernels.BuildDirectory, "tunings", FileNameOf(scope)), scope);
     }
 
