@@ -463,6 +463,38 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void A_run_whose_LBFGS_history_does_not_fit_is_told_a_history_that_then_runs()
+    {
+        // Under the same 128-MB cap, a 400-px run fits but for L-BFGS's 100 pairs of picture-sized vectors (≈ 1.4 MB
+        // each here): the refusal names a shorter history at this size, and that history then runs under the cap.
+        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x8000000" };
+        string output = Path.Combine(_dir, "long-history.png");
+        (int, string) Run(string history) => ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+            "transfer", "--content", _photo, "--style", _painting, "--out", output, "--weights", _weights, "--size", "400",
+            "--history", history, "--iterations", "40", "--device", "cpu", "--quiet"], limit);
+
+        var (code, text) = Run("100");
+        Assert.True(code == 2, text);
+        var fits = System.Text.RegularExpressions.Regex.Match(text,
+            @"a 400×300 run needs about [0-9.]+ GB, .*; the largest --size that fits is \d+, or at this size --history (\d+) \(L-BFGS's history is 100 pairs");
+        Assert.True(fits.Success, text);
+        Assert.False(File.Exists(output));
+        int history = int.Parse(fits.Groups[1].Value);
+        Assert.InRange(history, 2, 60);
+
+        (code, text) = Run(history.ToString());
+        Assert.True(code == 0, text);
+        using var image = Image.Load<Rgb24>(output);
+        Assert.Equal(400, image.Width);
+        // Adam keeps no history: its refusal names no --history.
+        (code, text) = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+            "transfer", "--content", _photo, "--style", _painting, "--out", output + ".adam.png", "--weights", _weights, "--size", "1500",
+            "--optimizer", "adam", "--iterations", "2", "--device", "cpu", "--quiet"], limit);
+        Assert.True(code == 2, text);
+        Assert.DoesNotContain("--history", text);
+    }
+
+    [Fact]
     public void A_run_with_feature_maps_past_the_tensor_limit_is_refused()
     {
         // 256 channels at 3 400 × 2 550 (padded as the convolutions pad it) is 2.24 billion values in one map: more than an

@@ -189,6 +189,23 @@ public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
 public class MemoryPlanTests
 {
     [Fact]
+    public void The_largest_history_that_fits_is_found_at_the_asked_size()
+    {
+        // A small network at a large size: L-BFGS's 2·H picture-sized vectors are most of the estimate.
+        var spec = new NetworkSpec(3, [new ConvSpec("relu1_1", 3, 8, new float[8 * 3 * 9], new float[8])]);
+        var output = new Shape(3, 1536, 2048);
+        long With(int history) => MemoryPlan.Estimate(spec, output, output, 1, new RunSettings { History = history, Iterations = 500 });
+        Assert.True(With(100) > 2 * With(20));
+        Assert.Equal(2L * 4 * 3 * 1536 * 2048, With(31) - With(30));   // a pair: two picture-sized float vectors
+        foreach (long budget in new[] { With(37), With(37) + 1, With(38) - 1 })
+            Assert.Equal(37, MemoryPlan.LargestHistoryFitting(With, budget, 100));
+        Assert.Equal(99, MemoryPlan.LargestHistoryFitting(With, With(100), 100));       // below the asked one, never it
+        Assert.Equal(1, MemoryPlan.LargestHistoryFitting(With, With(1), 100));
+        Assert.Equal(0, MemoryPlan.LargestHistoryFitting(With, With(1) - 1, 100));     // even one pair does not fit
+        Assert.Equal(0, MemoryPlan.LargestHistoryFitting(With, long.MaxValue - 1, 1));  // nothing shorter than 1
+    }
+
+    [Fact]
     public void The_estimate_grows_with_size_and_the_largest_fitting_size_fits()
     {
         var layers = new List<LayerSpec>();

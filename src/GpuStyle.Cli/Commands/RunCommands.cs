@@ -361,7 +361,11 @@ public static class RunCommands
         int longest = Math.Max(p.Start.Width, p.Start.Height);
         Shape At(Shape sh, int size) => new(3, Math.Max(1, sh.H * size / longest), Math.Max(1, sh.W * size / longest));
         int fits = MemoryPlan.LargestFitting(size => MemoryPlan.Estimate(p.Spec, At(p.Start.Shape, size), At(style, size), depth, s, styleDepth), budget, longest);
-        throw new InputException(TooLarge($"a {p.Start.Width}×{p.Start.Height} run", need, budget, backend.Name, fits));
+        // L-BFGS's history may be what does not fit (2·H picture-sized vectors): a shorter one runs the asked size.
+        int history = s.Optimizer != OptimizerKind.Lbfgs || need == long.MaxValue ? 0
+            : MemoryPlan.LargestHistoryFitting(h => MemoryPlan.Estimate(p.Spec, p.Start.Shape, style, depth, s with { History = h }, styleDepth), budget, s.History);
+        throw new InputException(TooLarge($"a {p.Start.Width}×{p.Start.Height} run", need, budget, backend.Name, fits)
+            + (history > 0 ? $", or at this size --history {history} (L-BFGS's history is {s.History} pairs of picture-sized vectors)" : ""));
     }
 
     /// <summary>What a run may plan to use of the device's memory (the rest for the runtime, drivers and fragmentation).</summary>

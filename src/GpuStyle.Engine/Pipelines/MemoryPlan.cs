@@ -68,6 +68,23 @@ public static class MemoryPlan
     /// <summary>The most elements one tensor (or a layer's padded scratch) may have: .NET's largest float array.</summary>
     public static readonly long MaxElements = Array.MaxLength;
 
+    /// <summary>The largest L-BFGS history under <paramref name="current"/> whose estimate fits in the budget at this
+    /// size, or 0. The history is 2·H picture-sized vectors: at 2048 px, 100 pairs are 10 GB, more than the network's
+    /// own memory, so on a smaller card a shorter history can run the size the user asked for. (On the partial VGG19
+    /// here a history of 20 ended 500 iterations within 0.1% of 100's loss: 46 888 against 46 847 at 256 px.)</summary>
+    public static int LargestHistoryFitting(Func<int, long> estimateWithHistory, long budget, int current)
+    {
+        // The estimate grows with the history: the largest that fits, by bisection over 1 … current − 1.
+        int lo = 0, hi = current - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (estimateWithHistory(mid) <= budget) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo >= 1 && estimateWithHistory(lo) <= budget ? lo : 0;
+    }
+
     /// <summary>The largest longest side (a multiple of 16) whose estimate fits in the budget, or 0.</summary>
     public static int LargestFitting(Func<int, long> estimateAtSize, long budget, int upTo)
     {
