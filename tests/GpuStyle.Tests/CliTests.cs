@@ -47,6 +47,12 @@ public sealed class CliTests : IDisposable
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 
+    /// <summary>`gpustyle` in a process of its own, with .NET's heap capped at <paramref name="heapCap"/> bytes (hex):
+    /// the CPU backend's memory, for the refusals that size a run to it.</summary>
+    static (int Code, string Text) GpustyleUnderCap(string heapCap, params string[] args) =>
+        ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), .. args],
+            new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = heapCap });
+
     string[] Small(params string[] args) =>
         [.. args, "--weights", _weights, "--size", "24", "--iterations", "3", "--device", "cpu", "--quiet"];
 
@@ -442,11 +448,10 @@ public sealed class CliTests : IDisposable
         // The CPU backend's memory is what .NET may allocate: here capped at 128 MB by the GC's hard limit, in a
         // process of its own. A 1500-px run is refused before it starts, naming the largest --size that fits; that
         // size then runs to the end under the same cap (the estimate holds what the run allocates).
-        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x8000000" };
         string output = Path.Combine(_dir, "big.png");
-        (int, string) Run(string size) => ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+        (int, string) Run(string size) => GpustyleUnderCap("0x8000000",
             "transfer", "--content", _photo, "--style", _painting, "--out", output, "--weights", _weights, "--size", size,
-            "--iterations", "2", "--device", "cpu", "--quiet"], limit);
+            "--iterations", "2", "--device", "cpu", "--quiet");
 
         var (code, text) = Run("1500");
         Assert.True(code == 2, text);
@@ -467,11 +472,10 @@ public sealed class CliTests : IDisposable
     {
         // Under the same 128-MB cap, a 400-px run fits but for L-BFGS's 100 pairs of picture-sized vectors (≈ 1.4 MB
         // each here): the refusal names a shorter history at this size, and that history then runs under the cap.
-        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x8000000" };
         string output = Path.Combine(_dir, "long-history.png");
-        (int, string) Run(string history) => ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+        (int, string) Run(string history) => GpustyleUnderCap("0x8000000",
             "transfer", "--content", _photo, "--style", _painting, "--out", output, "--weights", _weights, "--size", "400",
-            "--history", history, "--iterations", "40", "--device", "cpu", "--quiet"], limit);
+            "--history", history, "--iterations", "40", "--device", "cpu", "--quiet");
 
         var (code, text) = Run("100");
         Assert.True(code == 2, text);
@@ -487,9 +491,9 @@ public sealed class CliTests : IDisposable
         using var image = Image.Load<Rgb24>(output);
         Assert.Equal(400, image.Width);
         // Adam keeps no history: its refusal names no --history.
-        (code, text) = ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"),
+        (code, text) = GpustyleUnderCap("0x8000000",
             "transfer", "--content", _photo, "--style", _painting, "--out", output + ".adam.png", "--weights", _weights, "--size", "1500",
-            "--optimizer", "adam", "--iterations", "2", "--device", "cpu", "--quiet"], limit);
+            "--optimizer", "adam", "--iterations", "2", "--device", "cpu", "--quiet");
         Assert.True(code == 2, text);
         Assert.DoesNotContain("--history", text);
     }
@@ -577,9 +581,8 @@ public sealed class CliTests : IDisposable
 
         // Past the memory, with .NET's heap capped at 512 MB in a process of its own: the size the refusal names runs
         // its largest layer (relu1_2: 64 → 64 channels at full size) under the same cap.
-        var limit = new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x20000000" };
         (int, string) Bench(params string[] args) =>
-            ChildProcess.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "gpustyle.dll"), "bench", "--device", "cpu", "--iteration-sizes", "", .. args], limit);
+            GpustyleUnderCap("0x20000000", ["bench", "--device", "cpu", "--iteration-sizes", "", .. args]);
         var (refused, text) = Bench("--size", "2000");
         Assert.True(refused == 2, text);
         var fits = System.Text.RegularExpressions.Regex.Match(text, @"--size 2000: a 2000×2000 layer needs about [0-9.]+ GB, more than cpu .* has \(0\.4 GB usable\); the largest --size that fits is (\d+)");

@@ -156,8 +156,7 @@ public static class RunCommands
 
     /// <summary>The whole command's seconds so far, and on an ILGPU device what of them went to opening it, to compiling
     /// and loading its kernels (the kernel cache spares most of that after the first run) and to tuning (the tuning
-    /// cache spares that, and says how many shapes it gave): the start
-    /// that a short run on a GPU mostly is.</summary>
+    /// cache spares that, and says how many shapes it gave): the start that a short run on a GPU mostly is.</summary>
     static string StartUp(IBackend backend)
     {
         double total = (DateTime.Now - Process.GetCurrentProcess().StartTime).TotalSeconds;
