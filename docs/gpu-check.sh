@@ -27,8 +27,8 @@
 #      (F(4×4, 3×3)) each alone (tuned mixes them), WinogradMma=1
 #      (TF32 GEMMs), GramGemm=1, WinogradPrefetch=0, SgemmFixedBlocks=0 and MmaLaunchBounds=0 (for comparison),
 #      MmaPrefetch=1, MmaPrefetch=2 (cp.async staging; with MmaTune=1 each shape's tile timed with and without it),
-#      MmaGram=1, MmaMinGroups=132, MmaFragments=1 and 2 (version 5, operands in fragment order, in 32- and
-#      64-channel warps; 32×8 and 32×4),
+#      MmaGram=1, MmaMinGroups=132, MmaFragments=1, 2 and 4 (version 5, operands in fragment order, in 32- and
+#      64-channel warps and 64×64 warp tiles; 32×8 and 32×4),
 #      and combinations — after the issue's measurements, which the
 #      budget must not cut;
 #   8. where Nsight Compute (ncu) is there: one launch each of the TF32 convolution (and with MmaPrefetch=2), the
@@ -74,7 +74,7 @@ fi
 
 # What step 2 passed is kept in $HOME/gs/ok, so that a rerun on the same warm machine (STEPS="7 8 9") times the same set.
 ok=${CONVS:-$(cat "$HOME/gs/ok" 2>/dev/null || echo blocked winograd tuned tf32)}
-# --tf32's default tunes each shape's kernel (MmaTune=1, version 5 among the candidates: MmaFragments=1) and runs the
+# --tf32's default tunes each shape's kernel (MmaTune=1, version 5 among the candidates: MmaFragments=7) and runs the
 # Gram matrices on tensor cores (MmaGram=1); the
 # TF32 variants of steps 7–9 are timed against the plain 32×8 kernel, so they start from PLAIN (later names win).
 PLAIN="MmaTune=0,MmaGram=0,MmaFragments=0"
@@ -104,6 +104,7 @@ if want 2; then
   check tf32-gram tf32 MmaGram=1                         # the Gram matrices on tensor cores too
   check tf32-fragments tf32 "$PLAIN,MmaFragments=1"      # version 5 alone: operands in fragment order
   check tf32-fragments-wide tf32 "$PLAIN,MmaFragments=2" # version 5 in 64-channel warps
+  check tf32-fragments-square tf32 "$PLAIN,MmaFragments=4" # version 5 in 64×64 warp tiles
   check winograd-gramgemm winograd GramGemm=1            # the fp32 Gram backward by the SGEMM
   check winograd4 winograd WinogradTile=4                # F(4×4, 3×3)
   check winograd-tf32 winograd WinogradMma=1             # the Winograd GEMMs on tensor cores, TF32
@@ -173,7 +174,8 @@ if want 7; then
                  "tf32-async tf32 MmaPrefetch=2,MmaTune=1" "tf32-gram tf32 MmaGram=1" \
                  "tf32-plain tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132" \
                  "tf32-fragments tf32 MmaFragments=1" "tf32-fragments tf32 MmaFragments=1,MmaTileHeight=4" \
-                 "tf32-fragments-wide tf32 MmaFragments=2" "tf32-fragments-wide tf32 MmaFragments=2,MmaTileHeight=4"; do
+                 "tf32-fragments-wide tf32 MmaFragments=2" "tf32-fragments-wide tf32 MmaFragments=2,MmaTileHeight=4" \
+                 "tf32-fragments-square tf32 MmaFragments=4" "tf32-fragments-square tf32 MmaFragments=4,MmaTileHeight=4"; do
     set -- $variant
     has "$1" || continue
     case "$3" in *GramGemm*) has winograd-gramgemm || continue;; esac
@@ -197,6 +199,7 @@ if want 8; then
   else
     for spec in "tf32-plain tf32 - conv3x3_tf32_mma_32x8" "tf32-fragments tf32 MmaFragments=1 conv3x3_tf32_fragments" \
                 "tf32-fragments-wide tf32 MmaFragments=2 conv3x3_tf32_fragments_wide" \
+                "tf32-fragments-square tf32 MmaFragments=4 conv3x3_tf32_fragments_64x64" \
                 "tf32-async tf32 MmaPrefetch=2 conv3x3_tf32_mma_32x8_async" \
                 "winograd winograd - sgemm_8x8_128x128" "blocked blocked - conv3x3_blocked"; do
       set -- $spec

@@ -50,7 +50,7 @@ mkdir -p .device
 for f in tubingen.jpg starry_night.jpg vgg19_notop_blocks1-3.h5; do
   [ -f ".device/$f" ] || cp "../shared/$( [ "$f" = vgg19_notop_blocks1-3.h5 ] && echo weights || echo images )/$f" .device/ 2>/dev/null || true
 done
-all="blocked winograd tuned tf32 tf32-plain tf32-prefetch tf32-async tf32-gram tf32-fragments tf32-fragments-wide winograd-gramgemm winograd4 winograd-tf32"
+all="blocked winograd tuned tf32 tf32-plain tf32-prefetch tf32-async tf32-gram tf32-fragments tf32-fragments-wide tf32-fragments-square winograd-gramgemm winograd4 winograd-tf32"
 if [ -z "${SKIP_CHECK:-}" ]; then
   PATH="$stub:$PATH" GPUSTYLE_BIN="$stub/gpustyle" OUT="$stub/out" BUDGET=${BUDGET:-3000} \
     STEPS="1 3 4 5 6 7 8 9" CONVS="$all" bash docs/gpu-check.sh > "$stub/check.log" 2>&1 || true

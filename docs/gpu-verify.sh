@@ -32,8 +32,8 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2; do
-  echo "-- --tf32 --launch $L (version 5 alone, in 32- then 64-channel warps: every TF32 convolution in fragment order)"
+for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaFragments=4; do
+  echo "-- --tf32 --launch $L (version 5 alone, in 32-, 64-channel warps, 64×64 warp tiles: every TF32 convolution in fragment order)"
   bounded 60 "$B" bench --check --device $DEV --tf32 --launch $L --size 64 --layer relu3_1 --iteration-sizes "" \
     | grep -E "FAILED|agreement|L-BFGS direction"
 done
@@ -78,11 +78,12 @@ done
 unset GPUSTYLE_KERNEL_CACHE
 
 step "5. what changed since the first call, each against its old setting (relu3_2 and the 512² iteration)"
-# --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps) beside version 4's 32×8 tile; with
-# MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or 3), in 64-channel ones (2), or
-# version 4's 32×8 tile (0).
+# --tf32's default tunes version 5 (MmaFragments=7: 32- and 64-channel warps, 64×64 warp tiles) beside version 4's 32×8
+# tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
+# 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
 for v in "--tf32 MmaFragments=0" "--tf32 MmaTune=0,MmaFragments=0" "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaFragments=2" \
          "--tf32 MmaTune=0,MmaTileHeight=4" "--tf32 MmaTune=0,MmaFragments=2,MmaTileHeight=4" \
+         "--tf32 MmaTune=0,MmaFragments=4" "--tf32 MmaTune=0,MmaFragments=4,MmaTileHeight=4" \
          "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"

@@ -55,6 +55,7 @@ public sealed class OpenClPoclTests : IDisposable
     [InlineData("--tf32", "--launch", "MmaTune=0,MmaGram=0,MmaFragments=0")]   // the first TF32 default: the 32×8 tile alone
     [InlineData("--tf32", "--launch", "MmaTune=0")]   // version 5 alone (operands in fragment order), 32×8: 512 threads
     [InlineData("--tf32", "--launch", "MmaTune=0,MmaFragments=2")]   // version 5 in 64-channel warps: 256 threads
+    [InlineData("--tf32", "--launch", "MmaTune=0,MmaFragments=4")]   // version 5 in 64×64 warp tiles: 128 threads
     [InlineData("--conv", "winograd", "--launch", "WinogradMma=1")]
     // The other launch shapes and options docs/gpu-check.sh times (steps 7 and 9), which it does not check on the card.
     [InlineData("--conv", "blocked", "--launch", "BlockedWidth=32,BlockedHeight=8,BlockedChunk=16")]

@@ -40,7 +40,8 @@ public class SassTests
             ["Conv3x3.IlgpuTensorCore.ForwardAsync"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuTensorCore.Forward32x8Async"] = Conv3x3.IlgpuTensorCore.Threads(mma),
             ["Conv3x3.IlgpuMmaFragments.Forward"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight),
-            ["Conv3x3.IlgpuMmaFragments.ForwardWide"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, wide: 1),
+            ["Conv3x3.IlgpuMmaFragments.ForwardWide"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, Conv3x3.IlgpuMmaFragments.Wide),
+            ["Conv3x3.IlgpuMmaFragments.ForwardSquare"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, Conv3x3.IlgpuMmaFragments.Square),
             ["Conv3x3.IlgpuBlocked.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
             ["Conv3x3.IlgpuTiled.Forward"] = o.TileWidth * o.TileHeight,
             ["Conv3x3.IlgpuWinograd.Gemm"] = Conv3x3.IlgpuWinograd.Threads(o.WinogradM, o.WinogradN),
@@ -115,8 +116,31 @@ public class SassTests
 
     /// <summary>The TF32 convolution compiled as the CUDA backend loads it with MmaLaunchBounds (LaunchBounds): the
     /// PTX backend of an sm_90 accelerator, ILGPU's internal constructor reached, the directives in place.</summary>
-    static string BoundedPtx(string kernel) => PtxCompileTests.WithSm90Backend((context, backend) =>
-        LaunchBounds.Compile(backend, context, typeof(Conv3x3.IlgpuTensorCore).GetMethod(kernel)!, maxThreads: 512, minGroups: 2).PTXAssembly);
+    static string BoundedPtx(string kernel) => BoundedPtx(typeof(Conv3x3.IlgpuTensorCore).GetMethod(kernel)!, maxThreads: 512);
+
+    static string BoundedPtx(MethodInfo kernel, int maxThreads) => PtxCompileTests.WithSm90Backend((context, backend) =>
+        LaunchBounds.Compile(backend, context, kernel, maxThreads, minGroups: 2).PTXAssembly);
+
+    [PtxasTheory]
+    [InlineData(Conv3x3.IlgpuMmaFragments.Narrow)]
+    [InlineData(Conv3x3.IlgpuMmaFragments.Wide)]
+    [InlineData(Conv3x3.IlgpuMmaFragments.Square)]
+    public void Version_5_with_launch_bounds_fits_two_groups_an_SM_without_spills(int shape)
+    {
+        // As the backend loads it on CUDA (ConvFragmentsKernel): bounds for two groups of the GPU's 8-row tile an SM.
+        // The 64×64 warp tiles hold 128 accumulators a thread; at 128 threads a group the bounds leave ptxas 255
+        // registers, and their groups must still fit twice.
+        int threads = Conv3x3.IlgpuMmaFragments.Threads(new IlgpuLaunchOptions().MmaTileHeight, shape);
+        var method = Conv3x3.IlgpuMmaFragments.For(shape).Method;
+        string ptx = BoundedPtx(method, threads);
+        Assert.Contains($".maxntid {threads}, 1, 1", ptx);
+        if (Environment.GetEnvironmentVariable("GPUSTYLE_DUMP_PTX") is { Length: > 0 } dump)
+            File.WriteAllText(Path.Combine(dump, $"{method.Name}.ptx"), ptx);
+        var report = Assemble(ptx, method.Name);
+        Assert.True(report.SpillBytes == 0, $"{method.Name} with launch bounds spills {report.SpillBytes} bytes\n{report.Log}");
+        Assert.True(2 * Allocated(report.Registers, threads) <= RegistersPerSm,
+            $"{method.Name}: {report.Registers} registers × {threads} threads: two groups do not fit an SM");
+    }
 
     [Theory]
     [InlineData(nameof(Conv3x3.IlgpuTensorCore.Forward32x8))]

@@ -23,6 +23,11 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
     public IlgpuBackend WideTwoRows { get; } = Open(rows: 2, fragments: 2);
     public IlgpuBackend WideThreeRows { get; } = Open(rows: 3, fragments: 2);
 
+    /// <summary>64×64 warp tiles (MmaFragments 4): a warp for every two rows — tiles of two rows (one warp) and of six
+    /// (three warps: a count that is no power of two).</summary>
+    public IlgpuBackend SquareTwoRows { get; } = Open(rows: 2, fragments: 4);
+    public IlgpuBackend SquareSixRows { get; } = Open(rows: 6, fragments: 4);
+
     /// <summary>Version 4 with 8-channel chunks, for the bit-for-bit comparison: two warps along the channels as version
     /// 5's, a 32×2 tile.</summary>
     public IlgpuBackend Version4 { get; } = IlgpuBackend.Open("ilgpu-cpu",
@@ -41,6 +46,8 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
         TwoRows.Dispose();
         WideTwoRows.Dispose();
         WideThreeRows.Dispose();
+        SquareTwoRows.Dispose();
+        SquareSixRows.Dispose();
         Version4.Dispose();
     }
 }
@@ -69,6 +76,18 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     }
 
     [Theory]
+    [InlineData(3, 5, 5, 3, 2)]       // 5 outputs, 5 rows: the last tile's second row below the map
+    [InlineData(9, 37, 7, 11, 6)]     // two chunks; channels 32–36 in the upper m-tiles; rows 6 and 7 of the tile outside
+    [InlineData(20, 70, 4, 37, 2)]    // three chunks, two groups (the second 6 deep), tiles partial across
+    [InlineData(13, 64, 13, 65, 6)]   // one full group, all four accumulator sets; 3 tiles across, 3 down (the last 1 row)
+    public void Square_warps_match_the_reference_on_rounded_operands(int cin, int cout, int h, int w, int rows)
+    {
+        var backend = rows == 2 ? fx.SquareTwoRows : fx.SquareSixRows;
+        Assert.Contains("64×64 warp tiles", backend.Name);
+        TensorCoreTests.CheckForwardAndBackward(backend, cin, cout, h, w);
+    }
+
+    [Theory]
     [InlineData(20, 70, 5, 37)]
     [InlineData(17, 16, 9, 8)]
     public void With_8_channel_chunks_version_5_gives_version_4s_sums_bit_for_bit(int cin, int cout, int h, int w)
@@ -83,6 +102,9 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         var (yWide, dxWide) = inputs.Run(fx.WideTwoRows);   // the same mma sequence for each accumulator
         Assert.Equal(y4, yWide);
         Assert.Equal(dx4, dxWide);
+        var (ySquare, dxSquare) = inputs.Run(fx.SquareTwoRows);
+        Assert.Equal(y4, ySquare);
+        Assert.Equal(dx4, dxSquare);
     }
 
     [Fact]
@@ -97,13 +119,15 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     }
 
     [Fact]
-    public void MmaTune_offers_each_height_and_width_of_version_5_beside_version_4s_tile()
+    public void MmaTune_offers_each_height_and_shape_of_version_5_beside_version_4s_tile()
     {
-        // MmaFragments 3 (the --tf32 default): version 4 at its configured 32×4 tile only (its lower tiles are left
-        // to version 5), version 5 at 4 and 2 rows in 32-channel warps, then in 64-channel ones (then Winograd). The
-        // clock makes version 5 in wide warps of 2 rows the forward's choice and version 4 the backward's. The second
-        // call of each direction runs the choice alone, on NaN-filled outputs: the trials' writes cannot stand in for it.
-        using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1, fragments: 3);
+        // MmaFragments 7 (the --tf32 default): version 4 at its configured 32×4 tile only (its lower tiles are left
+        // to version 5), version 5 at 4 and 2 rows in 32-channel warps, then in 64-channel ones, then at 4 rows in
+        // 64×64 warp tiles (2 rows would be one warp a group) (then Winograd). The clock makes version 5 in wide warps
+        // of 2 rows the forward's choice and version 4 the backward's. The second call of each direction runs the
+        // choice alone, on NaN-filled outputs: the trials' writes cannot stand in for it.
+        Assert.Equal(7, new IlgpuLaunchOptions().WithTf32().MmaFragments);
+        using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1, fragments: 7);
         b.TuningClock = (_, backward, plan) =>
             (backward ? plan.Algorithm == ConvAlgorithm.Tf32
                 : plan.Algorithm == ConvAlgorithm.Tf32Fragments && plan.Tile.TileHeight == 2 && plan.Tile.WarpsCo == 1) ? 1e-3 : 2e-3;
@@ -111,7 +135,8 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         var tunings = b.Tunings;
         Assert.Equal(2, tunings.Count);
         Assert.All(tunings, t => Assert.Equal(
-            ["TF32 32×4", "TF32 fragments 32×4", "TF32 fragments 32×2", "TF32 fragments 32×4 wide", "TF32 fragments 32×2 wide"],
+            ["TF32 32×4", "TF32 fragments 32×4", "TF32 fragments 32×2", "TF32 fragments 32×4 wide", "TF32 fragments 32×2 wide",
+             "TF32 fragments 32×4 64×64 warps"],
             t.Trials.Where(r => r.Plan.Algorithm is ConvAlgorithm.Tf32 or ConvAlgorithm.Tf32Fragments).Select(r => r.Plan.ToString())));
         Assert.Equal("TF32 fragments 32×2 wide", tunings[0].Chosen.ToString());
         Assert.Equal("TF32 32×4", tunings[1].Chosen.ToString());
@@ -131,9 +156,14 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     public void Heights_that_cannot_run_are_refused_with_the_reason()
     {
         var tooTall = IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 32, MmaChunk = 8, MmaFragments = 1 };
-        // 4 is no set of warp widths.
-        Assert.Contains("MmaFragments is 1", Assert.Throws<ArgumentException>(() =>
-            IlgpuBackend.Validate(tooTall with { MmaTileHeight = 8, MmaFragments = 4, MmaTune = 1 }, "test", 4096, long.MaxValue)).Message);
+        // 8 is no set of warp shapes.
+        Assert.Contains("MmaFragments is a sum of 1", Assert.Throws<ArgumentException>(() =>
+            IlgpuBackend.Validate(tooTall with { MmaTileHeight = 8, MmaFragments = 8, MmaTune = 1 }, "test", 4096, long.MaxValue)).Message);
+        // 64×64 warp tiles alone take two rows a warp: an odd height cannot run untuned; tuned, each shape takes the
+        // heights it can.
+        Assert.Contains("two rows a warp: an even height", Assert.Throws<ArgumentException>(() =>
+            IlgpuBackend.Validate(tooTall with { MmaTileHeight = 5, MmaFragments = 4 }, "test", 4096, long.MaxValue)).Message);
+        IlgpuBackend.Validate(tooTall with { MmaTileHeight = 5, MmaFragments = 7, MmaTune = 1 }, "test", 4096, long.MaxValue);
         var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(tooTall, "test", 4096, long.MaxValue));
         Assert.Contains("a fragment-ordered tile of 32 rows (1 to 16)", e.Message);
         // Version 4's 16×16 tile of 2 warps along the channels is 512 threads; version 5's 16 rows, 1 024.

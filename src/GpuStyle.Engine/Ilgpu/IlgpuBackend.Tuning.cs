@@ -10,8 +10,9 @@ namespace GpuStyle.Engine.Ilgpu;
 public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs, Tf32Fragments }
 
 /// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
-/// block's warps a side (blocks of 32·GemmWarps).</summary>
-public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0)
+/// block's warps a side (blocks of 32·GemmWarps), for version 5 of the TF32 kernel its warp shape
+/// (Conv3x3.IlgpuMmaFragments.Narrow, Wide or Square).</summary>
+public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0, int WarpShape = 0)
 {
     public override string ToString() => Algorithm switch
     {
@@ -20,7 +21,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         ConvAlgorithm.FewOutputs => "few outputs",
-        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{(Tile.WarpsCo == 1 ? " wide" : "")}",
+        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}",
         _ => "blocked",
     };
 }
@@ -116,7 +117,7 @@ public sealed partial class IlgpuBackend
     /// what --tf32 should run. Both tunings time a convolution with at most 4 output channels (the backward to the
     /// colour channels) by the blocked kernel and the few-outputs one. With MmaFragments, MmaTune tries version 5 of the
     /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows, in the warp
-    /// widths MmaFragments names — and version 4 at its configured tile only.</summary>
+    /// shapes MmaFragments names (FragmentPlans) — and version 4 at its configured tile only.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
@@ -124,7 +125,7 @@ public sealed partial class IlgpuBackend
         if (OnTensorCores(d))
         {
             if (_launch.MmaTune == 0)
-                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight, UntunedWidth(_launch)) : new(ConvAlgorithm.Tf32, TileFor(d));
+                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight, UntunedShape(_launch)) : new(ConvAlgorithm.Tf32, TileFor(d));
             // With version 5 among the candidates, version 4 is tried at its configured tile only: its lower tiles lost
             // all 38 tunings on an H200 (2026-11-28), their general kernel cost ≈ 1 s of a start, and version 5
             // covers the lower heights with one compiled kernel.
@@ -156,10 +157,11 @@ public sealed partial class IlgpuBackend
         return _plans[key] = chosen;
     }
 
-    /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels) in warps of 32
-    /// channels (wide 0: the tile's WarpsCo 2) or 64 (wide 1: WarpsCo 1).</summary>
-    ConvPlan FragmentsPlan(int rows, int wide) => new(ConvAlgorithm.Tf32Fragments,
-        new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, wide != 0 ? 1 : 2, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0));
+    /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels) in a warp shape:
+    /// 32-channel warps (the tile's WarpsCo 2), 64-channel ones or 64×64 warp tiles (WarpsCo 1).</summary>
+    ConvPlan FragmentsPlan(int rows, int shape) => new(ConvAlgorithm.Tf32Fragments,
+        new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, shape == Conv3x3.IlgpuMmaFragments.Narrow ? 2 : 1, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0),
+        WarpShape: shape);
 
     /// <summary>The TF32 tiles MmaTune tries: the configured one and each lower one that launches, and where the
     /// configured tile prefetches (MmaPrefetch 1 or 2), the same heights without prefetching too — so that the tuning

@@ -101,28 +101,30 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// <remarks>MmaFragments (under TF32): version 5 of the TF32 convolution, Conv3x3.IlgpuMmaFragments — the
     /// operands staged in fragment order, a fragment one vector load (kernels/Conv3x3.TensorCoreFragments.cs), 64
     /// channels × 32 pixels × MmaTileHeight rows a group, in warps of 32 channels (MmaFragments 1) or of all 64
-    /// (MmaFragments 2: half the threads, a quarter less shared-memory traffic an mma, 64 accumulators a thread); 3
-    /// offers both to the tuning. With MmaTune=0 version 5 runs in place of version 4 (3: in 32-channel warps); with
-    /// MmaTune=1 (and by default under --tf32 on a GPU, MmaFragments 3) each width's heights from MmaTileHeight down
-    /// to 2 rows are tuning candidates beside version 4's configured tile, so that each shape keeps version 5 only
-    /// where it is faster and agrees. Counted in the sm_90 SASS (32×8): a chunk's taps take 141 instructions a
-    /// 32-channel warp (72 mma.sync, 54 shared loads), 220 a 64-channel one (144 mma.sync, 72 loads), against
-    /// version 4's 408 (72 mma.sync, 144 loads); not yet timed on a GPU.</remarks>
+    /// (MmaFragments 2: half the threads, a quarter less shared-memory traffic an mma, 64 accumulators a thread) or
+    /// of all 64 channels of two rows (MmaFragments 4: 64×64 warp tiles, a quarter of the threads, half the traffic
+    /// an mma, 128 accumulators a thread); a sum offers each to the tuning. With MmaTune=0 version 5 runs in place of
+    /// version 4 (in the first shape the sum names); with MmaTune=1 (and by default under --tf32 on a GPU,
+    /// MmaFragments 7) each shape's heights from MmaTileHeight down to 2 rows (4 for 64×64 warps) are tuning
+    /// candidates beside version 4's configured tile, so that each convolution keeps version 5 only where it is faster
+    /// and agrees. Counted in the sm_90 SASS (32×8): a chunk's taps take 141 instructions a
+    /// 32-channel warp (72 mma.sync, 54 shared loads), 220 a 64-channel one (144 mma.sync, 72 loads), 375 a 64×64
+    /// warp tile (288 mma.sync, 84 loads), against version 4's 408 (72 mma.sync, 144 loads); not yet timed on a GPU.</remarks>
     public MmaTile Mma(bool emulate) => new(MmaTileWidth, MmaTileHeight, MmaWarpsCo, MmaChunk, emulate, prefetch: MmaPrefetch);
 
     /// <summary>The TF32 variant: on a GPU its tiles tuned against Winograd (MmaTune 1) and the Gram matrices on
     /// tensor cores too (MmaGram 1) — on an H200 (2026-11-28, 512² VGG16, one call): 6.09 ms an iteration, against
     /// 6.71 without the tensor-core Gram, 7.90 untuned and 8.8 for the first TF32 default (the 32×8 tile alone).
     /// MmaPrefetch 1 on top measured 5.97 ms, 2% (inside a run's spread), and it refuses the one-warp-wide tiles
-    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. MmaFragments 3 (2026-11-28, not yet timed on a GPU):
-    /// version 5 of the kernel, in both warp widths, among the tuning's candidates — the tuning measures it on the user's card and keeps it
+    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. MmaFragments 7 (2026-11-28, not yet timed on a GPU):
+    /// version 5 of the kernel, in its three warp shapes, among the tuning's candidates — the tuning measures it on the user's card and keeps it
     /// only for the shapes where it is faster and agrees, so that an untimed kernel cannot make --tf32 slower there
     /// (its cost: two kernels compiled on first use — where version 4's general kernel for its lower tiles, ≈ 1 s, no
-    /// longer is — and four more trials a shape: six of version 5, two fewer of version 4). On the CPU accelerator
+    /// longer is — and six more trials a shape: eight of version 5, two fewer of version 4). On the CPU accelerator
     /// (<paramref name="tiny"/>) the smallest tile, one warp, 32 channels × 8×4 pixels, untuned.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
         ? this with { Conv = ConvKernel.Tf32, TileWidth = 4, TileHeight = 4, MmaTileWidth = 8, MmaTileHeight = 4, MmaWarpsCo = 1, MmaChunk = 8, MmaMinChannels = 1 }
-        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1, MmaFragments = 3 };
+        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1, MmaFragments = 7 };
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
@@ -259,10 +261,10 @@ public sealed partial class IlgpuBackend : IBackend
     {
         string version4 = $"{_mma.TileWidth}×{_mma.TileHeight}{_mma.Prefetch switch { 0 => "", 1 => " prefetch 1 (registers)", _ => " prefetch 2 (asynchronous copies)" }}";
         if (_launch.MmaFragments == 0) return version4;
-        static string Widths(int set) => set switch { 1 => "32-channel warps", 2 => "64-channel warps", _ => "32- and 64-channel warps" };
+        static string Shapes(int set) => string.Join(", ", new[] { "32-channel warps", "64-channel warps", "64×64 warp tiles" }.Where((_, shape) => (set & (1 << shape)) != 0));
         return _launch.MmaTune == 0
-            ? $"version 5 32×{_launch.MmaTileHeight} (fragment-ordered, {Widths(1 << UntunedWidth(_launch))})"
-            : $"{version4}, version 5 (fragment-ordered, {Widths(_launch.MmaFragments)})";
+            ? $"version 5 32×{_launch.MmaTileHeight} (fragment-ordered, {Shapes(1 << UntunedShape(_launch))})"
+            : $"{version4}, version 5 (fragment-ordered, {Shapes(_launch.MmaFragments)})";
     }
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
@@ -339,11 +341,13 @@ public sealed partial class IlgpuBackend : IBackend
             if (mma.Problem() is { } problem) throw new ArgumentException($"TF32 convolution: {problem}");
             if (Conv3x3.IlgpuTensorCore.Threads(mma) > maxThreadsPerGroup)
                 throw new ArgumentException($"the TF32 convolution's {Conv3x3.IlgpuTensorCore.Threads(mma)}-thread groups are more than {deviceId} allows ({maxThreadsPerGroup})");
-            if (chosen.MmaFragments is < 0 or > 3)
-                throw new ArgumentException($"MmaFragments is 1 (version 5 with 32-channel warps), 2 (64-channel warps), 3 (both, tuned) or 0, not {chosen.MmaFragments}");
-            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Problem(chosen.MmaTileHeight) is { } rows)
+            if (chosen.MmaFragments is < 0 or > 7)
+                throw new ArgumentException($"MmaFragments is a sum of 1 (version 5 with 32-channel warps), 2 (64-channel warps) and 4 (64×64 warp tiles), several tuned, or 0, not {chosen.MmaFragments}");
+            // The untuned shape must run at the configured height; tuned, each shape takes the heights it can.
+            int untuned = UntunedShape(chosen);
+            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Problem(chosen.MmaTileHeight, chosen.MmaTune == 0 ? untuned : Conv3x3.IlgpuMmaFragments.Narrow) is { } rows)
                 throw new ArgumentException($"TF32 convolution (MmaFragments={chosen.MmaFragments}): {rows}");
-            int fragmentThreads = Conv3x3.IlgpuMmaFragments.Threads(chosen.MmaTileHeight, wide: (chosen.MmaFragments & 1) != 0 ? 0 : 1);
+            int fragmentThreads = Conv3x3.IlgpuMmaFragments.Threads(chosen.MmaTileHeight, untuned);
             if (chosen.MmaFragments != 0 && fragmentThreads > maxThreadsPerGroup)
                 throw new ArgumentException($"the fragment-ordered TF32 convolution's {fragmentThreads}-thread groups (MmaTileHeight {chosen.MmaTileHeight}) are more than {deviceId} allows ({maxThreadsPerGroup})");
         }
@@ -474,7 +478,7 @@ public sealed partial class IlgpuBackend : IBackend
                 if (launch.MmaFragments != 0)
                 {
                     _packFragments = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>>(Conv3x3.IlgpuMmaFragments.PackWeights);
-                    if (launch.MmaTune == 0) ConvFragments(UntunedWidth(launch));   // the configured kernel: compiled now, failing here, explained
+                    if (launch.MmaTune == 0) ConvFragments(UntunedShape(launch));   // the configured kernel: compiled now, failing here, explained
                 }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -602,7 +606,7 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile);
                     break;
                 case ConvAlgorithm.Tf32Fragments:
-                    ConvFragments(Wide(plan))(FragmentsConfig(plan, d), V(x), V(x), PackFragments(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile.TileHeight);
+                    ConvFragments(plan.WarpShape)(FragmentsConfig(plan, d), V(x), V(x), PackFragments(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile.TileHeight);
                     break;
                 case ConvAlgorithm.Staged:
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
@@ -720,47 +724,47 @@ public sealed partial class IlgpuBackend : IBackend
         return packed;
     }
 
-    /// <summary>Version 5 of the TF32 convolution (MmaFragments) for a warp width (wide 0: 32 channels a warp, 1: 64),
+    /// <summary>Version 5 of the TF32 convolution (MmaFragments) for a warp shape (Conv3x3.IlgpuMmaFragments.Narrow,
+    /// Wide or Square),
     /// loaded on first use: on CUDA, with MmaLaunchBounds, with launch bounds for two groups an SM of the configured
     /// height's threads (ptxas for sm_90, 32×8: 63 registers with the bounds, 56 without; 64-channel warps, see
     /// SassTests), as version 4's.</summary>
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> ConvFragments(int wide) =>
-        ConvFragmentsKernel(wide).Launch;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> ConvFragments(int shape) =>
+        ConvFragmentsKernel(shape).Launch;
 
-    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch) ConvFragmentsKernel(int wide)
+    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch) ConvFragmentsKernel(int shape)
     {
-        if (_convFragments.TryGetValue(wide, out var loaded)) return loaded;
-        int maxThreads = Conv3x3.IlgpuMmaFragments.Threads(_launch.MmaTileHeight, wide);
+        if (_convFragments.TryGetValue(shape, out var loaded)) return loaded;
+        int maxThreads = Conv3x3.IlgpuMmaFragments.Threads(_launch.MmaTileHeight, shape);
         if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && maxThreads <= 512)
             try
             {
                 var (kernel, launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(wide).Method, maxThreads, minGroups: 2);
-                return _convFragments[wide] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows) =>
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(shape).Method, maxThreads, minGroups: 2);
+                return _convFragments[shape] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows) =>
                     launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows));
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 LaunchBoundsNote = $"launch bounds not applied to the fragment-ordered kernel ({e.GetType().Name}: {e.Message})";
             }
-        return _convFragments[wide] = _loader.GroupedKernel<FragmentsLauncher>(Conv3x3.IlgpuMmaFragments.For(wide));
+        return _convFragments[shape] = _loader.GroupedKernel<FragmentsLauncher>(Conv3x3.IlgpuMmaFragments.For(shape));
     }
 
-    /// <summary>The warp width version 5 runs with when untuned (MmaTune=0): the first MmaFragments names — 32-channel
-    /// warps (0) where it names them (1 or 3), else 64-channel ones (1).</summary>
-    static int UntunedWidth(IlgpuLaunchOptions launch) => (launch.MmaFragments & 1) != 0 ? 0 : 1;
-
-    /// <summary>Version 5's warp width in a plan: its tile's WarpsCo is 2 for 32-channel warps, 1 for 64-channel ones.</summary>
-    static int Wide(ConvPlan plan) => plan.Tile.WarpsCo == 1 ? 1 : 0;
+    /// <summary>The warp shape version 5 runs with when untuned (MmaTune=0): the first MmaFragments names (bit 1:
+    /// 32-channel warps, 2: 64-channel ones, 4: 64×64 warp tiles).</summary>
+    static int UntunedShape(IlgpuLaunchOptions launch) =>
+        (launch.MmaFragments & 1) != 0 ? Conv3x3.IlgpuMmaFragments.Narrow
+        : (launch.MmaFragments & 2) != 0 ? Conv3x3.IlgpuMmaFragments.Wide : Conv3x3.IlgpuMmaFragments.Square;
 
     /// <summary>Version 5's grid for a plan's tile: (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉).</summary>
     KernelConfig FragmentsConfig(ConvPlan plan, ConvDims d)
     {
-        int rows = plan.Tile.TileHeight, wide = Wide(plan);
+        int rows = plan.Tile.TileHeight, shape = plan.WarpShape;
         return new(new Index3D((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + rows - 1) / rows,
                 Conv3x3.IlgpuMmaFragments.Groups(d.Cout)),
-            new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, wide), 1, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, wide)));
+            new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, shape), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape)));
     }
 
     /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
@@ -772,28 +776,31 @@ public sealed partial class IlgpuBackend : IBackend
         return packed;
     }
 
-    /// <summary>Version 5's plans MmaTune tries: for each warp width MmaFragments asks for (32 channels, then 64), the
-    /// configured height and each half down to 2 rows, where a group fits the device (threads, shared memory, and on
-    /// CUDA the occupancy calculator, which knows its registers).</summary>
+    /// <summary>Version 5's plans MmaTune tries: for each warp shape MmaFragments asks for (32-channel warps, 64-channel
+    /// ones, 64×64 warp tiles), the configured height and each half down to 2 rows — to 4 in 64×64 warp tiles (2 rows
+    /// would be one warp a group) —, where the shape can take the height and a group fits the device (threads, shared
+    /// memory, and on CUDA the occupancy calculator, which knows its registers).</summary>
     IEnumerable<ConvPlan> FragmentPlans()
     {
-        foreach (int wide in new[] { 0, 1 }.Where(wide => (_launch.MmaFragments & (1 << wide)) != 0))
+        foreach (int shape in new[] { 0, 1, 2 }.Where(shape => (_launch.MmaFragments & (1 << shape)) != 0))
             for (int rows = _launch.MmaTileHeight; rows >= 1; rows = rows % 2 == 0 && rows > 2 ? rows / 2 : 0)
-                if (FragmentsLaunch(rows, wide)) yield return FragmentsPlan(rows, wide);
+                if ((shape != Conv3x3.IlgpuMmaFragments.Square || rows >= 4) && Conv3x3.IlgpuMmaFragments.Problem(rows, shape) is null
+                    && FragmentsLaunch(rows, shape))
+                    yield return FragmentsPlan(rows, shape);
     }
 
-    bool FragmentsLaunch(int rows, int wide)
+    bool FragmentsLaunch(int rows, int shape)
     {
-        int threads = Conv3x3.IlgpuMmaFragments.Threads(rows, wide), floats = Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, wide);
+        int threads = Conv3x3.IlgpuMmaFragments.Threads(rows, shape), floats = Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape);
         if (threads > Device.MaxThreadsPerGroup || 4L * floats > Accelerator.MaxSharedMemoryPerGroup) return false;
         if (Accelerator.AcceleratorType != AcceleratorType.Cuda) return true;
         try
         {
-            return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvFragmentsKernel(wide).Kernel, threads, floats * sizeof(float)) > 0;
+            return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvFragmentsKernel(shape).Kernel, threads, floats * sizeof(float)) > 0;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            TuningNote = $"the fragment-ordered TF32 kernel ({(wide != 0 ? 64 : 32)}-channel warps) left out of the tuning: it did not load ({e.Message})";
+            TuningNote = $"the fragment-ordered TF32 kernel ({FragmentsPlan(rows, shape).ToString()[15..]}) left out of the tuning: it did not load ({e.Message})";
             return false;
         }
     }
@@ -817,7 +824,7 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile);
                     break;
                 case ConvAlgorithm.Tf32Fragments:
-                    ConvFragments(Wide(plan))(FragmentsConfig(plan, back), V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile.TileHeight);
+                    ConvFragments(plan.WarpShape)(FragmentsConfig(plan, back), V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile.TileHeight);
                     break;
                 case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs:
                     var flipped = Scratch(ref _flipped, w.Length);
