@@ -171,7 +171,7 @@ if want 7; then
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
                  "tf32-plain tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \
-                 "tf32-async tf32 MmaPrefetch=2,MmaTune=1" "tf32-gram tf32 MmaGram=1" \
+                 "tf32-async tf32 MmaPrefetch=2,MmaTune=1" "tf32-gram tf32 MmaGram=1" "tf32-gram tf32 MmaGram=1,MmaGemmBatch=1" \
                  "tf32-plain tf32 MmaMinGroups=132" "tf32-gram tf32 MmaGram=1,MmaPrefetch=1,MmaMinGroups=132" \
                  "tf32-fragments tf32 MmaFragments=1" "tf32-fragments tf32 MmaFragments=1,MmaTileHeight=4" \
                  "tf32-fragments-wide tf32 MmaFragments=2" "tf32-fragments-wide tf32 MmaFragments=2,MmaTileHeight=4" \

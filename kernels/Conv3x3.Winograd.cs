@@ -1295,12 +1295,12 @@ public static partial class Conv3x3
         /// </summary>
         [KernelName("winograd_gemm_tf32_mma")]
         public static void GemmTensorCore(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
-            int tilesPad, int warpsSide)
+            int tilesPad, int warpsSide, int batch)
         {
             int side = Gram.IlgpuTensorCore.Side(warpsSide), xi = Grid.IdxZ, i0 = Grid.IdxY * side;
             long j0 = (long)Grid.IdxX * side;
             var acc = Gram.IlgpuTensorCore.NnBlock(u, (long)xi * coutPad * cinPad, cinPad, coutPad,
-                v, (long)xi * cinPad * tilesPad, tilesPad, tilesPad, cinPad, i0, j0, warpsSide);
+                v, (long)xi * cinPad * tilesPad, tilesPad, tilesPad, cinPad, i0, j0, warpsSide, batch);
             int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
             Gram.IlgpuTensorCore.Store(m, (long)xi * coutPad, coutPad, tilesPad, i0 + wm * 32 + (lane >> 2), j0 + wn * 32 + 2 * (lane & 3),
                 acc, 1f, accumulate: 0);

@@ -350,7 +350,7 @@ public static class Gram
         /// <see cref="ForwardSharedFloats"/>. partials: splits × C × C, as <see cref="IlgpuTiled.ForwardPartial"/>.
         /// </summary>
         [KernelName("gram_forward_tf32_mma")]
-        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits, int warpsSide)
+        public static void ForwardPartial(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits, int warpsSide, int batch)
         {
             int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
             if (bj < bi) return;   // the whole group leaves together
@@ -378,13 +378,21 @@ public static class Gram
             {
                 // Rows of F along the positions, 32 consecutive floats a row (a warp reads whole rows: coalesced).
                 if (vectors)
-                    for (int e = tid; e < side * (KChunk / 4); e += threads)
+                    // A pass's loads (batch × 2 vectors) before its stores: see StagingBatch.
+                    for (int e = tid; e < side * (KChunk / 4); e += batch * threads)
                     {
-                        int row = e / (KChunk / 4), kv = e - row * (KChunk / 4);
-                        long at = k + 4 * kv;
-                        int ri = bi * side + row, rj = bj * side + row, to = (row * RowStride + 4 * kv) / 4;
-                        a4[to] = RoundTf32(ri < c && at < k1 ? f4[(ri * (long)n + at) / 4] : default);
-                        b4[to] = RoundTf32(rj < c && at < k1 ? f4[(rj * (long)n + at) / 4] : default);
+                        int e1 = e + threads;
+                        bool has1 = batch > 1 && e1 < side * (KChunk / 4);
+                        var (va, vb) = ForwardVectors(f4, c, n, bi, bj, side, k, k1, e);
+                        Float4 va1 = default, vb1 = default;
+                        if (batch > 1) (va1, vb1) = ForwardVectors(f4, c, n, bi, bj, side, k, k1, has1 ? e1 : e);
+                        a4[RowSlot(e)] = va;
+                        b4[RowSlot(e)] = vb;
+                        if (has1)
+                        {
+                            a4[RowSlot(e1)] = va1;
+                            b4[RowSlot(e1)] = vb1;
+                        }
                     }
                 else
                     for (int e = tid; e < side * KChunk; e += threads)
@@ -416,6 +424,33 @@ public static class Gram
             Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
         }
 
+        /// <summary>Staging a batch at a time (the kernels' <c>batch</c>, 1 or 2: MmaGemmBatch). A loop whose body loads
+        /// a vector and then stores it waits for each load in turn — a round trip to L2 or memory an iteration (the sm_90
+        /// SASS of all three kernels here): with 2×2 warps, 4 a chunk for the forward and 8 for the NN GEMM's two tiles,
+        /// for 32 mma.sync a warp. With batch 2 a thread issues 2 vectors of each tile (both tiles together in the
+        /// forward) before any store: 2 round trips a chunk in the forward, 4 in the NN GEMM, at 63–68 registers (54–64).
+        /// </summary>
+        public const int StagingBatch = 2;
+
+        /// <summary>Vector e of a forward chunk's two tiles (rows of F at bi's and bj's channels, positions k…),
+        /// TF32-rounded, zero past C or the slice's end k1.</summary>
+        static (Float4 A, Float4 B) ForwardVectors(ArrayView<Float4> f4, int c, int n, int bi, int bj, int side, long k, long k1, int e)
+        {
+            int row = e / (KChunk / 4), kv = e - row * (KChunk / 4);
+            long at = k + 4 * kv;
+            int ri = bi * side + row, rj = bj * side + row;
+            return (RoundTf32(ri < c && at < k1 ? f4[(ri * (long)n + at) / 4] : default),
+                RoundTf32(rj < c && at < k1 ? f4[(rj * (long)n + at) / 4] : default));
+        }
+
+        /// <summary>Where vector e of a chunk's row-major tile (the forward's two, the NN block's A) goes: row e / 8,
+        /// columns 4·(e mod 8)…, rows RowStride apart.</summary>
+        static int RowSlot(int e)
+        {
+            int row = e / (KChunk / 4), kv = e - row * (KChunk / 4);
+            return (row * RowStride + 4 * kv) / 4;
+        }
+
         /// <summary>Each of a vector's floats rounded to TF32.</summary>
         static Float4 RoundTf32(Float4 v)
         {
@@ -439,11 +474,11 @@ public static class Gram
         /// <see cref="BackwardSharedFloats"/>. df[i,k] += Σ_j s[i,j]·F[j,k], s from <see cref="SymmetricScaled"/>.
         /// </summary>
         [KernelName("gram_backward_tf32_mma")]
-        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide)
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide, int batch)
         {
             int i0 = Grid.IdxY * Side(warpsSide);
             long k0 = (long)Grid.IdxX * Side(warpsSide);
-            var acc = NnBlock(s, 0, c, c, f, 0, n, n, c, i0, k0, warpsSide);
+            var acc = NnBlock(s, 0, c, c, f, 0, n, n, c, i0, k0, warpsSide, batch);
             int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
             Store(df, 0, c, n, i0 + wm * 32 + (lane >> 2), k0 + wn * 32 + 2 * (lane & 3), acc, 1f, accumulate: 1);
         }
@@ -456,7 +491,7 @@ public static class Gram
         /// staging), k below <paramref name="kCount"/>. Shared the TF32 Gram backward and the TF32 Winograd GEMMs.
         /// </summary>
         internal static WarpAccumulators NnBlock(ArrayView<float> a, long aBase, long lda, int rows, ArrayView<float> b, long bBase,
-            long ldb, long cols, int kCount, int i0, long j0, int warpsSide)
+            long ldb, long cols, int kCount, int i0, long j0, int warpsSide, int batch)
         {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
@@ -492,15 +527,26 @@ public static class Gram
                 {
                     // A: 8 vectors a row (KChunk / 4), rows along e; B: a thread keeps one column vector (threads is a
                     // multiple of side / 4) and steps rows.
-                    for (int e = tid; e < side * (KChunk / 4); e += threads)
+                    // A batch of each tile's vectors a pass, every load before any store (StagingBatch).
+                    for (int e = tid; e < side * (KChunk / 4); e += batch * threads)
                     {
-                        int row = e / (KChunk / 4), kv = e - row * (KChunk / 4), i = i0 + row, k = k0 + 4 * kv;
-                        aTile4[(row * RowStride + 4 * kv) / 4] = i < rows && k < kCount ? a4[(aBase + i * lda + k) / 4] : default;
+                        int e1 = e + threads;
+                        bool has1 = batch > 1 && e1 < side * (KChunk / 4);
+                        var v0 = NnVectorA(a4, aBase, lda, rows, kCount, i0, k0, e);
+                        Float4 v1 = default;
+                        if (batch > 1) v1 = NnVectorA(a4, aBase, lda, rows, kCount, i0, k0, has1 ? e1 : e);
+                        aTile4[RowSlot(e)] = v0;
+                        if (has1) aTile4[RowSlot(e1)] = v1;
                     }
-                    for (int br = bRow04; br < KChunk; br += bRowStep4)
+                    for (int br = bRow04; br < KChunk; br += batch * bRowStep4)
                     {
-                        int kb = k0 + br;
-                        bTile4[(br * bStride + 4 * bCol4) / 4] = RoundTf32(kb < kCount && bj4 < cols ? b4[(bBase + kb * ldb + bj4) / 4] : default);
+                        int br1 = br + bRowStep4;
+                        bool has1 = batch > 1 && br1 < KChunk;
+                        var v0 = NnVectorB(b4, bBase, ldb, cols, kCount, k0 + br, bj4);
+                        Float4 v1 = default;
+                        if (batch > 1) v1 = NnVectorB(b4, bBase, ldb, cols, kCount, k0 + (has1 ? br1 : br), bj4);
+                        bTile4[(br * bStride + 4 * bCol4) / 4] = v0;
+                        if (has1) bTile4[(br1 * bStride + 4 * bCol4) / 4] = v1;
                     }
                 }
                 else
@@ -537,6 +583,17 @@ public static class Gram
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
             return acc;
         }
+
+        /// <summary>Vector e of an NN chunk's A tile (row e / 8 at i0, k 4·(e mod 8) at k0), zero outside.</summary>
+        static Float4 NnVectorA(ArrayView<Float4> a4, long aBase, long lda, int rows, int kCount, int i0, int k0, int e)
+        {
+            int row = e / (KChunk / 4), kv = e - row * (KChunk / 4), i = i0 + row, k = k0 + 4 * kv;
+            return i < rows && k < kCount ? a4[(aBase + i * lda + k) / 4] : default;
+        }
+
+        /// <summary>B's vector at row kb, columns bj4…, TF32-rounded, zero outside.</summary>
+        static Float4 NnVectorB(ArrayView<Float4> b4, long bBase, long ldb, long cols, int kCount, int kb, long bj4) =>
+            RoundTf32(kb < kCount && bj4 < cols ? b4[(bBase + kb * ldb + bj4) / 4] : default);
 
         /// <summary>A lane's A fragment (row-major 16×8) from a tile of RowStride-long rows, at its (g, q): elements
         /// (g, q), (g+8, q), (g, q+4), (g+8, q+4).</summary>

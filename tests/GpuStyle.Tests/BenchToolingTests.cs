@@ -107,6 +107,16 @@ public class LaunchOptionTests
         Assert.Contains("BlockedWidth", e.Message);
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void A_TF32_GEMM_staging_batch_other_than_1_or_2_is_refused(int batch)
+    {
+        var options = new IlgpuLaunchOptions().WithTf32().With($"MmaGemmBatch={batch}");
+        Assert.Contains("MmaGemmBatch is 1", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options, "an H200", 1024)).Message);
+        IlgpuBackend.Validate(options with { MmaGemmBatch = 1 }, "an H200", 1024);
+    }
+
     /// <summary>Every "Name=value,…" in docs/gpu-check.sh and docs/gpu-verify.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
     /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
     /// 2026-11-27).</summary>

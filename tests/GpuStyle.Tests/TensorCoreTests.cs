@@ -428,9 +428,9 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
 /// </summary>
 public class TensorCoreGramTests
 {
-    static IlgpuBackend Open(int warps, int splits) => IlgpuBackend.Open("ilgpu-cpu",
-        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = warps, GramSplits = splits },
-        new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+    static IlgpuBackend Open(int warps, int splits, int batch) => IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = warps, GramSplits = splits, MmaGemmBatch = batch },
+        new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: warps == 3 ? 128 : 32));   // a power of two, ≥ 8·warps²
 
     static double Round(double v) => Conv3x3.IlgpuTensorCore.RoundTf32((float)v);
 
@@ -441,9 +441,13 @@ public class TensorCoreGramTests
     [InlineData(2, 2, 33, 37, 1)]
     [InlineData(1, 4, 36, 44, 1)]     // C and N multiples of 4: the backward stages 128-bit vectors; an edge tile
     [InlineData(2, 6, 68, 100, 2)]    // likewise with 2×2 warps, partly filled chunks
-    public void Tf32_gram_forward_and_backward_match_the_reference_on_rounded_operands(int warps, int seed, int c, int n, int splits)
+    [InlineData(3, 7, 100, 104, 2)]   // 3×3 warps (288 threads): a thread's last staging batch half empty
+    [InlineData(2, 8, 68, 100, 2, 1)] // MmaGemmBatch=1: each staging load waited for in turn (the comparison's setting)
+    [InlineData(3, 9, 100, 104, 2, 1)]
+    public void Tf32_gram_forward_and_backward_match_the_reference_on_rounded_operands(int warps, int seed, int c, int n, int splits,
+        int batch = Gram.IlgpuTensorCore.StagingBatch)
     {
-        using var b = Open(warps, splits);
+        using var b = Open(warps, splits, batch);
         Assert.Contains("and Gram", b.Name);
         var rnd = new TestData(Environment.TickCount ^ seed);
         var fd = rnd.UniformF32(c * n);

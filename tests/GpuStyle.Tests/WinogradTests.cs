@@ -54,7 +54,9 @@ public class WinogradTests
     [InlineData(1)]   // one warp: 32-sided blocks
     [InlineData(2)]   // 2×2 warps: 64-sided blocks, the GPU's shape (128 simulated threads)
     [InlineData(4)]   // 4×4 warps: 128-sided blocks, MmaTune's second candidate (512 simulated threads)
-    public void Ilgpu_tf32_gemms_match_the_reference_to_tf32_precision(int warps)
+    [InlineData(3)]   // 3×3 warps (288 threads): a thread's last staging batch half empty (A 768 vectors, B rows 12 apart)
+    [InlineData(2, 1)] // MmaGemmBatch=1: each staging load waited for in turn (the comparison's setting)
+    public void Ilgpu_tf32_gemms_match_the_reference_to_tf32_precision(int warps, int batch = Gram.IlgpuTensorCore.StagingBatch)
     {
         // WinogradMma: the 16 GEMMs on tensor cores (mma.sync emulated here from its documented fragment layout).
         // U and V are rounded to TF32 (2^-11) after the transforms, so the outputs are compared with the exact
@@ -63,9 +65,10 @@ public class WinogradTests
         int side = 32 * warps;
         var launch = IlgpuLaunchOptions.Tiny with
         {
-            Conv = ConvKernel.Winograd, WinogradMma = 1, MmaGramWarps = warps, WinogradScratch = 16 * 128 * side,
+            Conv = ConvKernel.Winograd, WinogradMma = 1, MmaGramWarps = warps, WinogradScratch = 16 * 128 * side, MmaGemmBatch = batch,
         };
-        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: Math.Max(32, 8 * warps * warps)));
+        using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4,
+            WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(32, 8 * warps * warps))));   // a power of two
         Assert.Contains("TF32 tensor-core GEMMs", b.Name);
         Assert.True(b.Tf32Winograd);
         // 37 inputs: 5 stages of 8; 70 outputs: 3, 2 or 1 output blocks; 84 tiles: 3, 2 or 1 passes.

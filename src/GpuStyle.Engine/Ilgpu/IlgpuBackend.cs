@@ -33,7 +33,10 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// GramReduceRows R: the split-K Gram forward's partials are summed by groups of a warp's width of entries × up to R
 /// rows of splits (Gram.IlgpuTiled.ReduceSplitsGrouped); 0 runs the first version, one thread an entry
 /// (ReduceSplits), for comparison. PoolWindows 1: the pooling's backward a thread a window (Pooling.Ilgpu.Backward);
-/// 0 the first version, a thread an input element (BackwardByElement).
+/// 0 the first version, a thread an input element (BackwardByElement). MmaGemmBatch 2: the TF32 GEMM kernels (the
+/// tensor-core Gram forward and backward, the TF32 Winograd GEMMs) stage two vectors of each tile before storing
+/// either (Gram.IlgpuTensorCore.StagingBatch: half the round trips a chunk); 1 waits for each load in turn, as they
+/// did before the nineteenth session, for comparison.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -42,7 +45,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
-    int PoolWindows = 1)
+    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -223,7 +226,7 @@ public sealed partial class IlgpuBackend : IBackend
         Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> Weights,
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int> Input,
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int> Output);
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _winogradMma;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradMma;
     /// <summary>The fp32 SGEMM kernels (Conv3x3.IlgpuWinograd.GemmFor: one per block shape with constant sides, and
     /// the general one), loaded when first used: Winograd's GEMMs and, with GramGemm, the Gram backward.</summary>
     readonly Dictionary<MethodInfo, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>> _sgemm = [];
@@ -233,9 +236,9 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>? _packFragments;
     readonly Dictionary<int, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch)> _convFragments = [];
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaForward;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gramMmaBackward;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaBackward;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramS;
 
     public Accelerator Accelerator { get; }
@@ -319,6 +322,8 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException($"the reductions' {chosen.FinishThreads}-thread groups do not fit {deviceId} (at most {maxThreadsPerGroup})");
         if (chosen.Conv != ConvKernel.Direct && chosen.TileWidth * chosen.TileHeight > maxThreadsPerGroup)
             throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {deviceId} has per group ({maxThreadsPerGroup})");
+        if (chosen.MmaGemmBatch is not (1 or 2))
+            throw new ArgumentException($"MmaGemmBatch is 1 (each staging load waited for in turn) or 2 (two vectors a tile before the stores), not {chosen.MmaGemmBatch}");
         if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
         if (UsesWinograd(chosen) && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
@@ -450,7 +455,7 @@ public sealed partial class IlgpuBackend : IBackend
             if (UsesTf32WinogradGemm(launch))
                 try
                 {
-                    _winogradMma = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Conv3x3.IlgpuWinograd.GemmTensorCore);
+                    _winogradMma = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Conv3x3.IlgpuWinograd.GemmTensorCore);
                 }
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
@@ -491,9 +496,9 @@ public sealed partial class IlgpuBackend : IBackend
         {
             try
             {
-                _gramMmaForward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTensorCore.ForwardPartial);
+                _gramMmaForward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Gram.IlgpuTensorCore.ForwardPartial);
                 _gramSymmetric = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>>(Gram.IlgpuTensorCore.SymmetricScaled);
-                _gramMmaBackward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.BackwardAccumulate);
+                _gramMmaBackward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTensorCore.BackwardAccumulate);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -897,7 +902,8 @@ public sealed partial class IlgpuBackend : IBackend
             transforms.Input(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
             if (tf32Gemm is not null)
                 tf32Gemm(new KernelConfig(new Index3D(nPad / side, coutPad / side, positions), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
-                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps);
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps,
+                    _launch.MmaGemmBatch);
             else
                 Sgemm(u, v, m, cinPad, coutPad, nPad, bm, bn, batches: positions, accumulate: 0);
             transforms.Output(d.Cout * n, m, b, y, d.Cout, d.H, d.W, coutPad, nPad, t0, n, relu, hasBias);
@@ -1011,7 +1017,8 @@ public sealed partial class IlgpuBackend : IBackend
             var (mtiles, msplits) = GramGrid(c, n, mside);
             var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
             _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w);
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w,
+                _launch.MmaGemmBatch);
             GramReduce(mpartials, g, c, n, msplits, mside);
             return;
         }
@@ -1063,7 +1070,8 @@ public sealed partial class IlgpuBackend : IBackend
             var sym = Scratch(ref _gramS, (long)c * c);
             _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 1);
             _gramMmaBackward(new KernelConfig(new Index2D((n + mside - 1) / mside, (c + mside - 1) / mside), new Index2D(Gram.IlgpuTensorCore.Threads(w), 1),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), sym, V(df), c, n, w);
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), sym, V(df), c, n, w,
+                _launch.MmaGemmBatch);
             return;
         }
         int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
