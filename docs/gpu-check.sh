@@ -168,6 +168,7 @@ if want 7; then
   # Those that passed step 2, Winograd's first: after the issue's own measurements (steps 3–6), which come first.
   for variant in "winograd winograd WinogradTile=2" "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
+                 "winograd winograd WinogradGather=0" "winograd4 winograd WinogradTile=4,WinogradGather=0" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
                  "tf32-plain tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \

@@ -84,7 +84,7 @@ step "5. what changed since the first call, each against its old setting (relu3_
 for v in "--tf32 MmaFragments=0" "--tf32 MmaTune=0,MmaFragments=0" "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaFragments=2" \
          "--tf32 MmaTune=0,MmaTileHeight=4" "--tf32 MmaTune=0,MmaFragments=2,MmaTileHeight=4" \
          "--tf32 MmaTune=0,MmaFragments=4" "--tf32 MmaTune=0,MmaFragments=4,MmaTileHeight=4" \
-         "--tf32 MmaGemmBatch=1" "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
+         "--tf32 MmaGemmBatch=1" "- WinogradGather=0" "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \

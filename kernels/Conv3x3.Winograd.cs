@@ -958,10 +958,10 @@ public static partial class Conv3x3
         /// <summary>One thread a (ci, tile) of the pass (tiles t0 … t0+tiles−1 of the map's ⌈H/2⌉·⌈W/2⌉, row by row):
         /// V = Bᵀ d B of the 4×4 patch at rows 2r−1…2r+2, columns 2c−1…2c+2 (zero outside the map; with useMask, x
         /// only where mask &gt; 0: ReLU's backward). Padding rows and columns of V get zeros. Consecutive threads take
-        /// consecutive tiles, so V's stores are coalesced.</summary>
+        /// consecutive tiles, so V's stores are coalesced. gather: how the patch is loaded (WinogradGather, see Load).</summary>
         [KernelName("winograd_input")]
         public static void TransformInput(Index1D index, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> v,
-            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask)
+            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask, int gather)
         {
             int t = index % tilesPad, ci = index / tilesPad;
             long plane = (long)cinPad * tilesPad, at = (long)ci * tilesPad + t;
@@ -972,14 +972,20 @@ public static partial class Conv3x3
                 int tw = (w + 1) / 2, tile = t0 + t, r = tile / tw, col = tile - r * tw;
                 int y0 = 2 * r - 1, x0 = 2 * col - 1;
                 long basePlane = (long)ci * h * w;
-                d00 = Load(x, mask, useMask, basePlane, h, w, y0, x0); d01 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 1);
-                d02 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 2); d03 = Load(x, mask, useMask, basePlane, h, w, y0, x0 + 3);
-                d10 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0); d11 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 1);
-                d12 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 2); d13 = Load(x, mask, useMask, basePlane, h, w, y0 + 1, x0 + 3);
-                d20 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0); d21 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 1);
-                d22 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 2); d23 = Load(x, mask, useMask, basePlane, h, w, y0 + 2, x0 + 3);
-                d30 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0); d31 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 1);
-                d32 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 2); d33 = Load(x, mask, useMask, basePlane, h, w, y0 + 3, x0 + 3);
+                // The gather choice made once, for the whole patch (see Load): inside, each Load's is a constant.
+                Float4 r0, r1, r2, r3;
+                if (gather != 0)
+                {
+                    r0 = PatchRow4(x, mask, useMask, 1, basePlane, h, w, y0, x0); r1 = PatchRow4(x, mask, useMask, 1, basePlane, h, w, y0 + 1, x0);
+                    r2 = PatchRow4(x, mask, useMask, 1, basePlane, h, w, y0 + 2, x0); r3 = PatchRow4(x, mask, useMask, 1, basePlane, h, w, y0 + 3, x0);
+                }
+                else
+                {
+                    r0 = PatchRow4(x, mask, useMask, 0, basePlane, h, w, y0, x0); r1 = PatchRow4(x, mask, useMask, 0, basePlane, h, w, y0 + 1, x0);
+                    r2 = PatchRow4(x, mask, useMask, 0, basePlane, h, w, y0 + 2, x0); r3 = PatchRow4(x, mask, useMask, 0, basePlane, h, w, y0 + 3, x0);
+                }
+                d00 = r0.A; d01 = r0.B; d02 = r0.C; d03 = r0.D; d10 = r1.A; d11 = r1.B; d12 = r1.C; d13 = r1.D;
+                d20 = r2.A; d21 = r2.B; d22 = r2.C; d23 = r2.D; d30 = r3.A; d31 = r3.B; d32 = r3.C; d33 = r3.D;
             }
             // Bᵀ·d: rows 0 − 2, 1 + 2, 2 − 1, 1 − 3; then ·B on each row: columns 0 − 2, 1 + 2, 2 − 1, 1 − 3.
             InputRow(v, at, plane, 0, d00 - d20, d01 - d21, d02 - d22, d03 - d23);
@@ -988,13 +994,35 @@ public static partial class Conv3x3
             InputRow(v, at, plane, 3, d10 - d30, d11 - d31, d12 - d32, d13 - d33);
         }
 
-        static float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, long basePlane, int h, int w, int yy, int xx)
+        /// <summary>x at (yy, xx) of the plane, zero outside the map, and with useMask zero where mask ≤ 0. With
+        /// <paramref name="gather"/> (WinogradGather 1, the default) without branches: a pixel outside reads element 0
+        /// and is zeroed after, so that a tile's loads are all in flight together. Behind a branch each (the bounds,
+        /// then the mask's test: gather 0, as before the nineteenth session, for comparison), the sm_90 SASS waited for
+        /// every load before issuing the next — 16 round trips a thread in F(2×2)'s transform, 36 in F(4×4)'s.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, int gather, long basePlane, int h, int w, int yy, int xx)
         {
-            if (yy < 0 || yy >= h || xx < 0 || xx >= w) return 0f;
-            long i = basePlane + (long)yy * w + xx;
+            bool inside = yy >= 0 && yy < h && xx >= 0 && xx < w;
+            if (gather == 0)
+            {
+                if (!inside) return 0f;
+                long at = basePlane + (long)yy * w + xx;
+                float v = x[at];
+                return useMask != 0 && mask[at] <= 0f ? 0f : v;
+            }
+            long i = inside ? basePlane + (long)yy * w + xx : 0;
             float value = x[i];
-            return useMask != 0 && mask[i] <= 0f ? 0f : value;
+            float keep = useMask != 0 ? mask[i] : 1f;
+            return inside && !(keep <= 0f) ? value : 0f;
         }
+
+        /// <summary>Row yy of F(2×2)'s 4×4 patch, columns x0 … x0+3 (see <see cref="Load"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Float4 PatchRow4(ArrayView<float> x, ArrayView<float> mask, int useMask, int gather, long basePlane, int h, int w, int yy, int x0) => new()
+        {
+            A = Load(x, mask, useMask, gather, basePlane, h, w, yy, x0), B = Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 1),
+            C = Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 2), D = Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 3),
+        };
 
         static void InputRow(ArrayView<float> v, long at, long plane, int a, float e0, float e1, float e2, float e3)
         {
@@ -1229,7 +1257,7 @@ public static partial class Conv3x3
         /// 4c−1…4c+4 of tile (r, c) of the ⌈H/4⌉·⌈W/4⌉.</summary>
         [KernelName("winograd4_input")]
         public static void TransformInput4(Index1D index, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> v,
-            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask)
+            int c, int h, int w, int cinPad, int tilesPad, int t0, int tiles, int useMask, int gather)
         {
             int t = index % tilesPad, ci = index / tilesPad;
             long plane = (long)cinPad * tilesPad, at = (long)ci * tilesPad + t;
@@ -1239,19 +1267,31 @@ public static partial class Conv3x3
                 int tw = (w + 3) / 4, tile = t0 + t, r = tile / tw, col = tile - r * tw;
                 int y0 = 4 * r - 1, x0 = 4 * col - 1;
                 long basePlane = (long)ci * h * w;
-                r0 = PatchRow(x, mask, useMask, basePlane, h, w, y0, x0); r1 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 1, x0);
-                r2 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 2, x0); r3 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 3, x0);
-                r4 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 4, x0); r5 = PatchRow(x, mask, useMask, basePlane, h, w, y0 + 5, x0);
+                // The gather choice made once, for the whole patch (see Load): inside, each Load's is a constant.
+                if (gather != 0)
+                {
+                    r0 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0, x0); r1 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0 + 1, x0);
+                    r2 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0 + 2, x0); r3 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0 + 3, x0);
+                    r4 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0 + 4, x0); r5 = PatchRow(x, mask, useMask, 1, basePlane, h, w, y0 + 5, x0);
+                }
+                else
+                {
+                    r0 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0, x0); r1 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0 + 1, x0);
+                    r2 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0 + 2, x0); r3 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0 + 3, x0);
+                    r4 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0 + 4, x0); r5 = PatchRow(x, mask, useMask, 0, basePlane, h, w, y0 + 5, x0);
+                }
             }
             InputTile4(r0, r1, r2, r3, r4, r5, out var v0, out var v1, out var v2, out var v3, out var v4, out var v5);
             StoreLine(v, at, plane, 0, v0, 0); StoreLine(v, at, plane, 1, v1, 0); StoreLine(v, at, plane, 2, v2, 0);
             StoreLine(v, at, plane, 3, v3, 0); StoreLine(v, at, plane, 4, v4, 0); StoreLine(v, at, plane, 5, v5, 0);
         }
 
-        static Six PatchRow(ArrayView<float> x, ArrayView<float> mask, int useMask, long basePlane, int h, int w, int yy, int x0) => new(
-            Load(x, mask, useMask, basePlane, h, w, yy, x0), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 1),
-            Load(x, mask, useMask, basePlane, h, w, yy, x0 + 2), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 3),
-            Load(x, mask, useMask, basePlane, h, w, yy, x0 + 4), Load(x, mask, useMask, basePlane, h, w, yy, x0 + 5));
+        /// <summary>Row yy of F(4×4)'s 6×6 patch, columns x0 … x0+5 (see <see cref="Load"/>).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static Six PatchRow(ArrayView<float> x, ArrayView<float> mask, int useMask, int gather, long basePlane, int h, int w, int yy, int x0) => new(
+            Load(x, mask, useMask, gather, basePlane, h, w, yy, x0), Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 1),
+            Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 2), Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 3),
+            Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 4), Load(x, mask, useMask, gather, basePlane, h, w, yy, x0 + 5));
 
         /// <summary>As <see cref="TransformOutput"/>, for F(4×4, 3×3): the 4×4 outputs of a tile that lie in the map.</summary>
         [KernelName("winograd4_output")]

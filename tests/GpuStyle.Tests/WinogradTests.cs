@@ -20,11 +20,12 @@ public class WinogradTests
     [InlineData(128, 64, 1, 2)]    // 128 threads: 2 of A, 1 of B
     [InlineData(64, 64, 0, 2)]     // the same block staged without prefetching
     [InlineData(64, 64, 1, 4)]     // F(4×4, 3×3): 36 GEMMs
-    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch, int tile)
+    [InlineData(64, 64, 1, 2, 0)]  // WinogradGather=0: each of the input transform's loads behind its tests
+    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch, int tile, int gather = 1)
     {
         var launch = IlgpuLaunchOptions.Tiny with
         {
-            Conv = ConvKernel.Winograd, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch, WinogradTile = tile,
+            Conv = ConvKernel.Winograd, WinogradM = bm, WinogradN = bn, WinogradPrefetch = prefetch, WinogradTile = tile, WinogradGather = gather,
             WinogradScratch = 16 * 136 * bn,   // one block of tiles a pass: 84 tiles → 2 passes at 64, 1 at 128
         };
         using var b = IlgpuBackend.Open("ilgpu-cpu", launch, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: bm * bn / 64 / 4));
@@ -40,11 +41,12 @@ public class WinogradTests
     [InlineData(21, 16, 5, 53)]
     [InlineData(18, 40, 8, 8)]
     [InlineData(33, 17, 9, 30)]
-    public void Ilgpu_f4x4_matches_the_reference_on_awkward_shapes(int cin, int cout, int h, int w)
+    [InlineData(17, 19, 13, 11, 0)]   // WinogradGather=0: each of the input transform's loads behind its tests (the comparison's setting)
+    public void Ilgpu_f4x4_matches_the_reference_on_awkward_shapes(int cin, int cout, int h, int w, int gather = 1)
     {
         // F(4×4, 3×3) with the tiny 16×16 blocks and 4096-float scratch (several passes past 7 tiles at 16+ channels):
         // maps not multiples of 4 (tiles half outside), one pixel, channel counts off the blocks.
-        var launch = IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, WinogradTile = 4 };
+        var launch = IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Winograd, WinogradTile = 4, WinogradGather = gather };
         using var b = IlgpuBackend.Open("ilgpu-cpu", launch, CpuSimulation.Small);
         Assert.Contains("F(4×4,3×3)", b.Name);
         ConvChecks.ForwardAndBackwardMatch(b, cin, cin * 31 + cout * h + w, 1e-4, $"Winograd F(4×4), {cin}→{cout} {h}×{w}", cout, h, w);

@@ -36,7 +36,9 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// 0 the first version, a thread an input element (BackwardByElement). MmaGemmBatch 2: the TF32 GEMM kernels (the
 /// tensor-core Gram forward and backward, the TF32 Winograd GEMMs) stage two vectors of each tile before storing
 /// either (Gram.IlgpuTensorCore.StagingBatch: half the round trips a chunk); 1 waits for each load in turn, as they
-/// did before the nineteenth session, for comparison.
+/// did before the nineteenth session, for comparison. WinogradGather 1: Winograd's input transforms issue a tile's
+/// loads together, without branches (Conv3x3.IlgpuWinograd's Load); 0 puts each behind its bounds and mask tests, as
+/// before the nineteenth session, for comparison.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -45,7 +47,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
-    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch)
+    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 1)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -140,7 +142,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows), nameof(WinogradGather)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -224,7 +226,7 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Dictionary<int, WinogradTransforms> _winograd = [];
     sealed record WinogradTransforms(
         Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int> Weights,
-        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int> Input,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int> Input,
         Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int> Output);
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _winogradMma;
     /// <summary>The fp32 SGEMM kernels (Conv3x3.IlgpuWinograd.GemmFor: one per block shape with constant sides, and
@@ -445,7 +447,7 @@ public sealed partial class IlgpuBackend : IBackend
                 _winograd[edge] = new(
                     _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformWeights4 : Conv3x3.IlgpuWinograd.TransformWeights),
-                    _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>>(
+                    _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformInput4 : Conv3x3.IlgpuWinograd.TransformInput),
                     _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int, int>>(
                         four ? Conv3x3.IlgpuWinograd.TransformOutput4 : Conv3x3.IlgpuWinograd.TransformOutput));
@@ -899,7 +901,7 @@ public sealed partial class IlgpuBackend : IBackend
         for (int t0 = 0; t0 < tiles; t0 += perPass)
         {
             int n = Math.Min(perPass, tiles - t0), nPad = Conv3x3.IlgpuWinograd.Pad(n, bn);
-            transforms.Input(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask);
+            transforms.Input(cinPad * nPad, x, mask, v, d.Cin, d.H, d.W, cinPad, nPad, t0, n, useMask, _launch.WinogradGather);
             if (tf32Gemm is not null)
                 tf32Gemm(new KernelConfig(new Index3D(nPad / side, coutPad / side, positions), new Index3D(Gram.IlgpuTensorCore.Threads(warps), 1, 1),
                     SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(warps, _mma.Emulate))), u, v, m, cinPad, coutPad, nPad, warps,
