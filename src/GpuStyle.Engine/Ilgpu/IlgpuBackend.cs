@@ -807,7 +807,7 @@ public sealed partial class IlgpuBackend : IBackend
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            TuningNote = $"the fragment-ordered TF32 kernel ({FragmentsPlan(rows, shape).ToString()[15..]}) left out of the tuning: it did not load ({e.Message})";
+            TuningNote = $"{FragmentsPlan(rows, shape)} left out of the tuning: it did not load ({e.Message})";
             return false;
         }
     }
