@@ -74,7 +74,7 @@ fi
 
 # What step 2 passed is kept in $HOME/gs/ok, so that a rerun on the same warm machine (STEPS="7 8 9") times the same set.
 ok=${CONVS:-$(cat "$HOME/gs/ok" 2>/dev/null || echo blocked winograd tuned tf32)}
-# --tf32's default tunes each shape's kernel (MmaTune=1, version 5 among the candidates: MmaFragments=7) and runs the
+# --tf32's default tunes each shape's kernel (MmaTune=1, version 5 among the candidates: MmaFragments=3) and runs the
 # Gram matrices on tensor cores (MmaGram=1); the
 # TF32 variants of steps 7–9 are timed against the plain 32×8 kernel, so they start from PLAIN (later names win).
 PLAIN="MmaTune=0,MmaGram=0,MmaFragments=0"
@@ -168,7 +168,7 @@ if want 7; then
   # Those that passed step 2, Winograd's first: after the issue's own measurements (steps 3–6), which come first.
   for variant in "winograd winograd WinogradTile=2" "winograd4 winograd WinogradTile=4" "winograd-tf32 winograd WinogradMma=1" "winograd-gramgemm winograd GramGemm=1" \
                  "winograd winograd WinogradPrefetch=0" "winograd winograd SgemmFixedBlocks=0" \
-                 "winograd winograd WinogradGather=0" "winograd4 winograd WinogradTile=4,WinogradGather=0" \
+                 "winograd winograd WinogradGather=1" "winograd4 winograd WinogradTile=4,WinogradGather=1" \
                  "winograd winograd GramGemm=1,WinogradMma=1" \
                  "winograd4 winograd WinogradTile=4,GramGemm=1" \
                  "tf32-plain tf32 MmaLaunchBounds=0" "tf32-prefetch tf32 MmaPrefetch=1" "tf32-async tf32 MmaPrefetch=2" \

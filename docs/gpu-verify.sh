@@ -78,13 +78,13 @@ done
 unset GPUSTYLE_KERNEL_CACHE
 
 step "5. what changed since the first call, each against its old setting (relu3_2 and the 512² iteration)"
-# --tf32's default tunes version 5 (MmaFragments=7: 32- and 64-channel warps, 64×64 warp tiles) beside version 4's 32×8
+# --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps; 4: 64×64 warp tiles, opt-in) beside version 4's 32×8
 # tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
 # 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
 for v in "--tf32 MmaFragments=0" "--tf32 MmaTune=0,MmaFragments=0" "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaFragments=2" \
          "--tf32 MmaTune=0,MmaTileHeight=4" "--tf32 MmaTune=0,MmaFragments=2,MmaTileHeight=4" \
          "--tf32 MmaTune=0,MmaFragments=4" "--tf32 MmaTune=0,MmaFragments=4,MmaTileHeight=4" \
-         "--tf32 MmaGemmBatch=1" "- WinogradGather=0" "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
+         "--tf32 MmaGemmBatch=1" "- WinogradGather=1" "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \

@@ -121,12 +121,12 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     [Fact]
     public void MmaTune_offers_each_height_and_shape_of_version_5_beside_version_4s_tile()
     {
-        // MmaFragments 7 (the --tf32 default): version 4 at its configured 32×4 tile only (its lower tiles are left
+        // MmaFragments 7 (all three shapes; the --tf32 default is 3, without the 64×64 tiles): version 4 at its configured 32×4 tile only (its lower tiles are left
         // to version 5), version 5 at 4 and 2 rows in 32-channel warps, then in 64-channel ones, then at 4 rows in
         // 64×64 warp tiles (2 rows would be one warp a group) (then Winograd). The clock makes version 5 in wide warps
         // of 2 rows the forward's choice and version 4 the backward's. The second call of each direction runs the
         // choice alone, on NaN-filled outputs: the trials' writes cannot stand in for it.
-        Assert.Equal(7, new IlgpuLaunchOptions().WithTf32().MmaFragments);
+        Assert.Equal(3, new IlgpuLaunchOptions().WithTf32().MmaFragments);   // the default: 64×64 warp tiles opt-in
         using var b = TensorCoreFragmentsFixture.Open(rows: 4, tune: 1, fragments: 7);
         b.TuningClock = (_, backward, plan) =>
             (backward ? plan.Algorithm == ConvAlgorithm.Tf32

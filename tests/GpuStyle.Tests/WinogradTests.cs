@@ -20,8 +20,8 @@ public class WinogradTests
     [InlineData(128, 64, 1, 2)]    // 128 threads: 2 of A, 1 of B
     [InlineData(64, 64, 0, 2)]     // the same block staged without prefetching
     [InlineData(64, 64, 1, 4)]     // F(4×4, 3×3): 36 GEMMs
-    [InlineData(64, 64, 1, 2, 0)]  // WinogradGather=0: each of the input transform's loads behind its tests
-    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch, int tile, int gather = 1)
+    [InlineData(64, 64, 1, 2, 1)]  // WinogradGather=1: the input transform's loads without branches (opt-in)
+    public void Ilgpu_gemm_blocks_of_a_GPU_size_match_the_reference(int bm, int bn, int prefetch, int tile, int gather = 0)
     {
         var launch = IlgpuLaunchOptions.Tiny with
         {
@@ -41,8 +41,9 @@ public class WinogradTests
     [InlineData(21, 16, 5, 53)]
     [InlineData(18, 40, 8, 8)]
     [InlineData(33, 17, 9, 30)]
-    [InlineData(17, 19, 13, 11, 0)]   // WinogradGather=0: each of the input transform's loads behind its tests (the comparison's setting)
-    public void Ilgpu_f4x4_matches_the_reference_on_awkward_shapes(int cin, int cout, int h, int w, int gather = 1)
+    [InlineData(17, 19, 13, 11, 1)]   // WinogradGather=1: the input transform's loads without branches (opt-in)
+    [InlineData(33, 17, 9, 30, 1)]
+    public void Ilgpu_f4x4_matches_the_reference_on_awkward_shapes(int cin, int cout, int h, int w, int gather = 0)
     {
         // F(4×4, 3×3) with the tiny 16×16 blocks and 4096-float scratch (several passes past 7 tiles at 16+ channels):
         // maps not multiples of 4 (tiles half outside), one pixel, channel counts off the blocks.

@@ -26,7 +26,7 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// the blocked kernel (64×8-pixel tiles, 8-channel chunks), Winograd F(2×2, 3×3) and F(4×4, 3×3) and keeps the
 /// fastest (on an H200, 2026-11-28: a 512² VGG16 iteration 6.8 ms, against 24.5 ms blocked alone and PyTorch's 11.0);
 /// with TF32, the tensor-core convolution with its tiles tuned the same way against Winograd (MmaTune 1) and the
-/// Gram matrices on tensor cores (MmaGram 1): 6.1 ms, against PyTorch's 3.8 (see
+/// Gram matrices on tensor cores (MmaGram 1): 4.6 ms since version 5 (6.1 before), against PyTorch's 3.8 (see
 /// <see cref="WithTf32"/>). 16×16 tiles for the fp32 Gram kernels and the version-2 convolution.
 /// The CPU accelerator, which simulates each barrier with OS threads, defaults to the direct kernels, and tests use
 /// tiny tiles so that every variant runs there quickly.
@@ -36,9 +36,10 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// 0 the first version, a thread an input element (BackwardByElement). MmaGemmBatch 2: the TF32 GEMM kernels (the
 /// tensor-core Gram forward and backward, the TF32 Winograd GEMMs) stage two vectors of each tile before storing
 /// either (Gram.IlgpuTensorCore.StagingBatch: half the round trips a chunk); 1 waits for each load in turn, as they
-/// did before the nineteenth session, for comparison. WinogradGather 1: Winograd's input transforms issue a tile's
-/// loads together, without branches (Conv3x3.IlgpuWinograd's Load); 0 puts each behind its bounds and mask tests, as
-/// before the nineteenth session, for comparison.
+/// did before the nineteenth session, for comparison (on an H200: 4.77 ms a --tf32 512² iteration against 4.64).
+/// WinogradGather 1: Winograd's input transforms issue a tile's loads together, without branches
+/// (Conv3x3.IlgpuWinograd's Load); 0, the default, puts each behind its bounds and mask tests — measured faster on an
+/// H200 (2026-11-28: 6.59 ms a fp32 512² iteration against 6.71; 78 registers a thread against 68), so opt-in.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -47,7 +48,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
-    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 1)
+    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -110,7 +111,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// of all 64 channels of two rows (MmaFragments 4: 64×64 warp tiles, a quarter of the threads, half the traffic
     /// an mma, 128 accumulators a thread); a sum offers each to the tuning. With MmaTune=0 version 5 runs in place of
     /// version 4 (in the first shape the sum names); with MmaTune=1 (and by default under --tf32 on a GPU,
-    /// MmaFragments 7) each shape's heights from MmaTileHeight down to 2 rows (4 for 64×64 warps) are tuning
+    /// MmaFragments 3) each shape's heights from MmaTileHeight down to 2 rows (4 for 64×64 warps) are tuning
     /// candidates beside version 4's configured tile, so that each convolution keeps version 5 only where it is faster
     /// and agrees. Counted in the sm_90 SASS (32×8): a chunk's taps take 141 instructions a
     /// 32-channel warp (72 mma.sync, 54 shared loads), 220 a 64-channel one (144 mma.sync, 72 loads), 375 a 64×64
@@ -121,15 +122,17 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// tensor cores too (MmaGram 1) — on an H200 (2026-11-28, 512² VGG16, one call): 6.09 ms an iteration, against
     /// 6.71 without the tensor-core Gram, 7.90 untuned and 8.8 for the first TF32 default (the 32×8 tile alone).
     /// MmaPrefetch 1 on top measured 5.97 ms, 2% (inside a run's spread), and it refuses the one-warp-wide tiles
-    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. MmaFragments 7 (2026-11-28, not yet timed on a GPU):
-    /// version 5 of the kernel, in its three warp shapes, among the tuning's candidates — the tuning measures it on the user's card and keeps it
+    /// (MmaWarpsCo=1) that `--launch` may ask for: left opt-in. MmaFragments 3 (timed on an H200, 2026-11-28: 4.64 ms
+    /// a 512² iteration, PyTorch 3.81; the 64×64 warp tiles, MmaFragments 4, were chosen for none of 47 shapes and ran
+    /// slower alone — 6.27 ms against 5.03 in 32-channel warps —, so they are left opt-in):
+    /// version 5 of the kernel, in 32- and 64-channel warps, among the tuning's candidates — the tuning measures it on the user's card and keeps it
     /// only for the shapes where it is faster and agrees, so that an untimed kernel cannot make --tf32 slower there
     /// (its cost: two kernels compiled on first use — where version 4's general kernel for its lower tiles, ≈ 1 s, no
-    /// longer is — and six more trials a shape: eight of version 5, two fewer of version 4). On the CPU accelerator
+    /// longer is — and four more trials a shape: six of version 5, two fewer of version 4). On the CPU accelerator
     /// (<paramref name="tiny"/>) the smallest tile, one warp, 32 channels × 8×4 pixels, untuned.</summary>
     public IlgpuLaunchOptions WithTf32(bool tiny = false) => tiny
         ? this with { Conv = ConvKernel.Tf32, TileWidth = 4, TileHeight = 4, MmaTileWidth = 8, MmaTileHeight = 4, MmaWarpsCo = 1, MmaChunk = 8, MmaMinChannels = 1 }
-        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1, MmaFragments = 7 };
+        : this with { Conv = ConvKernel.Tf32, MmaTune = 1, MmaGram = 1, MmaFragments = 3 };
 
     /// <summary>Odd, small counts: they exercise the strided reductions' edges on the CPU accelerator.</summary>
     public static IlgpuLaunchOptions Tiny { get; } = new(ReductionThreads: 7, FinishThreads: 3, Conv: ConvKernel.Direct,
