@@ -32,8 +32,8 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaFragments=4; do
-  echo "-- --tf32 --launch $L (version 5 alone, in 32-, 64-channel warps, 64×64 warp tiles: every TF32 convolution in fragment order)"
+for L in MmaTune=0 MmaTune=0,MmaFragments=2; do
+  echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order)"
   bounded 60 "$B" bench --check --device $DEV --tf32 --launch $L --size 64 --layer relu3_1 --iteration-sizes "" \
     | grep -E "FAILED|agreement|L-BFGS direction"
 done
@@ -50,6 +50,9 @@ for flag in "" "--tf32"; do
     echo "tuned shapes and directions (256, 512 and 1024 px together): $(grep -cE "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+:" "$OUT/bench-vgg16-tf32.txt")," \
       "of which chose version 5:"
     grep -E "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+: TF32 fragments" "$OUT/bench-vgg16-tf32.txt" | cut -d'(' -f1
+    echo "shapes offered splits (twentieth session: version 5 split over the input channels), version 5's 32-channel trials:"
+    grep -E "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+:.* split" "$OUT/bench-vgg16-tf32.txt" \
+      | sed -E 's/, (TF32 32×8|F\(2×2\) TF32 [0-9]×[0-9] warps|F\([24]×[24]\)|TF32 fragments 32×[0-9]+ wide) [0-9.]+ ms//g'
   }
 done
 [ "$DEV" = cuda ] && bounded 60 python3 docs/torch_many.py .device/torch_vgg_iter.py \
@@ -81,10 +84,7 @@ step "5. what changed since the first call, each against its old setting (relu3_
 # --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps; 4: 64×64 warp tiles, opt-in) beside version 4's 32×8
 # tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
 # 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
-for v in "--tf32 MmaFragments=0" "--tf32 MmaTune=0,MmaFragments=0" "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaFragments=2" \
-         "--tf32 MmaTune=0,MmaTileHeight=4" "--tf32 MmaTune=0,MmaFragments=2,MmaTileHeight=4" \
-         "--tf32 MmaTune=0,MmaFragments=4" "--tf32 MmaTune=0,MmaFragments=4,MmaTileHeight=4" \
-         "--tf32 MmaGemmBatch=1" "- WinogradGather=1" "- GramReduceRows=0" "- PoolWindows=0" "--tf32 MmaPrefetch=1"; do
+for v in "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \

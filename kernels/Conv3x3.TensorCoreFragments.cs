@@ -127,40 +127,47 @@ public static partial class Conv3x3
         /// (2 A + 4 B fragment loads: 16 shared-memory wavefronts, 2 an mma).</summary>
         [KernelName("conv3x3_tf32_fragments")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, Narrow);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Narrow);
 
         /// <summary>Version 5 with warps of all 64 output channels (one warp a row, half the threads): 16 mma.sync a
         /// warp-step from 4 A + 4 B fragment loads — 24 wavefronts, 1.5 an mma, so a quarter less shared-memory traffic
         /// for the same work, at 64 accumulators a thread (ptxas for sm_90: see SassTests).</summary>
         [KernelName("conv3x3_tf32_fragments_wide")]
         public static void ForwardWide(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, Wide);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Wide);
 
         /// <summary>Version 5 with 64×64 warp tiles: a warp owns all 64 channels of two rows (a quarter of the narrow
         /// warps' threads), 32 mma.sync a warp-step from 4 A + 8 B fragment loads — 32 wavefronts, 1 an mma: the A
         /// fragments serve both rows from registers. 128 accumulators a thread (see the file's header).</summary>
         [KernelName("conv3x3_tf32_fragments_64x64")]
         public static void ForwardSquare(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, Square);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Square);
 
         /// <summary>The entry point for a warp shape: <see cref="Forward"/>, <see cref="ForwardWide"/> or
         /// <see cref="ForwardSquare"/>.</summary>
-        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>
+        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int>
             For(int shape) => shape switch { Narrow => Forward, Wide => ForwardWide, _ => ForwardSquare };
 
         /// <summary>The kernel's body, inlined into each entry point with its warp shape a constant.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Convolve(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int shape)
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, int shape)
         {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
+            // Split over the input channels (splits > 1, see IlgpuTiled.SumSplits): group z = split·Groups + output
+            // group; split s sums its share of the chunks into its own partial output, y's s-th Cout·H·W block, without
+            // bias or ReLU. VGG's 512→512 64×64 layers at 512² have 128 groups of the 32×8 tile for an H200's 132 SMs,
+            // and ran at 135–146% of the fp32 peak where the 128×128 layers' 256 groups ran at 187–211%.
+            int groups = Groups(d.Cout), split = Grid.IdxZ / groups, chunksPerSplit = (Chunks(d.Cin) + splits - 1) / splits;
+            int firstChunk = split * chunksPerSplit, endChunk = firstChunk + chunksPerSplit < Chunks(d.Cin) ? firstChunk + chunksPerSplit : Chunks(d.Cin);
+            if (splits > 1) y = y.SubView((long)split * d.Cout * d.H * d.W, (long)d.Cout * d.H * d.W);
             // The warp's channels (wm: which half, narrow warps) and its first row wn.
             int wm = shape == Narrow ? warp & 1 : 0, wn = shape == Narrow ? warp >> 1 : shape == Wide ? warp : 2 * warp;
             int g = lane >> 2, q = lane & 3;
-            int x0 = Grid.IdxX * TileWidth, y0 = Grid.IdxY * rows, group = Grid.IdxZ;
+            int x0 = Grid.IdxX * TileWidth, y0 = Grid.IdxY * rows, group = Grid.IdxZ - split * groups;
             int patchFloats = PatchFloats(rows), pixels = (rows + 2) * PatchWidth, chunks = Chunks(d.Cin);
             var shared4 = Float4.SharedDynamic();
             var patch4 = shared4.SubView(0, patchFloats / 4);
@@ -187,7 +194,7 @@ public static partial class Conv3x3
                     CudaAsm.Emit(DeclareH);
                 }
             }
-            for (int chunk = 0; chunk < chunks; chunk++)
+            for (int chunk = firstChunk; chunk < endChunk; chunk++)
             {
                 StagePatch(x, mask, d, useMask, patch4, chunk * Chunk, x0, y0, tid, threads, pixels, PixelBatch(shape));
                 StageWeights(w4, ((long)group * chunks + chunk) * WeightVectors, wts4, tid, threads, WeightBatch(shape));
@@ -243,15 +250,13 @@ public static partial class Conv3x3
         /// warps).</summary>
         static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o, int oy, int ox, WarpAccumulators acc, int relu, int hasBias)
         {
-            float b0 = Bias(b, d, o, hasBias), b8 = Bias(b, d, o + 8, hasBias), b16 = Bias(b, d, o + 16, hasBias), b24 = Bias(b, d, o + 24, hasBias);
+            float b0 = IlgpuTiled.Bias(b, d, o, hasBias), b8 = IlgpuTiled.Bias(b, d, o + 8, hasBias);
+            float b16 = IlgpuTiled.Bias(b, d, o + 16, hasBias), b24 = IlgpuTiled.Bias(b, d, o + 24, hasBias);
             Store(y, d, o, oy, ox, acc.C00, b0, b8, relu, hasBias); Store(y, d, o, oy, ox + 8, acc.C01, b0, b8, relu, hasBias);
             Store(y, d, o, oy, ox + 16, acc.C02, b0, b8, relu, hasBias); Store(y, d, o, oy, ox + 24, acc.C03, b0, b8, relu, hasBias);
             Store(y, d, o + 16, oy, ox, acc.C10, b16, b24, relu, hasBias); Store(y, d, o + 16, oy, ox + 8, acc.C11, b16, b24, relu, hasBias);
             Store(y, d, o + 16, oy, ox + 16, acc.C12, b16, b24, relu, hasBias); Store(y, d, o + 16, oy, ox + 24, acc.C13, b16, b24, relu, hasBias);
         }
-
-        /// <summary>Output channel o's bias (channel 0's past Cout, whose outputs are not stored), or 0 without one.</summary>
-        static float Bias(ArrayView<float> b, ConvDims d, int o, int hasBias) => hasBias != 0 ? b[o < d.Cout ? o : 0] : 0f;
 
         // The wide and square warps' further accumulators, 32 each, as PTX registers laid out as version 4's gs_c
         // (IlgpuTensorCore.DeclareAccumulators): gs_e (row wn, m-tiles 2 and 3), gs_f and gs_h (row wn + 1, m-tiles 0–1
@@ -559,16 +564,8 @@ public static partial class Conv3x3
         /// <paramref name="bias8"/>), pixels ox and ox+1 of row oy.</summary>
         static void Store(ArrayView<float> y, ConvDims d, int o, int oy, int ox, Accumulator c, float bias, float bias8, int relu, int hasBias)
         {
-            Put(y, d, o, oy, ox, c.C0, bias, relu, hasBias); Put(y, d, o, oy, ox + 1, c.C1, bias, relu, hasBias);
-            Put(y, d, o + 8, oy, ox, c.C2, bias8, relu, hasBias); Put(y, d, o + 8, oy, ox + 1, c.C3, bias8, relu, hasBias);
-        }
-
-        /// <summary>One output, as <see cref="IlgpuTiled.StoreOutput"/> writes it, its bias already loaded.</summary>
-        static void Put(ArrayView<float> y, ConvDims d, int o, int oy, int ox, float acc, float bias, int relu, int hasBias)
-        {
-            if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
-            float z = hasBias != 0 ? acc + bias : acc;
-            y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
+            IlgpuTiled.StoreOutput(y, d, o, oy, ox, c.C0, bias, relu, hasBias); IlgpuTiled.StoreOutput(y, d, o, oy, ox + 1, c.C1, bias, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, d, o + 8, oy, ox, c.C2, bias8, relu, hasBias); IlgpuTiled.StoreOutput(y, d, o + 8, oy, ox + 1, c.C3, bias8, relu, hasBias);
         }
     }
 }

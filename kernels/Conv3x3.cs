@@ -371,7 +371,7 @@ public static partial class Conv3x3
             for (int c0 = 0; c0 < d.Cin; c0 += chunk)
             {
                 int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
-                Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, pw, tid, threads);
+                Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, pw, tid, threads, batch: 1);
                 Group.Barrier();
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
@@ -394,16 +394,116 @@ public static partial class Conv3x3
 
         /// <summary>All threads of a group copy cn input channels' patch (zero outside the map, masked where asked)
         /// and their weights for the group's 8 output channels ([channel][tap][8]) into shared memory.</summary>
+        /// <paramref name="batch"/> 1 waits for each load before the next; 4 issues a thread's loads four at a time
+        /// (<see cref="StagePatchInBatches"/>, <see cref="StageWeightsInBatches"/>).
         internal static void Stage(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ConvDims d, int useMask,
             ArrayView<float> patch, ArrayView<float> wts, int c0, int cn, int x0, int y0, int o0, int pw, int ph, int rowStride,
-            int tid, int threads)
+            int tid, int threads, int batch)
         {
+            if (batch > 1)
+            {
+                StagePatchInBatches(x, mask, d, useMask, patch, ph * rowStride, rowStride, c0, cn, x0, y0, pw, ph, tid, threads, tf32: 0);
+                StageWeightsInBatches(w, d, wts, c0, cn, o0, tid, threads);
+                return;
+            }
             StagePatch(x, mask, d, useMask, patch, ph * rowStride, rowStride, c0, cn, x0, y0, pw, ph, tid, threads, tf32: 0);
             for (int e = tid; e < cn * 9 * ChannelsPerGroup; e += threads)
             {
                 int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
                 wts[e] = o0 + k < d.Cout ? w[((o0 + k) * d.Cin + c0 + c) * 9 + t] : 0f;
             }
+        }
+
+        // Staging in batches (the nineteenth session found it in the TF32 kernels' SASS; here for the fp32 blocked
+        // kernel, which runs VGG's first layer and its backward to the colour channels). A loop whose body loads behind
+        // a branch and then stores waits for each load in turn: one round trip to L2 or memory an element. The blocked
+        // kernel's 128 threads stage ≈ 41 elements each a chunk of the 64→3 backward, 8 chunks: ≈ 330 round trips a
+        // thread, ≈ 0.1–0.2 ms at 0.3–0.6 µs each — what the H200 measured (0.29 ms at 512², 0.19 at 256², where the
+        // grid is a quarter as large: latency, not throughput). Four rows a time, each load without a branch (a pixel
+        // outside reads element 0 and is zeroed after): a quarter of the round trips.
+
+        /// <summary><see cref="StagePatch"/>'s result, a thread's rows four at a time: the four rows' loads are issued
+        /// before any of their stores, and none sits behind a branch.</summary>
+        internal static void StagePatchInBatches(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, ArrayView<float> patch,
+            int plane, int rowStride, int c0, int cn, int x0, int y0, int pw, int ph, int tid, int threads, int tf32)
+        {
+            int rowThreads = RowLanes(threads);
+            int lane = tid % rowThreads, rowStep = threads / rowThreads, rows = cn * ph;
+            for (int r = tid / rowThreads; r < rows; r += 4 * rowStep)
+            {
+                var s0 = PatchRow.Of(r, rows, d, c0, y0, ph, plane, rowStride);
+                var s1 = PatchRow.Of(r + rowStep, rows, d, c0, y0, ph, plane, rowStride);
+                var s2 = PatchRow.Of(r + 2 * rowStep, rows, d, c0, y0, ph, plane, rowStride);
+                var s3 = PatchRow.Of(r + 3 * rowStep, rows, d, c0, y0, ph, plane, rowStride);
+                for (int px = lane; px < pw; px += rowThreads)
+                {
+                    int ix = x0 + px - 1;
+                    bool column = ix >= 0 && ix < d.W;
+                    float v0 = s0.Load(x, mask, useMask, column, ix), v1 = s1.Load(x, mask, useMask, column, ix);
+                    float v2 = s2.Load(x, mask, useMask, column, ix), v3 = s3.Load(x, mask, useMask, column, ix);
+                    patch[s0.To + px] = tf32 != 0 ? IlgpuTensorCore.RoundTf32(v0) : v0;
+                    if (s1.Exists) patch[s1.To + px] = tf32 != 0 ? IlgpuTensorCore.RoundTf32(v1) : v1;
+                    if (s2.Exists) patch[s2.To + px] = tf32 != 0 ? IlgpuTensorCore.RoundTf32(v2) : v2;
+                    if (s3.Exists) patch[s3.To + px] = tf32 != 0 ? IlgpuTensorCore.RoundTf32(v3) : v3;
+                }
+            }
+        }
+
+        /// <summary>Row r of a chunk's patch: where it starts in x (0 when outside the map), where in shared memory, and
+        /// whether it is inside the map and inside the chunk at all.</summary>
+        internal struct PatchRow
+        {
+            public long At;
+            public int To;
+            public bool Inside, Exists;
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public static PatchRow Of(int r, int rows, ConvDims d, int c0, int y0, int ph, int plane, int rowStride)
+            {
+                int c = r / ph, py = r - c * ph, iy = y0 + py - 1;
+                bool exists = r < rows, inside = exists && c0 + c < d.Cin && iy >= 0 && iy < d.H;
+                return new PatchRow { At = inside ? ((long)(c0 + c) * d.H + iy) * d.W : 0, To = c * plane + py * rowStride, Inside = inside, Exists = exists };
+            }
+
+            /// <summary>The row's value at column ix, zero outside the map and where the mask (with useMask) is not
+            /// positive; the load is unconditional (element 0 outside).</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public readonly float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, bool column, int ix)
+            {
+                bool inside = Inside && column;
+                long at = inside ? At + ix : 0;
+                float v = x[at];
+                float keep = useMask != 0 ? mask[at] : 1f;
+                return inside && !(keep <= 0f) ? v : 0f;
+            }
+        }
+
+        /// <summary>The chunk's weights for the group's 8 output channels ([channel][tap][8], zero past Cout), four
+        /// at a time, as <see cref="StagePatchInBatches"/>.</summary>
+        internal static void StageWeightsInBatches(ArrayView<float> w, ConvDims d, ArrayView<float> wts, int c0, int cn, int o0, int tid, int threads)
+        {
+            int n = cn * 9 * ChannelsPerGroup;
+            for (int e = tid; e < n; e += 4 * threads)
+            {
+                int e1 = e + threads, e2 = e1 + threads, e3 = e2 + threads;
+                float v0 = Weight(w, d, c0, o0, e, n), v1 = Weight(w, d, c0, o0, e1, n);
+                float v2 = Weight(w, d, c0, o0, e2, n), v3 = Weight(w, d, c0, o0, e3, n);
+                wts[e] = v0;
+                if (e1 < n) wts[e1] = v1;
+                if (e2 < n) wts[e2] = v2;
+                if (e3 < n) wts[e3] = v3;
+            }
+        }
+
+        /// <summary>Element e of a chunk's staged weights, w[o0 + k][c0 + c][t] (e = (c·9 + t)·8 + k), zero past
+        /// Cout; an unconditional load (element 0 past Cout or past the chunk's n elements).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static float Weight(ArrayView<float> w, ConvDims d, int c0, int o0, int e, int n)
+        {
+            int k = e % ChannelsPerGroup, ct = e / ChannelsPerGroup, c = ct / 9, t = ct - c * 9;
+            bool inside = e < n && o0 + k < d.Cout;
+            float v = w[inside ? ((long)(o0 + k) * d.Cin + c0 + c) * 9 + t : 0];
+            return inside ? v : 0f;
         }
 
         /// <summary>How many threads share one row when a group stages a tile row by row: a warp (32), or the whole
@@ -449,8 +549,41 @@ public static partial class Conv3x3
             int relu, int hasBias)
         {
             if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
-            float z = hasBias != 0 ? acc + b[o] : acc;
+            StoreOutput(y, d, o, oy, ox, acc, hasBias != 0 ? b[o] : 0f, relu, hasBias);
+        }
+
+        /// <summary><see cref="StoreOutput(ArrayView{float}, ArrayView{float}, ConvDims, int, int, int, float, int, int)"/>
+        /// with the bias already loaded (<see cref="Bias"/>): kernels load their biases together, before the stores, so
+        /// that no load waits behind a store's bounds test.</summary>
+        internal static void StoreOutput(ArrayView<float> y, ConvDims d, int o, int oy, int ox, float acc, float bias, int relu, int hasBias)
+        {
+            if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
+            float z = hasBias != 0 ? acc + bias : acc;
             y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
+        }
+
+        /// <summary>Output channel o's bias (channel 0's past Cout, whose outputs are not stored), or 0 without one.</summary>
+        internal static float Bias(ArrayView<float> b, ConvDims d, int o, int hasBias) => hasBias != 0 ? b[o < d.Cout ? o : 0] : 0f;
+
+        /// <summary>
+        /// A convolution split over its input channels (version 5 of the TF32 kernel, the blocked fp32 one): each split
+        /// summed its share of the input chunks into its own partial output (the s-th Cout·H·W block of
+        /// <paramref name="partials"/>); this adds them in split order, then the bias and ReLU: y = (ReLU)(Σ_s partials[s]
+        /// + b). Where a grid is too small to fill the SMs (VGG's 64×64 and 32×32 layers at 512² on an H200; the
+        /// backward to the colour channels, whose threads walk 8 chunks one after the other), a split's groups run
+        /// side by side. Its cost: splits·Cout·H·W floats written and read again (relu4_2 at 512², 2 splits: 16 MB each
+        /// way, L2-resident on an H200: ≈ 5–10 µs). One thread an output element.
+        /// </summary>
+        [KernelName("conv3x3_sum_splits")]
+        public static void SumSplits(Index1D index, ArrayView<float> partials, ArrayView<float> b, ArrayView<float> y, ConvDims d,
+            int splits, int relu, int hasBias)
+        {
+            int plane = d.H * d.W;
+            long n = (long)d.Cout * plane;
+            float z = partials[index];
+            for (int s = 1; s < splits; s++) z += partials[s * n + index];
+            if (hasBias != 0) z += b[index / plane];
+            y[index] = relu != 0 && z < 0f ? 0f : z;
         }
 
         /// <summary>W′[i][o][t] = w[o][i][8−t]: the backward's kernel. Launch with Cout·Cin·9 threads.</summary>
@@ -485,14 +618,23 @@ public static partial class Conv3x3
         public static int SharedFloats(int tw, int th, int chunk) =>
             chunk * (th + 2) * RowStride(tw) + chunk * 9 * IlgpuTiled.ChannelsPerGroup;
 
-        /// <summary>Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉), group (TW/4, TH). Arguments as <see cref="IlgpuTiled.Forward"/>.</summary>
+        /// <summary>Grid (⌈W/TW⌉, ⌈H/TH⌉, ⌈Cout/8⌉ · splits), group (TW/4, TH). Arguments as <see cref="IlgpuTiled.Forward"/>;
+        /// with splits &gt; 1 split over the input channels as <see cref="IlgpuMmaFragments"/>' version 5 (each split's
+        /// chunks summed into y's s-th Cout·H·W block, without bias or ReLU, for <see cref="IlgpuTiled.SumSplits"/>): the
+        /// backward to the colour channels at 512² has 512 groups of 4 warps, each thread walking 8 chunks one after the
+        /// other — its staging's round trips, not the work, set its time (0.25 ms on an H200; 0.14 at 256², a quarter of
+        /// the pixels).</summary>
         [KernelName("conv3x3_blocked")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk)
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk, int batch, int splits)
         {
             int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
             int pw = tw + 2, ph = th + 2, rs = RowStride(tw);
-            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = Grid.IdxZ * IlgpuTiled.ChannelsPerGroup;
+            int outputGroups = (d.Cout + IlgpuTiled.ChannelsPerGroup - 1) / IlgpuTiled.ChannelsPerGroup, split = Grid.IdxZ / outputGroups;
+            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = (Grid.IdxZ - split * outputGroups) * IlgpuTiled.ChannelsPerGroup;
+            int chunksPerSplit = ((d.Cin + chunk - 1) / chunk + splits - 1) / splits;
+            int firstInput = split * chunksPerSplit * chunk, endInput = firstInput + chunksPerSplit * chunk < d.Cin ? firstInput + chunksPerSplit * chunk : d.Cin;
+            if (splits > 1) y = y.SubView((long)split * d.Cout * d.H * d.W, (long)d.Cout * d.H * d.W);
             int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
             // The regions are cut in Float4 units (both sizes are multiples of 4 floats: rs is one, and 9·8 per
             // channel), so that ILGPU knows every Float4 load is 16-byte aligned; cut in floats, the weights' loads
@@ -504,10 +646,10 @@ public static partial class Conv3x3
             var patch = patch4.Cast<float>();
             var wts = wts4.Cast<float>();
             var acc = new Block8x4();
-            for (int c0 = 0; c0 < d.Cin; c0 += chunk)
+            for (int c0 = firstInput; c0 < endInput; c0 += chunk)
             {
-                int cn = d.Cin - c0 < chunk ? d.Cin - c0 : chunk;
-                IlgpuTiled.Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, rs, tid, threads);
+                int cn = endInput - c0 < chunk ? endInput - c0 : chunk;
+                IlgpuTiled.Stage(x, mask, w, d, useMask, patch, wts, c0, cn, x0, y0, o0, pw, ph, rs, tid, threads, batch);
                 Group.Barrier();
                 for (int c = 0; c < cn; c++)
                     for (int ky = 0; ky < 3; ky++)
@@ -525,21 +667,45 @@ public static partial class Conv3x3
             }
             int ox = x0 + tx * PixelsPerThread, oy = y0 + ty;
             if (oy >= d.H) return;
-            Store(y, b, d, o0, oy, ox, acc.O0, 0, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O1, 1, relu, hasBias);
-            Store(y, b, d, o0, oy, ox, acc.O2, 2, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O3, 3, relu, hasBias);
-            Store(y, b, d, o0, oy, ox, acc.O4, 4, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O5, 5, relu, hasBias);
-            Store(y, b, d, o0, oy, ox, acc.O6, 6, relu, hasBias); Store(y, b, d, o0, oy, ox, acc.O7, 7, relu, hasBias);
+            // The 8 biases loaded together, before any store (each behind its store's bounds test, they were waited
+            // for one by one).
+            float b0 = IlgpuTiled.Bias(b, d, o0, hasBias), b1 = IlgpuTiled.Bias(b, d, o0 + 1, hasBias);
+            float b2 = IlgpuTiled.Bias(b, d, o0 + 2, hasBias), b3 = IlgpuTiled.Bias(b, d, o0 + 3, hasBias);
+            float b4 = IlgpuTiled.Bias(b, d, o0 + 4, hasBias), b5 = IlgpuTiled.Bias(b, d, o0 + 5, hasBias);
+            float b6 = IlgpuTiled.Bias(b, d, o0 + 6, hasBias), b7 = IlgpuTiled.Bias(b, d, o0 + 7, hasBias);
+            Store(y, d, o0, oy, ox, acc.O0, b0, relu, hasBias); Store(y, d, o0 + 1, oy, ox, acc.O1, b1, relu, hasBias);
+            Store(y, d, o0 + 2, oy, ox, acc.O2, b2, relu, hasBias); Store(y, d, o0 + 3, oy, ox, acc.O3, b3, relu, hasBias);
+            Store(y, d, o0 + 4, oy, ox, acc.O4, b4, relu, hasBias); Store(y, d, o0 + 5, oy, ox, acc.O5, b5, relu, hasBias);
+            Store(y, d, o0 + 6, oy, ox, acc.O6, b6, relu, hasBias); Store(y, d, o0 + 7, oy, ox, acc.O7, b7, relu, hasBias);
         }
 
-        /// <summary>Output channel o0 + k at 4 pixels from (oy, ox): bias and ReLU, skipping what lies outside.</summary>
-        internal static void Store(ArrayView<float> y, ArrayView<float> b, ConvDims d, int o0, int oy, int ox, Pixels4 acc, int k,
-            int relu, int hasBias)
+        /// <summary>Output channel o at 4 pixels from (oy, ox), its bias loaded: bias and ReLU, skipping what lies
+        /// outside. Where the row's width is a multiple of 4 and the 4 pixels lie inside, one 16-byte store: as 4
+        /// scalar stores, a warp's store touched 4 times the sectors it wrote, and VGG's first layer (3→64 at 512², 67 MB
+        /// written) ran at 75% of the L1/L2 throughput and 12% of DRAM's (Nsight Compute, H200: 76 µs).</summary>
+        internal static void Store(ArrayView<float> y, ConvDims d, int o, int oy, int ox, Pixels4 acc, float bias, int relu, int hasBias)
         {
-            int o = o0 + k;
-            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox, acc.P0, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 1, acc.P1, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 2, acc.P2, relu, hasBias);
-            IlgpuTiled.StoreOutput(y, b, d, o, oy, ox + 3, acc.P3, relu, hasBias);
+            if ((d.W & 3) == 0 && ox + 3 < d.W && o < d.Cout)
+            {
+                // (o·H + oy)·W + ox is a multiple of 4: W is, and ox is (a tile's width is a multiple of 4). Every y is
+                // a tensor's own buffer or a split's block of Cout·H·W floats, so 16-byte aligned.
+                y.Cast<Float4>()[((long)(o * d.H + oy) * d.W + ox) >> 2] = new Float4
+                {
+                    A = Output(acc.P0, bias, relu, hasBias), B = Output(acc.P1, bias, relu, hasBias),
+                    C = Output(acc.P2, bias, relu, hasBias), D = Output(acc.P3, bias, relu, hasBias),
+                };
+                return;
+            }
+            IlgpuTiled.StoreOutput(y, d, o, oy, ox, acc.P0, bias, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, d, o, oy, ox + 1, acc.P1, bias, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, d, o, oy, ox + 2, acc.P2, bias, relu, hasBias);
+            IlgpuTiled.StoreOutput(y, d, o, oy, ox + 3, acc.P3, bias, relu, hasBias);
+        }
+
+        static float Output(float acc, float bias, int relu, int hasBias)
+        {
+            float z = hasBias != 0 ? acc + bias : acc;
+            return relu != 0 && z < 0f ? 0f : z;
         }
     }
 
@@ -551,8 +717,10 @@ public static partial class Conv3x3
     /// every output channel (at most 16 sums in registers), reading its 3×6 input window (and the mask's) once an input
     /// channel for all of them; the weights are the same for a whole warp (one broadcast load each). Counted at 512²:
     /// 65 536 threads, each 64 channels × (36 loads, 144 FMAs); dy and the mask, 67 MB each, read from memory once
-    /// ≈ 35 µs on an H200 — expected ≈ 0.05–0.1 ms. A candidate of the tuning (ConvAlgorithm.FewOutputs), which keeps
-    /// it only where it is faster than the blocked kernel and agrees with it.
+    /// ≈ 35 µs on an H200 — expected ≈ 0.05–0.1 ms; measured 0.28 ms at 512² (2026-11-28), then 0.17 with each
+    /// channel's loads issued together and 16-byte stores (twentieth session): the loads' address arithmetic and 20
+    /// warps an SM leave it issue- and latency-bound. A candidate of the tuning (ConvAlgorithm.FewOutputs), which keeps
+    /// it only where it is faster than the blocked kernel (whole or split) and agrees with it.
     /// Launch with H·⌈W/4⌉ threads; arguments as <see cref="IlgpuTiled.Forward"/>, w: [Cout][Cin][9].
     /// </summary>
     public static class IlgpuFewOutputs
@@ -569,42 +737,72 @@ public static partial class Conv3x3
             int r = index / quads, c0 = (index - r * quads) * PixelsPerThread;
             long plane = (long)d.H * d.W;
             Pixels4 a0 = default, a1 = default, a2 = default, a3 = default;
+            long stride = (long)d.Cin * 9;   // w[o][i][ky][kx] at o·stride + i·9 + ky·3 + kx
             for (int i = 0; i < d.Cin; i++)
             {
-                for (int ky = 0; ky < 3; ky++)
-                {
-                    int sr = r + ky - 1;
-                    if (sr < 0 || sr >= d.H) continue;
-                    long row = i * plane + (long)sr * d.W;
-                    // Input columns c0−1 … c0+4: the three taps of a weight row over the 4 pixels.
-                    float v0 = Input(x, mask, row, c0 - 1, d.W, useMask), v1 = Input(x, mask, row, c0, d.W, useMask);
-                    float v2 = Input(x, mask, row, c0 + 1, d.W, useMask), v3 = Input(x, mask, row, c0 + 2, d.W, useMask);
-                    float v4 = Input(x, mask, row, c0 + 3, d.W, useMask), v5 = Input(x, mask, row, c0 + 4, d.W, useMask);
-                    long tap = (long)i * 9 + ky * 3, stride = (long)d.Cin * 9;   // w[o][i][ky][kx] at o·stride + tap + kx
-                    a0 = WeightRow(a0, w, tap, v0, v1, v2, v3, v4, v5);
-                    if (d.Cout > 1) a1 = WeightRow(a1, w, stride + tap, v0, v1, v2, v3, v4, v5);
-                    if (d.Cout > 2) a2 = WeightRow(a2, w, 2 * stride + tap, v0, v1, v2, v3, v4, v5);
-                    if (d.Cout > 3) a3 = WeightRow(a3, w, 3 * stride + tap, v0, v1, v2, v3, v4, v5);
-                }
+                // The channel's 3 rows × 6 columns (c0−1 … c0+4: the three taps of a weight row over the 4 pixels),
+                // every load issued before the first product and none behind a branch (see InputRow.Of): one round
+                // trip a channel. Loaded row by row behind the bounds tests, as in the first version, they were 12
+                // round trips a row, and the kernel was latency-bound: 0.28 ms at 512² on an H200, 0.25 at 256².
+                var p0 = InputRow.Of(x, mask, d, useMask, i * plane, r - 1, c0);
+                var p1 = InputRow.Of(x, mask, d, useMask, i * plane, r, c0);
+                var p2 = InputRow.Of(x, mask, d, useMask, i * plane, r + 1, c0);
+                long tap = (long)i * 9;
+                a0 = Channel(a0, w, tap, p0, p1, p2);
+                if (d.Cout > 1) a1 = Channel(a1, w, stride + tap, p0, p1, p2);
+                if (d.Cout > 2) a2 = Channel(a2, w, 2 * stride + tap, p0, p1, p2);
+                if (d.Cout > 3) a3 = Channel(a3, w, 3 * stride + tap, p0, p1, p2);
             }
-            // The blocked kernel's epilogue: output channel k of 4 pixels, bias and ReLU, skipping what lies outside.
-            IlgpuBlocked.Store(y, b, d, 0, r, c0, a0, 0, relu, hasBias);
-            if (d.Cout > 1) IlgpuBlocked.Store(y, b, d, 0, r, c0, a1, 1, relu, hasBias);
-            if (d.Cout > 2) IlgpuBlocked.Store(y, b, d, 0, r, c0, a2, 2, relu, hasBias);
-            if (d.Cout > 3) IlgpuBlocked.Store(y, b, d, 0, r, c0, a3, 3, relu, hasBias);
+            // The blocked kernel's epilogue: output channel k of 4 pixels, bias and ReLU, skipping what lies outside;
+            // the biases loaded together first.
+            float b0 = IlgpuTiled.Bias(b, d, 0, hasBias), b1 = IlgpuTiled.Bias(b, d, 1, hasBias);
+            float b2 = IlgpuTiled.Bias(b, d, 2, hasBias), b3 = IlgpuTiled.Bias(b, d, 3, hasBias);
+            IlgpuBlocked.Store(y, d, 0, r, c0, a0, b0, relu, hasBias);
+            if (d.Cout > 1) IlgpuBlocked.Store(y, d, 1, r, c0, a1, b1, relu, hasBias);
+            if (d.Cout > 2) IlgpuBlocked.Store(y, d, 2, r, c0, a2, b2, relu, hasBias);
+            if (d.Cout > 3) IlgpuBlocked.Store(y, d, 3, r, c0, a3, b3, relu, hasBias);
+        }
+
+        /// <summary>Six consecutive inputs of one row of one channel.</summary>
+        struct InputRow
+        {
+            public float V0, V1, V2, V3, V4, V5;
+
+            /// <summary>Row sr of the channel at <paramref name="planeAt"/>, columns c0−1 … c0+4: zero outside the map
+            /// and where the mask (with useMask) is not positive. No load behind a branch: one outside reads element 0
+            /// and is zeroed after.</summary>
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public static InputRow Of(ArrayView<float> x, ArrayView<float> mask, ConvDims d, int useMask, long planeAt, int sr, int c0)
+            {
+                bool rowInside = sr >= 0 && sr < d.H;
+                long row = rowInside ? planeAt + (long)sr * d.W : 0;
+                return new InputRow
+                {
+                    V0 = Input(x, mask, row, rowInside, c0 - 1, d.W, useMask), V1 = Input(x, mask, row, rowInside, c0, d.W, useMask),
+                    V2 = Input(x, mask, row, rowInside, c0 + 1, d.W, useMask), V3 = Input(x, mask, row, rowInside, c0 + 2, d.W, useMask),
+                    V4 = Input(x, mask, row, rowInside, c0 + 3, d.W, useMask), V5 = Input(x, mask, row, rowInside, c0 + 4, d.W, useMask),
+                };
+            }
         }
 
         /// <summary>x at (row, col), zero outside the map or where the mask (with useMask) is not positive.</summary>
-        static float Input(ArrayView<float> x, ArrayView<float> mask, long row, int col, int width, int useMask)
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static float Input(ArrayView<float> x, ArrayView<float> mask, long row, bool rowInside, int col, int width, int useMask)
         {
-            if (col < 0 || col >= width) return 0f;
-            float v = x[row + col];
-            return useMask != 0 && mask[row + col] <= 0f ? 0f : v;
+            bool inside = rowInside && col >= 0 && col < width;
+            long at = inside ? row + col : 0;
+            float v = x[at];
+            float keep = useMask != 0 ? mask[at] : 1f;
+            return inside && !(keep <= 0f) ? v : 0f;
         }
 
+        /// <summary>One output channel's 3×3 weights of one input channel (at w[at … at+8]) over the 4 pixels.</summary>
+        static Pixels4 Channel(Pixels4 acc, ArrayView<float> w, long at, InputRow p0, InputRow p1, InputRow p2) =>
+            WeightRow(WeightRow(WeightRow(acc, w, at, p0), w, at + 3, p1), w, at + 6, p2);
+
         /// <summary>One weight row's 3 taps (at w[at … at+2]) over 4 pixels whose inputs are v0 … v5.</summary>
-        static Pixels4 WeightRow(Pixels4 acc, ArrayView<float> w, long at, float v0, float v1, float v2, float v3, float v4, float v5) =>
-            acc.Add(w[at], v0, v1, v2, v3).Add(w[at + 1], v1, v2, v3, v4).Add(w[at + 2], v2, v3, v4, v5);
+        static Pixels4 WeightRow(Pixels4 acc, ArrayView<float> w, long at, InputRow p) =>
+            acc.Add(w[at], p.V0, p.V1, p.V2, p.V3).Add(w[at + 1], p.V1, p.V2, p.V3, p.V4).Add(w[at + 2], p.V2, p.V3, p.V4, p.V5);
     }
 
     /// <summary>

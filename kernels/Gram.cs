@@ -171,9 +171,24 @@ public static class Gram
             long e = (long)Grid.IdxX * width + x;
             int i = (int)(e / c), j = (int)(e - (long)i * c);
             bool mine = e < (long)c * c && i / t <= j / t;   // computed by a tile on or above the diagonal
-            float s = 0f;
+            // Four splits' loads in flight at a time, into four sums: summed one by one, each load waited for the add
+            // before it (in-order issue), and at relu1_1 (64 channels, 1 024 splits at 512²) each thread's 128 loads took
+            // 52 µs on an H200 (Nsight Compute: 12% occupancy, 7% of DRAM's throughput) for 16 MB.
+            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
             if (mine)
-                for (int k = y; k < splits; k += rows) s += partials[((long)k * c + i) * c + j];
+            {
+                long plane = (long)c * c, at = (long)i * c + j;
+                int k = y;
+                for (; k + 3 * rows < splits; k += 4 * rows)
+                {
+                    s0 += partials[k * plane + at];
+                    s1 += partials[(k + rows) * plane + at];
+                    s2 += partials[(k + 2 * rows) * plane + at];
+                    s3 += partials[(k + 3 * rows) * plane + at];
+                }
+                for (; k < splits; k += rows) s0 += partials[k * plane + at];
+            }
+            float s = (s0 + s1) + (s2 + s3);
             var sums = SharedMemory.GetDynamic<float>();
             sums[y * width + x] = s;
             Group.Barrier();   // every thread reaches it: none returned early

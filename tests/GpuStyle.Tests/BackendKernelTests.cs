@@ -507,6 +507,39 @@ public class TiledShapeTests
     }
 }
 
+/// <summary>The blocked convolution's staging (Conv3x3.IlgpuTiled.StagePatchInBatches, StageWeightsInBatches): four
+/// rows' loads before their stores (BlockedBatch=4, the default) and one at a time (1, the comparison's setting), at
+/// the GPU's 64×8 tile (128 threads: four warps, each walking its own rows) and at a tiny one (6 threads sharing a
+/// row), with chunks that leave a partial one, maps past one tile with edges, and output channels past one group of
+/// 8 — forward with bias and ReLU, backward through ReLU's mask, against the float64 reference.</summary>
+public class BlockedStagingTests
+{
+    [Theory]
+    [InlineData(13, 3, 9, 70, 64, 8, 8, 4)]    // VGG's backward to the colour channels in small: 3 outputs, chunks 8 + 5
+    [InlineData(3, 11, 17, 21, 64, 8, 8, 4)]   // its first layer in small: 3 inputs, 11 outputs (a group and a partial one)
+    [InlineData(13, 3, 9, 70, 64, 8, 8, 1)]
+    [InlineData(3, 11, 17, 21, 64, 8, 8, 1)]
+    [InlineData(13, 3, 9, 72, 64, 8, 8, 4)]    // a width that is a multiple of 4: 16-byte stores, the second tile's last 56 pixels outside
+    [InlineData(3, 11, 17, 20, 64, 8, 8, 4)]
+    [InlineData(7, 9, 11, 13, 8, 3, 5, 4)]     // 6 threads a group: a row walked by all of them, 4 rows a batch
+    [InlineData(7, 9, 11, 13, 8, 3, 5, 1)]
+    public void Blocked_conv_staged_in_batches_or_not_matches_reference(int cin, int cout, int h, int w, int tileWidth, int tileHeight, int chunk, int batch)
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with
+        {
+            Conv = ConvKernel.Blocked, BlockedWidth = tileWidth, BlockedHeight = tileHeight, BlockedChunk = chunk, BlockedBatch = batch,
+        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 11 * cin + cout + batch, 1e-5, $"blocked {tileWidth}×{tileHeight}, chunk {chunk}, batch {batch}", cout, h, w);
+    }
+
+    [Fact]
+    public void Blocked_batch_other_than_1_or_4_is_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(new IlgpuLaunchOptions().With("BlockedBatch=2"), "an H200", 1024));
+        Assert.Contains("BlockedBatch is 1", e.Message);
+    }
+}
+
 /// <summary>The blocked Gram kernels at the GPU's 16×16 groups, which run entry points compiled with T = 16.</summary>
 public class BlockedGramAtGpuGroupsTests
 {
@@ -517,6 +550,8 @@ public class BlockedGramAtGpuGroupsTests
     [InlineData(70, 71, 69, 19)]   // more splits than the reduction's 8 rows: each thread adds several, the rows' sums in order
     [InlineData(70, 37, 41, 5, 0)] // the first reduction, one thread an entry (GramReduceRows=0)
     [InlineData(70, 37, 41, 5, 3)] // 3 rows for 5 splits: rows that add 2 and rows that add 1
+    [InlineData(70, 97, 101, 37, 3)]  // 37 splits in 3 rows: two rounds of four loads in flight, then the rest one by one
+    [InlineData(70, 97, 101, 37, 8)]  // 37 in 8 rows: one round of four, then 1 or 0 more
     public void Gram_with_16x16_groups_matches_the_reference(int c, int h, int w, int splits, int reduceRows = 8)
     {
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with

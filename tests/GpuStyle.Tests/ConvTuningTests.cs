@@ -78,13 +78,39 @@ public class ConvTuningTests
         foreach (var t in b.Tunings)
         {
             Assert.Equal(ConvAlgorithm.FewOutputs, t.Chosen.Algorithm);
-            Assert.Equal([ConvAlgorithm.Staged, ConvAlgorithm.FewOutputs], t.Trials.Select(r => r.Plan.Algorithm));
+            // The blocked kernel, the few-outputs one, then the blocked kernel split over the inputs (5-channel chunks).
+            Assert.Equal(["blocked", "few outputs", .. IlgpuBackend.BlockedSplitsOffered(t.Cin, 5, 8).Select(n => $"blocked split {n}")],
+                t.Trials.Select(r => r.Plan.ToString()));
             Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, $"{t}: {r}"));
         }
         Assert.Contains(b.Tunings, t => t.ToString().Contains("few outputs (blocked "));
         // Again, tuned: the kernel alone writes the (NaN-filled) outputs — during the tuning the blocked kernel had
         // written them first.
         ConvChecks.ForwardAndBackwardMatch(b, cin, 5 + cin * cout, 1e-5, $"few outputs, {cin}→{cout}, second use", cout, h, w);
+    }
+
+    /// <summary>The blocked kernel split over the input channels (Conv3x3.IlgpuBlocked with splits, then
+    /// Conv3x3.IlgpuTiled.SumSplits), chosen by the few-outputs tuning: uneven shares of 5-channel chunks (3 chunks in 2:
+    /// 2 and 1; 5 in 4: 2, 2, 1 and an empty split, which writes zeros), bias and ReLU after the sum in the forward,
+    /// ReLU's mask in the backward; offered only while a split keeps a chunk, and not at all with BlockedSplits=1.</summary>
+    [Theory]
+    [InlineData(3, 13, 9, 11, 2)]    // the backward 13→3, 2 splits
+    [InlineData(21, 2, 7, 10, 4)]    // the forward 21→2, 4 splits (its backward, 2→21, has 21 outputs: not tuned)
+    [InlineData(3, 23, 5, 6, 4)]     // the backward 23→3, 4 splits of 5 chunks
+    public void The_blocked_kernel_split_over_its_inputs_matches_the_reference(int cin, int cout, int h, int w, int splits)
+    {
+        using var b = Tuned();
+        b.TuningClock = (_, _, plan) => plan.Algorithm == ConvAlgorithm.Staged && plan.Splits == splits ? 1e-3 : 2e-3;
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 3 + cin * cout, 1e-5, $"blocked split {splits}, {cin}→{cout}", cout, h, w);
+        var tuning = Assert.Single(b.Tunings);
+        Assert.Equal($"blocked split {splits}", tuning.Chosen.ToString());
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+        // The choice alone, on NaN-filled outputs.
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 7 + cin * cout, 1e-5, $"blocked split {splits}, {cin}→{cout}, second use", cout, h, w);
+        using var unsplit = Tuned(IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, BlockedSplits = 1 });
+        unsplit.TuningClock = (_, _, _) => 1e-3;
+        ConvChecks.ForwardAndBackwardMatch(unsplit, cin, 5, 1e-5, "BlockedSplits=1", cout, h, w);
+        Assert.Equal(["blocked", "few outputs"], Assert.Single(unsplit.Tunings).Trials.Select(r => r.Plan.ToString()));
     }
 
     [Fact]
@@ -169,8 +195,8 @@ public class ConvTuningTests
         ConvChecks.ForwardAndBackwardMatch(b, 3, 4, 1e-4, "tuned, 3 → 20", 20, 11, 12);
         var tuning = Assert.Single(b.Tunings);
         Assert.True(tuning.Backward);
-        Assert.Equal([ConvAlgorithm.Staged, ConvAlgorithm.FewOutputs], tuning.Trials.Select(r => r.Plan.Algorithm));
-        Assert.Equal(2, clock.Calls);
+        Assert.Equal(["blocked", "few outputs", "blocked split 2", "blocked split 4"], tuning.Trials.Select(r => r.Plan.ToString()));
+        Assert.Equal(4, clock.Calls);
     }
 
     [Fact]

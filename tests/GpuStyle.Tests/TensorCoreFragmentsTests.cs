@@ -40,8 +40,15 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
             MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = fragments, MmaTune = tune,
         }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(16 * rows))));   // a power of two
 
+    /// <summary>MmaTune with version 5 in 32-channel warps, on 16 simulated SMs, so that small grids are offered splits.</summary>
+    public IlgpuBackend Split { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
+    {
+        MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 2, MmaChunk = 8, MmaFragments = 1, MmaTune = 1,
+    }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
+
     public void Dispose()
     {
+        Split.Dispose();
         OneRow.Dispose();
         TwoRows.Dispose();
         WideTwoRows.Dispose();
@@ -151,6 +158,43 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         TensorCoreTests.CheckForwardAndBackward(plain, 20, 37, 9, 40);
         Assert.Equal(["TF32 32×4", "TF32 32×2"], plain.Tunings[0].Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32).Select(r => r.Plan.ToString()));
     }
+
+    /// <summary>Version 5 split over the input channels (Conv3x3.IlgpuMmaFragments.SumSplits): the tuning offers 2, 4
+    /// … splits where the grid leaves SMs without two groups and each split keeps 4 chunks, and a split chosen matches
+    /// the reference — uneven shares (9 chunks in 2: 5 and 4; 17 in 4: 5, 5, 5 and 2), partial output groups, bias and
+    /// ReLU added after the sum, ReLU's mask in the backward. 16 simulated SMs, so that these small grids are "small".</summary>
+    [Theory]
+    [InlineData(72, 70, 3, 37, 2, 2)]     // 8 groups: 2 splits both ways (9 chunks each way: 4 splits would leave 2)
+    [InlineData(136, 70, 2, 33, 4, 2)]    // forward 17 chunks: 4 splits; backward (70 inputs, 9 chunks): 2
+    public void A_split_over_the_input_channels_matches_the_reference(int cin, int cout, int h, int w, int forwardSplits, int backwardSplits)
+    {
+        var b = fx.Split;
+        b.TuningClock = (_, _, plan) => 1e-3 / plan.Splits - (plan.Algorithm == ConvAlgorithm.Tf32Fragments ? 1e-5 : 0);
+        TensorCoreTests.CheckForwardAndBackward(b, cin, cout, h, w);
+        var tunings = b.Tunings.Where(t => t.Cin + t.Cout == cin + cout).ToList();
+        Assert.Equal(2, tunings.Count);
+        Assert.Equal($"TF32 fragments 32×2 split {forwardSplits}", tunings[0].Chosen.ToString());
+        Assert.Equal($"TF32 fragments 32×2 split {backwardSplits}", tunings[1].Chosen.ToString());
+        Assert.Equal(["TF32 fragments 32×2", .. Enumerable.Range(1, forwardSplits / 2).Select(k => $"TF32 fragments 32×2 split {2 * k}")],
+            tunings[0].Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments).Select(r => r.Plan.ToString()));
+        // Split sums round differently from the whole one, at fp32's level.
+        Assert.All(tunings, t => Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments),
+            r => Assert.True(r.Agrees && r.Error < 1e-5, t.ToString())));
+        TensorCoreTests.CheckForwardAndBackward(b, cin, cout, h, w);   // the choices alone, on NaN-filled outputs
+    }
+
+    /// <summary>Which splits the tuning offers (IlgpuBackend.SplitsOffered), at an H200's 132 SMs: VGG16 at 512², the
+    /// 32×8 tile.</summary>
+    [Theory]
+    [InlineData(128, 64, 8, new[] { 2, 4 })]        // 512→512 at 64²: 128 groups; 8 splits would be 1 024 groups
+    [InlineData(32, 64, 8, new[] { 2, 4, 8 })]      // 512→512 at 32²
+    [InlineData(64, 32, 8, new[] { 2, 4, 8 })]      // 256→512 at 32²: 8 splits of 4 chunks
+    [InlineData(256, 32, 8, new[] { 2 })]           // 256→256 at 128²: 256 groups, under two an SM
+    [InlineData(264, 64, 8, new int[0])]            // two groups an SM already
+    [InlineData(128, 7, 8, new int[0])]             // 56 input channels: a split would keep under 4 chunks
+    [InlineData(128, 64, 1, new int[0])]            // MmaSplits=1: none
+    public void Splits_are_offered_where_the_grid_leaves_SMs_without_two_groups(long groups, int chunks, int maxSplits, int[] offered) =>
+        Assert.Equal(offered, IlgpuBackend.SplitsOffered(groups, chunks, 132, maxSplits));
 
     [Fact]
     public void Heights_that_cannot_run_are_refused_with_the_reason()

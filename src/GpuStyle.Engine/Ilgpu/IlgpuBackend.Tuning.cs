@@ -12,7 +12,7 @@ public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, F
 /// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
 /// block's warps a side (blocks of 32·GemmWarps), for version 5 of the TF32 kernel its warp shape
 /// (Conv3x3.IlgpuMmaFragments.Narrow, Wide or Square).</summary>
-public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0, int WarpShape = 0)
+public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0, int WarpShape = 0, int Splits = 1)
 {
     public override string ToString() => Algorithm switch
     {
@@ -21,8 +21,9 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         ConvAlgorithm.FewOutputs => "few outputs",
-        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}",
-        _ => "blocked",
+        ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}"
+            + (Splits > 1 ? $" split {Splits}" : ""),
+        _ => Splits > 1 ? $"blocked split {Splits}" : "blocked",
     };
 }
 
@@ -130,7 +131,7 @@ public sealed partial class IlgpuBackend
             // all 38 tunings on an H200 (2026-11-28), their general kernel cost ≈ 1 s of a start, and version 5
             // covers the lower heights with one compiled kernel.
             candidates = () => [.. MmaTuneTiles(_mma, _launch.MmaFragments != 0 ? _ => false : LaunchesOrFails).Select(t => new ConvPlan(ConvAlgorithm.Tf32, t)),
-                .. _launch.MmaFragments != 0 ? FragmentPlans() : [],
+                .. _launch.MmaFragments != 0 ? FragmentPlansWithSplits(d) : [],
                 .. _winogradMma is not null && winogradApplies ? Tf32GemmWarps().Select(w => new ConvPlan(ConvAlgorithm.Winograd2Tf32, GemmWarps: w)) : [],
                 .. winogradApplies ? [new ConvPlan(ConvAlgorithm.Winograd2), new ConvPlan(ConvAlgorithm.Winograd4)] : Array.Empty<ConvPlan>()];
         }
@@ -140,7 +141,9 @@ public sealed partial class IlgpuBackend
         else if (_launch.Conv == ConvKernel.Tuned && winogradApplies)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
         else if (TunesFewOutputs(_launch) && d.Cout <= Conv3x3.IlgpuFewOutputs.MaxOutputs)
-            candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.FewOutputs)];
+            candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.FewOutputs),
+                .. BlockedSplitsOffered(d.Cin, _launch.BlockedChunk, _launch.Conv == ConvKernel.Tiled ? 1 : _launch.BlockedSplits)
+                    .Select(s => new ConvPlan(ConvAlgorithm.Staged, Splits: s))];
         else
             return new(ConvAlgorithm.Staged);
         var key = (d.Cin, d.Cout, d.H, d.W, backward);
@@ -155,6 +158,15 @@ public sealed partial class IlgpuBackend
         _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
         TuningCache?.Record(shape, names, list.ToList().IndexOf(chosen));
         return _plans[key] = chosen;
+    }
+
+    /// <summary>The blocked kernel's splits over the input channels the few-outputs tuning tries: 2, 4 … up to
+    /// <paramref name="maxSplits"/>, while each split keeps at least one chunk of <paramref name="chunk"/> channels.</summary>
+    public static IEnumerable<int> BlockedSplitsOffered(int cin, int chunk, int maxSplits)
+    {
+        int chunks = (cin + chunk - 1) / chunk;
+        for (int s = 2; s <= maxSplits && s <= chunks; s *= 2)
+            yield return s;
     }
 
     /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels) in a warp shape:

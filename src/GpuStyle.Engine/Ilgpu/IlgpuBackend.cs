@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 using GpuStyle.Kernels;
 using MmaLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile>;
 using MmaAsyncLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile, GpuStyle.Kernels.GlobalAddresses>;
-using FragmentsLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, int>;
+using FragmentsLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, int, int>;
 using SgemmLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, int, int, int, int>;
 
 namespace GpuStyle.Engine.Ilgpu;
@@ -40,6 +40,17 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// WinogradGather 1: Winograd's input transforms issue a tile's loads together, without branches
 /// (Conv3x3.IlgpuWinograd's Load); 0, the default, puts each behind its bounds and mask tests — measured faster on an
 /// H200 (2026-11-28: 6.59 ms a fp32 512² iteration against 6.71; 78 registers a thread against 68), so opt-in.
+/// BlockedBatch 4: the blocked convolution (VGG's first layer, and under the tuning its backward to the colour
+/// channels) stages a thread's patch rows and weights four at a time, without branches (Conv3x3.IlgpuTiled's
+/// StagePatchInBatches): a quarter of the round trips a chunk; 1 waits for each load in turn, as before the twentieth
+/// session, for comparison (on an H200, 2026-11-28: the 64→3 backward 0.29 → 0.25 ms in the tuning's times; the
+/// iteration's difference within the noise, 4.36 against 4.38 ms under --tf32). MmaSplits S: under --tf32's tuning, version 5 (32-channel warps) is also tried split over
+/// the input channels in 2, 4 … S groups a tile (Conv3x3.IlgpuTiled.SumSplits) where its grid leaves SMs
+/// without two groups; 1 offers no split, for comparison (on an H200, 2026-11-28: 19 of 47 shapes chose a split, and a
+/// --tf32 512² iteration took 4.21 ms against 4.46 with MmaSplits=1). BlockedSplits S: the few-outputs tuning (at most 4 output
+/// channels: the backward to the colour channels) also tries the blocked kernel split in 2, 4 … S over the input
+/// channels (a split at least a chunk); 1 none (on an H200: the 64→3 backward at 256² 0.104 → 0.053 ms in 4 splits,
+/// at 512² 0.189 → 0.172).
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -48,7 +59,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
-    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0)
+    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0, int BlockedBatch = 4, int MmaSplits = 8, int BlockedSplits = 8)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -219,10 +230,13 @@ public sealed partial class IlgpuBackend : IBackend
     /// <summary>The TF32 tile: the configured one, or where that cannot launch on this device the one
     /// <see cref="LaunchableTile"/> chose (see <see cref="MmaTileNote"/>).</summary>
     readonly MmaTile _mma;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>? _convBlocked;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, int>? _convBlocked;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
+    /// <summary>Version 5's partial outputs where a convolution is split over its input channels.</summary>
+    MemoryBuffer1D<float, Stride1D.Dense>? _splitPartials;
+    Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _sumSplits;
     MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
     /// <summary>Winograd's transforms for F(2×2, 3×3) and F(4×4, 3×3) (Conv3x3.IlgpuWinograd), by tile edge: the
     /// configured one's with --conv winograd, both with --conv tuned.</summary>
@@ -239,7 +253,7 @@ public sealed partial class IlgpuBackend : IBackend
     // Version 5 of the TF32 convolution (MmaFragments): its weight packing, loaded at start, and the kernel, loaded
     // when first used (a tuning candidate that fails to load is only left out).
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>? _packFragments;
-    readonly Dictionary<int, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch)> _convFragments = [];
+    readonly Dictionary<int, (Kernel Kernel, FragmentsLauncher Launch)> _convFragments = [];
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
@@ -329,6 +343,8 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException($"a {chosen.TileWidth}×{chosen.TileHeight} tile needs more threads than {deviceId} has per group ({maxThreadsPerGroup})");
         if (chosen.MmaGemmBatch is not (1 or 2))
             throw new ArgumentException($"MmaGemmBatch is 1 (each staging load waited for in turn) or 2 (two vectors a tile before the stores), not {chosen.MmaGemmBatch}");
+        if (chosen.BlockedBatch is not (1 or 4))
+            throw new ArgumentException($"BlockedBatch is 1 (each staging load waited for in turn) or 4 (four rows' loads before their stores), not {chosen.BlockedBatch}");
         if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
         if (UsesWinograd(chosen) && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
@@ -441,7 +457,7 @@ public sealed partial class IlgpuBackend : IBackend
         if (launch.Conv == ConvKernel.Tiled)
             _convTiled = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuTiled.Forward);
         if (UsesBlockedConv(launch))
-            _convBlocked = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuBlocked.Forward);
+            _convBlocked = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, int>>(Conv3x3.IlgpuBlocked.Forward);
         if (UsesWinograd(launch))
         {
             foreach (int edge in launch.Conv == ConvKernel.Tuned || TunesTf32Winograd(launch) ? [2, 4] : new[] { launch.WinogradTile })
@@ -616,7 +632,10 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, d.Cout, d.H, d.W), V(x), V(x), PackMma(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile);
                     break;
                 case ConvAlgorithm.Tf32Fragments:
-                    ConvFragments(plan.WarpShape)(FragmentsConfig(plan, d), V(x), V(x), PackFragments(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0, plan.Tile.TileHeight);
+                    RunFragments(plan, V(x), V(x), PackFragments(V(w), d, flip: 0), V(b), V(y), d, r, 1, 0);
+                    break;
+                case ConvAlgorithm.Staged when plan.Splits > 1:
+                    ConvBlockedSplit(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0, plan.Splits);
                     break;
                 case ConvAlgorithm.Staged:
                     ConvStaged(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0);
@@ -739,10 +758,9 @@ public sealed partial class IlgpuBackend : IBackend
     /// loaded on first use: on CUDA, with MmaLaunchBounds, with launch bounds for two groups an SM of the configured
     /// height's threads (ptxas for sm_90, 32×8: 63 registers with the bounds, 56 without; 64-channel warps, see
     /// SassTests), as version 4's.</summary>
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> ConvFragments(int shape) =>
-        ConvFragmentsKernel(shape).Launch;
+    FragmentsLauncher ConvFragments(int shape) => ConvFragmentsKernel(shape).Launch;
 
-    (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int> Launch) ConvFragmentsKernel(int shape)
+    (Kernel Kernel, FragmentsLauncher Launch) ConvFragmentsKernel(int shape)
     {
         if (_convFragments.TryGetValue(shape, out var loaded)) return loaded;
         int maxThreads = Conv3x3.IlgpuMmaFragments.Threads(_launch.MmaTileHeight, shape);
@@ -750,9 +768,9 @@ public sealed partial class IlgpuBackend : IBackend
             try
             {
                 var (kernel, launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(shape).Method, maxThreads, minGroups: 2);
-                return _convFragments[shape] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows) =>
-                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows));
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(shape).Method, maxThreads, minGroups: 2);
+                return _convFragments[shape] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits) =>
+                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits));
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -767,14 +785,60 @@ public sealed partial class IlgpuBackend : IBackend
         (launch.MmaFragments & 1) != 0 ? Conv3x3.IlgpuMmaFragments.Narrow
         : (launch.MmaFragments & 2) != 0 ? Conv3x3.IlgpuMmaFragments.Wide : Conv3x3.IlgpuMmaFragments.Square;
 
-    /// <summary>Version 5's grid for a plan's tile: (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉).</summary>
+    /// <summary>Version 5's grid for a plan's tile: (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉ · splits).</summary>
     KernelConfig FragmentsConfig(ConvPlan plan, ConvDims d)
     {
         int rows = plan.Tile.TileHeight, shape = plan.WarpShape;
-        return new(new Index3D((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + rows - 1) / rows,
-                Conv3x3.IlgpuMmaFragments.Groups(d.Cout)),
-            new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, shape), 1, 1),
+        return new(FragmentsGrid(plan, d), new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, shape), 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape)));
+    }
+
+    static Index3D FragmentsGrid(ConvPlan plan, ConvDims d) =>
+        new((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + plan.Tile.TileHeight - 1) / plan.Tile.TileHeight,
+            Conv3x3.IlgpuMmaFragments.Groups(d.Cout) * Math.Max(1, plan.Splits));
+
+    /// <summary>Runs version 5 for a plan: in one kernel, or split over the input channels (plan.Splits &gt; 1) into
+    /// partial outputs that <see cref="Conv3x3.IlgpuTiled.SumSplits"/> adds, with the bias and ReLU.</summary>
+    void RunFragments(ConvPlan plan, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> packed, ArrayView<float> b, ArrayView<float> y,
+        ConvDims d, int relu, int hasBias, int useMask)
+    {
+        var kernel = ConvFragments(plan.WarpShape);
+        if (plan.Splits <= 1)
+        {
+            kernel(FragmentsConfig(plan, d), x, mask, packed, b, y, d, relu, hasBias, useMask, plan.Tile.TileHeight, 1);
+            return;
+        }
+        long outputs = (long)d.Cout * d.H * d.W;
+        var partials = Scratch(ref _splitPartials, plan.Splits * outputs);
+        kernel(FragmentsConfig(plan, d), x, mask, packed, b, partials, d, 0, 0, useMask, plan.Tile.TileHeight, plan.Splits);
+        SumSplits(partials, b, y, d, plan.Splits, relu, hasBias);
+    }
+
+    /// <summary>Version 5's plans (<see cref="FragmentPlans"/>), then the splits of its 32-channel-warp plans that
+    /// MmaSplits allows (<see cref="SplitPlans"/>).</summary>
+    IEnumerable<ConvPlan> FragmentPlansWithSplits(ConvDims d)
+    {
+        var plans = FragmentPlans().ToList();
+        return plans.Concat(SplitPlans(d, plans));
+    }
+
+    /// <summary>Splits over the input channels offered to the tuning: for a 32-channel-warp plan whose grid has fewer
+    /// groups than two an SM, 2, 4 … MmaSplits splits while the split grid stays within four groups an SM and each
+    /// split keeps at least 4 chunks (32 input channels) — on an H200 at 512², VGG's 64×64 and 32×32 layers.</summary>
+    IEnumerable<ConvPlan> SplitPlans(ConvDims d, IEnumerable<ConvPlan> plans) =>
+        from plan in plans.Where(p => p.WarpShape == Conv3x3.IlgpuMmaFragments.Narrow)
+        from s in SplitsOffered(FragmentsGrid(plan, d).Size, Conv3x3.IlgpuMmaFragments.Chunks(d.Cin), Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits)
+        select plan with { Splits = s };
+
+    /// <summary>The splits offered for a grid of <paramref name="groups"/> groups and <paramref name="chunks"/> input
+    /// chunks on <paramref name="sms"/> SMs: none where the grid already gives each SM two groups; else 2, 4 … up to
+    /// <paramref name="maxSplits"/>, while the split grid has at most four groups an SM and each split 4 chunks.</summary>
+    public static IEnumerable<int> SplitsOffered(long groups, int chunks, long sms, int maxSplits)
+    {
+        if (groups >= 2 * sms) yield break;
+        for (int s = 2; s <= maxSplits; s *= 2)
+            if (groups * s <= 4 * sms && chunks >= 4 * s)
+                yield return s;
     }
 
     /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
@@ -834,12 +898,14 @@ public sealed partial class IlgpuBackend : IBackend
                     ConvMma(plan.Tile)(MmaConfig(plan.Tile, back.Cout, back.H, back.W), V(dy), V(reluOutput ?? dy), PackMma(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile);
                     break;
                 case ConvAlgorithm.Tf32Fragments:
-                    ConvFragments(plan.WarpShape)(FragmentsConfig(plan, back), V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask, plan.Tile.TileHeight);
+                    RunFragments(plan, V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask);
                     break;
                 case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs:
                     var flipped = Scratch(ref _flipped, w.Length);
                     _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
-                    if (plan.Algorithm == ConvAlgorithm.Staged)
+                    if (plan.Algorithm == ConvAlgorithm.Staged && plan.Splits > 1)
+                        ConvBlockedSplit(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask, plan.Splits);
+                    else if (plan.Algorithm == ConvAlgorithm.Staged)
                         ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
                     else
                         _convFewOutputs!(Conv3x3.IlgpuFewOutputs.Threads(back), V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, 0, 0, mask);
@@ -935,7 +1001,27 @@ public sealed partial class IlgpuBackend : IBackend
         ConvDims d, int relu, int hasBias, int useMask)
     {
         if (_launch.Conv == ConvKernel.Tiled) _convTiled!(TiledConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _launch.InputChunk);
-        else _convBlocked!(BlockedConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _launch.BlockedChunk);
+        else _convBlocked!(BlockedConfig(d.Cout, d.H, d.W), x, mask, w, b, y, d, relu, hasBias, useMask, _launch.BlockedChunk, _launch.BlockedBatch, 1);
+    }
+
+    /// <summary>The blocked kernel split over the input channels (splits &gt; 1): partial outputs, then their sum with
+    /// the bias and ReLU (Conv3x3.IlgpuTiled.SumSplits).</summary>
+    void ConvBlockedSplit(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y,
+        ConvDims d, int relu, int hasBias, int useMask, int splits)
+    {
+        long outputs = (long)d.Cout * d.H * d.W;
+        var partials = Scratch(ref _splitPartials, splits * outputs);
+        var config = BlockedConfig(d.Cout, d.H, d.W);
+        config = new KernelConfig(new Index3D(config.GridDim.X, config.GridDim.Y, config.GridDim.Z * splits), config.GroupDim, config.SharedMemoryConfig);
+        _convBlocked!(config, x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
+        SumSplits(partials, b, y, d, splits, relu, hasBias);
+    }
+
+    void SumSplits(ArrayView<float> partials, ArrayView<float> b, ArrayView<float> y, ConvDims d, int splits, int relu, int hasBias)
+    {
+        _sumSplits ??= _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>>(
+            Conv3x3.IlgpuTiled.SumSplits);
+        _sumSplits(d.Cout * d.H * d.W, partials, b, y, d, splits, relu, hasBias);
     }
 
     KernelConfig BlockedConfig(int cout, int h, int w)
@@ -1273,6 +1359,7 @@ public sealed partial class IlgpuBackend : IBackend
         _partials2.Dispose();
         _flipped?.Dispose();
         _packed?.Dispose();
+        _splitPartials?.Dispose();
         _winogradU?.Dispose();
         _winogradV?.Dispose();
         _winogradM?.Dispose();

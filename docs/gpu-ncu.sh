@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Nsight Compute on the kernels of a 512² iteration that run far below what their bytes and FLOPs allow (twentieth
+# session): VGG's first layer, 3→64 forward, and its backward to the colour channels, 64→3 (the blocked kernel, the
+# few-outputs one, the blocked kernel split over its inputs and the partial sums), and relu1_1's Gram (64 × 262 144,
+# TF32 forward and backward). `bench --layer relu1_1` runs them (tuning included). Prepare as for gpu-check.sh
+# (bash docs/gpu-prepare.sh), then with the device tool: run(command="bash docs/gpu-ncu.sh", carry=[".device"]).
+# Prints, per profiled launch, its grid, duration, throughputs, occupancy and the profiler's advice; the whole
+# reports stay under $OUT.
+set -u
+OUT=${OUT:-/tmp/gpu-ncu}
+BUDGET=${BUDGET:-150}
+mkdir -p "$OUT" "$HOME/gs"
+exec > >(tee "$OUT/gpu-ncu.txt") 2>&1
+T0=$(date +%s)
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+if [ -n "${GPUSTYLE_BIN:-}" ]; then B=$GPUSTYLE_BIN; else tar -xzf .device/bundle.tgz -C "$HOME/gs"; B="$HOME/gs/bundle/gpustyle"; fi
+NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+[ -z "$NCU" ] && { echo "(no ncu on this machine)"; exit 0; }
+# name, flags, launch options, kernel regex, launches to skip, launches to profile
+for spec in "conv-first - BlockedSplits=1 conv3x3_blocked|conv3x3_few_outputs 0 3" \
+            "conv-split - BlockedSplits=4 conv3x3_blocked|conv3x3_sum_splits 0 14" \
+            "gram-tf32 --tf32 MmaTune=0 gram_.* 0 4"; do
+  set -- $spec
+  l=$(left); (( l < 20 )) && { echo "!! skipped (budget spent): $1"; continue; }
+  flag=$2; [ "$flag" = - ] && flag=""
+  echo "-- ncu: $1 ($4, skip $5, count $6; ${flag:-fp32} --launch $3)"
+  timeout "$l" "$NCU" --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+    --kernel-name "regex:^Kernel_($4)\$" --launch-skip "$5" --launch-count "$6" \
+    "$B" bench --device cuda $flag --launch "$3" --network vgg16 --size 512 --layer relu1_1 --iteration-sizes "" --iterations 2 \
+    > "$OUT/ncu-$1.txt" 2>&1
+  grep -E "^  Kernel_|Duration|DRAM Throughput|Memory Throughput|Compute \(SM\) Throughput|L1/TEX Hit|L2 Hit|Achieved Occupancy|Theoretical Occupancy|Registers Per Thread|Grid Size|Block Size|Waves Per SM|Warp Cycles Per Issued|Issued Warp Per Scheduler|(WRN|OPT) +[A-Z]" "$OUT/ncu-$1.txt" \
+    | cut -c1-170 || tail -5 "$OUT/ncu-$1.txt"
+done
+echo "== done ($(left) s of the budget left)"
