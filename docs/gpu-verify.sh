@@ -55,8 +55,12 @@ for flag in "" "--tf32"; do
       | sed -E 's/, (TF32 32×8|F\(2×2\) TF32 [0-9]×[0-9] warps|F\([24]×[24]\)|TF32 fragments 32×[0-9]+ wide) [0-9.]+ ms//g'
   }
 done
-[ "$DEV" = cuda ] && bounded 60 python3 docs/torch_many.py .device/torch_vgg_iter.py \
-  "--device cuda --network vgg16 --size 512" "--device cuda --network vgg16 --size 512 --tf32"
+# PyTorch's TF32 iteration moved between 4.05 and 6.34 ms from call to call in the twentieth session (its fp32 one
+# stayed at 11.0; earlier sessions measured 3.77–3.81). A guess, not measured: eager PyTorch dispatches each op from Python, and at ≈ 4 ms an
+# iteration the host's pace can set it. So TF32 is run three times in the same process, and the best is the target.
+[ "$DEV" = cuda ] && bounded 75 python3 docs/torch_many.py .device/torch_vgg_iter.py \
+  "--device cuda --network vgg16 --size 512" "--device cuda --network vgg16 --size 512 --tf32" \
+  "--device cuda --network vgg16 --size 512 --tf32" "--device cuda --network vgg16 --size 512 --tf32"
 
 step "4. a real transfer through VGG16 (random weights), 500 iterations at 512 px, default layers"
 echo "-- start-up alone: the process, the device catalogue (CUDA and OpenCL contexts), no kernels"
