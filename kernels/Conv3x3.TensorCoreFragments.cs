@@ -64,7 +64,7 @@ public static partial class Conv3x3
     /// tile of <c>rows</c> rows; warp (wm, wn) = (warp mod 2, warp / 2) owns output channels wm·32 … +31 of row wn
     /// (2 m-tiles × 4 n-tiles, the accumulators of version 4), or in wide warps (<see cref="ForwardWide"/>) warp wn
     /// owns all 64 channels of row wn (4 m-tiles × 4 n-tiles), or in square warps (<see cref="ForwardSquare"/>) warp w
-    /// owns all 64 channels of rows 2w and 2w+1 (4 m-tiles × 8 n-tiles). Grid (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉), group
+    /// owns all 64 channels of rows 2w and 2w+1 (4 m-tiles × 8 n-tiles). Grid (⌈W/32⌉, ⌈H/rows⌉, ⌈Cout/64⌉ · splits), group
     /// (<see cref="Threads"/>, 1, 1), dynamic shared memory <see cref="SharedFloats"/>. Arguments as
     /// <see cref="IlgpuTiled.Forward"/>, but w is <see cref="PackWeights"/>' output for these dims.
     /// </summary>
