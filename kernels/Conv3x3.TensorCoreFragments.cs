@@ -161,9 +161,9 @@ public static partial class Conv3x3
             // group; split s sums its share of the chunks into its own partial output, y's s-th Cout·H·W block, without
             // bias or ReLU. VGG's 512→512 64×64 layers at 512² have 128 groups of the 32×8 tile for an H200's 132 SMs,
             // and ran at 135–146% of the fp32 peak where the 128×128 layers' 256 groups ran at 187–211%.
-            int groups = Groups(d.Cout), split = Grid.IdxZ / groups, chunksPerSplit = (Chunks(d.Cin) + splits - 1) / splits;
-            int firstChunk = split * chunksPerSplit, endChunk = firstChunk + chunksPerSplit < Chunks(d.Cin) ? firstChunk + chunksPerSplit : Chunks(d.Cin);
-            if (splits > 1) y = y.SubView((long)split * d.Cout * d.H * d.W, (long)d.Cout * d.H * d.W);
+            int groups = Groups(d.Cout), split = Grid.IdxZ / groups;
+            var share = IlgpuTiled.SplitShare.Of(Chunks(d.Cin), splits, split);
+            y = IlgpuTiled.SplitOutput(y, d, splits, split);
             // The warp's channels (wm: which half, narrow warps) and its first row wn.
             int wm = shape == Narrow ? warp & 1 : 0, wn = shape == Narrow ? warp >> 1 : shape == Wide ? warp : 2 * warp;
             int g = lane >> 2, q = lane & 3;
@@ -194,7 +194,7 @@ public static partial class Conv3x3
                     CudaAsm.Emit(DeclareH);
                 }
             }
-            for (int chunk = firstChunk; chunk < endChunk; chunk++)
+            for (int chunk = share.First; chunk < share.End; chunk++)
             {
                 StagePatch(x, mask, d, useMask, patch4, chunk * Chunk, x0, y0, tid, threads, pixels, PixelBatch(shape));
                 StageWeights(w4, ((long)group * chunks + chunk) * WeightVectors, wts4, tid, threads, WeightBatch(shape));

@@ -1012,10 +1012,7 @@ public static partial class Conv3x3
                 float v = x[at];
                 return useMask != 0 && mask[at] <= 0f ? 0f : v;
             }
-            long i = inside ? basePlane + (long)yy * w + xx : 0;
-            float value = x[i];
-            float keep = useMask != 0 ? mask[i] : 1f;
-            return inside && !(keep <= 0f) ? value : 0f;
+            return IlgpuTiled.LoadMasked(x, mask, useMask, inside, basePlane + (long)yy * w + xx);
         }
 
         /// <summary>Row yy of F(2×2)'s 4×4 patch, columns x0 … x0+3 (see <see cref="Load"/>).</summary>

@@ -465,17 +465,23 @@ public static partial class Conv3x3
                 return new PatchRow { At = inside ? ((long)(c0 + c) * d.H + iy) * d.W : 0, To = c * plane + py * rowStride, Inside = inside, Exists = exists };
             }
 
-            /// <summary>The row's value at column ix, zero outside the map and where the mask (with useMask) is not
-            /// positive; the load is unconditional (element 0 outside).</summary>
+            /// <summary>The row's value at column ix (<see cref="LoadMasked"/>).</summary>
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public readonly float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, bool column, int ix)
-            {
-                bool inside = Inside && column;
-                long at = inside ? At + ix : 0;
-                float v = x[at];
-                float keep = useMask != 0 ? mask[at] : 1f;
-                return inside && !(keep <= 0f) ? v : 0f;
-            }
+            public readonly float Load(ArrayView<float> x, ArrayView<float> mask, int useMask, bool column, int ix) =>
+                LoadMasked(x, mask, useMask, Inside && column, At + ix);
+        }
+
+        /// <summary>x[at] where <paramref name="inside"/>, zero elsewhere and (with useMask) where mask[at] ≤ 0 — without
+        /// a branch: a load outside reads element 0 and is zeroed after, so that a thread's loads can all be in flight
+        /// together (behind a branch, the sm_90 SASS waits for each before issuing the next). The staging in batches, the
+        /// few-outputs kernel and Winograd's gathered input transforms load through it.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        internal static float LoadMasked(ArrayView<float> x, ArrayView<float> mask, int useMask, bool inside, long at)
+        {
+            long i = inside ? at : 0;
+            float v = x[i];
+            float keep = useMask != 0 ? mask[i] : 1f;
+            return inside && !(keep <= 0f) ? v : 0f;
         }
 
         /// <summary>The chunk's weights for the group's 8 output channels ([channel][tap][8], zero past Cout), four
@@ -558,9 +564,34 @@ public static partial class Conv3x3
         internal static void StoreOutput(ArrayView<float> y, ConvDims d, int o, int oy, int ox, float acc, float bias, int relu, int hasBias)
         {
             if (o >= d.Cout || oy >= d.H || ox >= d.W) return;
-            float z = hasBias != 0 ? acc + bias : acc;
-            y[(o * d.H + oy) * d.W + ox] = relu != 0 && z < 0f ? 0f : z;
+            y[(o * d.H + oy) * d.W + ox] = Activated(acc, bias, relu, hasBias);
         }
+
+        /// <summary>An output's value: the sum plus its bias (with hasBias), through ReLU (with relu).</summary>
+        internal static float Activated(float acc, float bias, int relu, int hasBias)
+        {
+            float z = hasBias != 0 ? acc + bias : acc;
+            return relu != 0 && z < 0f ? 0f : z;
+        }
+
+        /// <summary>Split <paramref name="split"/>'s share of <paramref name="chunks"/> input chunks in a convolution
+        /// split <paramref name="splits"/> ways (see <see cref="SumSplits"/>): chunks First … End−1, ⌈chunks/splits⌉ a
+        /// split (the last ones may have fewer, or none).</summary>
+        internal struct SplitShare
+        {
+            public int First, End;
+
+            public static SplitShare Of(int chunks, int splits, int split)
+            {
+                int each = (chunks + splits - 1) / splits, first = split * each;
+                return new SplitShare { First = first, End = first + each < chunks ? first + each : chunks };
+            }
+        }
+
+        /// <summary>Where split <paramref name="split"/> writes: y itself unsplit, else its Cout·H·W block of the partial
+        /// outputs (see <see cref="SumSplits"/>).</summary>
+        internal static ArrayView<float> SplitOutput(ArrayView<float> y, ConvDims d, int splits, int split) =>
+            splits > 1 ? y.SubView((long)split * d.Cout * d.H * d.W, (long)d.Cout * d.H * d.W) : y;
 
         /// <summary>Output channel o's bias (channel 0's past Cout, whose outputs are not stored), or 0 without one.</summary>
         internal static float Bias(ArrayView<float> b, ConvDims d, int o, int hasBias) => hasBias != 0 ? b[o < d.Cout ? o : 0] : 0f;
@@ -582,8 +613,7 @@ public static partial class Conv3x3
             long n = (long)d.Cout * plane;
             float z = partials[index];
             for (int s = 1; s < splits; s++) z += partials[s * n + index];
-            if (hasBias != 0) z += b[index / plane];
-            y[index] = relu != 0 && z < 0f ? 0f : z;
+            y[index] = Activated(z, hasBias != 0 ? b[index / plane] : 0f, relu, hasBias);
         }
 
         /// <summary>W′[i][o][t] = w[o][i][8−t]: the backward's kernel. Launch with Cout·Cin·9 threads.</summary>
@@ -632,9 +662,9 @@ public static partial class Conv3x3
             int pw = tw + 2, ph = th + 2, rs = RowStride(tw);
             int outputGroups = (d.Cout + IlgpuTiled.ChannelsPerGroup - 1) / IlgpuTiled.ChannelsPerGroup, split = Grid.IdxZ / outputGroups;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = (Grid.IdxZ - split * outputGroups) * IlgpuTiled.ChannelsPerGroup;
-            int chunksPerSplit = ((d.Cin + chunk - 1) / chunk + splits - 1) / splits;
-            int firstInput = split * chunksPerSplit * chunk, endInput = firstInput + chunksPerSplit * chunk < d.Cin ? firstInput + chunksPerSplit * chunk : d.Cin;
-            if (splits > 1) y = y.SubView((long)split * d.Cout * d.H * d.W, (long)d.Cout * d.H * d.W);
+            var share = IlgpuTiled.SplitShare.Of((d.Cin + chunk - 1) / chunk, splits, split);
+            int firstInput = share.First * chunk, endInput = share.End * chunk < d.Cin ? share.End * chunk : d.Cin;
+            y = IlgpuTiled.SplitOutput(y, d, splits, split);
             int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
             // The regions are cut in Float4 units (both sizes are multiples of 4 floats: rs is one, and 9·8 per
             // channel), so that ILGPU knows every Float4 load is 16-byte aligned; cut in floats, the weights' loads
@@ -691,8 +721,8 @@ public static partial class Conv3x3
                 // a tensor's own buffer or a split's block of Cout·H·W floats, so 16-byte aligned.
                 y.Cast<Float4>()[((long)(o * d.H + oy) * d.W + ox) >> 2] = new Float4
                 {
-                    A = Output(acc.P0, bias, relu, hasBias), B = Output(acc.P1, bias, relu, hasBias),
-                    C = Output(acc.P2, bias, relu, hasBias), D = Output(acc.P3, bias, relu, hasBias),
+                    A = IlgpuTiled.Activated(acc.P0, bias, relu, hasBias), B = IlgpuTiled.Activated(acc.P1, bias, relu, hasBias),
+                    C = IlgpuTiled.Activated(acc.P2, bias, relu, hasBias), D = IlgpuTiled.Activated(acc.P3, bias, relu, hasBias),
                 };
                 return;
             }
@@ -702,11 +732,6 @@ public static partial class Conv3x3
             IlgpuTiled.StoreOutput(y, d, o, oy, ox + 3, acc.P3, bias, relu, hasBias);
         }
 
-        static float Output(float acc, float bias, int relu, int hasBias)
-        {
-            float z = hasBias != 0 ? acc + bias : acc;
-            return relu != 0 && z < 0f ? 0f : z;
-        }
     }
 
     /// <summary>
@@ -787,14 +812,8 @@ public static partial class Conv3x3
 
         /// <summary>x at (row, col), zero outside the map or where the mask (with useMask) is not positive.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        static float Input(ArrayView<float> x, ArrayView<float> mask, long row, bool rowInside, int col, int width, int useMask)
-        {
-            bool inside = rowInside && col >= 0 && col < width;
-            long at = inside ? row + col : 0;
-            float v = x[at];
-            float keep = useMask != 0 ? mask[at] : 1f;
-            return inside && !(keep <= 0f) ? v : 0f;
-        }
+        static float Input(ArrayView<float> x, ArrayView<float> mask, long row, bool rowInside, int col, int width, int useMask) =>
+            IlgpuTiled.LoadMasked(x, mask, useMask, rowInside && col >= 0 && col < width, row + col);
 
         /// <summary>One output channel's 3×3 weights of one input channel (at w[at … at+8]) over the 4 pixels.</summary>
         static Pixels4 Channel(Pixels4 acc, ArrayView<float> w, long at, InputRow p0, InputRow p1, InputRow p2) =>

@@ -142,7 +142,7 @@ public sealed partial class IlgpuBackend
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.Winograd2), new(ConvAlgorithm.Winograd4)];
         else if (TunesFewOutputs(_launch) && d.Cout <= Conv3x3.IlgpuFewOutputs.MaxOutputs)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.FewOutputs),
-                .. BlockedSplitsOffered(d.Cin, _launch.BlockedChunk, _launch.Conv == ConvKernel.Tiled ? 1 : _launch.BlockedSplits)
+                .. BlockedSplitsOffered(d.Cin, _launch.BlockedChunk, _launch.BlockedSplits)
                     .Select(s => new ConvPlan(ConvAlgorithm.Staged, Splits: s))];
         else
             return new(ConvAlgorithm.Staged);

@@ -234,7 +234,7 @@ public sealed partial class IlgpuBackend : IBackend
     MemoryBuffer1D<float, Stride1D.Dense>? _gramPartials;
     MemoryBuffer1D<float, Stride1D.Dense>? _flipped;
     MemoryBuffer1D<float, Stride1D.Dense>? _packed;
-    /// <summary>Version 5's partial outputs where a convolution is split over its input channels.</summary>
+    /// <summary>The partial outputs of a convolution split over its input channels (version 5, the blocked kernel).</summary>
     MemoryBuffer1D<float, Stride1D.Dense>? _splitPartials;
     Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _sumSplits;
     MemoryBuffer1D<float, Stride1D.Dense>? _winogradU, _winogradV, _winogradM;
@@ -1011,9 +1011,7 @@ public sealed partial class IlgpuBackend : IBackend
     {
         long outputs = (long)d.Cout * d.H * d.W;
         var partials = Scratch(ref _splitPartials, splits * outputs);
-        var config = BlockedConfig(d.Cout, d.H, d.W);
-        config = new KernelConfig(new Index3D(config.GridDim.X, config.GridDim.Y, config.GridDim.Z * splits), config.GroupDim, config.SharedMemoryConfig);
-        _convBlocked!(config, x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
+        _convBlocked!(BlockedConfig(d.Cout, d.H, d.W, splits), x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
         SumSplits(partials, b, y, d, splits, relu, hasBias);
     }
 
@@ -1024,10 +1022,10 @@ public sealed partial class IlgpuBackend : IBackend
         _sumSplits(d.Cout * d.H * d.W, partials, b, y, d, splits, relu, hasBias);
     }
 
-    KernelConfig BlockedConfig(int cout, int h, int w)
+    KernelConfig BlockedConfig(int cout, int h, int w, int splits = 1)
     {
         int tw = _launch.BlockedWidth, th = _launch.BlockedHeight;
-        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + Conv3x3.IlgpuTiled.ChannelsPerGroup - 1) / Conv3x3.IlgpuTiled.ChannelsPerGroup);
+        var grid = new Index3D((w + tw - 1) / tw, (h + th - 1) / th, (cout + Conv3x3.IlgpuTiled.ChannelsPerGroup - 1) / Conv3x3.IlgpuTiled.ChannelsPerGroup * splits);
         return new KernelConfig(grid, new Index3D(tw / Conv3x3.IlgpuBlocked.PixelsPerThread, th, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlocked.SharedFloats(tw, th, _launch.BlockedChunk)));
     }
