@@ -1055,21 +1055,39 @@ public static partial class Conv3x3
         [KernelName("sgemm_8x8_128x128")]
         public static void Gemm128x128(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
             int tilesPad, int bm, int bn, int prefetch, int accumulate) =>
-            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 128, 128, 1, accumulate);
+            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 128, 128, 1, 0);
 
         /// <summary><see cref="Gemm"/> for 64 × 128 blocks (64-channel layers), prefetching, its sides constants.</summary>
         [KernelName("sgemm_8x8_64x128")]
         public static void Gemm64x128(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
             int tilesPad, int bm, int bn, int prefetch, int accumulate) =>
-            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 64, 128, 1, accumulate);
+            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 64, 128, 1, 0);
 
-        /// <summary>The SGEMM kernel for a block shape and prefetch setting: one with the sides as constants where there
-        /// is one, else the general <see cref="Gemm"/>.</summary>
+        // The accumulating GEMM (the fp32 Gram backward, dF += S·F) has entry points of its own: its epilogue holds
+        // the 16 old vectors in registers (147 registers a thread for sm_90 at 128×128, against 128), which, in the
+        // kernels Winograd runs (accumulate 0), would have halved their groups an SM.
+
+        /// <summary><see cref="Gemm128x128"/> adding to C (accumulate and the block arguments are ignored).</summary>
+        [KernelName("sgemm_8x8_128x128_accumulate")]
+        public static void Gemm128x128Accumulate(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
+            int tilesPad, int bm, int bn, int prefetch, int accumulate) =>
+            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 128, 128, 1, 1);
+
+        /// <summary><see cref="Gemm64x128"/> adding to C.</summary>
+        [KernelName("sgemm_8x8_64x128_accumulate")]
+        public static void Gemm64x128Accumulate(ArrayView<float> u, ArrayView<float> v, ArrayView<float> m, int cinPad, int coutPad,
+            int tilesPad, int bm, int bn, int prefetch, int accumulate) =>
+            GemmBlocks(u, v, m, cinPad, coutPad, tilesPad, 64, 128, 1, 1);
+
+        /// <summary>The SGEMM kernel for a block shape, prefetch setting and whether it adds to C: one with the sides
+        /// (and the accumulation) as constants where there is one, else the general <see cref="Gemm"/>.</summary>
         public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int>
-            GemmFor(int bm, int bn, int prefetch) => (bm, bn, prefetch) switch
+            GemmFor(int bm, int bn, int prefetch, int accumulate) => (bm, bn, prefetch, accumulate) switch
             {
-                (128, 128, not 0) => Gemm128x128,
-                (64, 128, not 0) => Gemm64x128,
+                (128, 128, not 0, 0) => Gemm128x128,
+                (64, 128, not 0, 0) => Gemm64x128,
+                (128, 128, not 0, _) => Gemm128x128Accumulate,
+                (64, 128, not 0, _) => Gemm64x128Accumulate,
                 _ => Gemm,
             };
 
@@ -1143,14 +1161,27 @@ public static partial class Conv3x3
             var m4 = m.Cast<Float4>();
             long row0 = (long)xi * coutPad + m0 + ty * 4, row4 = row0 + bm / 2;
             long c0 = n0 / 4 + tx, c1 = c0 + bn4 / 2;
-            Put(m4, row0 * tilesPad4 + c0, acc.R0L, accumulate); Put(m4, row0 * tilesPad4 + c1, acc.R0H, accumulate);
-            Put(m4, (row0 + 1) * tilesPad4 + c0, acc.R1L, accumulate); Put(m4, (row0 + 1) * tilesPad4 + c1, acc.R1H, accumulate);
-            Put(m4, (row0 + 2) * tilesPad4 + c0, acc.R2L, accumulate); Put(m4, (row0 + 2) * tilesPad4 + c1, acc.R2H, accumulate);
-            Put(m4, (row0 + 3) * tilesPad4 + c0, acc.R3L, accumulate); Put(m4, (row0 + 3) * tilesPad4 + c1, acc.R3H, accumulate);
-            Put(m4, row4 * tilesPad4 + c0, acc.R4L, accumulate); Put(m4, row4 * tilesPad4 + c1, acc.R4H, accumulate);
-            Put(m4, (row4 + 1) * tilesPad4 + c0, acc.R5L, accumulate); Put(m4, (row4 + 1) * tilesPad4 + c1, acc.R5H, accumulate);
-            Put(m4, (row4 + 2) * tilesPad4 + c0, acc.R6L, accumulate); Put(m4, (row4 + 2) * tilesPad4 + c1, acc.R6H, accumulate);
-            Put(m4, (row4 + 3) * tilesPad4 + c0, acc.R7L, accumulate); Put(m4, (row4 + 3) * tilesPad4 + c1, acc.R7H, accumulate);
+            if (accumulate != 0)
+            {
+                // The 16 old vectors loaded before the first store (Put after Put, each load waited behind the previous
+                // store: 16 round trips a thread in the fp32 Gram backward, the one caller that accumulates; see Gram.Old).
+                acc.R0L = Plus(acc.R0L, m4[row0 * tilesPad4 + c0]); acc.R0H = Plus(acc.R0H, m4[row0 * tilesPad4 + c1]);
+                acc.R1L = Plus(acc.R1L, m4[(row0 + 1) * tilesPad4 + c0]); acc.R1H = Plus(acc.R1H, m4[(row0 + 1) * tilesPad4 + c1]);
+                acc.R2L = Plus(acc.R2L, m4[(row0 + 2) * tilesPad4 + c0]); acc.R2H = Plus(acc.R2H, m4[(row0 + 2) * tilesPad4 + c1]);
+                acc.R3L = Plus(acc.R3L, m4[(row0 + 3) * tilesPad4 + c0]); acc.R3H = Plus(acc.R3H, m4[(row0 + 3) * tilesPad4 + c1]);
+                acc.R4L = Plus(acc.R4L, m4[row4 * tilesPad4 + c0]); acc.R4H = Plus(acc.R4H, m4[row4 * tilesPad4 + c1]);
+                acc.R5L = Plus(acc.R5L, m4[(row4 + 1) * tilesPad4 + c0]); acc.R5H = Plus(acc.R5H, m4[(row4 + 1) * tilesPad4 + c1]);
+                acc.R6L = Plus(acc.R6L, m4[(row4 + 2) * tilesPad4 + c0]); acc.R6H = Plus(acc.R6H, m4[(row4 + 2) * tilesPad4 + c1]);
+                acc.R7L = Plus(acc.R7L, m4[(row4 + 3) * tilesPad4 + c0]); acc.R7H = Plus(acc.R7H, m4[(row4 + 3) * tilesPad4 + c1]);
+            }
+            Put(m4, row0 * tilesPad4 + c0, acc.R0L); Put(m4, row0 * tilesPad4 + c1, acc.R0H);
+            Put(m4, (row0 + 1) * tilesPad4 + c0, acc.R1L); Put(m4, (row0 + 1) * tilesPad4 + c1, acc.R1H);
+            Put(m4, (row0 + 2) * tilesPad4 + c0, acc.R2L); Put(m4, (row0 + 2) * tilesPad4 + c1, acc.R2H);
+            Put(m4, (row0 + 3) * tilesPad4 + c0, acc.R3L); Put(m4, (row0 + 3) * tilesPad4 + c1, acc.R3H);
+            Put(m4, row4 * tilesPad4 + c0, acc.R4L); Put(m4, row4 * tilesPad4 + c1, acc.R4H);
+            Put(m4, (row4 + 1) * tilesPad4 + c0, acc.R5L); Put(m4, (row4 + 1) * tilesPad4 + c1, acc.R5H);
+            Put(m4, (row4 + 2) * tilesPad4 + c0, acc.R6L); Put(m4, (row4 + 2) * tilesPad4 + c1, acc.R6H);
+            Put(m4, (row4 + 3) * tilesPad4 + c0, acc.R7L); Put(m4, (row4 + 3) * tilesPad4 + c1, acc.R7H);
         }
 
         /// <summary>Step k of a stage: A's 8 values of row k (two Float4s half a block apart), B's likewise.</summary>
@@ -1161,16 +1192,11 @@ public static partial class Conv3x3
             acc.Step(a4[ak], a4[ak + bm4 / 2], b4[bk], b4[bk + bn4 / 2]);
         }
 
-        /// <summary>C's 4 floats at <paramref name="at"/> = (or +=) the block's.</summary>
-        static void Put(ArrayView<Float4> c, long at, Float4 v, int accumulate)
-        {
-            if (accumulate != 0)
-            {
-                var old = c[at];
-                v.A += old.A; v.B += old.B; v.C += old.C; v.D += old.D;
-            }
-            c[at] = v;
-        }
+        /// <summary>C's 4 floats at <paramref name="at"/> = the block's.</summary>
+        static void Put(ArrayView<Float4> c, long at, Float4 v) => c[at] = v;
+
+        /// <summary>The block's 4 floats plus the old ones.</summary>
+        static Float4 Plus(Float4 v, Float4 old) => new() { A = v.A + old.A, B = v.B + old.B, C = v.C + old.C, D = v.D + old.D };
 
         // F(4×4, 3×3) (WinogradTile=4): 36 products per 4×4 outputs and channel pair instead of 144 — 1.78× fewer than
         // F(2×2, 3×3)'s 16 per 4 — and V and M 36/16 of the map's size instead of 16/4: less traffic too. The

@@ -109,6 +109,22 @@ public struct Block8x4
     }
 }
 
+/// <summary>A thread's register block in <see cref="Conv3x3.IlgpuBlockedFewOutputs"/>: 4 output channels × 8 pixels
+/// (channel k's pixels 0–3 in Lk, 4–7 in Hk).</summary>
+public struct Block4x8
+{
+    public Pixels4 L0, H0, L1, H1, L2, H2, L3, H3;
+
+    /// <summary>One kernel tap: the 4 channels' weights (one vector load) times the 8 pixels' inputs a … h.</summary>
+    public void Tap(Float4 w, float a, float b, float c, float d, float e, float f, float g, float h)
+    {
+        L0 = L0.Add(w.A, a, b, c, d); H0 = H0.Add(w.A, e, f, g, h);
+        L1 = L1.Add(w.B, a, b, c, d); H1 = H1.Add(w.B, e, f, g, h);
+        L2 = L2.Add(w.C, a, b, c, d); H2 = H2.Add(w.C, e, f, g, h);
+        L3 = L3.Add(w.D, a, b, c, d); H3 = H3.Add(w.D, e, f, g, h);
+    }
+}
+
 /// <summary>Launch shape of the tensor-core convolution (<see cref="Conv3x3.IlgpuTensorCore"/>), passed by value.
 /// Emulate 1 reserves shared scratch for the warp-step emulation (anything but CUDA).</summary>
 public struct MmaTile
@@ -732,6 +748,77 @@ public static partial class Conv3x3
             IlgpuTiled.StoreOutput(y, d, o, oy, ox + 3, acc.P3, bias, relu, hasBias);
         }
 
+    }
+
+    /// <summary>
+    /// Version 3c: the blocked kernel for at most 4 output channels — on VGG, the backward to the 3 colour channels
+    /// (64→3). The blocked kernel computes 8 output channels × 4 pixels a thread and used 3 of the 8 there: Nsight
+    /// Compute (H200, 2026-11-28, 512²) found it issue-bound, 180 µs at 23% occupancy, 5% of the FMA peak. Here a
+    /// thread computes 4 channels × 8 pixels of a row: per input channel and kernel row, 3 LDS.128 bring its 10 inputs
+    /// (12, two unused) and 3 more the taps' 4 weights, for 96 FMAs of which 72 count (Cout 3) — against 8 loads and
+    /// 96 FMAs of which 36 count. Counted at 512²: half the threads, each doing the same instructions a channel and
+    /// row: the 1.3 G instructions of the blocked kernel's loop become 0.65 G. Expected ≈ 0.1 ms (0.17–0.19 now); a
+    /// grid of half the warps is filled by the split over the inputs (the tuning tries 2, 4, 8).
+    /// Staging is the blocked kernel's (<see cref="IlgpuTiled.Stage"/>, its weights [channel][tap][8] with zeros past
+    /// Cout; this kernel reads the low 4). Group (TW/8, TH) — the blocked kernel's group at twice its tile's width —,
+    /// grid (⌈W/TW⌉, ⌈H/TH⌉, splits); arguments as <see cref="IlgpuBlocked.Forward"/>, the splits' partial outputs
+    /// likewise.
+    /// </summary>
+    public static class IlgpuBlockedFewOutputs
+    {
+        public const int MaxOutputs = 4, PixelsPerThread = 8;
+
+        /// <summary>Patch rows TW + 4 floats apart: a multiple of 4 (aligned vectors), room for the last thread's
+        /// 12-float read of a (TW + 2)-float row.</summary>
+        public static int RowStride(int tw) => tw + 4;
+
+        public static int SharedFloats(int tw, int th, int chunk) =>
+            chunk * (th + 2) * RowStride(tw) + chunk * 9 * IlgpuTiled.ChannelsPerGroup;
+
+        [KernelName("conv3x3_blocked_few_outputs")]
+        public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk, int batch, int splits)
+        {
+            int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
+            int pw = tw + 2, ph = th + 2, rs = RowStride(tw), split = Grid.IdxZ;
+            int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th;
+            var share = IlgpuTiled.SplitShare.Of((d.Cin + chunk - 1) / chunk, splits, split);
+            int firstInput = share.First * chunk, endInput = share.End * chunk < d.Cin ? share.End * chunk : d.Cin;
+            y = IlgpuTiled.SplitOutput(y, d, splits, split);
+            int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
+            // Regions cut in Float4 units, as in the blocked kernel (so that every vector load is known aligned).
+            var shared4 = Float4.SharedDynamic();
+            int rs4 = rs / 4, patch4Length = chunk * ph * rs4;
+            var patch4 = shared4.SubView(0, patch4Length);
+            var wts4 = shared4.SubView(patch4Length, chunk * 9 * IlgpuTiled.ChannelsPerGroup / 4);
+            var acc = new Block4x8();
+            for (int c0 = firstInput; c0 < endInput; c0 += chunk)
+            {
+                int cn = endInput - c0 < chunk ? endInput - c0 : chunk;
+                IlgpuTiled.Stage(x, mask, w, d, useMask, patch4.Cast<float>(), wts4.Cast<float>(), c0, cn, x0, y0, 0, pw, ph, rs, tid, threads, batch);
+                Group.Barrier();
+                for (int c = 0; c < cn; c++)
+                    for (int ky = 0; ky < 3; ky++)
+                    {
+                        long row = (c * ph + ty + ky) * (long)rs4 + 2 * tx;
+                        Float4 p = patch4[row], q = patch4[row + 1], r = patch4[row + 2];   // inputs x..x+11 (r.C, r.D unused)
+                        long wb = (c * 9 + ky * 3) * 2L;   // a tap's 8 staged weights: the low Float4 holds channels 0–3
+                        acc.Tap(wts4[wb], p.A, p.B, p.C, p.D, q.A, q.B, q.C, q.D);        // kx = 0
+                        acc.Tap(wts4[wb + 2], p.B, p.C, p.D, q.A, q.B, q.C, q.D, r.A);    // kx = 1
+                        acc.Tap(wts4[wb + 4], p.C, p.D, q.A, q.B, q.C, q.D, r.A, r.B);    // kx = 2
+                    }
+                Group.Barrier();
+            }
+            int ox = x0 + tx * PixelsPerThread, oy = y0 + ty;
+            if (oy >= d.H) return;
+            float b0 = IlgpuTiled.Bias(b, d, 0, hasBias), b1 = IlgpuTiled.Bias(b, d, 1, hasBias);
+            float b2 = IlgpuTiled.Bias(b, d, 2, hasBias), b3 = IlgpuTiled.Bias(b, d, 3, hasBias);
+            // Channels past Cout are skipped by the stores' own test.
+            IlgpuBlocked.Store(y, d, 0, oy, ox, acc.L0, b0, relu, hasBias); IlgpuBlocked.Store(y, d, 0, oy, ox + 4, acc.H0, b0, relu, hasBias);
+            IlgpuBlocked.Store(y, d, 1, oy, ox, acc.L1, b1, relu, hasBias); IlgpuBlocked.Store(y, d, 1, oy, ox + 4, acc.H1, b1, relu, hasBias);
+            IlgpuBlocked.Store(y, d, 2, oy, ox, acc.L2, b2, relu, hasBias); IlgpuBlocked.Store(y, d, 2, oy, ox + 4, acc.H2, b2, relu, hasBias);
+            IlgpuBlocked.Store(y, d, 3, oy, ox, acc.L3, b3, relu, hasBias); IlgpuBlocked.Store(y, d, 3, oy, ox + 4, acc.H3, b3, relu, hasBias);
+        }
     }
 
     /// <summary>

@@ -28,9 +28,22 @@ public struct Block4x4
     /// offset + row·cols + col, skipping what lies outside.</summary>
     public readonly void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, float scale, int accumulate)
     {
-        StoreRow(m, offset, rows, cols, i, j, R0, scale, accumulate); StoreRow(m, offset, rows, cols, i + 1, j, R1, scale, accumulate);
-        StoreRow(m, offset, rows, cols, i + 2, j, R2, scale, accumulate); StoreRow(m, offset, rows, cols, i + 3, j, R3, scale, accumulate);
+        var v = this;
+        if (accumulate != 0)
+        {
+            // Every old value loaded before the first store (see Gram.Old), then stored as is.
+            v.R0 = PlusOld(m, offset, rows, cols, i, j, R0, scale); v.R1 = PlusOld(m, offset, rows, cols, i + 1, j, R1, scale);
+            v.R2 = PlusOld(m, offset, rows, cols, i + 2, j, R2, scale); v.R3 = PlusOld(m, offset, rows, cols, i + 3, j, R3, scale);
+            scale = 1f;
+        }
+        StoreRow(m, offset, rows, cols, i, j, v.R0, scale, 0); StoreRow(m, offset, rows, cols, i + 1, j, v.R1, scale, 0);
+        StoreRow(m, offset, rows, cols, i + 2, j, v.R2, scale, 0); StoreRow(m, offset, rows, cols, i + 3, j, v.R3, scale, 0);
     }
+
+    /// <summary>Row i's 4 old values from column j plus the block's, scaled.</summary>
+    static Pixels4 PlusOld(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Pixels4 v, float scale) => new(
+        Gram.Old(m, offset, rows, cols, i, j) + v.P0 * scale, Gram.Old(m, offset, rows, cols, i, j + 1) + v.P1 * scale,
+        Gram.Old(m, offset, rows, cols, i, j + 2) + v.P2 * scale, Gram.Old(m, offset, rows, cols, i, j + 3) + v.P3 * scale);
 
     static void StoreRow(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Pixels4 v, float scale, int accumulate)
     {
@@ -50,6 +63,18 @@ public static class Gram
         if (accumulate != 0) m[at] += v * scale;
         else m[at] = v * scale;
     }
+
+    /// <summary>
+    /// m[(offset + i)·cols + j], or element 0's value outside the rows×cols matrix: a load without a branch, for the
+    /// accumulating epilogues (the Gram backward's dF += S·F), which load every old value of a thread's block before
+    /// storing any, and skip the stores outside. Element by element, m[at] += v, each load waited behind the previous
+    /// store (which might write the same address): the sm_90 SASS of the TF32 Gram backward was 32 LD → FADD → ST
+    /// round trips to memory a thread, the fp32 SGEMM's 16. At relu1_1 (C = 64, N = 512², one 32-deep chunk of K a
+    /// group twice) that chain, not the tensor work, set the kernel's time: 0.16 ms on an H200 (2026-11-28) for a
+    /// pass over 200 MB (≈ 0.05 ms at the memory's rate).
+    /// </summary>
+    internal static float Old(ArrayView<float> m, long offset, int rows, long cols, int i, long j) =>
+        m[i < rows && j < cols ? (offset + i) * cols + j : 0];
 
     public static class Reference
     {
@@ -485,17 +510,34 @@ public static class Gram
         }
 
         /// <summary>
-        /// Grid (⌈N/side⌉, ⌈C/side⌉), group (<see cref="Threads"/>), dynamic shared memory
+        /// Grid (⌈N/side⌉, ⌈C/side⌉, splits), group (<see cref="Threads"/>), dynamic shared memory
         /// <see cref="BackwardSharedFloats"/>. df[i,k] += Σ_j s[i,j]·F[j,k], s from <see cref="SymmetricScaled"/>.
+        /// With splits &gt; 1 the sum over j is split into shares of KChunk-deep chunks (Conv3x3.IlgpuTiled.SplitShare),
+        /// split z writing its partial product to the z-th C×N block of <paramref name="df"/> (then a partials buffer),
+        /// which <see cref="AddSplits"/> adds to dF: relu5_1's backward at 512² (C 512, N 32²) is a grid of 128 groups
+        /// of 64×64 for 132 SMs, each walking 16 chunks — one group an SM, its staging waited for chunk by chunk.
         /// </summary>
         [KernelName("gram_backward_tf32_mma")]
-        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide, int batch)
+        public static void BackwardAccumulate(ArrayView<float> f, ArrayView<float> s, ArrayView<float> df, int c, int n, int warpsSide, int batch, int splits)
         {
-            int i0 = Grid.IdxY * Side(warpsSide);
+            int i0 = Grid.IdxY * Side(warpsSide), split = Grid.IdxZ;
             long k0 = (long)Grid.IdxX * Side(warpsSide);
-            var acc = NnBlock(s, 0, c, c, f, 0, n, n, c, i0, k0, warpsSide, batch);
+            var share = Conv3x3.IlgpuTiled.SplitShare.Of((c + KChunk - 1) / KChunk, splits, split);
+            int jFirst = share.First * KChunk, jEnd = share.End * KChunk < c ? share.End * KChunk : c;
+            // S's columns and F's rows jFirst … jEnd−1 (none in an empty split: its partial is zeros).
+            var acc = NnBlock(s, jFirst, c, c, f, (long)jFirst * n, n, n, jEnd - jFirst, i0, k0, warpsSide, batch);
             int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
-            Store(df, 0, c, n, i0 + wm * 32 + (lane >> 2), k0 + wn * 32 + 2 * (lane & 3), acc, 1f, accumulate: 1);
+            Store(df, (long)split * c, c, n, i0 + wm * 32 + (lane >> 2), k0 + wn * 32 + 2 * (lane & 3), acc, 1f, accumulate: splits > 1 ? 0 : 1);
+        }
+
+        /// <summary>Launch with C·N threads: df[e] += Σ_z partials[z·count + e], the splits of a split
+        /// <see cref="BackwardAccumulate"/> added in split order.</summary>
+        [KernelName("gram_backward_add_splits")]
+        public static void AddSplits(Index1D index, ArrayView<float> partials, ArrayView<float> df, long count, int splits)
+        {
+            float z = df[index];
+            for (int split = 0; split < splits; split++) z += partials[split * count + index];
+            df[index] = z;
         }
 
         /// <summary>
@@ -619,16 +661,34 @@ public static class Gram
         /// j + 8ni (+1) — the C fragment's (g, 2q), (g, 2q+1), (g+8, 2q), (g+8, 2q+1) — skipping what lies outside.</summary>
         internal static void Store(ArrayView<float> m, long offset, int rows, long cols, int i, long j, WarpAccumulators acc, float scale, int accumulate)
         {
-            Put(m, offset, rows, cols, i, j, acc.C00, scale, accumulate); Put(m, offset, rows, cols, i, j + 8, acc.C01, scale, accumulate);
-            Put(m, offset, rows, cols, i, j + 16, acc.C02, scale, accumulate); Put(m, offset, rows, cols, i, j + 24, acc.C03, scale, accumulate);
-            Put(m, offset, rows, cols, i + 16, j, acc.C10, scale, accumulate); Put(m, offset, rows, cols, i + 16, j + 8, acc.C11, scale, accumulate);
-            Put(m, offset, rows, cols, i + 16, j + 16, acc.C12, scale, accumulate); Put(m, offset, rows, cols, i + 16, j + 24, acc.C13, scale, accumulate);
+            if (accumulate != 0)
+            {
+                // The 32 old values loaded before the first store (see Gram.Old), then stored as they are.
+                acc = new WarpAccumulators
+                {
+                    C00 = PlusOld(m, offset, rows, cols, i, j, acc.C00, scale), C01 = PlusOld(m, offset, rows, cols, i, j + 8, acc.C01, scale),
+                    C02 = PlusOld(m, offset, rows, cols, i, j + 16, acc.C02, scale), C03 = PlusOld(m, offset, rows, cols, i, j + 24, acc.C03, scale),
+                    C10 = PlusOld(m, offset, rows, cols, i + 16, j, acc.C10, scale), C11 = PlusOld(m, offset, rows, cols, i + 16, j + 8, acc.C11, scale),
+                    C12 = PlusOld(m, offset, rows, cols, i + 16, j + 16, acc.C12, scale), C13 = PlusOld(m, offset, rows, cols, i + 16, j + 24, acc.C13, scale),
+                };
+                scale = 1f;
+            }
+            Put(m, offset, rows, cols, i, j, acc.C00, scale); Put(m, offset, rows, cols, i, j + 8, acc.C01, scale);
+            Put(m, offset, rows, cols, i, j + 16, acc.C02, scale); Put(m, offset, rows, cols, i, j + 24, acc.C03, scale);
+            Put(m, offset, rows, cols, i + 16, j, acc.C10, scale); Put(m, offset, rows, cols, i + 16, j + 8, acc.C11, scale);
+            Put(m, offset, rows, cols, i + 16, j + 16, acc.C12, scale); Put(m, offset, rows, cols, i + 16, j + 24, acc.C13, scale);
         }
 
-        static void Put(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Accumulator c, float scale, int accumulate)
+        /// <summary>An m16n8 tile's four values (see <see cref="Put"/>) plus the old ones, scaled.</summary>
+        static Accumulator PlusOld(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Accumulator c, float scale) => new(
+            Old(m, offset, rows, cols, i, j) + c.C0 * scale, Old(m, offset, rows, cols, i, j + 1) + c.C1 * scale,
+            Old(m, offset, rows, cols, i + 8, j) + c.C2 * scale, Old(m, offset, rows, cols, i + 8, j + 1) + c.C3 * scale);
+
+        /// <summary>Stores an m16n8 tile's four values, scaled (the old ones, where accumulating, already added).</summary>
+        static void Put(ArrayView<float> m, long offset, int rows, long cols, int i, long j, Accumulator c, float scale)
         {
-            StoreOne(m, offset, rows, cols, i, j, c.C0, scale, accumulate); StoreOne(m, offset, rows, cols, i, j + 1, c.C1, scale, accumulate);
-            StoreOne(m, offset, rows, cols, i + 8, j, c.C2, scale, accumulate); StoreOne(m, offset, rows, cols, i + 8, j + 1, c.C3, scale, accumulate);
+            StoreOne(m, offset, rows, cols, i, j, c.C0, scale, 0); StoreOne(m, offset, rows, cols, i, j + 1, c.C1, scale, 0);
+            StoreOne(m, offset, rows, cols, i + 8, j, c.C2, scale, 0); StoreOne(m, offset, rows, cols, i + 8, j + 1, c.C3, scale, 0);
         }
     }
 

@@ -129,19 +129,33 @@ public static class Lbfgs
             if (Group.IdxX == 0) products[Grid.IdxX] = s;
         }
 
-        /// <summary>y = Σⱼ coefficients[j]·rows[j] over rowCount rows; rows with a zero coefficient are not read (the
-        /// unused slots of a history that is not full yet).</summary>
+        /// <summary>y = Σⱼ coefficients[j]·rows[j] over rowCount rows, in row order; rows with a zero coefficient are
+        /// not added (the unused slots of a history that is not full yet, which may hold anything, NaN included).
+        /// Eight rows a step, all eight loaded before the first is added: with each load behind its coefficient's test
+        /// the sm_90 SASS waited for every load in turn — 201 round trips a thread with VGG's full 100-pair history, a
+        /// pass over 600 MB at 512² that memory serves in ≈ 0.13 ms (the bench's "+ full L-BFGS history": +1.0 ms an
+        /// iteration on an H200).</summary>
         [KernelName("lbfgs_combine")]
         public static void Combine(Index1D i, ArrayView<float> rows, int n, int rowCount, ArrayView<float> coefficients, ArrayView<float> y)
         {
             float s = 0f;
-            for (int j = 0; j < rowCount; j++)
+            int j = 0;
+            for (; j + 8 <= rowCount; j += 8)
             {
-                float c = coefficients[j];
-                if (c != 0f) s += c * rows[(long)j * n + i];
+                long at = (long)j * n + i;
+                float v0 = rows[at], v1 = rows[at + n], v2 = rows[at + 2L * n], v3 = rows[at + 3L * n];
+                float v4 = rows[at + 4L * n], v5 = rows[at + 5L * n], v6 = rows[at + 6L * n], v7 = rows[at + 7L * n];
+                s = Added(s, coefficients[j], v0); s = Added(s, coefficients[j + 1], v1);
+                s = Added(s, coefficients[j + 2], v2); s = Added(s, coefficients[j + 3], v3);
+                s = Added(s, coefficients[j + 4], v4); s = Added(s, coefficients[j + 5], v5);
+                s = Added(s, coefficients[j + 6], v6); s = Added(s, coefficients[j + 7], v7);
             }
+            for (; j < rowCount; j++) s = Added(s, coefficients[j], rows[(long)j * n + i]);
             y[i] = s;
         }
+
+        /// <summary>s + c·v, or s where c is 0 (v then may be anything).</summary>
+        static float Added(float s, float c, float v) => c != 0f ? s + c * v : s;
 
         /// <summary>
         /// One group: merges the new products (products[k·R + j] for k = the newest pair's s, its y, the gradient;

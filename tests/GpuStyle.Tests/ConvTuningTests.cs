@@ -78,8 +78,10 @@ public class ConvTuningTests
         foreach (var t in b.Tunings)
         {
             Assert.Equal(ConvAlgorithm.FewOutputs, t.Chosen.Algorithm);
-            // The blocked kernel, the few-outputs one, then the blocked kernel split over the inputs (5-channel chunks).
-            Assert.Equal(["blocked", "few outputs", .. IlgpuBackend.BlockedSplitsOffered(t.Cin, 5, 8).Select(n => $"blocked split {n}")],
+            // The blocked kernel, the few-outputs one, the blocked kernel split over the inputs (5-channel chunks), then
+            // the blocked kernel at 4 outputs × 8 pixels, whole and split.
+            var splits = IlgpuBackend.BlockedSplitsOffered(t.Cin, 5, 8).ToList();
+            Assert.Equal(["blocked", "few outputs", .. splits.Select(n => $"blocked split {n}"), "blocked 4×8", .. splits.Select(n => $"blocked 4×8 split {n}")],
                 t.Trials.Select(r => r.Plan.ToString()));
             Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, $"{t}: {r}"));
         }
@@ -110,7 +112,38 @@ public class ConvTuningTests
         using var unsplit = Tuned(IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, BlockedSplits = 1 });
         unsplit.TuningClock = (_, _, _) => 1e-3;
         ConvChecks.ForwardAndBackwardMatch(unsplit, cin, 5, 1e-5, "BlockedSplits=1", cout, h, w);
-        Assert.Equal(["blocked", "few outputs"], Assert.Single(unsplit.Tunings).Trials.Select(r => r.Plan.ToString()));
+        Assert.Equal(["blocked", "few outputs", "blocked 4×8"], Assert.Single(unsplit.Tunings).Trials.Select(r => r.Plan.ToString()));
+    }
+
+    /// <summary>The blocked kernel at 4 output channels × 8 pixels a thread (Conv3x3.IlgpuBlockedFewOutputs), whole and
+    /// split over the inputs, chosen by the few-outputs tuning: 1–4 outputs (its unused channels neither stored nor
+    /// read past Cout), maps narrower than a thread's 8 pixels and wider than a tile, widths that allow 16-byte stores
+    /// and widths that do not, uneven split shares (an empty split included), bias and ReLU in the forward, ReLU's
+    /// mask in the backward — at the tiny test tile (16×3: 2×3 threads) and at the GPU's (128×8: 16×8 threads, 64-wide
+    /// blocked tile).</summary>
+    [Theory]
+    [InlineData(3, 13, 9, 11, 1, 8, 3)]      // the backward 13→3, whole
+    [InlineData(3, 13, 9, 11, 2, 8, 3)]      // split in 2 (chunks 3: 2 + 1)
+    [InlineData(1, 23, 5, 6, 4, 8, 3)]       // the backward 23→1 in 4 splits of 5 chunks (2, 2, 1, none)
+    [InlineData(4, 2, 7, 3, 1, 8, 3)]        // the forward 4→2 (bias, ReLU), a map 3 pixels wide
+    [InlineData(6, 4, 6, 17, 2, 8, 3)]       // 4 outputs both ways (the forward and its backward 4→6)
+    [InlineData(3, 13, 11, 136, 1, 64, 8)]   // the GPU's tile: a width that is a multiple of 4 (16-byte stores), two tiles
+    [InlineData(3, 13, 9, 130, 2, 64, 8)]    // the GPU's tile, split: the second tile 2 pixels wide, two rows of groups
+    public void The_blocked_kernel_at_4_outputs_by_8_pixels_matches_the_reference(int cin, int cout, int h, int w, int splits, int blockedWidth, int blockedHeight)
+    {
+        // 128 threads a group at the GPU's tile: 32 simulated warps of 4.
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, BlockedWidth = blockedWidth, BlockedHeight = blockedHeight },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        b.TuningClock = (_, _, plan) => plan.Algorithm == ConvAlgorithm.BlockedFewOutputs && plan.Splits == splits ? 1e-3 : 2e-3;
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 5 + cin * cout + splits, 1e-5, $"blocked 4×8, split {splits}, {cin}→{cout}", cout, h, w);
+        Assert.NotEmpty(b.Tunings);
+        foreach (var t in b.Tunings)
+        {
+            Assert.Equal(new ConvPlan(ConvAlgorithm.BlockedFewOutputs, Splits: splits).ToString(), t.Chosen.ToString());
+            Assert.All(t.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, $"{t}: {r}"));
+        }
+        // The choice alone, on NaN-filled outputs.
+        ConvChecks.ForwardAndBackwardMatch(b, cin, 9 + cin * cout + splits, 1e-5, $"blocked 4×8, split {splits}, {cin}→{cout}, second use", cout, h, w);
     }
 
     [Fact]
@@ -169,7 +202,7 @@ public class ConvTuningTests
         // dF += S·F accumulates: every trial must start from dF as it was, and the call must add S·F exactly once.
         using var b = Tuned();
         int calls = 0;
-        b.GramTuningClock = (_, _, a) => { calls++; return a == fastest ? 1e-3 : 2e-3; };
+        b.GramTuningClock = (_, _, a) => { calls++; return a.Algorithm == fastest ? 1e-3 : 2e-3; };
         foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 80, false), (32, 50, false) })
         {
             ConvChecks.GramBackwardMatches(b, c, n, "tuned");
@@ -178,7 +211,7 @@ public class ConvTuningTests
         // 32 × 80 fits the tiny 16×16 SGEMM blocks and is tuned once; 33 channels and 50 positions do not fit them.
         Assert.Equal(2, calls);
         var tuning = Assert.Single(b.GramTunings);
-        Assert.Equal(fastest, tuning.Chosen);
+        Assert.Equal(new GramPlan(fastest), tuning.Chosen);
         Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
         Assert.StartsWith($"gram backward 32×80: {fastest} (Blocked ", tuning.ToString());
     }
@@ -188,15 +221,16 @@ public class ConvTuningTests
     {
         // VGG's first layer (3 → 64) and its backward to the colour channels: Winograd needs 16 channels both ways.
         // The forward runs the blocked kernel untuned; the backward (20 → 3) is tuned between the blocked and the
-        // few-outputs kernels alone.
+        // few-outputs kernels alone (the blocked ones whole and split).
         using var b = Tuned();
         var clock = new Clock(ConvAlgorithm.Winograd4, ConvAlgorithm.Winograd4);
         b.TuningClock = clock.Time;
         ConvChecks.ForwardAndBackwardMatch(b, 3, 4, 1e-4, "tuned, 3 → 20", 20, 11, 12);
         var tuning = Assert.Single(b.Tunings);
         Assert.True(tuning.Backward);
-        Assert.Equal(["blocked", "few outputs", "blocked split 2", "blocked split 4"], tuning.Trials.Select(r => r.Plan.ToString()));
-        Assert.Equal(4, clock.Calls);
+        Assert.Equal(["blocked", "few outputs", "blocked split 2", "blocked split 4", "blocked 4×8", "blocked 4×8 split 2", "blocked 4×8 split 4"],
+            tuning.Trials.Select(r => r.Plan.ToString()));
+        Assert.Equal(7, clock.Calls);
     }
 
     [Fact]

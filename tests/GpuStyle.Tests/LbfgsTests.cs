@@ -26,12 +26,14 @@ public class LbfgsTests(IlgpuCpuFixture fx)
     [InlineData(5, 1)]
     [InlineData(7, 203)]     // several chunks of the 3-thread groups, and a tail
     [InlineData(3, 37)]
+    [InlineData(19, 37)]     // the combination's 8 rows a step: two steps and a tail of 3, a poisoned row in each
     public void Row_dots_and_combinations_match_float64_sums(int rowCount, int n)
     {
         var rnd = new TestData(Environment.TickCount ^ rowCount ^ n);
         var rows = Enumerable.Range(0, rowCount).Select(_ => rnd.UniformF32(n)).ToArray();
         var coefficients = rnd.UniformF32(rowCount);
-        coefficients[1] = 0;   // row 1 is poisoned below: a zero coefficient must not read it
+        coefficients[1] = 0;   // rows 1 and rowCount − 2 are poisoned below: a zero coefficient must not add them
+        coefficients[rowCount - 2] = 0;
         int a = rowCount - 1, b = 0, c = rowCount / 2;
         foreach (var be in Backends())
         {
@@ -48,7 +50,7 @@ public class LbfgsTests(IlgpuCpuFixture fx)
                         $"{be.Name}: row {j}·row {w} = {got[k * rowCount + j]}, expected {expected}");
                 }
 
-            var poisoned = rows.Select((r, j) => j == 1 ? Enumerable.Repeat(double.NaN, n).ToArray() : r).SelectMany(r => r).ToArray();
+            var poisoned = rows.Select((r, j) => coefficients[j] == 0 ? Enumerable.Repeat(double.NaN, n).ToArray() : r).SelectMany(r => r).ToArray();
             using var p = be.Make(new Shape(rowCount, 1, n), poisoned);
             using var coef = be.Make(Shape.Vector(rowCount), coefficients);
             using var y = be.Make(Shape.Vector(n), null);

@@ -472,6 +472,92 @@ public class TensorCoreGramTests
             }
         Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, {c}×{n}, {warps}×{warps} warps");
     }
+
+    /// <summary>Under --tf32 with MmaTune the Gram backward is tuned between the TF32 kernel and the fp32 SGEMM where
+    /// the SGEMM's blocks fit (C and N multiples of the tiny 16-sided blocks here): once a shape, each trial from dF as
+    /// it was, the call adding S·F once — by the TF32 kernel (its result on rounded operands) or the SGEMM (fp32). A
+    /// shape off the blocks runs the TF32 kernel untuned, as does every shape with MmaTune=0.</summary>
+    [Theory]
+    [InlineData(GramAlgorithm.Tf32, 1)]
+    [InlineData(GramAlgorithm.Sgemm, 1)]
+    [InlineData(GramAlgorithm.Sgemm, 0)]
+    public void Tf32_gram_backward_is_tuned_against_the_sgemm_and_adds_once(GramAlgorithm fastest, int tune)
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 1, MmaTune = tune },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        int calls = 0;
+        b.GramTuningClock = (_, _, a) => { calls++; return a.Algorithm == fastest ? 1e-3 : 2e-3; };
+        foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 80, false) })
+        {
+            var rnd = new TestData(Environment.TickCount ^ (c * n));
+            var fd = rnd.UniformF32(c * n);
+            var dgd = rnd.UniformF32(c * c);
+            var startd = rnd.UniformF32(c * n);
+            using var f = b.Make(new Shape(c, 1, n), fd);
+            using var dg = b.Make(new Shape(c, c, 1), dgd);
+            using var df = b.Make(new Shape(c, 1, n), startd);
+            b.GramBackwardAccumulate(f, dg, df);
+            bool sgemm = tune != 0 && tuned && fastest == GramAlgorithm.Sgemm;
+            var expected = (double[])startd.Clone();
+            for (int i = 0; i < c; i++)
+                for (int j = 0; j < c; j++)
+                {
+                    double s = sgemm ? (dgd[i * c + j] + dgd[j * c + i]) / n : Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                    for (int k = 0; k < n; k++) expected[i * n + k] += s * (sgemm ? fd[j * n + k] : Round(fd[j * n + k]));
+                }
+            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32-mode Gram backward, {c}×{n}, {(sgemm ? "by the SGEMM" : "TF32")}");
+            Assert.Equal(tune != 0 && tuned, b.GramTunings.Any(t => (t.C, t.N) == (c, n)));
+        }
+        if (tune == 0)
+        {
+            Assert.Equal(0, calls);
+            return;
+        }
+        Assert.Equal(2, calls);
+        var tuning = Assert.Single(b.GramTunings);
+        Assert.Equal(new GramPlan(fastest), tuning.Chosen);
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees, tuning.ToString()));
+        Assert.StartsWith($"gram backward 32×80: {fastest} (Tf32 ", tuning.ToString());
+    }
+
+    /// <summary>The TF32 Gram backward split over the channels it sums (Gram.IlgpuTensorCore.BackwardAccumulate with
+    /// splits, then AddSplits), offered where the grid gives 16 simulated SMs fewer than two groups each: 9 chunks of
+    /// 32 channels in 2 splits (5 and 4, the last chunk partly filled), as 128-bit vectors (C a multiple of 4) and as
+    /// scalars (C not); chosen, it adds S·F to dF once, like the unsplit kernel, on the rounded operands.</summary>
+    [Theory]
+    [InlineData(260, 80)]
+    [InlineData(258, 70)]
+    public void Tf32_gram_backward_split_over_the_channels_matches_the_reference(int c, int n)
+    {
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 1, MmaTune = 1 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
+        b.GramTuningClock = (_, _, a) => a.Splits == 2 ? 1e-3 : 2e-3;
+        var rnd = new TestData(Environment.TickCount ^ c);
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        var expected = (double[])startd.Clone();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
+            }
+        for (int use = 0; use < 2; use++)
+        {
+            // The first call tunes (each trial from dF as it was), the second runs the choice alone.
+            using var df = b.Make(new Shape(c, 1, n), startd);
+            b.GramBackwardAccumulate(f, dg, df);
+            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward split in 2, {c}×{n}, use {use + 1}");
+        }
+        var tuning = Assert.Single(b.GramTunings);
+        Assert.Equal(new GramPlan(GramAlgorithm.Tf32, 2), tuning.Chosen);
+        // (C is off the tiny SGEMM's 16-channel blocks: not a candidate.)
+        Assert.Equal(["Tf32", "Tf32 split 2"], tuning.Trials.Select(t => t.Plan.ToString()));
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+    }
 }
 
 /// <summary>One convolution's random inputs (x, weights, bias, and a gradient for the backward), run on a backend:

@@ -91,16 +91,16 @@ public sealed class TuningCacheTests : IDisposable
         int calls = 0;
         using (var first = Tuned(new TuningCache(CacheFile, Scope)))
         {
-            first.GramTuningClock = (_, _, a) => { calls++; return a == fastest ? 1e-3 : 2e-3; };
+            first.GramTuningClock = (_, _, a) => { calls++; return a.Algorithm == fastest ? 1e-3 : 2e-3; };
             ConvChecks.GramBackwardMatches(first, 32, 80, "first run, tuned");
             Assert.Equal(2, calls);
         }
         using var later = Tuned(new TuningCache(CacheFile, Scope));
-        later.GramTuningClock = (_, _, a) => { calls++; return a == fastest ? 2e-3 : 1e-3; };   // would choose the other
+        later.GramTuningClock = (_, _, a) => { calls++; return a.Algorithm == fastest ? 2e-3 : 1e-3; };   // would choose the other
         ConvChecks.GramBackwardMatches(later, 32, 80, "later run, the kept choice");   // accumulates once, as tuned
         Assert.Equal(2, calls);
         Assert.Empty(later.GramTunings);
-        Assert.Equal(fastest, later.GramPlanOf(32, 80));
+        Assert.Equal(new GramPlan(fastest), later.GramPlanOf(32, 80));
     }
 
     [Fact]

@@ -93,6 +93,8 @@ public class WinogradTests
     [InlineData(16, 16, 0, 48, 80)]
     [InlineData(64, 64, 1, 64, 192)]    // the GPU's 64-sided blocks, prefetching: 8 stages, 3 column blocks
     [InlineData(16, 16, 0, 33, 50)]     // sizes off the blocks: the blocked Gram kernel instead
+    [InlineData(64, 128, 1, 64, 256)]   // the 64×128 kernel with constant sides, accumulating (its own entry point)
+    [InlineData(128, 128, 1, 128, 128)] // the 128×128 one (256 threads)
     public void Gram_backward_by_the_sgemm_matches_the_reference(int bm, int bn, int prefetch, int c, int n)
     {
         // GramGemm: dF += S·F, S = (dG + dGᵀ)/N, by the fp32 SGEMM where C and N fit its blocks.

@@ -6,8 +6,9 @@ namespace GpuStyle.Engine.Ilgpu;
 /// <summary>Which kernels the ILGPU backend runs a convolution with: its fp32 staged kernel (blocked; tiled with
 /// --conv tiled), Winograd with 2×2 or 4×4 output tiles (fp32 GEMMs), Winograd F(2×2) with TF32 GEMMs, or the TF32
 /// tensor-core kernel (version 4; version 5 with its operands in fragment order: Tf32Fragments, its tile's height in
-/// the plan's Tile.TileHeight), or for at most 4 output channels a thread's 4 pixels of every output (FewOutputs).</summary>
-public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs, Tf32Fragments }
+/// the plan's Tile.TileHeight), or for at most 4 output channels a thread's 4 pixels of every output (FewOutputs) or
+/// the blocked kernel at 4 channels × 8 pixels a thread (BlockedFewOutputs).</summary>
+public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, FewOutputs, Tf32Fragments, BlockedFewOutputs }
 
 /// <summary>One way to run a convolution: the algorithm, for TF32 its tile, for Winograd with TF32 GEMMs the GEMM
 /// block's warps a side (blocks of 32·GemmWarps), for version 5 of the TF32 kernel its warp shape
@@ -21,15 +22,24 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.Winograd2Tf32 => $"F(2×2) TF32 {GemmWarps}×{GemmWarps} warps",
         ConvAlgorithm.Tf32 => $"TF32 {Tile.TileWidth}×{Tile.TileHeight}{Tile.Prefetch switch { 0 => "", 1 => " prefetch", _ => " async" }}",
         ConvAlgorithm.FewOutputs => "few outputs",
+        ConvAlgorithm.BlockedFewOutputs => "blocked 4×8" + (Splits > 1 ? $" split {Splits}" : ""),
         ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}"
             + (Splits > 1 ? $" split {Splits}" : ""),
         _ => Splits > 1 ? $"blocked split {Splits}" : "blocked",
     };
 }
 
-/// <summary>How the fp32 ILGPU backend runs the Gram backward dF += S·F: version 3's blocked kernel (4×4 a thread), or
-/// S = (dG + dGᵀ)/N made once and the SGEMM (8×8 a thread; where C and N are multiples of its blocks).</summary>
-public enum GramAlgorithm { Blocked, Sgemm }
+/// <summary>How the ILGPU backend runs the Gram backward dF += S·F: version 3's blocked kernel (4×4 a thread), or
+/// S = (dG + dGᵀ)/N made once and the fp32 SGEMM (8×8 a thread; where C and N are multiples of its blocks), or (under
+/// --tf32 with the tensor-core Gram) version 4 on tensor cores.</summary>
+public enum GramAlgorithm { Blocked, Sgemm, Tf32 }
+
+/// <summary>One way to run the Gram backward: the algorithm, and for the TF32 kernel the splits of its sum over the
+/// channels (Gram.IlgpuTensorCore.BackwardAccumulate: partial products, then AddSplits).</summary>
+public readonly record struct GramPlan(GramAlgorithm Algorithm, int Splits = 1)
+{
+    public override string ToString() => Splits > 1 ? $"{Algorithm} split {Splits}" : Algorithm.ToString();
+}
 
 /// <summary>One candidate tried for a shape: its time (the fastest of three runs) and its relative L2 distance from
 /// the first candidate's output, and whether that distance let it be chosen; or why it could not run (a kernel the
@@ -48,7 +58,7 @@ public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, 
 }
 
 /// <summary>What tuning chose for one Gram backward's shape (C channels, N positions), and why.</summary>
-public sealed record GramTuning(int C, int N, GramAlgorithm Chosen, IReadOnlyList<Trial<GramAlgorithm>> Trials)
+public sealed record GramTuning(int C, int N, GramPlan Chosen, IReadOnlyList<Trial<GramPlan>> Trials)
 {
     public override string ToString() => $"gram backward {C}×{N}: {Chosen} ({string.Join(", ", Trials)})";
 }
@@ -77,7 +87,7 @@ public sealed partial class IlgpuBackend
 
     readonly Dictionary<(int C, int N), GramTuning> _gramTunings = [];
     /// <summary>The Gram backward's plan for each tunable shape once known (tuned, or read from the tuning cache).</summary>
-    readonly Dictionary<(int C, int N), GramAlgorithm> _gramPlans = [];
+    readonly Dictionary<(int C, int N), GramPlan> _gramPlans = [];
 
     /// <summary>The plan a convolution's shape and direction runs, once known (tuned, read from the tuning cache, or its
     /// only candidate); null before its first use, and for the kernels --conv fixes.</summary>
@@ -85,7 +95,7 @@ public sealed partial class IlgpuBackend
         _plans.TryGetValue((cin, cout, h, w, backward), out var plan) ? plan : null;
 
     /// <summary>The same for the Gram backward of C channels and N positions, where it is tuned.</summary>
-    public GramAlgorithm? GramPlanOf(int c, int n) => _gramPlans.TryGetValue((c, n), out var plan) ? plan : null;
+    public GramPlan? GramPlanOf(int c, int n) => _gramPlans.TryGetValue((c, n), out var plan) ? plan : null;
 
     /// <summary>Where the choices are kept between runs (<see cref="Ilgpu.TuningCache"/>): a shape found there is not
     /// tuned, and its choice is not among <see cref="Tunings"/> (which lists what this run timed). Null: every run
@@ -96,7 +106,7 @@ public sealed partial class IlgpuBackend
     public IReadOnlyList<GramTuning> GramTunings => [.. _gramTunings.Values];
 
     /// <summary>For tests: as <see cref="TuningClock"/>, for the Gram backward (C, N, candidate).</summary>
-    public Func<int, int, GramAlgorithm, double>? GramTuningClock { get; set; }
+    public Func<int, int, GramPlan, double>? GramTuningClock { get; set; }
 
     /// <summary>For tests: the seconds a trial "took", in place of running and timing it (the candidate's output is
     /// still computed and compared).</summary>
@@ -116,7 +126,8 @@ public sealed partial class IlgpuBackend
     /// with TF32 GEMMs in the configured block (MmaGramWarps) and in one twice its side where that fits the device
     /// (Tf32GemmWarps), and fp32 F(2×2) and F(4×4) — no less accurate than TF32, so where one of them is faster it is
     /// what --tf32 should run. Both tunings time a convolution with at most 4 output channels (the backward to the
-    /// colour channels) by the blocked kernel and the few-outputs one. With MmaFragments, MmaTune tries version 5 of the
+    /// colour channels) by the blocked kernel, the few-outputs one and the blocked kernel at 4 outputs × 8 pixels a thread
+    /// (the blocked ones also split over the inputs). With MmaFragments, MmaTune tries version 5 of the
     /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows, in the warp
     /// shapes MmaFragments names (FragmentPlans) — and version 4 at its configured tile only.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
@@ -143,7 +154,10 @@ public sealed partial class IlgpuBackend
         else if (TunesFewOutputs(_launch) && d.Cout <= Conv3x3.IlgpuFewOutputs.MaxOutputs)
             candidates = () => [new(ConvAlgorithm.Staged), new(ConvAlgorithm.FewOutputs),
                 .. BlockedSplitsOffered(d.Cin, _launch.BlockedChunk, _launch.BlockedSplits)
-                    .Select(s => new ConvPlan(ConvAlgorithm.Staged, Splits: s))];
+                    .Select(s => new ConvPlan(ConvAlgorithm.Staged, Splits: s)),
+                new(ConvAlgorithm.BlockedFewOutputs),
+                .. BlockedSplitsOffered(d.Cin, _launch.BlockedChunk, _launch.BlockedSplits)
+                    .Select(s => new ConvPlan(ConvAlgorithm.BlockedFewOutputs, Splits: s))];
         else
             return new(ConvAlgorithm.Staged);
         var key = (d.Cin, d.Cout, d.H, d.W, backward);
@@ -211,14 +225,24 @@ public sealed partial class IlgpuBackend
 
     /// <summary>How the Gram backward runs for this shape (d: C channels, N positions): the SGEMM where GramGemm asks
     /// for it; under --conv tuned, where the SGEMM's blocks fit, the faster of it and the blocked kernel, found the first
-    /// time the shape is met. dF is accumulated into, so each trial starts from a copy of dF as it was
-    /// (<paramref name="run"/> computes dF += S·F; the caller runs the choice once more on the original dF).</summary>
-    GramAlgorithm GramPlanFor(int c, int n, bool sgemmFits, Tensor df, Action<GramAlgorithm> run)
+    /// time the shape is met; under --tf32 with the tensor-core Gram, the TF32 kernel, or with MmaTune, where the SGEMM
+    /// fits, the faster of the two (on an H200, 2026-11-28, relu1_1's backward took 0.16 ms in TF32 and 0.12 by the
+    /// SGEMM in the fp32 default), and where the TF32 grid is too small to give each SM two groups, the TF32 kernel
+    /// split over the channels as version 5's convolution is (SplitsOffered, up to MmaSplits). dF is accumulated into,
+    /// so each trial starts from a copy of dF as it was (<paramref name="run"/> computes dF += S·F; the caller runs the
+    /// choice once more on the original dF).</summary>
+    GramPlan GramPlanFor(int c, int n, bool sgemmFits, Tensor df, Action<GramPlan> run)
     {
-        if (!sgemmFits) return GramAlgorithm.Blocked;
-        if (_launch.Conv != ConvKernel.Tuned) return _launch.GramGemm != 0 ? GramAlgorithm.Sgemm : GramAlgorithm.Blocked;
+        bool tf32 = _gramMmaBackward is not null;
+        if (tf32 && _launch.MmaTune == 0) return new(GramAlgorithm.Tf32);
+        if (!tf32 && !sgemmFits) return new(GramAlgorithm.Blocked);
+        if (!tf32 && _launch.Conv != ConvKernel.Tuned) return new(_launch.GramGemm != 0 ? GramAlgorithm.Sgemm : GramAlgorithm.Blocked);
         if (_gramPlans.TryGetValue((c, n), out var kept)) return kept;
-        GramAlgorithm[] list = [GramAlgorithm.Blocked, GramAlgorithm.Sgemm];
+        GramPlan[] list = tf32
+            ? [new(GramAlgorithm.Tf32), .. Tf32GramSplitsOffered(c, n).Select(s => new GramPlan(GramAlgorithm.Tf32, s)),
+                .. sgemmFits ? [new GramPlan(GramAlgorithm.Sgemm)] : Array.Empty<GramPlan>()]
+            : [new(GramAlgorithm.Blocked), new(GramAlgorithm.Sgemm)];
+        if (list.Length == 1) return _gramPlans[(c, n)] = list[0];
         string shape = $"gram backward {c}×{n}";
         var names = list.Select(p => p.ToString()).ToList();
         if (TuningCache?.Lookup(shape, names) is { } index) return _gramPlans[(c, n)] = list[index];
@@ -229,7 +253,7 @@ public sealed partial class IlgpuBackend
         {
             Copy(original, df);
             run(plan);
-        }, clock is null ? null : plan => clock(c, n, plan), afterRun: null, TuningTolerance);
+        }, clock is null ? null : plan => clock(c, n, plan), afterRun: null, tf32 ? Tf32TuningTolerance : TuningTolerance);
         Copy(original, df);
         _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials);
         TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));

@@ -192,6 +192,10 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>? _convForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int>? _convBackward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _convFewOutputs;
+    // The split TF32 Gram backward's sum of partials (Gram.IlgpuTensorCore.AddSplits), loaded when first used.
+    Action<Index1D, ArrayView<float>, ArrayView<float>, long, int>? _gramAddSplits;
+    // The blocked kernel for at most 4 outputs (Conv3x3.IlgpuBlockedFewOutputs), loaded when first tuned.
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, int>? _convBlockedFewOutputs;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _poolForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> _poolBackward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>? _gramForward;
@@ -257,7 +261,7 @@ public sealed partial class IlgpuBackend : IBackend
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramMmaBackward;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaBackward;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramS;
 
     public Accelerator Accelerator { get; }
@@ -389,6 +393,8 @@ public sealed partial class IlgpuBackend : IBackend
             yield return ("tiled Gram kernels", Gram.IlgpuTiled.SharedFloats(o.TileWidth));
         }
         if (UsesBlockedConv(o)) yield return ("blocked convolution", Conv3x3.IlgpuBlocked.SharedFloats(o.BlockedWidth, o.BlockedHeight, o.BlockedChunk));
+        if (TunesFewOutputs(o))
+            yield return ("blocked few-outputs convolution", Conv3x3.IlgpuBlockedFewOutputs.SharedFloats(BlockedFewOutputsWidth(o), o.BlockedHeight, o.BlockedChunk));
         if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
         if (o.Conv == ConvKernel.Tf32 && o.MmaFragments != 0)
@@ -519,7 +525,7 @@ public sealed partial class IlgpuBackend : IBackend
             {
                 _gramMmaForward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Gram.IlgpuTensorCore.ForwardPartial);
                 _gramSymmetric = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>>(Gram.IlgpuTensorCore.SymmetricScaled);
-                _gramMmaBackward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTensorCore.BackwardAccumulate);
+                _gramMmaBackward = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Gram.IlgpuTensorCore.BackwardAccumulate);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
@@ -642,6 +648,9 @@ public sealed partial class IlgpuBackend : IBackend
                     break;
                 case ConvAlgorithm.FewOutputs:
                     _convFewOutputs!(Conv3x3.IlgpuFewOutputs.Threads(d), V(x), V(x), V(w), V(b), V(y), d, r, 1, 0);
+                    break;
+                case ConvAlgorithm.BlockedFewOutputs:
+                    ConvBlockedFewOutputs(V(x), V(x), V(w), V(b), V(y), d, r, hasBias: 1, useMask: 0, plan.Splits);
                     break;
                 default:
                     ConvWinograd(plan, V(x), V(x), V(w), flip: 0, V(b), V(y), d, r, hasBias: 1, useMask: 0);
@@ -841,6 +850,15 @@ public sealed partial class IlgpuBackend : IBackend
                 yield return s;
     }
 
+    /// <summary>The splits the TF32 Gram backward of C channels and N positions is tuned with (SplitsOffered on its
+    /// grid of 64-sided tiles and its KChunk-deep chunks of channels, up to MmaSplits).</summary>
+    IEnumerable<int> Tf32GramSplitsOffered(int c, int n)
+    {
+        int side = Gram.IlgpuTensorCore.Side(_launch.MmaGramWarps);
+        long groups = (long)((n + side - 1) / side) * ((c + side - 1) / side);
+        return SplitsOffered(groups, (c + Gram.IlgpuTensorCore.KChunk - 1) / Gram.IlgpuTensorCore.KChunk, Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits);
+    }
+
     /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
     ArrayView<float> PackFragments(ArrayView<float> w, ConvDims d, int flip)
     {
@@ -900,10 +918,12 @@ public sealed partial class IlgpuBackend : IBackend
                 case ConvAlgorithm.Tf32Fragments:
                     RunFragments(plan, V(dy), V(reluOutput ?? dy), PackFragments(V(w), back, flip: 1), V(dy), V(dx), back, 0, 0, mask);
                     break;
-                case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs:
+                case ConvAlgorithm.Staged or ConvAlgorithm.FewOutputs or ConvAlgorithm.BlockedFewOutputs:
                     var flipped = Scratch(ref _flipped, w.Length);
                     _transposeFlip(w.Length, V(w), flipped, d.Cin, d.Cout);
-                    if (plan.Algorithm == ConvAlgorithm.Staged && plan.Splits > 1)
+                    if (plan.Algorithm == ConvAlgorithm.BlockedFewOutputs)
+                        ConvBlockedFewOutputs(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask, plan.Splits);
+                    else if (plan.Algorithm == ConvAlgorithm.Staged && plan.Splits > 1)
                         ConvBlockedSplit(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask, plan.Splits);
                     else if (plan.Algorithm == ConvAlgorithm.Staged)
                         ConvStaged(V(dy), V(reluOutput ?? dy), flipped, V(dy), V(dx), back, relu: 0, hasBias: 0, useMask: mask);
@@ -983,12 +1003,12 @@ public sealed partial class IlgpuBackend : IBackend
 
     /// <summary>C[z] (+)= A[z]ᵀ·B[z] for z &lt; batches by the fp32 SGEMM (sizes multiples of its blocks).</summary>
     void Sgemm(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, int k, int m, int n, int bm, int bn, int batches, int accumulate) =>
-        SgemmKernel(bm, bn)(new KernelConfig(new Index3D(n / bn, m / bm, batches), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
+        SgemmKernel(bm, bn, accumulate)(new KernelConfig(new Index3D(n / bn, m / bm, batches), new Index3D(Conv3x3.IlgpuWinograd.Threads(bm, bn), 1, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuWinograd.SharedFloats(bm, bn))), a, b, c, k, m, n, bm, bn, _launch.WinogradPrefetch, accumulate);
 
-    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> SgemmKernel(int bm, int bn)
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int> SgemmKernel(int bm, int bn, int accumulate)
     {
-        var kernel = _launch.SgemmFixedBlocks != 0 ? Conv3x3.IlgpuWinograd.GemmFor(bm, bn, _launch.WinogradPrefetch) : Conv3x3.IlgpuWinograd.Gemm;
+        var kernel = _launch.SgemmFixedBlocks != 0 ? Conv3x3.IlgpuWinograd.GemmFor(bm, bn, _launch.WinogradPrefetch, accumulate) : Conv3x3.IlgpuWinograd.Gemm;
         if (!_sgemm.TryGetValue(kernel.Method, out var launcher))
             _sgemm[kernel.Method] = launcher = _loader.Grouped<SgemmLauncher>(kernel);
         return launcher;
@@ -1014,6 +1034,31 @@ public sealed partial class IlgpuBackend : IBackend
         _convBlocked!(BlockedConfig(d.Cout, d.H, d.W, splits), x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
         SumSplits(partials, b, y, d, splits, relu, hasBias);
     }
+
+    /// <summary>A convolution with at most 4 outputs by Conv3x3.IlgpuBlockedFewOutputs (4 channels × 8 pixels a
+    /// thread), split over the input channels where <paramref name="splits"/> &gt; 1 (partials, then SumSplits).</summary>
+    void ConvBlockedFewOutputs(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y,
+        ConvDims d, int relu, int hasBias, int useMask, int splits)
+    {
+        _convBlockedFewOutputs ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, int>>(
+            Conv3x3.IlgpuBlockedFewOutputs.Forward);
+        int tw = BlockedFewOutputsWidth(_launch), th = _launch.BlockedHeight;
+        var config = new KernelConfig(new Index3D((d.W + tw - 1) / tw, (d.H + th - 1) / th, splits),
+            new Index3D(tw / Conv3x3.IlgpuBlockedFewOutputs.PixelsPerThread, th, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlockedFewOutputs.SharedFloats(tw, th, _launch.BlockedChunk)));
+        if (splits == 1)
+        {
+            _convBlockedFewOutputs(config, x, mask, w, b, y, d, relu, hasBias, useMask, _launch.BlockedChunk, _launch.BlockedBatch, 1);
+            return;
+        }
+        var partials = Scratch(ref _splitPartials, splits * (long)d.Cout * d.H * d.W);
+        _convBlockedFewOutputs(config, x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
+        SumSplits(partials, b, y, d, splits, relu, hasBias);
+    }
+
+    /// <summary>The few-outputs blocked kernel's tile width: twice the blocked kernel's, so that its groups have the
+    /// blocked kernel's threads (8 pixels a thread against 4).</summary>
+    static int BlockedFewOutputsWidth(IlgpuLaunchOptions o) => o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * Conv3x3.IlgpuBlockedFewOutputs.PixelsPerThread;
 
     void SumSplits(ArrayView<float> partials, ArrayView<float> b, ArrayView<float> y, ConvDims d, int splits, int relu, int hasBias)
     {
@@ -1153,21 +1198,28 @@ public sealed partial class IlgpuBackend : IBackend
             _gramBackward!(df.Length, V(f), V(dg), V(df), c, n);
             return;
         }
-        if (_gramMmaBackward is not null)
-        {
-            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
-            var sym = Scratch(ref _gramS, (long)c * c);
-            _gramSymmetric!(c * c, V(dg), sym, c, 1f / n, 1);
-            _gramMmaBackward(new KernelConfig(new Index2D((n + mside - 1) / mside, (c + mside - 1) / mside), new Index2D(Gram.IlgpuTensorCore.Threads(w), 1),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), sym, V(df), c, n, w,
-                _launch.MmaGemmBatch);
-            return;
-        }
         int gbm = _launch.WinogradBlockFor(c), gbn = _launch.WinogradN;
         bool sgemmFits = _gramSymmetric is not null && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0;
-        void Run(GramAlgorithm algorithm)
+        void Run(GramPlan plan)
         {
-            if (algorithm == GramAlgorithm.Sgemm)
+            if (plan.Algorithm == GramAlgorithm.Tf32)
+            {
+                int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w), splits = plan.Splits;
+                var rounded = Scratch(ref _gramS, (long)c * c);
+                _gramSymmetric!(c * c, V(dg), rounded, c, 1f / n, 1);
+                long count = (long)c * n;
+                var output = splits > 1 ? Scratch(ref _splitPartials, splits * count) : V(df);
+                _gramMmaBackward!(new KernelConfig(new Index3D((n + mside - 1) / mside, (c + mside - 1) / mside, splits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), rounded, output, c, n, w,
+                    _launch.MmaGemmBatch, splits);
+                if (splits > 1)
+                {
+                    _gramAddSplits ??= _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, long, int>>(Gram.IlgpuTensorCore.AddSplits);
+                    _gramAddSplits((int)count, output, V(df), count, splits);
+                }
+                return;
+            }
+            if (plan.Algorithm == GramAlgorithm.Sgemm)
             {
                 // dF += S·F with S = (dG + dGᵀ)/N symmetric: as the SGEMM's Aᵀ·B with A = S, B = F, one batch.
                 var sym = Scratch(ref _gramS, (long)c * c);
