@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Nsight Compute on the kernels of a 512² iteration that run far below what their bytes and FLOPs allow (twentieth
 # session): VGG's first layer, 3→64 forward, and its backward to the colour channels, 64→3 (the blocked kernel, the
-# few-outputs one, the blocked kernel split over its inputs and the partial sums), and relu1_1's Gram (64 × 262 144,
-# TF32 forward and backward). `bench --layer relu1_1` runs them (tuning included). Prepare as for gpu-check.sh
+# few-outputs one, the blocked kernel split over its inputs and the partial sums; since the twenty-first session the
+# blocked kernel at 4 outputs × 8 pixels, whole and split in 2), and relu1_1's Gram (64 × 262 144, TF32 forward and
+# backward, the backward's epilogue now loading its old values before any store). `bench --layer relu1_1` runs them (tuning included). Prepare as for gpu-check.sh
 # (bash docs/gpu-prepare.sh), then with the device tool: run(command="bash docs/gpu-ncu.sh", carry=[".device"]).
 # Prints, per profiled launch, its grid, duration, throughputs, occupancy and the profiler's advice; the whole
 # reports stay under $OUT.
@@ -19,7 +20,10 @@ NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu /opt/nvidia/nsight-compute/*
 # name, flags, launch options, kernel regex, launches to skip, launches to profile
 for spec in "conv-first - BlockedSplits=1 conv3x3_blocked|conv3x3_few_outputs 0 3" \
             "conv-split - BlockedSplits=4 conv3x3_blocked|conv3x3_sum_splits 0 14" \
-            "gram-tf32 --tf32 MmaTune=0 gram_.* 0 4"; do
+            "conv-4x8 - BlockedSplits=1 conv3x3_blocked_few_outputs 0 1" \
+            "conv-4x8-split - BlockedSplits=2 conv3x3_blocked_few_outputs 4 1" \
+            "gram-tf32 --tf32 MmaTune=0 gram_.* 0 4" \
+            "gram-bwd-tf32 --tf32 MmaTune=0 gram_backward_tf32_mma 0 1"; do
   set -- $spec
   l=$(left); (( l < 20 )) && { echo "!! skipped (budget spent): $1"; continue; }
   flag=$2; [ "$flag" = - ] && flag=""

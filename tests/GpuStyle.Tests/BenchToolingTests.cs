@@ -117,11 +117,11 @@ public class LaunchOptionTests
         IlgpuBackend.Validate(options with { MmaGemmBatch = 1 }, "an H200", 1024);
     }
 
-    /// <summary>Every "Name=value,…" in docs/gpu-check.sh and docs/gpu-verify.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
+    /// <summary>Every "Name=value,…" in docs/gpu-check.sh, docs/gpu-verify.sh and docs/gpu-ncu.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
     /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
     /// 2026-11-27).</summary>
     public static IEnumerable<object[]> GpuCheckLaunchStrings() =>
-        new[] { "docs/gpu-check.sh", "docs/gpu-verify.sh" }.SelectMany(script =>
+        new[] { "docs/gpu-check.sh", "docs/gpu-verify.sh", "docs/gpu-ncu.sh" }.SelectMany(script =>
             System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(Repo.File(script)), @"\b[A-Z][a-z][A-Za-z]*=\d+(,[A-Z][a-z][A-Za-z]*=\d+)*"))
             .Select(m => m.Value).Distinct().Select(s => new object[] { s });
 
