@@ -768,19 +768,16 @@ public static partial class Conv3x3
     {
         public const int MaxOutputs = 4, PixelsPerThread = 8;
 
-        /// <summary>Patch rows TW + 4 floats apart: a multiple of 4 (aligned vectors), room for the last thread's
-        /// 12-float read of a (TW + 2)-float row.</summary>
-        public static int RowStride(int tw) => tw + 4;
-
-        public static int SharedFloats(int tw, int th, int chunk) =>
-            chunk * (th + 2) * RowStride(tw) + chunk * 9 * IlgpuTiled.ChannelsPerGroup;
+        /// <summary>The blocked kernel's shared memory for a TW×TH tile: patch rows TW + 4 floats apart (a multiple of
+        /// 4: aligned vectors; room for the last thread's 12-float read of a (TW + 2)-float row), then the weights.</summary>
+        public static int SharedFloats(int tw, int th, int chunk) => IlgpuBlocked.SharedFloats(tw, th, chunk);
 
         [KernelName("conv3x3_blocked_few_outputs")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
             ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int chunk, int batch, int splits)
         {
             int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
-            int pw = tw + 2, ph = th + 2, rs = RowStride(tw), split = Grid.IdxZ;
+            int pw = tw + 2, ph = th + 2, rs = IlgpuBlocked.RowStride(tw), split = Grid.IdxZ;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th;
             var share = IlgpuTiled.SplitShare.Of((d.Cin + chunk - 1) / chunk, splits, split);
             int firstInput = share.First * chunk, endInput = share.End * chunk < d.Cin ? share.End * chunk : d.Cin;
