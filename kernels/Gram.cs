@@ -338,6 +338,25 @@ public static class Gram
             return inside ? v : 0f;
         }
 
+        /// <summary>The backward's S = dG + dGᵀ at (i, j), zero outside C×C or past the chunk's Depth rows (jj) —
+        /// branch-free loads (element 0 where outside).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static float SValue(ArrayView<float> dg, int c, int i, int j, int jj)
+        {
+            bool inside = jj < Depth && i < c && j < c;
+            float a = dg[inside ? i * c + j : 0], b = dg[inside ? j * c + i : 0];
+            return inside ? a + b : 0f;
+        }
+
+        /// <summary>The backward's F at (j, k), zero outside C×N or past the chunk's Depth rows (jj), branch-free.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static float FValue(ArrayView<float> f, int c, int n, int j, long k, int jj)
+        {
+            bool inside = jj < Depth && j < c && k < n;
+            float v = f[inside ? j * (long)n + k : 0];
+            return inside ? v : 0f;
+        }
+
         /// <summary>Where element e (row e / Depth, position e mod Depth) goes in a [position][row] tile.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static int TileSlot(int e, int side)
@@ -374,12 +393,20 @@ public static class Gram
             int col = tid % side, rowStep = threads / side;
             for (int j0 = 0; j0 < c; j0 += Depth)
             {
-                for (int jj = tid / side; jj < Depth; jj += rowStep)
+                // Four rows of both tiles a pass, their loads issued before the first store (as the forward's staging:
+                // generic loads may not pass a shared store) — the fp32 Gram backward wherever the SGEMM's blocks do
+                // not fit (C or N off its 128-sided blocks: most image sizes that are not multiples of 16 px).
+                for (int jj = tid / side; jj < Depth; jj += 4 * rowStep)
                 {
-                    int j = j0 + jj, i = i0 + col;
-                    long k = k0 + col;
-                    sTile[jj * side + col] = i < c && j < c ? dg[i * c + j] + dg[j * c + i] : 0f;
-                    fTile[jj * side + col] = j < c && k < n ? f[j * (long)n + k] : 0f;
+                    int jj1 = jj + rowStep, jj2 = jj1 + rowStep, jj3 = jj2 + rowStep;
+                    float s0 = SValue(dg, c, i0 + col, j0 + jj, jj), f0 = FValue(f, c, n, j0 + jj, k0 + col, jj);
+                    float s1 = SValue(dg, c, i0 + col, j0 + jj1, jj1), f1 = FValue(f, c, n, j0 + jj1, k0 + col, jj1);
+                    float s2 = SValue(dg, c, i0 + col, j0 + jj2, jj2), f2 = FValue(f, c, n, j0 + jj2, k0 + col, jj2);
+                    float s3 = SValue(dg, c, i0 + col, j0 + jj3, jj3), f3 = FValue(f, c, n, j0 + jj3, k0 + col, jj3);
+                    sTile[jj * side + col] = s0; fTile[jj * side + col] = f0;
+                    if (jj1 < Depth) { sTile[jj1 * side + col] = s1; fTile[jj1 * side + col] = f1; }
+                    if (jj2 < Depth) { sTile[jj2 * side + col] = s2; fTile[jj2 * side + col] = f2; }
+                    if (jj3 < Depth) { sTile[jj3 * side + col] = s3; fTile[jj3 * side + col] = f3; }
                 }
                 Group.Barrier();
                 for (int jj = 0; jj < Depth; jj++)
