@@ -602,6 +602,15 @@ public static partial class Conv3x3
                 int each = (chunks + splits - 1) / splits, first = split * each;
                 return new SplitShare { First = first, End = first + each < chunks ? first + each : chunks };
             }
+
+            /// <summary>The same share in channels: of <paramref name="channels"/> in chunks of <paramref name="chunk"/>,
+            /// channels First … End−1 (End at most the channel count; First past End in an empty split).</summary>
+            public static SplitShare OfChannels(int channels, int chunk, int splits, int split)
+            {
+                var share = Of((channels + chunk - 1) / chunk, splits, split);
+                int end = share.End * chunk;
+                return new SplitShare { First = share.First * chunk, End = end < channels ? end : channels };
+            }
         }
 
         /// <summary>Where split <paramref name="split"/> writes: y itself unsplit, else its Cout·H·W block of the partial
@@ -678,8 +687,8 @@ public static partial class Conv3x3
             int pw = tw + 2, ph = th + 2, rs = RowStride(tw);
             int outputGroups = (d.Cout + IlgpuTiled.ChannelsPerGroup - 1) / IlgpuTiled.ChannelsPerGroup, split = Grid.IdxZ / outputGroups;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th, o0 = (Grid.IdxZ - split * outputGroups) * IlgpuTiled.ChannelsPerGroup;
-            var share = IlgpuTiled.SplitShare.Of((d.Cin + chunk - 1) / chunk, splits, split);
-            int firstInput = share.First * chunk, endInput = share.End * chunk < d.Cin ? share.End * chunk : d.Cin;
+            var inputs = IlgpuTiled.SplitShare.OfChannels(d.Cin, chunk, splits, split);
+            int firstInput = inputs.First, endInput = inputs.End;
             y = IlgpuTiled.SplitOutput(y, d, splits, split);
             int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
             // The regions are cut in Float4 units (both sizes are multiples of 4 floats: rs is one, and 9·8 per
@@ -779,8 +788,8 @@ public static partial class Conv3x3
             int tw = Group.DimX * PixelsPerThread, th = Group.DimY, tx = Group.IdxX, ty = Group.IdxY;
             int pw = tw + 2, ph = th + 2, rs = IlgpuBlocked.RowStride(tw), split = Grid.IdxZ;
             int x0 = Grid.IdxX * tw, y0 = Grid.IdxY * th;
-            var share = IlgpuTiled.SplitShare.Of((d.Cin + chunk - 1) / chunk, splits, split);
-            int firstInput = share.First * chunk, endInput = share.End * chunk < d.Cin ? share.End * chunk : d.Cin;
+            var inputs = IlgpuTiled.SplitShare.OfChannels(d.Cin, chunk, splits, split);
+            int firstInput = inputs.First, endInput = inputs.End;
             y = IlgpuTiled.SplitOutput(y, d, splits, split);
             int tid = ty * Group.DimX + tx, threads = Group.DimX * th;
             // Regions cut in Float4 units, as in the blocked kernel (so that every vector load is known aligned).

@@ -579,10 +579,9 @@ public static class Gram
         {
             int i0 = Grid.IdxY * Side(warpsSide), split = Grid.IdxZ;
             long k0 = (long)Grid.IdxX * Side(warpsSide);
-            var share = Conv3x3.IlgpuTiled.SplitShare.Of((c + KChunk - 1) / KChunk, splits, split);
-            int jFirst = share.First * KChunk, jEnd = share.End * KChunk < c ? share.End * KChunk : c;
-            // S's columns and F's rows jFirst … jEnd−1 (none in an empty split: its partial is zeros).
-            var acc = NnBlock(s, jFirst, c, c, f, (long)jFirst * n, n, n, jEnd - jFirst, i0, k0, warpsSide, batch);
+            var share = Conv3x3.IlgpuTiled.SplitShare.OfChannels(c, KChunk, splits, split);
+            // S's columns and F's rows First … End−1 (none in an empty split: its partial is zeros).
+            var acc = NnBlock(s, share.First, c, c, f, (long)share.First * n, n, n, share.End - share.First, i0, k0, warpsSide, batch);
             int warp = Group.IdxX >> 5, lane = Group.IdxX & 31, wm = warp / warpsSide, wn = warp - wm * warpsSide;
             Store(df, (long)split * c, c, n, i0 + wm * 32 + (lane >> 2), k0 + wn * 32 + 2 * (lane & 3), acc, 1f, accumulate: splits > 1 ? 0 : 1);
         }

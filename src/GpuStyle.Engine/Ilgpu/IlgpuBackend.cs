@@ -812,15 +812,9 @@ public sealed partial class IlgpuBackend : IBackend
         ConvDims d, int relu, int hasBias, int useMask)
     {
         var kernel = ConvFragments(plan.WarpShape);
-        if (plan.Splits <= 1)
-        {
-            kernel(FragmentsConfig(plan, d), x, mask, packed, b, y, d, relu, hasBias, useMask, plan.Tile.TileHeight, 1);
-            return;
-        }
-        long outputs = (long)d.Cout * d.H * d.W;
-        var partials = Scratch(ref _splitPartials, plan.Splits * outputs);
-        kernel(FragmentsConfig(plan, d), x, mask, packed, b, partials, d, 0, 0, useMask, plan.Tile.TileHeight, plan.Splits);
-        SumSplits(partials, b, y, d, plan.Splits, relu, hasBias);
+        int splits = Math.Max(1, plan.Splits);
+        RunSplit(d, splits, b, y, relu, hasBias, (output, r, h) =>
+            kernel(FragmentsConfig(plan, d), x, mask, packed, b, output, d, r, h, useMask, plan.Tile.TileHeight, splits));
     }
 
     /// <summary>Version 5's plans (<see cref="FragmentPlans"/>), then the splits of its 32-channel-warp plans that
@@ -1028,12 +1022,8 @@ public sealed partial class IlgpuBackend : IBackend
     /// the bias and ReLU (Conv3x3.IlgpuTiled.SumSplits).</summary>
     void ConvBlockedSplit(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b, ArrayView<float> y,
         ConvDims d, int relu, int hasBias, int useMask, int splits)
-    {
-        long outputs = (long)d.Cout * d.H * d.W;
-        var partials = Scratch(ref _splitPartials, splits * outputs);
-        _convBlocked!(BlockedConfig(d.Cout, d.H, d.W, splits), x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
-        SumSplits(partials, b, y, d, splits, relu, hasBias);
-    }
+        => RunSplit(d, splits, b, y, relu, hasBias, (output, r, h) =>
+            _convBlocked!(BlockedConfig(d.Cout, d.H, d.W, splits), x, mask, w, b, output, d, r, h, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits));
 
     /// <summary>A convolution with at most 4 outputs by Conv3x3.IlgpuBlockedFewOutputs (4 channels × 8 pixels a
     /// thread), split over the input channels where <paramref name="splits"/> &gt; 1 (partials, then SumSplits).</summary>
@@ -1046,19 +1036,29 @@ public sealed partial class IlgpuBackend : IBackend
         var config = new KernelConfig(new Index3D((d.W + tw - 1) / tw, (d.H + th - 1) / th, splits),
             new Index3D(tw / Conv3x3.IlgpuBlockedFewOutputs.PixelsPerThread, th, 1),
             SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuBlockedFewOutputs.SharedFloats(tw, th, _launch.BlockedChunk)));
-        if (splits == 1)
-        {
-            _convBlockedFewOutputs(config, x, mask, w, b, y, d, relu, hasBias, useMask, _launch.BlockedChunk, _launch.BlockedBatch, 1);
-            return;
-        }
-        var partials = Scratch(ref _splitPartials, splits * (long)d.Cout * d.H * d.W);
-        _convBlockedFewOutputs(config, x, mask, w, b, partials, d, 0, 0, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits);
-        SumSplits(partials, b, y, d, splits, relu, hasBias);
+        var kernel = _convBlockedFewOutputs;
+        RunSplit(d, splits, b, y, relu, hasBias, (output, r, h) =>
+            kernel(config, x, mask, w, b, output, d, r, h, useMask, _launch.BlockedChunk, _launch.BlockedBatch, splits));
     }
 
     /// <summary>The few-outputs blocked kernel's tile width: twice the blocked kernel's, so that its groups have the
     /// blocked kernel's threads (8 pixels a thread against 4).</summary>
     static int BlockedFewOutputsWidth(IlgpuLaunchOptions o) => o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * Conv3x3.IlgpuBlockedFewOutputs.PixelsPerThread;
+
+    /// <summary>A convolution that may be split over its input channels: <paramref name="launch"/>(output, relu,
+    /// hasBias) runs its kernel — unsplit into y with the bias and ReLU; split, into the partial outputs without them,
+    /// which SumSplits then adds, with the bias and ReLU, into y.</summary>
+    void RunSplit(ConvDims d, int splits, ArrayView<float> b, ArrayView<float> y, int relu, int hasBias, Action<ArrayView<float>, int, int> launch)
+    {
+        if (splits <= 1)
+        {
+            launch(y, relu, hasBias);
+            return;
+        }
+        var partials = Scratch(ref _splitPartials, splits * (long)d.Cout * d.H * d.W);
+        launch(partials, 0, 0);
+        SumSplits(partials, b, y, d, splits, relu, hasBias);
+    }
 
     void SumSplits(ArrayView<float> partials, ArrayView<float> b, ArrayView<float> y, ConvDims d, int splits, int relu, int hasBias)
     {
