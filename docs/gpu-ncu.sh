@@ -3,7 +3,8 @@
 # session): VGG's first layer, 3→64 forward, and its backward to the colour channels, 64→3 (the blocked kernel, the
 # few-outputs one, the blocked kernel split over its inputs and the partial sums; since the twenty-first session the
 # blocked kernel at 4 outputs × 8 pixels, whole and split in 2), and relu1_1's Gram (64 × 262 144, TF32 forward and
-# backward, the backward's epilogue now loading its old values before any store). `bench --layer relu1_1` runs them (tuning included). Prepare as for gpu-check.sh
+# backward, the backward's epilogue now loading its old values before any store; since the twenty-second session also
+# version 5 of the backward, its operands in fragment order). `bench --layer relu1_1` runs them (tuning included). Prepare as for gpu-check.sh
 # (bash docs/gpu-prepare.sh), then with the device tool: run(command="bash docs/gpu-ncu.sh", carry=[".device"]).
 # Prints, per profiled launch, its grid, duration, throughputs, occupancy and the profiler's advice; the whole
 # reports stay under $OUT.
@@ -23,7 +24,8 @@ for spec in "conv-first - BlockedSplits=1 conv3x3_blocked|conv3x3_few_outputs 0 
             "conv-4x8 - BlockedSplits=1 conv3x3_blocked_few_outputs 0 1" \
             "conv-4x8-split - BlockedSplits=2 conv3x3_blocked_few_outputs 4 1" \
             "gram-tf32 --tf32 MmaTune=0 gram_.* 0 4" \
-            "gram-bwd-tf32 --tf32 MmaTune=0 gram_backward_tf32_mma 0 1"; do
+            "gram-bwd-tf32 --tf32 MmaTune=0 gram_backward_tf32_mma 0 1" \
+            "gram-bwd-frag --tf32 MmaTune=0,MmaGramFragments=1 gram_backward_tf32_fragments 0 1"; do
   set -- $spec
   l=$(left); (( l < 20 )) && { echo "!! skipped (budget spent): $1"; continue; }
   flag=$2; [ "$flag" = - ] && flag=""

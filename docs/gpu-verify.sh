@@ -32,8 +32,9 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2; do
-  echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order)"
+for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1; do
+  echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order;"
+  echo "   MmaGramFragments=1: the Gram backward's version 5, twenty-second session)"
   bounded 60 "$B" bench --check --device $DEV --tf32 --launch $L --size 64 --layer relu3_1 --iteration-sizes "" \
     | grep -E "FAILED|agreement|L-BFGS direction"
 done
@@ -53,6 +54,8 @@ for flag in "" "--tf32"; do
     echo "shapes offered splits (twentieth session: version 5 split over the input channels), version 5's 32-channel trials:"
     grep -E "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+:.* split" "$OUT/bench-vgg16-tf32.txt" \
       | sed -E 's/, (TF32 32×8|F\(2×2\) TF32 [0-9]×[0-9] warps|F\([24]×[24]\)|TF32 fragments 32×[0-9]+ wide) [0-9.]+ ms//g'
+    echo "the Gram backward's tunings (twenty-second session: version 5, Tf32Fragments, against version 4 and the SGEMM):"
+    grep -E "^  gram backward" "$OUT/bench-vgg16-tf32.txt"
   }
 done
 # PyTorch's TF32 iteration moved between 4.05 and 6.34 ms from call to call in the twentieth session (its fp32 one

@@ -596,6 +596,163 @@ public static class Gram
             df[index] = z;
         }
 
+        // Version 5 of the TF32 Gram backward: its operands staged in the order the mma.sync fragments read them, as
+        // version 5 of the convolution stages its weights and patches (Conv3x3.TensorCoreFragments.cs). The GEMM block
+        // above (NnBlock) reads a warp-step's fragments as 16 scalar loads from row-major tiles (A: 4 a fragment from 4
+        // rows; B: 2 from 2 rows), each behind its address arithmetic — version 4's pattern, which ran the convolution
+        // at 74 TFLOP/s where fragment order ran it at 123. On an H200 this block ran the Gram backward at 21–27 TFLOP/s
+        // at relu3_1 and relu4_1 (0.10 and 0.08 ms for ≈ 2.1 GFLOP each; twentieth session), below the fp32 SGEMM.
+        //   S        packed once a call (SymmetricFragments, which also makes it: (dG + dGᵀ)/N, TF32-rounded) as
+        //            [64-row block][32-channel chunk][m-tile of 16][k-step of 8][lane][4]: lane (g, q)'s four A values
+        //            side by side, a chunk's 8 KB one contiguous copy; an A fragment is one LDS.128, a warp's 32 lanes
+        //            512 consecutive bytes.
+        //   F        staged as [k-step][column][8 channels ordered 0 4 1 5 2 6 3 7], so that lane (g, q)'s B values,
+        //            channels q and q+4 of one column, sit side by side: one LDS.64, each half-warp's lanes 128
+        //            consecutive bytes. A staging thread reads 16 bytes of a row of F (4 columns of one channel) and
+        //            writes them as 4 scalars 8 floats apart. Every 4 columns (32 floats) are followed by 8 floats of
+        //            padding, so that the 4 lanes storing the same column element of neighbouring vectors land 8 banks
+        //            apart: each store instruction's 32 addresses fall in 32 different banks (without it, 8 banks: 4-way
+        //            conflicts; choosing per lane which element to store first instead took a divergent branch a store).
+        // A warp-step is then 2 LDS.128 + 4 LDS.64 for 8 mma.sync (16 wavefronts), against 16 scalar loads. Staging a
+        // chunk is 8 LDG.128 a thread, issued for the next chunk as soon as this one is stored, so that they fly while
+        // this chunk's mma.sync run (the registers they hold cost no occupancy: 128 a thread with them, 108 without,
+        // either way four 128-thread groups an SM). In the sm_90 SASS (ptxas 11.8) a chunk is 223 instructions a warp —
+        // 32 HMMA, 24 LDS, 4 STS.128 + 16 STS, 8 LDG.128 — where version 4 executes ≈ 450 (its two staging loops run
+        // two passes each; 64 LDS), each chunk's loads waited for before its mma.sync.
+        // Same tile (64×64, 2×2 warps of 32×32), the same 32-deep chunks in the same order, the same S and the same
+        // rounding of F as BackwardAccumulate: the two agree bit for bit (tested). F's rows are read as 16-byte vectors,
+        // so N must be a multiple of 4 (VGG's maps at even sizes); elsewhere the tuning does not offer it.
+
+        /// <summary>A fragments group's side (rows of dF by columns) and its threads: 2×2 warps of 32×32.</summary>
+        public const int FragmentsSide = 64, FragmentsThreads = 128;
+
+        /// <summary>Float4s a 64-row block of packed S holds for one 32-channel chunk.</summary>
+        const int FragmentsChunkVectors = FragmentsSide * KChunk / 4;
+
+        /// <summary>Floats of a k-step of F's staged tile: 16 groups of 4 columns × 8 channels, each group padded by 8
+        /// floats (see above).</summary>
+        const int FragmentsStepFloats = FragmentsSide / 4 * 40;
+
+        public static int FragmentsChunks(int c) => (c + KChunk - 1) / KChunk;
+
+        /// <summary>Floats of <see cref="SymmetricFragments"/>' output for C channels.</summary>
+        public static long SymmetricFragmentsLength(int c) => (long)(c + FragmentsSide - 1) / FragmentsSide * FragmentsChunks(c) * FragmentsChunkVectors * 4;
+
+        /// <summary>Dynamic shared memory of <see cref="BackwardFragments"/>: a chunk of S and one of F (18 KB), and the
+        /// emulation's scratch off CUDA.</summary>
+        public static int FragmentsSharedFloats(int emulate) =>
+            FragmentsChunkVectors * 4 + 4 * FragmentsStepFloats + (emulate != 0 ? FragmentsThreads / 32 * Conv3x3.IlgpuTensorCore.ScratchPerWarp : 0);
+
+        /// <summary>Whether <see cref="BackwardFragments"/> can run N positions (F's rows read as 16-byte vectors).</summary>
+        public static bool FragmentsFit(long n) => n % 4 == 0;
+
+        /// <summary>
+        /// S = (dG + dGᵀ)·scale, TF32-rounded as <see cref="SymmetricScaled"/> rounds it, in fragment order (see above):
+        /// element ((((block·chunks + chunk)·4 + m)·4 + k8)·32 + lane)·4 + e holds lane (g, q)'s A value e — row g (e
+        /// even) or g+8 (e odd), column q (e &lt; 2) or q+4 — of the 16×8 block at rows 64·block + 16m, channels
+        /// 32·chunk + 8·k8; zero past C. One thread per element (<see cref="SymmetricFragmentsLength"/>).
+        /// </summary>
+        [KernelName("gram_symmetric_fragments")]
+        public static void SymmetricFragments(Index1D index, ArrayView<float> dg, ArrayView<float> packed, int c, float scale)
+        {
+            int e = index & 3, lane = (index >> 2) & 31, k8 = (index >> 7) & 3, m = (index >> 9) & 3, rest = index >> 11;
+            int chunks = FragmentsChunks(c), chunk = rest % chunks, block = rest / chunks;
+            int i = block * FragmentsSide + m * 16 + (lane >> 2) + 8 * (e & 1), j = chunk * KChunk + k8 * 8 + (lane & 3) + 4 * (e >> 1);
+            float v = 0f;
+            if (i < c && j < c) v = Conv3x3.IlgpuTensorCore.RoundTf32((dg[i * c + j] + dg[j * c + i]) * scale);
+            packed[index] = v;
+        }
+
+        /// <summary>
+        /// Grid (⌈N/64⌉, ⌈C/64⌉, splits), group (<see cref="FragmentsThreads"/>), dynamic shared memory
+        /// <see cref="FragmentsSharedFloats"/>; N a multiple of 4 (<see cref="FragmentsFit"/>). df[i,k] += Σ_j s[i,j]·F[j,k]
+        /// with s from <see cref="SymmetricFragments"/>: <see cref="BackwardAccumulate"/> with fragment-ordered operands
+        /// (see above), and split the same way (splits &gt; 1: split z writes its partial product to the z-th C×N block
+        /// of <paramref name="df"/>, then a partials buffer for <see cref="AddSplits"/>).
+        /// </summary>
+        [KernelName("gram_backward_tf32_fragments")]
+        public static void BackwardFragments(ArrayView<float> f, ArrayView<float> packed, ArrayView<float> df, int c, int n, int splits)
+        {
+            int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, q = lane & 3;
+            int block = Grid.IdxY, split = Grid.IdxZ, chunks = FragmentsChunks(c);
+            long k0 = (long)Grid.IdxX * FragmentsSide;
+            var share = Conv3x3.IlgpuTiled.SplitShare.Of(chunks, splits, split);
+            var shared4 = Float4.SharedDynamic();
+            var shared = shared4.Cast<float>();
+            var sTile4 = shared4.SubView(0, FragmentsChunkVectors);                       // [m][k8][lane] × 4
+            var fTile4 = shared4.SubView(FragmentsChunkVectors, 4 * FragmentsStepFloats / 4);   // [k8][column / 4][column mod 4][8 channels], padded
+            var fTile = fTile4.Cast<float>();
+            var fTile2 = fTile4.Cast<FloatPair>();
+            int scratchAt = FragmentsChunkVectors * 4 + 4 * FragmentsStepFloats;
+            var s4 = packed.Cast<Float4>();
+            var f4 = f.Cast<Float4>();
+            // F's staging: lane (r, u) = (lane / 4, lane mod 4) of warp w reads columns 4·(4w + u)… of channel r of each
+            // 8-channel k-step — 4 steps a chunk, 4 vectors a thread — and stores them into the channel's slot of the
+            // 0 4 1 5 2 6 3 7 order in column group 4w + u.
+            // Positions as 64-bit values made once, to which the loop adds constants (ptxas folds those into the loads'
+            // and stores' offsets; 32-bit sums widened at each access it recomputed).
+            int r = lane >> 2, u = lane & 3, columns = 4 * warp + u;
+            long fColumn = k0 + 4 * columns, n4 = n / 4;
+            bool columnIn = fColumn < n;
+            long fRow = (r * (long)n + fColumn) / 4, fStep = 8 * n4, fChunk = KChunk * n4;   // in vectors
+            long fSlot = columns * 40 + 2 * (r & 3) + (r >> 2);
+            long sAt = ((long)block * chunks + share.First) * FragmentsChunkVectors + tid, fAt = fRow + share.First * fChunk;
+            // Fragment positions: A (m-tile 2wm + mt, k-step k8) at sTile4[(2wm + mt)·128 + k8·32 + lane]; B (n-tile nt,
+            // k-step k8) at column 32wn + 8nt + g: fTile2[(k8·FragmentsStepFloats + (8wn + 2nt + g/4)·40 + (g mod 4)·8 + 2q) / 2].
+            long aAt = 2 * wm * 128 + lane, bAt = ((8 * wn + (g >> 2)) * 40 + (g & 3) * 8 + 2 * q) / 2;
+            var acc = new WarpAccumulators();
+            if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
+            // The first chunk's loads (4 vectors of S, 4 of F a thread), then in each chunk: its vectors stored, the
+            // next chunk's loads issued, and the mma.sync run on the stored chunk while those loads are in flight.
+            bool more = share.First < share.End;
+            int j = share.First * KChunk + r;
+            var sv0 = FragmentsS(s4, sAt, more); var sv1 = FragmentsS(s4, sAt + 128, more);
+            var sv2 = FragmentsS(s4, sAt + 256, more); var sv3 = FragmentsS(s4, sAt + 384, more);
+            var fv0 = FragmentsRow(f4, fAt, more && j < c && columnIn); var fv1 = FragmentsRow(f4, fAt + fStep, more && j + 8 < c && columnIn);
+            var fv2 = FragmentsRow(f4, fAt + 2 * fStep, more && j + 16 < c && columnIn); var fv3 = FragmentsRow(f4, fAt + 3 * fStep, more && j + 24 < c && columnIn);
+            for (int chunk = share.First; chunk < share.End; chunk++)
+            {
+                sTile4[tid] = sv0; sTile4[tid + 128] = sv1; sTile4[tid + 256] = sv2; sTile4[tid + 384] = sv3;
+                StoreColumns(fTile, fSlot, fv0); StoreColumns(fTile, fSlot + FragmentsStepFloats, fv1);
+                StoreColumns(fTile, fSlot + 2 * FragmentsStepFloats, fv2); StoreColumns(fTile, fSlot + 3 * FragmentsStepFloats, fv3);
+                Group.Barrier();
+                sAt += FragmentsChunkVectors;
+                fAt += fChunk;
+                j += KChunk;
+                more = chunk + 1 < share.End;
+                sv0 = FragmentsS(s4, sAt, more); sv1 = FragmentsS(s4, sAt + 128, more);
+                sv2 = FragmentsS(s4, sAt + 256, more); sv3 = FragmentsS(s4, sAt + 384, more);
+                fv0 = FragmentsRow(f4, fAt, more && j < c && columnIn); fv1 = FragmentsRow(f4, fAt + fStep, more && j + 8 < c && columnIn);
+                fv2 = FragmentsRow(f4, fAt + 2 * fStep, more && j + 16 < c && columnIn); fv3 = FragmentsRow(f4, fAt + 3 * fStep, more && j + 24 < c && columnIn);
+                for (int k8 = 0; k8 < 4; k8++)
+                {
+                    var a0 = Fragment(sTile4[aAt + k8 * 32]); var a1 = Fragment(sTile4[aAt + 128 + k8 * 32]);
+                    long b = bAt + k8 * (FragmentsStepFloats / 2);
+                    var b0 = Fragment(fTile2[b]); var b1 = Fragment(fTile2[b + 40]); var b2 = Fragment(fTile2[b + 80]); var b3 = Fragment(fTile2[b + 120]);
+                    Conv3x3.IlgpuTensorCore.WarpStep(shared, scratchAt, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+                }
+                Group.Barrier();
+            }
+            if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
+            Store(df, (long)split * c, c, n, block * FragmentsSide + wm * 32 + g, k0 + wn * 32 + 2 * q, acc, 1f, accumulate: splits > 1 ? 0 : 1);
+        }
+
+        /// <summary>Packed S's vector at, or zeros past the split's last chunk.</summary>
+        static Float4 FragmentsS(ArrayView<Float4> s4, long at, bool inside) => inside ? s4[at] : default;
+
+        /// <summary>F's vector at, TF32-rounded, or zeros where it lies past C or N (N a multiple of 4: a vector is all
+        /// in or all out) or the split's last chunk.</summary>
+        static Float4 FragmentsRow(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
+
+        /// <summary>A row's 4 columns into their channel's slots, 8 floats apart (see above).</summary>
+        static void StoreColumns(ArrayView<float> tile, long at, Float4 v)
+        {
+            tile[at] = v.A; tile[at + 8] = v.B; tile[at + 16] = v.C; tile[at + 24] = v.D;
+        }
+
+        static FragmentA Fragment(Float4 v) => new(v.A, v.B, v.C, v.D);
+        static FragmentB Fragment(FloatPair v) => new(v.A, v.B);
+
         /// <summary>
         /// A group's side × side block of the NN product C = A·B on tensor cores, in its warps' accumulators (warp
         /// (wm, wn) holds rows i0 + 32wm…, columns j0 + 32wn…: see <see cref="Store"/>): A rows·k row-major from

@@ -117,6 +117,18 @@ public class LaunchOptionTests
         IlgpuBackend.Validate(options with { MmaGemmBatch = 1 }, "an H200", 1024);
     }
 
+    /// <summary>MmaGramFragments is 0 or 1; untuned, version 5 of the TF32 Gram backward needs 128-thread groups, which a
+    /// device of 64 (ILGPU's CPU accelerator by default) is told it lacks — under the tuning it is only not offered.</summary>
+    [Fact]
+    public void Mma_gram_fragments_is_refused_where_it_cannot_run()
+    {
+        var options = IlgpuLaunchOptions.Tiny.WithTf32(tiny: true).With("MmaGram=1,MmaGramWarps=1,MmaTune=0,MmaGramFragments=1");
+        IlgpuBackend.Validate(options, "an H200", 1024);
+        Assert.Contains("needs 128 threads a group; ilgpu-cpu allows 64", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options, "ilgpu-cpu", 64)).Message);
+        IlgpuBackend.Validate(options with { MmaTune = 1 }, "ilgpu-cpu", 64);
+        Assert.Contains("MmaGramFragments is 0", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options with { MmaGramFragments = 2 }, "an H200", 1024)).Message);
+    }
+
     /// <summary>Every "Name=value,…" in docs/gpu-check.sh, docs/gpu-verify.sh and docs/gpu-ncu.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
     /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
     /// 2026-11-27).</summary>

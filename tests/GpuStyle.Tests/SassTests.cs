@@ -53,6 +53,7 @@ public class SassTests
             ["Conv3x3.IlgpuWinograd.GemmTensorCore"] = mmaGram,
             ["Gram.IlgpuTensorCore.ForwardPartial"] = mmaGram,
             ["Gram.IlgpuTensorCore.BackwardAccumulate"] = mmaGram,
+            ["Gram.IlgpuTensorCore.BackwardFragments"] = Gram.IlgpuTensorCore.FragmentsThreads,
             ["Gram.IlgpuTiled.ForwardPartial"] = gramTiles,
             ["Gram.IlgpuTiled.ReduceSplitsGrouped"] = 32 * o.GramReduceRows,   // a warp of entries × GramReduceRows rows
             ["Gram.IlgpuTiled.BackwardAccumulate"] = gramTiles,

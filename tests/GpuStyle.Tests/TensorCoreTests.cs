@@ -476,7 +476,8 @@ public class TensorCoreGramTests
     /// <summary>Under --tf32 with MmaTune the Gram backward is tuned between the TF32 kernel and the fp32 SGEMM where
     /// the SGEMM's blocks fit (C and N multiples of the tiny 16-sided blocks here): once a shape, each trial from dF as
     /// it was, the call adding S·F once — by the TF32 kernel (its result on rounded operands) or the SGEMM (fp32). A
-    /// shape off the blocks runs the TF32 kernel untuned, as does every shape with MmaTune=0.</summary>
+    /// shape off the blocks, with N not a multiple of 4 (no version 5 either), runs the TF32 kernel untuned, as does
+    /// every shape with MmaTune=0.</summary>
     [Theory]
     [InlineData(GramAlgorithm.Tf32, 1)]
     [InlineData(GramAlgorithm.Sgemm, 1)]
@@ -487,7 +488,7 @@ public class TensorCoreGramTests
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
         int calls = 0;
         b.GramTuningClock = (_, _, a) => { calls++; return a.Algorithm == fastest ? 1e-3 : 2e-3; };
-        foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 80, false) })
+        foreach (var (c, n, tuned) in new[] { (32, 80, true), (32, 80, true), (33, 78, false) })
         {
             var rnd = new TestData(Environment.TickCount ^ (c * n));
             var fd = rnd.UniformF32(c * n);
@@ -513,8 +514,10 @@ public class TensorCoreGramTests
             Assert.Equal(0, calls);
             return;
         }
-        Assert.Equal(2, calls);
         var tuning = Assert.Single(b.GramTunings);
+        // N = 80, a multiple of 4: version 5 is a candidate too (one simulated SM: no splits).
+        Assert.Equal(["Tf32", "Tf32Fragments", "Sgemm"], tuning.Trials.Select(t => t.Plan.ToString()));
+        Assert.Equal(3, calls);
         Assert.Equal(new GramPlan(fastest), tuning.Chosen);
         Assert.All(tuning.Trials, r => Assert.True(r.Agrees, tuning.ToString()));
         Assert.StartsWith($"gram backward 32×80: {fastest} (Tf32 ", tuning.ToString());
@@ -531,7 +534,7 @@ public class TensorCoreGramTests
     {
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 1, MmaTune = 1 },
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
-        b.GramTuningClock = (_, _, a) => a.Splits == 2 ? 1e-3 : 2e-3;
+        b.GramTuningClock = (_, _, a) => a == new GramPlan(GramAlgorithm.Tf32, 2) ? 1e-3 : 2e-3;
         var rnd = new TestData(Environment.TickCount ^ c);
         var fd = rnd.UniformF32(c * n);
         var dgd = rnd.UniformF32(c * c);
@@ -554,9 +557,184 @@ public class TensorCoreGramTests
         }
         var tuning = Assert.Single(b.GramTunings);
         Assert.Equal(new GramPlan(GramAlgorithm.Tf32, 2), tuning.Chosen);
-        // (C is off the tiny SGEMM's 16-channel blocks: not a candidate.)
-        Assert.Equal(["Tf32", "Tf32 split 2"], tuning.Trials.Select(t => t.Plan.ToString()));
+        // (C is off the tiny SGEMM's 16-channel blocks: not a candidate; version 5 only where N is a multiple of 4.)
+        Assert.Equal(n % 4 == 0 ? ["Tf32", "Tf32 split 2", "Tf32Fragments", "Tf32Fragments split 2"] : ["Tf32", "Tf32 split 2"],
+            tuning.Trials.Select(t => t.Plan.ToString()));
         Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+    }
+    /// <summary>Version 5 of the TF32 Gram backward (Gram.IlgpuTensorCore.SymmetricFragments and BackwardFragments:
+    /// S packed in fragment order, F staged in the 0 4 1 5 2 6 3 7 order with padded column groups, the next chunk's
+    /// loads in flight while a chunk computes), launched as the backend launches it, against the float64 reference on
+    /// the rounded operands and bit for bit against version 4 (BackwardAccumulate: the same chunks, k-steps and mma
+    /// operands in the same order), whole and split (uneven shares: 5 chunks in 3 splits, 2 + 2 + 1), its partial
+    /// outputs NaN-filled first, F followed by rows of NaN. Shapes: C a multiple of the 64-row block or not (partly filled blocks and chunks: 40,
+    /// 100, 130, 264), N a multiple of 4 off the 64-column tile (an edge tile), dF's old values kept and added once.</summary>
+    [Theory]
+    [InlineData(64, 100, 1)]
+    [InlineData(40, 36, 1)]
+    [InlineData(100, 196, 1)]
+    [InlineData(264, 36, 2)]
+    [InlineData(130, 68, 3)]
+    public void Tf32_gram_backward_in_fragment_order_equals_version_4_and_matches_the_reference(int c, int n, int splits)
+    {
+        using var b = Open(2, 1, Gram.IlgpuTensorCore.StagingBatch);
+        var a = b.Accelerator;
+        var symmetric = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>(Gram.IlgpuTensorCore.SymmetricScaled);
+        var packS = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(Gram.IlgpuTensorCore.SymmetricFragments);
+        var version4 = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Gram.IlgpuTensorCore.BackwardAccumulate);
+        var version5 = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTensorCore.BackwardFragments);
+        var addSplits = a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, long, int>(Gram.IlgpuTensorCore.AddSplits);
+        var rnd = new TestData(Environment.TickCount ^ (c * 31 + n));
+        float[] fd = rnd.UniformF32(c * n).Select(v => (float)v).ToArray(), dgd = rnd.UniformF32(c * c).Select(v => (float)v).ToArray();
+        float[] startd = rnd.UniformF32(c * n).Select(v => (float)v).ToArray();
+        // F followed by 64 rows of NaN: a row read past C (whose S column is zero) would make NaN of its products.
+        using var f = a.Allocate1D(fd.Concat(Enumerable.Repeat(float.NaN, 64 * n)).ToArray());
+        using var dg = a.Allocate1D(dgd);
+        long count = (long)c * n;
+        using var partials = a.Allocate1D<float>(splits * count);
+        float[] Run(bool fragments)
+        {
+            using var df = a.Allocate1D(startd);
+            var output = splits > 1 ? partials.View : df.View;
+            if (splits > 1) partials.View.CopyFromCPU(Enumerable.Repeat(float.NaN, (int)(splits * count)).ToArray());
+            const int side = Gram.IlgpuTensorCore.FragmentsSide;
+            var grid = new Index3D((n + side - 1) / side, (c + side - 1) / side, splits);
+            if (fragments)
+            {
+                using var s = a.Allocate1D<float>(Gram.IlgpuTensorCore.SymmetricFragmentsLength(c));
+                packS((int)s.Length, dg.View, s.View, c, 1f / n);
+                version5(new KernelConfig(grid, new Index3D(Gram.IlgpuTensorCore.FragmentsThreads, 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.FragmentsSharedFloats(emulate: 1))), f.View, s.View, output, c, n, splits);
+                a.Synchronize();
+            }
+            else
+            {
+                using var s = a.Allocate1D<float>((long)c * c);
+                symmetric(c * c, dg.View, s.View, c, 1f / n, 1);
+                version4(new KernelConfig(grid, new Index3D(Gram.IlgpuTensorCore.Threads(2), 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(2, emulate: 1))), f.View, s.View, output, c, n, 2,
+                    Gram.IlgpuTensorCore.StagingBatch, splits);
+                a.Synchronize();
+            }
+            if (splits > 1)
+            {
+                Assert.DoesNotContain(partials.GetAsArray1D(), float.IsNaN);
+                addSplits((int)count, partials.View, df.View, count, splits);
+            }
+            return df.GetAsArray1D();
+        }
+        var expected = startd.Select(v => (double)v).ToArray();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double sv = Round((float)((dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += sv * Round(fd[j * n + k]);
+            }
+        var got = Run(fragments: true);
+        Assertions.Close(expected, got, 1e-5, $"TF32 Gram backward in fragment order, {c}×{n}, split {splits}");
+        Assert.Equal(Run(fragments: false), got);
+    }
+
+    /// <summary>Under --tf32 with MmaTune, where N is a multiple of 4, version 5 is a tuning candidate of the Gram
+    /// backward: chosen, it adds S·F to dF once (the first call tunes, each trial from dF as it was; the second runs the
+    /// choice alone).</summary>
+    [Fact]
+    public void Tf32_gram_backward_in_fragment_order_is_tuned_and_adds_once()
+    {
+        const int c = 40, n = 36;
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 2, MmaTune = 1 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        var wanted = new GramPlan(GramAlgorithm.Tf32Fragments);
+        b.GramTuningClock = (_, _, a) => a == wanted ? 1e-3 : 2e-3;
+        var rnd = new TestData(Environment.TickCount);
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        var expected = (double[])startd.Clone();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
+            }
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        for (int use = 0; use < 2; use++)
+        {
+            using var df = b.Make(new Shape(c, 1, n), startd);
+            b.GramBackwardAccumulate(f, dg, df);
+            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward in fragment order, {c}×{n}, use {use + 1}");
+        }
+        var tuning = Assert.Single(b.GramTunings);
+        Assert.Equal(wanted, tuning.Chosen);
+        Assert.Equal(["Tf32", "Tf32Fragments"], tuning.Trials.Select(t => t.Plan.ToString()));
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+    }
+
+    /// <summary>MmaGramFragments=1 with MmaTune=0: the Gram backward runs version 5 untuned (its two kernels loaded at
+    /// the first call; none with MmaGramFragments=0, whose version 4 loaded at the start), and version 4 where N is not
+    /// a multiple of 4; either way S·F is added once.</summary>
+    [Theory]
+    [InlineData(1, 36, 2)]
+    [InlineData(1, 38, 0)]
+    [InlineData(0, 36, 0)]
+    public void Mma_gram_fragments_runs_version_5_untuned(int fragments, int n, int kernelsLoaded)
+    {
+        const int c = 40;
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
+            { MmaGram = 1, MmaGramWarps = 2, MmaTune = 0, MmaGramFragments = fragments }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        var rnd = new TestData(Environment.TickCount ^ n);
+        var fd = rnd.UniformF32(c * n);
+        var dgd = rnd.UniformF32(c * c);
+        var startd = rnd.UniformF32(c * n);
+        var expected = (double[])startd.Clone();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
+            }
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var dg = b.Make(new Shape(c, c, 1), dgd);
+        using var df = b.Make(new Shape(c, 1, n), startd);
+        int before = b.Kernels.Loaded;
+        b.GramBackwardAccumulate(f, dg, df);
+        Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, MmaGramFragments={fragments}, {c}×{n}");
+        Assert.Equal(kernelsLoaded, b.Kernels.Loaded - before);
+        Assert.Empty(b.GramTunings);
+    }
+
+    /// <summary>Packed S: each lane's four A values of each 16×8 block in fragment order (rows g, g+8 × columns q,
+    /// q+4), (dG + dGᵀ)·scale rounded to TF32 as version 4's S, zero past C — element by element against the layout
+    /// written out by hand, for C = 40 (a partly filled 64-row block and 32-channel chunk).</summary>
+    [Fact]
+    public void Symmetric_fragments_pack_s_in_fragment_order()
+    {
+        const int c = 40;
+        const float scale = 0.37f;
+        using var b = Open(2, 1, Gram.IlgpuTensorCore.StagingBatch);
+        var rnd = new TestData(Environment.TickCount);
+        var dgd = rnd.UniformF32(c * c);
+        long length = Gram.IlgpuTensorCore.SymmetricFragmentsLength(c);
+        Assert.Equal(1 * 2 * 2048, length);
+        var kernel = b.Accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int, float>(Gram.IlgpuTensorCore.SymmetricFragments);
+        using var dg = b.Accelerator.Allocate1D(dgd.Select(v => (float)v).ToArray());
+        using var packed = b.Accelerator.Allocate1D<float>(length);
+        packed.View.CopyFromCPU(Enumerable.Repeat(float.NaN, (int)length).ToArray());
+        kernel((int)length, dg.View, packed.View, c, scale);
+        var got = packed.GetAsArray1D();
+        for (int chunk = 0; chunk < 2; chunk++)
+            for (int m = 0; m < 4; m++)
+                for (int k8 = 0; k8 < 4; k8++)
+                    for (int lane = 0; lane < 32; lane++)
+                        for (int e = 0; e < 4; e++)
+                        {
+                            int g = lane / 4, q = lane % 4;
+                            int i = 16 * m + g + (e % 2 == 1 ? 8 : 0), j = 32 * chunk + 8 * k8 + q + (e >= 2 ? 4 : 0);
+                            float want = i < c && j < c ? Conv3x3.IlgpuTensorCore.RoundTf32((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * scale)) : 0f;
+                            int at = (((chunk * 4 + m) * 4 + k8) * 32 + lane) * 4 + e;
+                            Assert.True(want == got[at], $"packed S at chunk {chunk}, m-tile {m}, k-step {k8}, lane {lane}, value {e}: {got[at]}, expected {want}");
+                        }
     }
 }
 

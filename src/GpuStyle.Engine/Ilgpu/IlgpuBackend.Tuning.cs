@@ -31,8 +31,9 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
 
 /// <summary>How the ILGPU backend runs the Gram backward dF += S·F: version 3's blocked kernel (4×4 a thread), or
 /// S = (dG + dGᵀ)/N made once and the fp32 SGEMM (8×8 a thread; where C and N are multiples of its blocks), or (under
-/// --tf32 with the tensor-core Gram) version 4 on tensor cores.</summary>
-public enum GramAlgorithm { Blocked, Sgemm, Tf32 }
+/// --tf32 with the tensor-core Gram) version 4 on tensor cores, or version 5 (its operands in fragment order; where N
+/// is a multiple of 4, a tuning candidate).</summary>
+public enum GramAlgorithm { Blocked, Sgemm, Tf32, Tf32Fragments }
 
 /// <summary>One way to run the Gram backward: the algorithm, and for the TF32 kernel the splits of its sum over the
 /// channels (Gram.IlgpuTensorCore.BackwardAccumulate: partial products, then AddSplits).</summary>
@@ -228,18 +229,24 @@ public sealed partial class IlgpuBackend
     /// time the shape is met; under --tf32 with the tensor-core Gram, the TF32 kernel, or with MmaTune, where the SGEMM
     /// fits, the faster of the two (on an H200, 2026-11-28, relu1_1's backward took 0.16 ms in TF32 and 0.12 by the
     /// SGEMM in the fp32 default), and where the TF32 grid is too small to give each SM two groups, the TF32 kernel
-    /// split over the channels as version 5's convolution is (SplitsOffered, up to MmaSplits). dF is accumulated into,
+    /// split over the channels as version 5's convolution is (SplitsOffered, up to MmaSplits), and where N is a multiple
+    /// of 4 version 5, its operands in fragment order (Gram.IlgpuTensorCore.BackwardFragments), whole and split likewise
+    /// (MmaTune=0: version 4 alone, or version 5 with MmaGramFragments=1). dF is accumulated into,
     /// so each trial starts from a copy of dF as it was (<paramref name="run"/> computes dF += S·F; the caller runs the
     /// choice once more on the original dF).</summary>
     GramPlan GramPlanFor(int c, int n, bool sgemmFits, Tensor df, Action<GramPlan> run)
     {
         bool tf32 = _gramMmaBackward is not null;
-        if (tf32 && _launch.MmaTune == 0) return new(GramAlgorithm.Tf32);
+        if (tf32 && _launch.MmaTune == 0)
+            return new(_launch.MmaGramFragments != 0 && Gram.IlgpuTensorCore.FragmentsFit(n) ? GramAlgorithm.Tf32Fragments : GramAlgorithm.Tf32);
         if (!tf32 && !sgemmFits) return new(GramAlgorithm.Blocked);
         if (!tf32 && _launch.Conv != ConvKernel.Tuned) return new(_launch.GramGemm != 0 ? GramAlgorithm.Sgemm : GramAlgorithm.Blocked);
         if (_gramPlans.TryGetValue((c, n), out var kept)) return kept;
         GramPlan[] list = tf32
-            ? [new(GramAlgorithm.Tf32), .. Tf32GramSplitsOffered(c, n).Select(s => new GramPlan(GramAlgorithm.Tf32, s)),
+            ? [new(GramAlgorithm.Tf32), .. Tf32GramSplitsOffered(c, n, Gram.IlgpuTensorCore.Side(_launch.MmaGramWarps)).Select(s => new GramPlan(GramAlgorithm.Tf32, s)),
+                .. Gram.IlgpuTensorCore.FragmentsFit(n) && Accelerator.MaxNumThreadsPerGroup >= Gram.IlgpuTensorCore.FragmentsThreads
+                    ? [new GramPlan(GramAlgorithm.Tf32Fragments), .. Tf32GramSplitsOffered(c, n, Gram.IlgpuTensorCore.FragmentsSide).Select(s => new GramPlan(GramAlgorithm.Tf32Fragments, s))]
+                    : Array.Empty<GramPlan>(),
                 .. sgemmFits ? [new GramPlan(GramAlgorithm.Sgemm)] : Array.Empty<GramPlan>()]
             : [new(GramAlgorithm.Blocked), new(GramAlgorithm.Sgemm)];
         if (list.Length == 1) return _gramPlans[(c, n)] = list[0];

@@ -50,7 +50,9 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// --tf32 512² iteration took 4.21 ms against 4.46 with MmaSplits=1). BlockedSplits S: the few-outputs tuning (at most 4 output
 /// channels: the backward to the colour channels) also tries the blocked kernel split in 2, 4 … S over the input
 /// channels (a split at least a chunk); 1 none (on an H200: the 64→3 backward at 256² 0.104 → 0.053 ms in 4 splits,
-/// at 512² 0.189 → 0.172).
+/// at 512² 0.189 → 0.172). MmaGramFragments 1: with MmaTune=0 under --tf32, the Gram backward runs version 5
+/// (Gram.IlgpuTensorCore.BackwardFragments: operands in fragment order; where N is a multiple of 4) instead of version
+/// 4 — to time it alone; with MmaTune it is a tuning candidate either way.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -59,7 +61,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int MmaGram = 0, int MmaGramWarps = 2, int MmaMinGroups = 0,
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
-    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0, int BlockedBatch = 4, int MmaSplits = 8, int BlockedSplits = 8)
+    int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0, int BlockedBatch = 4, int MmaSplits = 8, int BlockedSplits = 8,
+    int MmaGramFragments = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -194,6 +197,10 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>? _convFewOutputs;
     // The split TF32 Gram backward's sum of partials (Gram.IlgpuTensorCore.AddSplits), loaded when first used.
     Action<Index1D, ArrayView<float>, ArrayView<float>, long, int>? _gramAddSplits;
+    // Version 5 of the TF32 Gram backward (Gram.IlgpuTensorCore.SymmetricFragments, BackwardFragments), loaded when
+    // first tuned.
+    Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>? _gramSymmetricFragments;
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>? _gramBackwardFragments;
     // The blocked kernel for at most 4 outputs (Conv3x3.IlgpuBlockedFewOutputs), loaded when first tuned.
     Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, int>? _convBlockedFewOutputs;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int> _poolForward;
@@ -351,6 +358,10 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException($"BlockedBatch is 1 (each staging load waited for in turn) or 4 (four rows' loads before their stores), not {chosen.BlockedBatch}");
         if (chosen.TensorCoreGram && (chosen.MmaGramWarps < 1 || Gram.IlgpuTensorCore.Threads(chosen.MmaGramWarps) > maxThreadsPerGroup))
             throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
+        if (chosen.MmaGramFragments is not (0 or 1))
+            throw new ArgumentException($"MmaGramFragments is 0 (the TF32 Gram backward's version 4 untuned) or 1 (its version 5), not {chosen.MmaGramFragments}");
+        if (chosen.TensorCoreGram && chosen.MmaTune == 0 && chosen.MmaGramFragments != 0 && Gram.IlgpuTensorCore.FragmentsThreads > maxThreadsPerGroup)
+            throw new ArgumentException($"version 5 of the TF32 Gram backward (MmaGramFragments=1) needs {Gram.IlgpuTensorCore.FragmentsThreads} threads a group; {deviceId} allows {maxThreadsPerGroup}");
         if (UsesWinograd(chosen) && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
             || Conv3x3.IlgpuWinograd.Threads(chosen.WinogradM, chosen.WinogradN) > maxThreadsPerGroup))
             throw new ArgumentException($"a Winograd GEMM block of {chosen.WinogradM}×{chosen.WinogradN} needs WinogradM and WinogradN multiples of 16, and at most {maxThreadsPerGroup} threads (M·N/64)");
@@ -401,6 +412,8 @@ public sealed partial class IlgpuBackend : IBackend
             yield return ("fragment-ordered TF32 convolution", Conv3x3.IlgpuMmaFragments.SharedFloats(o.MmaTileHeight, emulate: false));
         if (o.TensorCoreGram || UsesTf32WinogradGemm(o))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
+        if (o.TensorCoreGram && o.MmaTune == 0 && o.MmaGramFragments != 0)
+            yield return ("TF32 Gram backward's version 5", Gram.IlgpuTensorCore.FragmentsSharedFloats(0));
         if (UsesWinograd(o) || UsesGramGemm(o))
             yield return ("SGEMM", Conv3x3.IlgpuWinograd.SharedFloats(o.WinogradM, o.WinogradN));
     }
@@ -845,10 +858,10 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <summary>The splits the TF32 Gram backward of C channels and N positions is tuned with (SplitsOffered on its
-    /// grid of 64-sided tiles and its KChunk-deep chunks of channels, up to MmaSplits).</summary>
-    IEnumerable<int> Tf32GramSplitsOffered(int c, int n)
+    /// grid of tiles <paramref name="side"/> channels and positions a side, and its KChunk-deep chunks of channels, up
+    /// to MmaSplits).</summary>
+    IEnumerable<int> Tf32GramSplitsOffered(int c, int n, int side)
     {
-        int side = Gram.IlgpuTensorCore.Side(_launch.MmaGramWarps);
         long groups = (long)((n + side - 1) / side) * ((c + side - 1) / side);
         return SplitsOffered(groups, (c + Gram.IlgpuTensorCore.KChunk - 1) / Gram.IlgpuTensorCore.KChunk, Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits);
     }
@@ -1202,16 +1215,31 @@ public sealed partial class IlgpuBackend : IBackend
         bool sgemmFits = _gramSymmetric is not null && c % gbm == 0 && c % Conv3x3.IlgpuWinograd.KChunk == 0 && n % gbn == 0;
         void Run(GramPlan plan)
         {
-            if (plan.Algorithm == GramAlgorithm.Tf32)
+            if (plan.Algorithm is GramAlgorithm.Tf32 or GramAlgorithm.Tf32Fragments)
             {
-                int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w), splits = plan.Splits;
-                var rounded = Scratch(ref _gramS, (long)c * c);
-                _gramSymmetric!(c * c, V(dg), rounded, c, 1f / n, 1);
+                int splits = plan.Splits;
                 long count = (long)c * n;
                 var output = splits > 1 ? Scratch(ref _splitPartials, splits * count) : V(df);
-                _gramMmaBackward!(new KernelConfig(new Index3D((n + mside - 1) / mside, (c + mside - 1) / mside, splits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
-                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), rounded, output, c, n, w,
-                    _launch.MmaGemmBatch, splits);
+                if (plan.Algorithm == GramAlgorithm.Tf32Fragments)
+                {
+                    const int fside = Gram.IlgpuTensorCore.FragmentsSide;
+                    _gramSymmetricFragments ??= _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, float>>(Gram.IlgpuTensorCore.SymmetricFragments);
+                    _gramBackwardFragments ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.BackwardFragments);
+                    long length = Gram.IlgpuTensorCore.SymmetricFragmentsLength(c);
+                    var packed = Scratch(ref _gramS, length);
+                    _gramSymmetricFragments((int)length, V(dg), packed, c, 1f / n);
+                    _gramBackwardFragments(new KernelConfig(new Index3D((n + fside - 1) / fside, (c + fside - 1) / fside, splits), new Index3D(Gram.IlgpuTensorCore.FragmentsThreads, 1, 1),
+                        SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.FragmentsSharedFloats(_mma.Emulate))), V(f), packed, output, c, n, splits);
+                }
+                else
+                {
+                    int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
+                    var rounded = Scratch(ref _gramS, (long)c * c);
+                    _gramSymmetric!(c * c, V(dg), rounded, c, 1f / n, 1);
+                    _gramMmaBackward!(new KernelConfig(new Index3D((n + mside - 1) / mside, (c + mside - 1) / mside, splits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
+                        SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.BackwardSharedFloats(w, _mma.Emulate))), V(f), rounded, output, c, n, w,
+                        _launch.MmaGemmBatch, splits);
+                }
                 if (splits > 1)
                 {
                     _gramAddSplits ??= _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, long, int>>(Gram.IlgpuTensorCore.AddSplits);
