@@ -434,6 +434,31 @@ public class TensorCoreGramTests
 
     static double Round(double v) => Conv3x3.IlgpuTensorCore.RoundTf32((float)v);
 
+    /// <summary>dF + S·F as the TF32 Gram backward computes it: its A, S = (dG + dGᵀ)/N in float, rounded to TF32; its
+    /// B, F rounded; the sums in float64.</summary>
+    /// <summary>A Gram backward's random F, dG and starting dF of C channels and N positions, and what the TF32
+    /// kernels make of them (<see cref="Tf32BackwardExpected"/>).</summary>
+    static (double[] F, double[] Dg, double[] Start, double[] Expected) BackwardCase(int c, int n, int seed)
+    {
+        var rnd = new TestData(seed);
+        var f = rnd.UniformF32(c * n);
+        var dg = rnd.UniformF32(c * c);
+        var start = rnd.UniformF32(c * n);
+        return (f, dg, start, Tf32BackwardExpected(f, dg, start, c, n));
+    }
+
+    static double[] Tf32BackwardExpected(IReadOnlyList<double> f, IReadOnlyList<double> dg, IReadOnlyList<double> start, int c, int n)
+    {
+        var expected = start.ToArray();
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                double s = Round((float)((float)(dg[i * c + j] + dg[j * c + i]) * (1f / n)));
+                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(f[j * n + k]);
+            }
+        return expected;
+    }
+
     [Theory]
     [InlineData(1, 5, 7, 11, 1)]
     [InlineData(1, 3, 70, 45, 2)]     // 3 tiles of 32 each way, 45 positions: a chunk and a partial one, 2 slices
@@ -462,15 +487,7 @@ public class TensorCoreGramTests
         using var dg = b.Make(new Shape(c, c, 1), dgd);
         using var df = b.Make(new Shape(c, 1, n), startd);
         b.GramBackwardAccumulate(f, dg, df);
-        // The kernel's A: S = (dG + dGᵀ)/N in float, rounded to TF32; its B: F rounded. Sums in fp32.
-        var expected = (double[])startd.Clone();
-        for (int i = 0; i < c; i++)
-            for (int j = 0; j < c; j++)
-            {
-                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
-                for (int k = 0; k < n; k++) expected[i * n + k] += s * rounded[j * n + k];
-            }
-        Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, {c}×{n}, {warps}×{warps} warps");
+        Assertions.Close(Tf32BackwardExpected(fd, dgd, startd, c, n), b.Read(df), 1e-5, $"TF32 Gram backward, {c}×{n}, {warps}×{warps} warps");
     }
 
     /// <summary>Under --tf32 with MmaTune the Gram backward is tuned between the TF32 kernel and the fp32 SGEMM where
@@ -534,34 +551,12 @@ public class TensorCoreGramTests
     {
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 1, MmaTune = 1 },
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
-        b.GramTuningClock = (_, _, a) => a == new GramPlan(GramAlgorithm.Tf32, 2) ? 1e-3 : 2e-3;
-        var rnd = new TestData(Environment.TickCount ^ c);
-        var fd = rnd.UniformF32(c * n);
-        var dgd = rnd.UniformF32(c * c);
-        var startd = rnd.UniformF32(c * n);
-        using var f = b.Make(new Shape(c, 1, n), fd);
-        using var dg = b.Make(new Shape(c, c, 1), dgd);
-        var expected = (double[])startd.Clone();
-        for (int i = 0; i < c; i++)
-            for (int j = 0; j < c; j++)
-            {
-                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
-                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
-            }
-        for (int use = 0; use < 2; use++)
-        {
-            // The first call tunes (each trial from dF as it was), the second runs the choice alone.
-            using var df = b.Make(new Shape(c, 1, n), startd);
-            b.GramBackwardAccumulate(f, dg, df);
-            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward split in 2, {c}×{n}, use {use + 1}");
-        }
-        var tuning = Assert.Single(b.GramTunings);
-        Assert.Equal(new GramPlan(GramAlgorithm.Tf32, 2), tuning.Chosen);
+        var tuning = TunedTwiceAddsOnce(b, c, n, new GramPlan(GramAlgorithm.Tf32, 2));
         // (C is off the tiny SGEMM's 16-channel blocks: not a candidate; version 5 only where N is a multiple of 4.)
         Assert.Equal(n % 4 == 0 ? ["Tf32", "Tf32 split 2", "Tf32Fragments", "Tf32Fragments split 2"] : ["Tf32", "Tf32 split 2"],
             tuning.Trials.Select(t => t.Plan.ToString()));
-        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
     }
+
     /// <summary>Version 5 of the TF32 Gram backward (Gram.IlgpuTensorCore.SymmetricFragments and BackwardFragments:
     /// S packed in fragment order, F staged in the 0 4 1 5 2 6 3 7 order with padded column groups, the next chunk's
     /// loads in flight while a chunk computes), launched as the backend launches it, against the float64 reference on
@@ -623,13 +618,7 @@ public class TensorCoreGramTests
             }
             return df.GetAsArray1D();
         }
-        var expected = startd.Select(v => (double)v).ToArray();
-        for (int i = 0; i < c; i++)
-            for (int j = 0; j < c; j++)
-            {
-                double sv = Round((float)((dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
-                for (int k = 0; k < n; k++) expected[i * n + k] += sv * Round(fd[j * n + k]);
-            }
+        var expected = Tf32BackwardExpected(fd.Select(v => (double)v).ToArray(), dgd.Select(v => (double)v).ToArray(), startd.Select(v => (double)v).ToArray(), c, n);
         var got = Run(fragments: true);
         Assertions.Close(expected, got, 1e-5, $"TF32 Gram backward in fragment order, {c}×{n}, split {splits}");
         Assert.Equal(Run(fragments: false), got);
@@ -644,31 +633,29 @@ public class TensorCoreGramTests
         const int c = 40, n = 36;
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 2, MmaTune = 1 },
             new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
-        var wanted = new GramPlan(GramAlgorithm.Tf32Fragments);
+        var tuning = TunedTwiceAddsOnce(b, c, n, new GramPlan(GramAlgorithm.Tf32Fragments));
+        Assert.Equal(["Tf32", "Tf32Fragments"], tuning.Trials.Select(t => t.Plan.ToString()));
+    }
+
+    /// <summary>A Gram backward tuned with <paramref name="wanted"/> timed fastest: the first call tunes (each trial
+    /// from dF as it was), the second runs the choice alone; both add S·F to dF once, as the reference on rounded
+    /// operands, and every trial agreed. Returns the tuning, for its candidates.</summary>
+    static GramTuning TunedTwiceAddsOnce(IlgpuBackend b, int c, int n, GramPlan wanted)
+    {
         b.GramTuningClock = (_, _, a) => a == wanted ? 1e-3 : 2e-3;
-        var rnd = new TestData(Environment.TickCount);
-        var fd = rnd.UniformF32(c * n);
-        var dgd = rnd.UniformF32(c * c);
-        var startd = rnd.UniformF32(c * n);
-        var expected = (double[])startd.Clone();
-        for (int i = 0; i < c; i++)
-            for (int j = 0; j < c; j++)
-            {
-                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
-                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
-            }
+        var (fd, dgd, startd, expected) = BackwardCase(c, n, Environment.TickCount ^ c ^ (n << 10));
         using var f = b.Make(new Shape(c, 1, n), fd);
         using var dg = b.Make(new Shape(c, c, 1), dgd);
         for (int use = 0; use < 2; use++)
         {
             using var df = b.Make(new Shape(c, 1, n), startd);
             b.GramBackwardAccumulate(f, dg, df);
-            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward in fragment order, {c}×{n}, use {use + 1}");
+            Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward by {wanted}, {c}×{n}, use {use + 1}");
         }
         var tuning = Assert.Single(b.GramTunings);
         Assert.Equal(wanted, tuning.Chosen);
-        Assert.Equal(["Tf32", "Tf32Fragments"], tuning.Trials.Select(t => t.Plan.ToString()));
         Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+        return tuning;
     }
 
     /// <summary>MmaGramFragments=1 with MmaTune=0: the Gram backward runs version 5 untuned (its two kernels loaded at
@@ -683,17 +670,7 @@ public class TensorCoreGramTests
         const int c = 40;
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
             { MmaGram = 1, MmaGramWarps = 2, MmaTune = 0, MmaGramFragments = fragments }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
-        var rnd = new TestData(Environment.TickCount ^ n);
-        var fd = rnd.UniformF32(c * n);
-        var dgd = rnd.UniformF32(c * c);
-        var startd = rnd.UniformF32(c * n);
-        var expected = (double[])startd.Clone();
-        for (int i = 0; i < c; i++)
-            for (int j = 0; j < c; j++)
-            {
-                double s = Round((float)((float)(dgd[i * c + j] + dgd[j * c + i]) * (1f / n)));
-                for (int k = 0; k < n; k++) expected[i * n + k] += s * Round(fd[j * n + k]);
-            }
+        var (fd, dgd, startd, expected) = BackwardCase(c, n, Environment.TickCount ^ n);
         using var f = b.Make(new Shape(c, 1, n), fd);
         using var dg = b.Make(new Shape(c, c, 1), dgd);
         using var df = b.Make(new Shape(c, 1, n), startd);
