@@ -459,8 +459,10 @@ public static partial class Conv3x3
             return a;
         }
 
-        static FragmentA A(Float4 v) => new(v.A, v.B, v.C, v.D);
-        static FragmentB B(FloatPair v) => new(v.A, v.B);
+        /// <summary>A fragment-ordered A vector (a lane's 4 values) or B pair as the mma's operands (also the TF32 Gram
+        /// backward's version 5).</summary>
+        internal static FragmentA A(Float4 v) => new(v.A, v.B, v.C, v.D);
+        internal static FragmentB B(FloatPair v) => new(v.A, v.B);
 
         // Staging in batches. A loop whose body loads, then stores, waits for each load in turn: a round trip to L2 or
         // memory an iteration. With fewer threads a group (the wide and square shapes) each thread stages more, so

@@ -633,10 +633,11 @@ public static class Gram
         /// floats (see above).</summary>
         const int FragmentsStepFloats = FragmentsSide / 4 * 40;
 
-        public static int FragmentsChunks(int c) => (c + KChunk - 1) / KChunk;
+        /// <summary>KChunk-deep chunks of C channels (versions 4 and 5 of the backward alike).</summary>
+        public static int Chunks(int c) => (c + KChunk - 1) / KChunk;
 
         /// <summary>Floats of <see cref="SymmetricFragments"/>' output for C channels.</summary>
-        public static long SymmetricFragmentsLength(int c) => (long)(c + FragmentsSide - 1) / FragmentsSide * FragmentsChunks(c) * FragmentsChunkVectors * 4;
+        public static long SymmetricFragmentsLength(int c) => (long)(c + FragmentsSide - 1) / FragmentsSide * Chunks(c) * FragmentsChunkVectors * 4;
 
         /// <summary>Dynamic shared memory of <see cref="BackwardFragments"/>: a chunk of S and one of F (18 KB), and the
         /// emulation's scratch off CUDA.</summary>
@@ -656,7 +657,7 @@ public static class Gram
         public static void SymmetricFragments(Index1D index, ArrayView<float> dg, ArrayView<float> packed, int c, float scale)
         {
             int e = index & 3, lane = (index >> 2) & 31, k8 = (index >> 7) & 3, m = (index >> 9) & 3, rest = index >> 11;
-            int chunks = FragmentsChunks(c), chunk = rest % chunks, block = rest / chunks;
+            int chunks = Chunks(c), chunk = rest % chunks, block = rest / chunks;
             int i = block * FragmentsSide + m * 16 + (lane >> 2) + 8 * (e & 1), j = chunk * KChunk + k8 * 8 + (lane & 3) + 4 * (e >> 1);
             float v = 0f;
             if (i < c && j < c) v = Conv3x3.IlgpuTensorCore.RoundTf32((dg[i * c + j] + dg[j * c + i]) * scale);
@@ -674,7 +675,7 @@ public static class Gram
         public static void BackwardFragments(ArrayView<float> f, ArrayView<float> packed, ArrayView<float> df, int c, int n, int splits)
         {
             int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, q = lane & 3;
-            int block = Grid.IdxY, split = Grid.IdxZ, chunks = FragmentsChunks(c);
+            int block = Grid.IdxY, split = Grid.IdxZ, chunks = Chunks(c);
             long k0 = (long)Grid.IdxX * FragmentsSide;
             var share = Conv3x3.IlgpuTiled.SplitShare.Of(chunks, splits, split);
             var shared4 = Float4.SharedDynamic();
@@ -726,9 +727,10 @@ public static class Gram
                 fv2 = FragmentsRow(f4, fAt + 2 * fStep, more && j + 16 < c && columnIn); fv3 = FragmentsRow(f4, fAt + 3 * fStep, more && j + 24 < c && columnIn);
                 for (int k8 = 0; k8 < 4; k8++)
                 {
-                    var a0 = Fragment(sTile4[aAt + k8 * 32]); var a1 = Fragment(sTile4[aAt + 128 + k8 * 32]);
+                    var a0 = Conv3x3.IlgpuMmaFragments.A(sTile4[aAt + k8 * 32]); var a1 = Conv3x3.IlgpuMmaFragments.A(sTile4[aAt + 128 + k8 * 32]);
                     long b = bAt + k8 * (FragmentsStepFloats / 2);
-                    var b0 = Fragment(fTile2[b]); var b1 = Fragment(fTile2[b + 40]); var b2 = Fragment(fTile2[b + 80]); var b3 = Fragment(fTile2[b + 120]);
+                    var b0 = Conv3x3.IlgpuMmaFragments.B(fTile2[b]); var b1 = Conv3x3.IlgpuMmaFragments.B(fTile2[b + 40]);
+                    var b2 = Conv3x3.IlgpuMmaFragments.B(fTile2[b + 80]); var b3 = Conv3x3.IlgpuMmaFragments.B(fTile2[b + 120]);
                     Conv3x3.IlgpuTensorCore.WarpStep(shared, scratchAt, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
                 }
                 Group.Barrier();
@@ -749,9 +751,6 @@ public static class Gram
         {
             tile[at] = v.A; tile[at + 8] = v.B; tile[at + 16] = v.C; tile[at + 24] = v.D;
         }
-
-        static FragmentA Fragment(Float4 v) => new(v.A, v.B, v.C, v.D);
-        static FragmentB Fragment(FloatPair v) => new(v.A, v.B);
 
         /// <summary>
         /// A group's side × side block of the NN product C = A·B on tensor cores, in its warps' accumulators (warp

@@ -863,7 +863,7 @@ public sealed partial class IlgpuBackend : IBackend
     IEnumerable<int> Tf32GramSplitsOffered(int c, int n, int side)
     {
         long groups = (long)((n + side - 1) / side) * ((c + side - 1) / side);
-        return SplitsOffered(groups, (c + Gram.IlgpuTensorCore.KChunk - 1) / Gram.IlgpuTensorCore.KChunk, Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits);
+        return SplitsOffered(groups, Gram.IlgpuTensorCore.Chunks(c), Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits);
     }
 
     /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
