@@ -40,11 +40,12 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
             MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = fragments, MmaTune = tune,
         }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(16 * rows))));   // a power of two
 
-    /// <summary>MmaTune with version 5 in 32-channel warps, on 16 simulated SMs, so that small grids are offered splits.</summary>
+    /// <summary>MmaTune with version 5 in 32-channel warps, splits offered as for 16 SMs, so that small grids are offered
+    /// splits (one simulated: 16 ran this class's split test 4–20× slower a trial).</summary>
     public IlgpuBackend Split { get; } = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
     {
         MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 2, MmaChunk = 8, MmaFragments = 1, MmaTune = 1,
-    }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
+    }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, SplitsForMultiprocessors: 16));
 
     public void Dispose()
     {
@@ -162,7 +163,7 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
     /// <summary>Version 5 split over the input channels (Conv3x3.IlgpuMmaFragments.SumSplits): the tuning offers 2, 4
     /// … splits where the grid leaves SMs without two groups and each split keeps 4 chunks, and a split chosen matches
     /// the reference — uneven shares (9 chunks in 2: 5 and 4; 17 in 4: 5, 5, 5 and 2), partial output groups, bias and
-    /// ReLU added after the sum, ReLU's mask in the backward. 16 simulated SMs, so that these small grids are "small".</summary>
+    /// ReLU added after the sum, ReLU's mask in the backward. Splits offered as for 16 SMs, so that these small grids are "small".</summary>
     [Theory]
     [InlineData(72, 70, 3, 37, 2, 2)]     // 8 groups: 2 splits both ways (9 chunks each way: 4 splits would leave 2)
     [InlineData(136, 70, 2, 33, 4, 2)]    // forward 17 chunks: 4 splits; backward (70 inputs, 9 chunks): 2

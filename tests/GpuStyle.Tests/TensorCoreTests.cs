@@ -541,7 +541,7 @@ public class TensorCoreGramTests
     }
 
     /// <summary>The TF32 Gram backward split over the channels it sums (Gram.IlgpuTensorCore.BackwardAccumulate with
-    /// splits, then AddSplits), offered where the grid gives 16 simulated SMs fewer than two groups each: 9 chunks of
+    /// splits, then AddSplits), offered where the grid gives 16 SMs (CpuSimulation.SplitsForMultiprocessors) fewer than two groups each: 9 chunks of
     /// 32 channels in 2 splits (5 and 4, the last chunk partly filled), as 128-bit vectors (C a multiple of 4) and as
     /// scalars (C not); chosen, it adds S·F to dF once, like the unsplit kernel, on the rounded operands.</summary>
     [Theory]
@@ -550,7 +550,7 @@ public class TensorCoreGramTests
     public void Tf32_gram_backward_split_over_the_channels_matches_the_reference(int c, int n)
     {
         using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 1, MmaTune = 1 },
-            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, Multiprocessors: 16));
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, SplitsForMultiprocessors: 16));
         var tuning = TunedTwiceAddsOnce(b, c, n, new GramPlan(GramAlgorithm.Tf32, 2));
         // (C is off the tiny SGEMM's 16-channel blocks: not a candidate; version 5 only where N is a multiple of 4.)
         Assert.Equal(n % 4 == 0 ? ["Tf32", "Tf32 split 2", "Tf32Fragments", "Tf32Fragments split 2"] : ["Tf32", "Tf32 split 2"],

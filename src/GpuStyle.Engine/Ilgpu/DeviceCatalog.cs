@@ -21,9 +21,12 @@ public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long M
 
 /// <summary>
 /// The simulated CPU device's shape: ILGPU's CPU accelerator runs one OS thread per simulated group thread, so tests
-/// keep it small (DESIGN.md §7).
+/// keep it small (DESIGN.md §7). <paramref name="SplitsForMultiprocessors"/>: the SM count the tuning's splits over
+/// the input channels are offered for (<see cref="IlgpuBackend.SplitsOffered"/>), where not the simulated one — each
+/// simulated multiprocessor is its own set of OS threads, and 16 of them at 128 threads a group ran the same tiny
+/// convolutions 4–20× slower on 2 cores than 1 (2026-11-29), so tests of the offers for a 16-SM device simulate one.
 /// </summary>
-public sealed record CpuSimulation(int ThreadsPerWarp = 4, int WarpsPerGroup = 4, int Multiprocessors = 1)
+public sealed record CpuSimulation(int ThreadsPerWarp = 4, int WarpsPerGroup = 4, int Multiprocessors = 1, int SplitsForMultiprocessors = 0)
 {
     public static CpuSimulation Small { get; } = new();
     /// <summary>Groups of up to 64 threads: the TF32 convolution's warps are 32 threads however the CPU simulates them.</summary>

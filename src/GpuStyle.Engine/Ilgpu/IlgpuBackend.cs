@@ -325,6 +325,7 @@ public sealed partial class IlgpuBackend : IBackend
             return new IlgpuBackend(context, accelerator, info, chosen, kernelCache)
             {
                 Profiling = profiling, OpenSeconds = opening,
+                Multiprocessors = simulated && cpu is { SplitsForMultiprocessors: > 0 } sim ? sim.SplitsForMultiprocessors : Math.Max(1, accelerator.NumMultiprocessors),
                 TuningCache = rememberTunings ? TuningCache.For(kernelCache, accelerator, chosen) : null,
             };
         }
@@ -838,12 +839,16 @@ public sealed partial class IlgpuBackend : IBackend
         return plans.Concat(SplitPlans(d, plans));
     }
 
+    /// <summary>The SMs the splits over the input channels are offered for: the device's, or on the CPU accelerator
+    /// what <see cref="CpuSimulation.SplitsForMultiprocessors"/> says.</summary>
+    int Multiprocessors { get; init; } = 1;
+
     /// <summary>Splits over the input channels offered to the tuning: for a 32-channel-warp plan whose grid has fewer
     /// groups than two an SM, 2, 4 … MmaSplits splits while the split grid stays within four groups an SM and each
     /// split keeps at least 4 chunks (32 input channels) — on an H200 at 512², VGG's 64×64 and 32×32 layers.</summary>
     IEnumerable<ConvPlan> SplitPlans(ConvDims d, IEnumerable<ConvPlan> plans) =>
         from plan in plans.Where(p => p.WarpShape == Conv3x3.IlgpuMmaFragments.Narrow)
-        from s in SplitsOffered(FragmentsGrid(plan, d).Size, Conv3x3.IlgpuMmaFragments.Chunks(d.Cin), Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits)
+        from s in SplitsOffered(FragmentsGrid(plan, d).Size, Conv3x3.IlgpuMmaFragments.Chunks(d.Cin), Multiprocessors, _launch.MmaSplits)
         select plan with { Splits = s };
 
     /// <summary>The splits offered for a grid of <paramref name="groups"/> groups and <paramref name="chunks"/> input
@@ -863,7 +868,7 @@ public sealed partial class IlgpuBackend : IBackend
     IEnumerable<int> Tf32GramSplitsOffered(int c, int n, int side)
     {
         long groups = (long)((n + side - 1) / side) * ((c + side - 1) / side);
-        return SplitsOffered(groups, Gram.IlgpuTensorCore.Chunks(c), Math.Max(1, Accelerator.NumMultiprocessors), _launch.MmaSplits);
+        return SplitsOffered(groups, Gram.IlgpuTensorCore.Chunks(c), Multiprocessors, _launch.MmaSplits);
     }
 
     /// <summary>The weights in version 5's fragment order, in the same scratch as version 4's packing.</summary>
