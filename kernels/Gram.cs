@@ -705,26 +705,16 @@ public static class Gram
             if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
             // The first chunk's loads (4 vectors of S, 4 of F a thread), then in each chunk: its vectors stored, the
             // next chunk's loads issued, and the mma.sync run on the stored chunk while those loads are in flight.
-            bool more = share.First < share.End;
             int j = share.First * KChunk + r;
-            var sv0 = FragmentsS(s4, sAt, more); var sv1 = FragmentsS(s4, sAt + 128, more);
-            var sv2 = FragmentsS(s4, sAt + 256, more); var sv3 = FragmentsS(s4, sAt + 384, more);
-            var fv0 = FragmentsRow(f4, fAt, more && j < c && columnIn); var fv1 = FragmentsRow(f4, fAt + fStep, more && j + 8 < c && columnIn);
-            var fv2 = FragmentsRow(f4, fAt + 2 * fStep, more && j + 16 < c && columnIn); var fv3 = FragmentsRow(f4, fAt + 3 * fStep, more && j + 24 < c && columnIn);
+            var loads = FragmentsChunk.Load(s4, sAt, f4, fAt, fStep, share.First < share.End, c - j, columnIn);
             for (int chunk = share.First; chunk < share.End; chunk++)
             {
-                sTile4[tid] = sv0; sTile4[tid + 128] = sv1; sTile4[tid + 256] = sv2; sTile4[tid + 384] = sv3;
-                StoreColumns(fTile, fSlot, fv0); StoreColumns(fTile, fSlot + FragmentsStepFloats, fv1);
-                StoreColumns(fTile, fSlot + 2 * FragmentsStepFloats, fv2); StoreColumns(fTile, fSlot + 3 * FragmentsStepFloats, fv3);
+                loads.Store(sTile4, tid, fTile, fSlot);
                 Group.Barrier();
                 sAt += FragmentsChunkVectors;
                 fAt += fChunk;
                 j += KChunk;
-                more = chunk + 1 < share.End;
-                sv0 = FragmentsS(s4, sAt, more); sv1 = FragmentsS(s4, sAt + 128, more);
-                sv2 = FragmentsS(s4, sAt + 256, more); sv3 = FragmentsS(s4, sAt + 384, more);
-                fv0 = FragmentsRow(f4, fAt, more && j < c && columnIn); fv1 = FragmentsRow(f4, fAt + fStep, more && j + 8 < c && columnIn);
-                fv2 = FragmentsRow(f4, fAt + 2 * fStep, more && j + 16 < c && columnIn); fv3 = FragmentsRow(f4, fAt + 3 * fStep, more && j + 24 < c && columnIn);
+                loads = FragmentsChunk.Load(s4, sAt, f4, fAt, fStep, chunk + 1 < share.End, c - j, columnIn);
                 for (int k8 = 0; k8 < 4; k8++)
                 {
                     var a0 = Conv3x3.IlgpuMmaFragments.A(sTile4[aAt + k8 * 32]); var a1 = Conv3x3.IlgpuMmaFragments.A(sTile4[aAt + 128 + k8 * 32]);
@@ -739,17 +729,45 @@ public static class Gram
             Store(df, (long)split * c, c, n, block * FragmentsSide + wm * 32 + g, k0 + wn * 32 + 2 * q, acc, 1f, accumulate: splits > 1 ? 0 : 1);
         }
 
-        /// <summary>Packed S's vector at, or zeros past the split's last chunk.</summary>
-        static Float4 FragmentsS(ArrayView<Float4> s4, long at, bool inside) => inside ? s4[at] : default;
-
-        /// <summary>F's vector at, TF32-rounded, or zeros where it lies past C or N (N a multiple of 4: a vector is all
-        /// in or all out) or the split's last chunk.</summary>
-        static Float4 FragmentsRow(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
-
-        /// <summary>A row's 4 columns into their channel's slots, 8 floats apart (see above).</summary>
-        static void StoreColumns(ArrayView<float> tile, long at, Float4 v)
+        /// <summary>A thread's share of one chunk of <see cref="BackwardFragments"/>' operands, loaded from global
+        /// memory before it is stored to shared memory (so that the loads fly while the previous chunk's mma.sync run):
+        /// 4 vectors of packed S, 128 vectors apart, and 4 of F, one from each of the chunk's 8-channel k-steps.</summary>
+        struct FragmentsChunk
         {
-            tile[at] = v.A; tile[at + 8] = v.B; tile[at + 16] = v.C; tile[at + 24] = v.D;
+            Float4 _s0, _s1, _s2, _s3, _f0, _f1, _f2, _f3;
+
+            /// <summary>The vectors at sAt (S) and fAt (F, k-steps fStep apart); zeros where <paramref name="inside"/>
+            /// is false (past the split's last chunk), and F's zeros past C (channelsLeft: C less the thread's first
+            /// channel in the chunk) or N (columnIn). F is TF32-rounded.</summary>
+            public static FragmentsChunk Load(ArrayView<Float4> s4, long sAt, ArrayView<Float4> f4, long fAt, long fStep, bool inside,
+                int channelsLeft, bool columnIn)
+            {
+                bool f = inside && columnIn;
+                return new FragmentsChunk
+                {
+                    _s0 = S(s4, sAt, inside), _s1 = S(s4, sAt + 128, inside), _s2 = S(s4, sAt + 256, inside), _s3 = S(s4, sAt + 384, inside),
+                    _f0 = Row(f4, fAt, f && channelsLeft > 0), _f1 = Row(f4, fAt + fStep, f && channelsLeft > 8),
+                    _f2 = Row(f4, fAt + 2 * fStep, f && channelsLeft > 16), _f3 = Row(f4, fAt + 3 * fStep, f && channelsLeft > 24),
+                };
+            }
+
+            /// <summary>Into the chunk's tiles: S's vectors at tid, tid + 128 …; F's rows as 4 columns each into their
+            /// channel's slots, 8 floats apart, k-steps FragmentsStepFloats apart (see above).</summary>
+            public readonly void Store(ArrayView<Float4> sTile4, int tid, ArrayView<float> fTile, long fSlot)
+            {
+                sTile4[tid] = _s0; sTile4[tid + 128] = _s1; sTile4[tid + 256] = _s2; sTile4[tid + 384] = _s3;
+                Columns(fTile, fSlot, _f0); Columns(fTile, fSlot + FragmentsStepFloats, _f1);
+                Columns(fTile, fSlot + 2 * FragmentsStepFloats, _f2); Columns(fTile, fSlot + 3 * FragmentsStepFloats, _f3);
+            }
+
+            static Float4 S(ArrayView<Float4> s4, long at, bool inside) => inside ? s4[at] : default;
+
+            static Float4 Row(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
+
+            static void Columns(ArrayView<float> tile, long at, Float4 v)
+            {
+                tile[at] = v.A; tile[at + 8] = v.B; tile[at + 16] = v.C; tile[at + 24] = v.D;
+            }
         }
 
         /// <summary>

@@ -563,13 +563,14 @@ public class TensorCoreGramTests
     /// the rounded operands and bit for bit against version 4 (BackwardAccumulate: the same chunks, k-steps and mma
     /// operands in the same order), whole and split (uneven shares: 5 chunks in 3 splits, 2 + 2 + 1), its partial
     /// outputs NaN-filled first, F followed by rows of NaN. Shapes: C a multiple of the 64-row block or not (partly filled blocks and chunks: 40,
-    /// 100, 130, 264), N a multiple of 4 off the 64-column tile (an edge tile), dF's old values kept and added once.</summary>
+    /// 90, 100, 130, 264), N a multiple of 4 off the 64-column tile (an edge tile), dF's old values kept and added once.</summary>
     [Theory]
     [InlineData(64, 100, 1)]
     [InlineData(40, 36, 1)]
     [InlineData(100, 196, 1)]
     [InlineData(264, 36, 2)]
     [InlineData(130, 68, 3)]
+    [InlineData(90, 52, 2)]   // the last chunk 26 deep: its fourth k-step partly filled (the others' last chunks are ≤ 8 deep)
     public void Tf32_gram_backward_in_fragment_order_equals_version_4_and_matches_the_reference(int c, int n, int splits)
     {
         using var b = Open(2, 1, Gram.IlgpuTensorCore.StagingBatch);
