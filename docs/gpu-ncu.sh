@@ -25,7 +25,8 @@ for spec in "conv-first - BlockedSplits=1 conv3x3_blocked|conv3x3_few_outputs 0 
             "conv-4x8-split - BlockedSplits=2 conv3x3_blocked_few_outputs 4 1" \
             "gram-tf32 --tf32 MmaTune=0 gram_.* 0 4" \
             "gram-bwd-tf32 --tf32 MmaTune=0 gram_backward_tf32_mma 0 1" \
-            "gram-bwd-frag --tf32 MmaTune=0,MmaGramFragments=1 gram_backward_tf32_fragments 0 1"; do
+            "gram-bwd-frag --tf32 MmaTune=0,MmaGramFragments=1 gram_backward_tf32_fragments 0 1" \
+            "gram-fwd-prefetch --tf32 MmaTune=0,MmaGramPrefetch=1 gram_forward_tf32_prefetch 0 1"; do
   set -- $spec
   l=$(left); (( l < 20 )) && { echo "!! skipped (budget spent): $1"; continue; }
   flag=$2; [ "$flag" = - ] && flag=""

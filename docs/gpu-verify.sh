@@ -32,9 +32,10 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1; do
+for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1 MmaGramPrefetch=1; do
   echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order;"
-  echo "   MmaGramFragments=1: the Gram backward's version 5, twenty-second session)"
+  echo "   MmaGramFragments=1: the Gram backward's version 5, twenty-second session;"
+  echo "   MmaGramPrefetch=1: the Gram forward with the next chunk's loads in flight, twenty-third session)"
   bounded 60 "$B" bench --check --device $DEV --tf32 --launch $L --size 64 --layer relu3_1 --iteration-sizes "" \
     | grep -E "FAILED|agreement|L-BFGS direction"
 done
@@ -91,7 +92,7 @@ step "5. what changed since the first call, each against its old setting (relu3_
 # --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps; 4: 64×64 warp tiles, opt-in) beside version 4's 32×8
 # tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
 # 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
-for v in "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
+for v in "--tf32 MmaGramPrefetch=1" "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \
@@ -102,6 +103,8 @@ step "6. profiles at 512 (CUDA events), the defaults"
 for flag in "" "--tf32"; do
   bounded 40 "$B" bench --profile --device $DEV $flag --size 512 --iterations 3 | grep -vE "^  [0-9]+→|^kernels tuned|^  gram backward"
 done
+echo "-- --tf32 --launch MmaGramPrefetch=1: the Gram lines (twenty-third session: the forward's next chunk in flight)"
+bounded 40 "$B" bench --profile --device $DEV --tf32 --launch MmaGramPrefetch=1 --size 512 --iterations 3 | grep -iE "gram|iteration"
 
 step "7. VGG19 per iteration with the defaults (512)"
 for flag in "" "--tf32"; do

@@ -501,24 +501,114 @@ public static class Gram
                         b[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(rj < c && at < k1 ? f[rj * (long)n + at] : 0f);
                     }
                 Group.Barrier();
-                for (int k8 = 0; k8 < KChunk; k8 += 8)
-                {
-                    long ra = aFragment + k8;
-                    FragmentA a0 = RowMajorA(a, ra), a1 = RowMajorA(a, ra + 16 * RowStride);
-                    // B (column-major 8×8): (k = q, n = g), (k = q+4, n = g); B[k][j] = F[j][k], j the row of tile b.
-                    long rb = bFragment + k8;
-                    var b0 = new FragmentB(b[rb], b[rb + 4]);
-                    var b1 = new FragmentB(b[rb + 8 * RowStride], b[rb + 8 * RowStride + 4]);
-                    var b2 = new FragmentB(b[rb + 16 * RowStride], b[rb + 16 * RowStride + 4]);
-                    var b3 = new FragmentB(b[rb + 24 * RowStride], b[rb + 24 * RowStride + 4]);
-                    Conv3x3.IlgpuTensorCore.WarpStep(shared, 2 * side * RowStride, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
-                }
+                ForwardChunk(a, b, shared, 2 * side * RowStride, aFragment, bFragment, warp, g, q, ref acc);
                 Group.Barrier();
             }
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
             long slab = (long)split * c;
             int i = bi * side + wm * 32 + g, j = bj * side + wn * 32 + 2 * q;
             Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
+        }
+
+        /// <summary>A warp's mma.sync on a staged forward chunk: its 32×32 block of the tiles' product, k-steps of 8, the
+        /// fragments read as scalars from the row-major tiles (conflict-free: RowStride 36 puts lane (g, q) in bank 4g + q)
+        /// at the lane's 64-bit bases (a k-step adds a constant, which ptxas folds into the loads' offsets).</summary>
+        static void ForwardChunk(ArrayView<float> a, ArrayView<float> b, ArrayView<float> shared, int scratchAt, long aFragment, long bFragment,
+            int warp, int g, int q, ref WarpAccumulators acc)
+        {
+            for (int k8 = 0; k8 < KChunk; k8 += 8)
+            {
+                long ra = aFragment + k8;
+                FragmentA a0 = RowMajorA(a, ra), a1 = RowMajorA(a, ra + 16 * RowStride);
+                // B (column-major 8×8): (k = q, n = g), (k = q+4, n = g); B[k][j] = F[j][k], j the row of tile b.
+                long rb = bFragment + k8;
+                var b0 = new FragmentB(b[rb], b[rb + 4]);
+                var b1 = new FragmentB(b[rb + 8 * RowStride], b[rb + 8 * RowStride + 4]);
+                var b2 = new FragmentB(b[rb + 16 * RowStride], b[rb + 16 * RowStride + 4]);
+                var b3 = new FragmentB(b[rb + 24 * RowStride], b[rb + 24 * RowStride + 4]);
+                Conv3x3.IlgpuTensorCore.WarpStep(shared, scratchAt, warp, g, q, ref acc, a0, a1, b0, b1, b2, b3);
+            }
+        }
+
+        // The forward with the next chunk in flight (ForwardPrefetch; --launch MmaGramPrefetch=1, for 2×2 warps where N
+        // is a multiple of 4). ForwardPartial's staging, even in batches (StagingBatch), waits for its loads before the
+        // chunk's mma.sync can start: ILGPU loads global views with generic ld, which ptxas does not move past a shared
+        // store, so a chunk costs 2 round trips to L2 or memory and then 32 mma.sync a warp, in turn. Here a thread loads
+        // the next chunk's 8 vectors (4 rows of each tile) into registers before this chunk's mma.sync, as version 5 of
+        // the backward does (FragmentsChunk), and stores them after: the round trip overlaps the tensor work. 32 more
+        // registers a thread hold the vectors. Same tiles, slices, chunks, rounding and k-order as ForwardPartial: the
+        // two agree bit for bit (tested).
+
+        /// <summary>
+        /// As <see cref="ForwardPartial"/> with 2×2 warps (<see cref="Threads"/>(2) threads, <see cref="ForwardSharedFloats"/>
+        /// (2, emulate)), N a multiple of 4 (F's rows read as 16-byte vectors): grid (⌈C/64⌉, ⌈C/64⌉, splits), partials splits × C × C.
+        /// </summary>
+        [KernelName("gram_forward_tf32_prefetch")]
+        public static void ForwardPrefetch(ArrayView<float> f, ArrayView<float> partials, int c, int n, int splits)
+        {
+            int bi = Grid.IdxY, bj = Grid.IdxX, split = Grid.IdxZ;
+            if (bj < bi) return;   // the whole group leaves together
+            const int side = 64;
+            int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, q = lane & 3;
+            var shared4 = Float4.SharedDynamic();
+            var shared = shared4.Cast<float>();
+            var a4 = shared4.SubView(0, side * RowStride / 4);
+            var b4 = shared4.SubView(side * RowStride / 4, side * RowStride / 4);
+            var a = a4.Cast<float>();
+            var b = b4.Cast<float>();
+            var f4 = f.Cast<Float4>();
+            long chunks = (n + KChunk - 1) / KChunk;
+            long k0 = chunks * split / splits * KChunk, k1 = Math.Min(n, chunks * (split + 1) / splits * KChunk);
+            // Thread tid stages vectors tid + 128·v (v = 0…3) of each tile: row tid/8 + 16v, positions 4·(tid mod 8)….
+            int row = tid >> 3, kv = tid & 7;
+            long n4 = n / 4, at = k0 + 4 * kv;
+            long aAt = ((bi * side + row) * (long)n + at) / 4, bAt = ((bj * side + row) * (long)n + at) / 4, rowStep = 16 * n4;
+            int aRows = c - (bi * side + row), bRows = c - (bj * side + row);   // rows of F left at and below this thread's first
+            int slot = (row * RowStride + 4 * kv) / 4;
+            long aFragment = (long)(wm * 32 + g) * RowStride + q, bFragment = (long)(wn * 32 + g) * RowStride + q;
+            var acc = new WarpAccumulators();
+            if (CudaAsm.IsSupported) CudaAsm.Emit(Conv3x3.IlgpuTensorCore.DeclareAccumulators);
+            var loads = ForwardChunkLoads.Load(f4, aAt, bAt, rowStep, at < k1, aRows, bRows);
+            for (long k = k0; k < k1; k += KChunk)
+            {
+                loads.Store(a4, b4, slot);
+                Group.Barrier();
+                aAt += KChunk / 4;
+                bAt += KChunk / 4;
+                at += KChunk;
+                loads = ForwardChunkLoads.Load(f4, aAt, bAt, rowStep, at < k1, aRows, bRows);
+                ForwardChunk(a, b, shared, 2 * side * RowStride, aFragment, bFragment, warp, g, q, ref acc);
+                Group.Barrier();
+            }
+            if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
+            Store(partials, (long)split * c, c, c, bi * side + wm * 32 + g, bj * side + wn * 32 + 2 * q, acc, 1f, accumulate: 0);
+        }
+
+        /// <summary>A thread's share of one chunk of <see cref="ForwardPrefetch"/>'s two tiles, held in registers between
+        /// its loads and its stores: rows r, r + 16, r + 32, r + 48 of each (4 positions of each), TF32-rounded.</summary>
+        struct ForwardChunkLoads
+        {
+            Float4 _a0, _a1, _a2, _a3, _b0, _b1, _b2, _b3;
+
+            /// <summary>The vectors at aAt and bAt and 1–3 row steps on; zeros past the slice (<paramref name="inside"/>
+            /// false) and past C (aRows, bRows: the rows of F left at and below the thread's first row of each tile).</summary>
+            public static ForwardChunkLoads Load(ArrayView<Float4> f4, long aAt, long bAt, long rowStep, bool inside, int aRows, int bRows) => new()
+            {
+                _a0 = Row(f4, aAt, inside && aRows > 0), _a1 = Row(f4, aAt + rowStep, inside && aRows > 16),
+                _a2 = Row(f4, aAt + 2 * rowStep, inside && aRows > 32), _a3 = Row(f4, aAt + 3 * rowStep, inside && aRows > 48),
+                _b0 = Row(f4, bAt, inside && bRows > 0), _b1 = Row(f4, bAt + rowStep, inside && bRows > 16),
+                _b2 = Row(f4, bAt + 2 * rowStep, inside && bRows > 32), _b3 = Row(f4, bAt + 3 * rowStep, inside && bRows > 48),
+            };
+
+            /// <summary>Into the tiles (row-major, RowStride apart) at vector slot and 16 rows on, each.</summary>
+            public readonly void Store(ArrayView<Float4> a4, ArrayView<Float4> b4, int slot)
+            {
+                const int rows16 = 16 * RowStride / 4;
+                a4[slot] = _a0; a4[slot + rows16] = _a1; a4[slot + 2 * rows16] = _a2; a4[slot + 3 * rows16] = _a3;
+                b4[slot] = _b0; b4[slot + rows16] = _b1; b4[slot + 2 * rows16] = _b2; b4[slot + 3 * rows16] = _b3;
+            }
+
+            static Float4 Row(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
         }
 
         /// <summary>Staging a batch at a time (the kernels' <c>batch</c>, 1 or 2: MmaGemmBatch). A loop whose body loads

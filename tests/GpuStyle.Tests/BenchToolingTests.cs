@@ -129,6 +129,20 @@ public class LaunchOptionTests
         Assert.Contains("MmaGramFragments is 0", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options with { MmaGramFragments = 2 }, "an H200", 1024)).Message);
     }
 
+    /// <summary>MmaGramPrefetch is 0 or 1, and its kernel runs 2×2 warps: with the TF32 Gram in other warps it is
+    /// refused with the reason (with the Gram off tensor cores, MmaGram=0, it does nothing); 0 is accepted in a launch string.</summary>
+    [Fact]
+    public void Mma_gram_prefetch_is_refused_where_it_cannot_run()
+    {
+        var options = new IlgpuLaunchOptions().WithTf32().With("MmaGramPrefetch=1");
+        IlgpuBackend.Validate(options, "an H200", 1024);
+        Assert.Contains("MmaGramPrefetch=1 runs the TF32 Gram forward in 2×2 warps (MmaGramWarps=2), not 3×3",
+            Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options with { MmaGramWarps = 3 }, "an H200", 1024)).Message);
+        IlgpuBackend.Validate(options with { MmaGram = 0, MmaGramWarps = 3 }, "an H200", 1024);
+        Assert.Contains("MmaGramPrefetch is 0", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(options with { MmaGramPrefetch = 2 }, "an H200", 1024)).Message);
+        Assert.Equal(0, options.With("MmaGramPrefetch=0,MmaGramFragments=0").MmaGramPrefetch);
+    }
+
     /// <summary>Every "Name=value,…" in docs/gpu-check.sh, docs/gpu-verify.sh and docs/gpu-ncu.sh (not their environment variables, STEPS=…), the prepared GPU calls: a launch string it cannot parse,
     /// or one the GPU would refuse, costs a GPU session its measurement (WinogradPrefetch=0 was refused until
     /// 2026-11-27).</summary>

@@ -52,6 +52,7 @@ public class SassTests
             ["Conv3x3.IlgpuWinograd.Gemm64x128Accumulate"] = Conv3x3.IlgpuWinograd.Threads(64, 128),
             ["Conv3x3.IlgpuWinograd.GemmTensorCore"] = mmaGram,
             ["Gram.IlgpuTensorCore.ForwardPartial"] = mmaGram,
+            ["Gram.IlgpuTensorCore.ForwardPrefetch"] = Gram.IlgpuTensorCore.Threads(2),
             ["Gram.IlgpuTensorCore.BackwardAccumulate"] = mmaGram,
             ["Gram.IlgpuTensorCore.BackwardFragments"] = Gram.IlgpuTensorCore.FragmentsThreads,
             ["Gram.IlgpuTiled.ForwardPartial"] = gramTiles,

@@ -428,8 +428,8 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
 /// </summary>
 public class TensorCoreGramTests
 {
-    static IlgpuBackend Open(int warps, int splits, int batch) => IlgpuBackend.Open("ilgpu-cpu",
-        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = warps, GramSplits = splits, MmaGemmBatch = batch },
+    static IlgpuBackend Open(int warps, int splits, int batch, int prefetch = 0) => IlgpuBackend.Open("ilgpu-cpu",
+        IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = warps, GramSplits = splits, MmaGemmBatch = batch, MmaGramPrefetch = prefetch },
         new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: warps == 3 ? 128 : 32));   // a power of two, ≥ 8·warps²
 
     static double Round(double v) => Conv3x3.IlgpuTensorCore.RoundTf32((float)v);
@@ -469,10 +469,13 @@ public class TensorCoreGramTests
     [InlineData(3, 7, 100, 104, 2)]   // 3×3 warps (288 threads): a thread's last staging batch half empty
     [InlineData(2, 8, 68, 100, 2, 1)] // MmaGemmBatch=1: each staging load waited for in turn (the comparison's setting)
     [InlineData(3, 9, 100, 104, 2, 1)]
+    [InlineData(2, 10, 68, 100, 2, 2, 1)]   // MmaGramPrefetch=1: the forward's next chunk in flight (ForwardPrefetch)
+    [InlineData(2, 11, 130, 44, 3, 2, 1)]
+    [InlineData(2, 12, 68, 98, 2, 2, 1)]    // N not a multiple of 4: ForwardPartial's scalar staging, as without the option
     public void Tf32_gram_forward_and_backward_match_the_reference_on_rounded_operands(int warps, int seed, int c, int n, int splits,
-        int batch = Gram.IlgpuTensorCore.StagingBatch)
+        int batch = Gram.IlgpuTensorCore.StagingBatch, int prefetch = 0)
     {
-        using var b = Open(warps, splits, batch);
+        using var b = Open(warps, splits, batch, prefetch);
         Assert.Contains("and Gram", b.Name);
         var rnd = new TestData(Environment.TickCount ^ seed);
         var fd = rnd.UniformF32(c * n);
@@ -623,6 +626,65 @@ public class TensorCoreGramTests
         var got = Run(fragments: true);
         Assertions.Close(expected, got, 1e-5, $"TF32 Gram backward in fragment order, {c}×{n}, split {splits}");
         Assert.Equal(Run(fragments: false), got);
+    }
+
+    /// <summary>The TF32 Gram forward with the next chunk's loads in flight (Gram.IlgpuTensorCore.ForwardPrefetch),
+    /// launched as the backend launches it, against the float64 reference on rounded operands and bit for bit against
+    /// ForwardPartial (2×2 warps, the same slices, chunks and k-order), its partials NaN-filled first (every element of
+    /// the upper tiles written), F exactly C rows (a row read past C is a read past its buffer). C:
+    /// one tile, partly filled second tiles whose thread rows end in each of the four 16-row bands (C − 64 = 8, 20, 36,
+    /// 52) and a third tile; N a multiple of 4 with a partial last chunk, 1–3 slices (uneven: 5 chunks in 3).</summary>
+    [Theory]
+    [InlineData(64, 100, 1)]
+    [InlineData(72, 36, 1)]
+    [InlineData(84, 132, 2)]
+    [InlineData(100, 68, 2)]
+    [InlineData(116, 140, 3)]
+    [InlineData(130, 44, 1)]
+    public void Tf32_gram_forward_with_loads_in_flight_equals_forward_partial_and_matches_the_reference(int c, int n, int splits)
+    {
+        using var b = Open(2, 1, Gram.IlgpuTensorCore.StagingBatch);
+        var a = b.Accelerator;
+        var staged = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int, int, int>(Gram.IlgpuTensorCore.ForwardPartial);
+        var prefetch = a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int, int, int>(Gram.IlgpuTensorCore.ForwardPrefetch);
+        var rnd = new TestData(Environment.TickCount ^ (c * 37 + n));
+        float[] fd = rnd.UniformF32(c * n).Select(v => (float)v).ToArray();
+        // F exactly C rows: a row read past C would only feed entries of G outside C, so its values could not show;
+        // it lies past the buffer's end, which the tests' bounds checks stop.
+        using var f = a.Allocate1D(fd);
+        using var partials = a.Allocate1D<float>((long)splits * c * c);
+        const int side = 64;
+        int tiles = (c + side - 1) / side;
+        var config = new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(Gram.IlgpuTensorCore.Threads(2), 1, 1),
+            SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(2, emulate: 1)));
+        float[] Run(bool inFlight)
+        {
+            partials.View.CopyFromCPU(Enumerable.Repeat(float.NaN, splits * c * c).ToArray());
+            if (inFlight) prefetch(config, f.View, partials.View, c, n, splits);
+            else staged(config, f.View, partials.View, c, n, splits, 2, Gram.IlgpuTensorCore.StagingBatch);
+            a.Synchronize();
+            return partials.GetAsArray1D();
+        }
+        var got = Run(inFlight: true);
+        // Each entry from the tile on or above the diagonal that holds it, summed over the slices: G·N.
+        var sum = new double[c * c];
+        for (int i = 0; i < c; i++)
+            for (int j = 0; j < c; j++)
+            {
+                long at = j / side >= i / side ? (long)i * c + j : (long)j * c + i;
+                for (int z = 0; z < splits; z++)
+                {
+                    float v = got[z * (long)c * c + at];
+                    Assert.False(float.IsNaN(v), $"slice {z}'s partial at {at} not written");
+                    sum[i * c + j] += v;
+                }
+            }
+        var expected = Gram.Reference.Forward(fd.Select(v => (double)v).Select(Round).ToArray(), c, n).Select(v => v * n).ToArray();
+        Assertions.Close(expected, sum.Select(v => (float)v).ToArray(), 1e-5, $"TF32 Gram forward with loads in flight, {c}×{n}, {splits} slices");
+        // Bit for bit: the upper tiles' partials (the lower ones are never written by either kernel).
+        var old = Run(inFlight: false);
+        for (long e = 0; e < got.Length; e++)
+            if (!float.IsNaN(old[e])) Assert.Equal(old[e], got[e]);
     }
 
     /// <summary>Under --tf32 with MmaTune, where N is a multiple of 4, version 5 is a tuning candidate of the Gram

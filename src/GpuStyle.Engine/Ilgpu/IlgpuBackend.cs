@@ -52,7 +52,9 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// channels (a split at least a chunk); 1 none (on an H200: the 64→3 backward at 256² 0.104 → 0.053 ms in 4 splits,
 /// at 512² 0.189 → 0.172). MmaGramFragments 1: with MmaTune=0 under --tf32, the Gram backward runs version 5
 /// (Gram.IlgpuTensorCore.BackwardFragments: operands in fragment order; where N is a multiple of 4) instead of version
-/// 4 — to time it alone; with MmaTune it is a tuning candidate either way.
+/// 4 — to time it alone; with MmaTune it is a tuning candidate either way. MmaGramPrefetch 1: under --tf32 the Gram
+/// forward loads each chunk's operands while the previous chunk's mma.sync run (Gram.IlgpuTensorCore.ForwardPrefetch;
+/// 2×2 warps, where N is a multiple of 4); 0, the default until a GPU has timed it, stages then computes each chunk in turn.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -62,7 +64,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
     int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0, int BlockedBatch = 4, int MmaSplits = 8, int BlockedSplits = 8,
-    int MmaGramFragments = 0)
+    int MmaGramFragments = 0, int MmaGramPrefetch = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -159,7 +161,8 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
 
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
-        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows), nameof(WinogradGather)];
+        nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows), nameof(WinogradGather),
+        nameof(MmaGramFragments), nameof(MmaGramPrefetch)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -269,6 +272,8 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaBackward;
+    // The forward with the next chunk's loads in flight (MmaGramPrefetch), loaded when first used.
+    Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _gramMmaForwardPrefetch;
     MemoryBuffer1D<float, Stride1D.Dense>? _gramS;
 
     public Accelerator Accelerator { get; }
@@ -361,6 +366,10 @@ public sealed partial class IlgpuBackend : IBackend
             throw new ArgumentException($"the TF32 Gram kernels' {chosen.MmaGramWarps}×{chosen.MmaGramWarps} warps do not fit {deviceId} (at most {maxThreadsPerGroup} threads a group)");
         if (chosen.MmaGramFragments is not (0 or 1))
             throw new ArgumentException($"MmaGramFragments is 0 (the TF32 Gram backward's version 4 untuned) or 1 (its version 5), not {chosen.MmaGramFragments}");
+        if (chosen.MmaGramPrefetch is not (0 or 1))
+            throw new ArgumentException($"MmaGramPrefetch is 0 (the TF32 Gram forward stages, then computes, each chunk) or 1 (the next chunk's loads in flight), not {chosen.MmaGramPrefetch}");
+        if (chosen.TensorCoreGram && chosen.MmaGramPrefetch != 0 && chosen.MmaGramWarps != 2)
+            throw new ArgumentException($"MmaGramPrefetch=1 runs the TF32 Gram forward in 2×2 warps (MmaGramWarps=2), not {chosen.MmaGramWarps}×{chosen.MmaGramWarps}");
         if (chosen.TensorCoreGram && chosen.MmaTune == 0 && chosen.MmaGramFragments != 0 && Gram.IlgpuTensorCore.FragmentsThreads > maxThreadsPerGroup)
             throw new ArgumentException($"version 5 of the TF32 Gram backward (MmaGramFragments=1) needs {Gram.IlgpuTensorCore.FragmentsThreads} threads a group; {deviceId} allows {maxThreadsPerGroup}");
         if (UsesWinograd(chosen) && (chosen.WinogradM % 16 != 0 || chosen.WinogradN % 16 != 0
@@ -1168,6 +1177,15 @@ public sealed partial class IlgpuBackend : IBackend
             int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
             var (mtiles, msplits) = GramGrid(c, n, mside);
             var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
+            var config = new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
+                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate)));
+            if (_launch.MmaGramPrefetch != 0 && w == 2 && n % 4 == 0)
+            {
+                _gramMmaForwardPrefetch ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.ForwardPrefetch);
+                _gramMmaForwardPrefetch(config, V(f), mpartials, c, n, msplits);
+                GramReduce(mpartials, g, c, n, msplits, mside);
+                return;
+            }
             _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
                 SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w,
                 _launch.MmaGemmBatch);
