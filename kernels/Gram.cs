@@ -453,19 +453,16 @@ public static class Gram
             if (bj < bi) return;   // the whole group leaves together
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
-            // Cut in Float4 units (RowStride is a multiple of 4), so that ILGPU knows the vector stores are aligned.
             var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
-            var a4 = shared4.SubView(0, side * RowStride / 4);
-            var b4 = shared4.SubView(side * RowStride / 4, side * RowStride / 4);
+            var a4 = ForwardTile(shared4, side, 0);
+            var b4 = ForwardTile(shared4, side, 1);
             var a = a4.Cast<float>();
             var b = b4.Cast<float>();
             var f4 = f.Cast<Float4>();
-            // Slices of whole chunks, so that every chunk starts on a multiple of 4 (the partials are summed whatever
-            // the slices): with N a multiple of 4, as in VGG, F's rows are staged as 128-bit vectors, 8 loads of each
-            // tile a thread a chunk (2×2 warps) instead of 32 scalar ones.
-            long chunks = (n + KChunk - 1) / KChunk;
-            long k0 = chunks * split / splits * KChunk, k1 = Math.Min(n, chunks * (split + 1) / splits * KChunk);
+            // With N a multiple of 4, as in VGG, F's rows are staged as 128-bit vectors, 8 loads of each tile a thread a
+            // chunk (2×2 warps) instead of 32 scalar ones.
+            var (k0, k1) = ForwardSlice(n, split, splits);
             bool vectors = n % 4 == 0;
             // Each lane's fragment positions as 64-bit bases made once (see NnBlock): a k-step adds a constant.
             long aFragment = (long)(wm * 32 + g) * RowStride + q, bFragment = (long)(wn * 32 + g) * RowStride + q;
@@ -510,6 +507,20 @@ public static class Gram
             Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
         }
 
+        /// <summary>The forward's tile <paramref name="index"/> (0: A, rows of F at bi's channels; 1: B, at bj's) in
+        /// dynamic shared memory: side rows RowStride apart, cut in Float4 units (RowStride is a multiple of 4), so that
+        /// ILGPU knows the vector stores are aligned.</summary>
+        static ArrayView<Float4> ForwardTile(ArrayView<Float4> shared4, int side, int index) =>
+            shared4.SubView(index * side * RowStride / 4, side * RowStride / 4);
+
+        /// <summary>Slice <paramref name="split"/>'s positions k0 … k1 − 1: whole chunks, so that every chunk starts on a
+        /// multiple of 4 (the partials are summed whatever the slices).</summary>
+        static (long K0, long K1) ForwardSlice(int n, int split, int splits)
+        {
+            long chunks = (n + KChunk - 1) / KChunk;
+            return (chunks * split / splits * KChunk, Math.Min(n, chunks * (split + 1) / splits * KChunk));
+        }
+
         /// <summary>A warp's mma.sync on a staged forward chunk: its 32×32 block of the tiles' product, k-steps of 8, the
         /// fragments read as scalars from the row-major tiles (conflict-free: RowStride 36 puts lane (g, q) in bank 4g + q)
         /// at the lane's 64-bit bases (a k-step adds a constant, which ptxas folds into the loads' offsets).</summary>
@@ -552,13 +563,12 @@ public static class Gram
             int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, q = lane & 3;
             var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
-            var a4 = shared4.SubView(0, side * RowStride / 4);
-            var b4 = shared4.SubView(side * RowStride / 4, side * RowStride / 4);
+            var a4 = ForwardTile(shared4, side, 0);
+            var b4 = ForwardTile(shared4, side, 1);
             var a = a4.Cast<float>();
             var b = b4.Cast<float>();
             var f4 = f.Cast<Float4>();
-            long chunks = (n + KChunk - 1) / KChunk;
-            long k0 = chunks * split / splits * KChunk, k1 = Math.Min(n, chunks * (split + 1) / splits * KChunk);
+            var (k0, k1) = ForwardSlice(n, split, splits);
             // Thread tid stages vectors tid + 128·v (v = 0…3) of each tile: row tid/8 + 16v, positions 4·(tid mod 8)….
             int row = tid >> 3, kv = tid & 7;
             long n4 = n / 4, at = k0 + 4 * kv;
