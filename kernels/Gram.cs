@@ -604,10 +604,10 @@ public static class Gram
             /// false) and past C (aRows, bRows: the rows of F left at and below the thread's first row of each tile).</summary>
             public static ForwardChunkLoads Load(ArrayView<Float4> f4, long aAt, long bAt, long rowStep, bool inside, int aRows, int bRows) => new()
             {
-                _a0 = Row(f4, aAt, inside && aRows > 0), _a1 = Row(f4, aAt + rowStep, inside && aRows > 16),
-                _a2 = Row(f4, aAt + 2 * rowStep, inside && aRows > 32), _a3 = Row(f4, aAt + 3 * rowStep, inside && aRows > 48),
-                _b0 = Row(f4, bAt, inside && bRows > 0), _b1 = Row(f4, bAt + rowStep, inside && bRows > 16),
-                _b2 = Row(f4, bAt + 2 * rowStep, inside && bRows > 32), _b3 = Row(f4, bAt + 3 * rowStep, inside && bRows > 48),
+                _a0 = RoundedRow(f4, aAt, inside && aRows > 0), _a1 = RoundedRow(f4, aAt + rowStep, inside && aRows > 16),
+                _a2 = RoundedRow(f4, aAt + 2 * rowStep, inside && aRows > 32), _a3 = RoundedRow(f4, aAt + 3 * rowStep, inside && aRows > 48),
+                _b0 = RoundedRow(f4, bAt, inside && bRows > 0), _b1 = RoundedRow(f4, bAt + rowStep, inside && bRows > 16),
+                _b2 = RoundedRow(f4, bAt + 2 * rowStep, inside && bRows > 32), _b3 = RoundedRow(f4, bAt + 3 * rowStep, inside && bRows > 48),
             };
 
             /// <summary>Into the tiles (row-major, RowStride apart) at vector slot and 16 rows on, each.</summary>
@@ -617,9 +617,11 @@ public static class Gram
                 a4[slot] = _a0; a4[slot + rows16] = _a1; a4[slot + 2 * rows16] = _a2; a4[slot + 3 * rows16] = _a3;
                 b4[slot] = _b0; b4[slot + rows16] = _b1; b4[slot + 2 * rows16] = _b2; b4[slot + 3 * rows16] = _b3;
             }
-
-            static Float4 Row(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
         }
+
+        /// <summary>F's 16-byte vector at, TF32-rounded, or zeros where it lies outside (the staging of both
+        /// ForwardPrefetch and BackwardFragments).</summary>
+        static Float4 RoundedRow(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
 
         /// <summary>Staging a batch at a time (the kernels' <c>batch</c>, 1 or 2: MmaGemmBatch). A loop whose body loads
         /// a vector and then stores it waits for each load in turn — a round trip to L2 or memory an iteration (the sm_90
@@ -846,8 +848,8 @@ public static class Gram
                 return new FragmentsChunk
                 {
                     _s0 = S(s4, sAt, inside), _s1 = S(s4, sAt + 128, inside), _s2 = S(s4, sAt + 256, inside), _s3 = S(s4, sAt + 384, inside),
-                    _f0 = Row(f4, fAt, f && channelsLeft > 0), _f1 = Row(f4, fAt + fStep, f && channelsLeft > 8),
-                    _f2 = Row(f4, fAt + 2 * fStep, f && channelsLeft > 16), _f3 = Row(f4, fAt + 3 * fStep, f && channelsLeft > 24),
+                    _f0 = RoundedRow(f4, fAt, f && channelsLeft > 0), _f1 = RoundedRow(f4, fAt + fStep, f && channelsLeft > 8),
+                    _f2 = RoundedRow(f4, fAt + 2 * fStep, f && channelsLeft > 16), _f3 = RoundedRow(f4, fAt + 3 * fStep, f && channelsLeft > 24),
                 };
             }
 
@@ -861,8 +863,6 @@ public static class Gram
             }
 
             static Float4 S(ArrayView<Float4> s4, long at, bool inside) => inside ? s4[at] : default;
-
-            static Float4 Row(ArrayView<Float4> f4, long at, bool inside) => RoundTf32(inside ? f4[at] : default);
 
             static void Columns(ArrayView<float> tile, long at, Float4 v)
             {

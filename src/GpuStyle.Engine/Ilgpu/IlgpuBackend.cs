@@ -1183,12 +1183,9 @@ public sealed partial class IlgpuBackend : IBackend
             {
                 _gramMmaForwardPrefetch ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.ForwardPrefetch);
                 _gramMmaForwardPrefetch(config, V(f), mpartials, c, n, msplits);
-                GramReduce(mpartials, g, c, n, msplits, mside);
-                return;
             }
-            _gramMmaForward(new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate))), V(f), mpartials, c, n, msplits, w,
-                _launch.MmaGemmBatch);
+            else
+                _gramMmaForward(config, V(f), mpartials, c, n, msplits, w, _launch.MmaGemmBatch);
             GramReduce(mpartials, g, c, n, msplits, mside);
             return;
         }
