@@ -32,7 +32,7 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1 MmaGramPrefetch=1; do
+for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1 MmaTune=0,MmaGramPrefetch=1; do
   echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order;"
   echo "   MmaGramFragments=1: the Gram backward's version 5, twenty-second session;"
   echo "   MmaGramPrefetch=1: the Gram forward with the next chunk's loads in flight, twenty-third session)"
@@ -45,7 +45,9 @@ for flag in "" "--tf32"; do
   echo "-- ours: vgg16${flag:+ $flag}"
   bounded 70 "$B" bench --device $DEV $flag --network vgg16 --layer relu3_2 --iteration-sizes 256,512,1024 --iterations 5 \
     > "$OUT/bench-vgg16${flag:+-tf32}.txt"
-  awk '!(/^  [0-9]+→/ && !/few outputs/) && !/^  gram backward/' "$OUT/bench-vgg16${flag:+-tf32}.txt"
+  awk '!(/^  [0-9]+→/ && !/few outputs/) && !/^  gram (backward|forward)/' "$OUT/bench-vgg16${flag:+-tf32}.txt"
+  echo "the Gram forward's choices (twenty-fourth session: tuned over its splits, and under --tf32 the prefetching kernel):"
+  grep -E "^  gram forward" "$OUT/bench-vgg16${flag:+-tf32}.txt" | cut -d'(' -f1
   # (each tuned shape's line is left out here but the few-outputs kernel's, "64→3 512×512 backward: … few
   # outputs …"; the file keeps them all: which shapes chose version 5, TF32 fragments 32×N, and by how much)
   [ -n "$flag" ] && {
@@ -92,7 +94,7 @@ step "5. what changed since the first call, each against its old setting (relu3_
 # --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps; 4: 64×64 warp tiles, opt-in) beside version 4's 32×8
 # tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
 # 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
-for v in "--tf32 MmaGramPrefetch=1" "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
+for v in "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \
@@ -100,11 +102,11 @@ for v in "--tf32 MmaGramPrefetch=1" "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1
 done
 
 step "6. profiles at 512 (CUDA events), the defaults"
+# The Gram forward's tuning lines stay (twenty-fourth session: each style layer's kernels — under --tf32 version 4 and
+# its prefetching form — at each split, timed): they are the A/B of the prefetching kernel and of the splits, per shape.
 for flag in "" "--tf32"; do
   bounded 40 "$B" bench --profile --device $DEV $flag --size 512 --iterations 3 | grep -vE "^  [0-9]+→|^kernels tuned|^  gram backward"
 done
-echo "-- --tf32 --launch MmaGramPrefetch=1: the Gram lines (twenty-third session: the forward's next chunk in flight)"
-bounded 40 "$B" bench --profile --device $DEV --tf32 --launch MmaGramPrefetch=1 --size 512 --iterations 3 | grep -iE "gram|iteration"
 
 step "7. VGG19 per iteration with the defaults (512)"
 for flag in "" "--tf32"; do

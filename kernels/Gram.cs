@@ -168,13 +168,14 @@ public static class Gram
             if (i < c && j < c) partials[((long)split * c + i) * c + j] = acc;
         }
 
-        /// <summary>Launch with C·C threads: G[i,j] = Σ_splits partials / N, taking the upper triangle for both halves.</summary>
+        /// <summary>Launch with C·C threads: G[i,j] = Σ_splits partials / N, taking the upper triangle (i ≤ j) for both
+        /// halves: the partials hold it whole (the forward kernels compute the tiles on or above the diagonal), and
+        /// nothing below it is read (the TF32 forward leaves a diagonal tile's lower warp blocks out).</summary>
         [KernelName("gram_reduce_splits")]
-        public static void ReduceSplits(Index1D index, ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits, int t)
+        public static void ReduceSplits(Index1D index, ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits)
         {
             int i = index / c, j = index - i * c;
-            // (i, j) was computed by tile (⌊i/t⌋, ⌊j/t⌋) only if that tile is on or above the diagonal.
-            int si = i / t <= j / t ? i : j, sj = i / t <= j / t ? j : i;
+            int si = i <= j ? i : j, sj = i <= j ? j : i;
             float s = 0f;
             for (int k = 0; k < splits; k++) s += partials[((long)k * c + si) * c + sj];
             g[index] = s / n;
@@ -184,18 +185,18 @@ public static class Gram
         /// <see cref="ReduceSplits"/> with the splits spread over a group's rows, for the GPU: groups of (X, Y) threads,
         /// ⌈C·C / X⌉ of them; thread (x, y) adds splits y, y + Y, … of entry e = group·X + x (X consecutive entries of a
         /// row: coalesced loads), then row 0 adds the Y sums in order (the same sum every run) and writes G[i,j] — and
-        /// G[j,i] for an entry of a tile above the diagonal, whose mirror, in a tile below it, has nothing to read.
+        /// G[j,i] for an entry above the diagonal (the upper triangle: see <see cref="ReduceSplits"/>).
         /// Why: ReduceSplits gives each of the C² entries one thread and a chain of `splits` loads; at 64 channels and
         /// 512² that is 4 096 threads (≈ one warp an SM on an H200) each 1 024 loads long — ≈ 0.1–0.5 ms of latency for
         /// 16 MB, where the bytes take ≈ 5 µs. Here: 32 768 threads, 128 loads each. Dynamic shared memory: X·Y floats.
         /// </summary>
         [KernelName("gram_reduce_splits_grouped")]
-        public static void ReduceSplitsGrouped(ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits, int t)
+        public static void ReduceSplitsGrouped(ArrayView<float> partials, ArrayView<float> g, int c, int n, int splits)
         {
             int x = Group.IdxX, y = Group.IdxY, width = Group.DimX, rows = Group.DimY;
             long e = (long)Grid.IdxX * width + x;
             int i = (int)(e / c), j = (int)(e - (long)i * c);
-            bool mine = e < (long)c * c && i / t <= j / t;   // computed by a tile on or above the diagonal
+            bool mine = e < (long)c * c && i <= j;
             // Four splits' loads in flight at a time, into four sums: summed one by one, each load waited for the add
             // before it (in-order issue), and at relu1_1 (64 channels, 1 024 splits at 512²) each thread's 128 loads took
             // 52 µs on an H200 (Nsight Compute: 12% occupancy, 7% of DRAM's throughput) for 16 MB.
@@ -222,7 +223,7 @@ public static class Gram
             for (int r = 0; r < rows; r++) total += sums[r * width + x];
             float v = total / n;
             g[(long)i * c + j] = v;
-            if (i / t != j / t) g[(long)j * c + i] = v;
+            if (i != j) g[(long)j * c + i] = v;
         }
 
         /// <summary>Grid (⌈N/T⌉, ⌈C/T⌉), group (T, T). df[i,k] += Σ_j (dG[i,j] + dG[j,i])·F[j,k] / N.</summary>
@@ -258,7 +259,7 @@ public static class Gram
     /// at 7–11 TFLOP/s on an H200; counted, the loop's FFMAs go from ≈ 50% to ≈ 80% of its instructions). A 128-bit
     /// load is served 8 lanes at a time: 8 lanes of a row read 128 contiguous bytes of B (no conflict) and one
     /// broadcast address of A. Forward keeps version 2's split-K and symmetry (tiles
-    /// below the diagonal skipped, <see cref="IlgpuTiled.ReduceSplits"/> with tile side 4T mirrors them).
+    /// below the diagonal skipped, <see cref="IlgpuTiled.ReduceSplits"/> mirrors the upper triangle).
     /// </summary>
     public static class IlgpuBlocked
     {
@@ -455,10 +456,12 @@ public static class Gram
             int wm = warp / warpsSide, wn = warp - wm * warpsSide, g = lane >> 2, q = lane & 3, side = Side(warpsSide);
             var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
+            bool diagonal = bi == bj;   // B is A, loaded once (DiagonalTiles)
             var a4 = ForwardTile(shared4, side, 0);
             var b4 = ForwardTile(shared4, side, 1);
             var a = a4.Cast<float>();
             var b = b4.Cast<float>();
+            int bRowsEnd = diagonal ? 0 : c;
             var f4 = f.Cast<Float4>();
             // With N a multiple of 4, as in VGG, F's rows are staged as 128-bit vectors, 8 loads of each tile a thread a
             // chunk (2×2 warps) instead of 32 scalar ones.
@@ -477,15 +480,15 @@ public static class Gram
                     {
                         int e1 = e + threads;
                         bool has1 = batch > 1 && e1 < side * (KChunk / 4);
-                        var (va, vb) = ForwardVectors(f4, c, n, bi, bj, side, k, k1, e);
+                        var (va, vb) = ForwardVectors(f4, c, bRowsEnd, n, bi, bj, side, k, k1, e);
                         Float4 va1 = default, vb1 = default;
-                        if (batch > 1) (va1, vb1) = ForwardVectors(f4, c, n, bi, bj, side, k, k1, has1 ? e1 : e);
+                        if (batch > 1) (va1, vb1) = ForwardVectors(f4, c, bRowsEnd, n, bi, bj, side, k, k1, has1 ? e1 : e);
                         a4[RowSlot(e)] = va;
-                        b4[RowSlot(e)] = vb;
+                        b4[RowSlot(e)] = diagonal ? va : vb;
                         if (has1)
                         {
                             a4[RowSlot(e1)] = va1;
-                            b4[RowSlot(e1)] = vb1;
+                            b4[RowSlot(e1)] = diagonal ? va1 : vb1;
                         }
                     }
                 else
@@ -494,8 +497,9 @@ public static class Gram
                         int row = e / KChunk, kk = e - row * KChunk;
                         long at = k + kk;
                         int ri = bi * side + row, rj = bj * side + row;
-                        a[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(ri < c && at < k1 ? f[ri * (long)n + at] : 0f);
-                        b[row * RowStride + kk] = Conv3x3.IlgpuTensorCore.RoundTf32(rj < c && at < k1 ? f[rj * (long)n + at] : 0f);
+                        float va = Conv3x3.IlgpuTensorCore.RoundTf32(ri < c && at < k1 ? f[ri * (long)n + at] : 0f);
+                        a[row * RowStride + kk] = va;
+                        b[row * RowStride + kk] = diagonal ? va : Conv3x3.IlgpuTensorCore.RoundTf32(rj < bRowsEnd && at < k1 ? f[rj * (long)n + at] : 0f);
                     }
                 Group.Barrier();
                 ForwardChunk(a, b, shared, 2 * side * RowStride, aFragment, bFragment, warp, g, q, ref acc);
@@ -504,8 +508,16 @@ public static class Gram
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
             long slab = (long)split * c;
             int i = bi * side + wm * 32 + g, j = bj * side + wn * 32 + 2 * q;
-            Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
+            if (wm <= wn || !diagonal) Store(partials, slab, c, c, i, j, acc, 1f, accumulate: 0);
         }
+
+        // Diagonal tiles (bi = bj). Tile B then holds tile A's rows: the kernels load and round A's alone and store them
+        // into both tiles — half the global loads and TF32 rounding of a chunk, at relu1_1 (one 64-channel tile) for
+        // every group. And a warp block below the diagonal (wm > wn) stores no partial sums: the reductions read G's
+        // upper triangle alone (at relu1_1, 512², a quarter of the 16 MB of partials). Counted in the sm_90 SASS, two
+        // ways that cost more than they save: reading B's fragments from tile A (its base chosen at run time: 70 and 128
+        // registers against 63 and 106, where constant offsets from one base serve both tiles), and that warp skipping
+        // its mma.sync (the same registers again).
 
         /// <summary>The forward's tile <paramref name="index"/> (0: A, rows of F at bi's channels; 1: B, at bj's) in
         /// dynamic shared memory: side rows RowStride apart, cut in Float4 units (RowStride is a multiple of 4), so that
@@ -563,6 +575,7 @@ public static class Gram
             int tid = Group.IdxX, lane = tid & 31, warp = tid >> 5, wm = warp >> 1, wn = warp & 1, g = lane >> 2, q = lane & 3;
             var shared4 = Float4.SharedDynamic();
             var shared = shared4.Cast<float>();
+            bool diagonal = bi == bj;   // B is A, loaded once (DiagonalTiles)
             var a4 = ForwardTile(shared4, side, 0);
             var b4 = ForwardTile(shared4, side, 1);
             var a = a4.Cast<float>();
@@ -573,7 +586,8 @@ public static class Gram
             int row = tid >> 3, kv = tid & 7;
             long n4 = n / 4, at = k0 + 4 * kv;
             long aAt = ((bi * side + row) * (long)n + at) / 4, bAt = ((bj * side + row) * (long)n + at) / 4, rowStep = 16 * n4;
-            int aRows = c - (bi * side + row), bRows = c - (bj * side + row);   // rows of F left at and below this thread's first
+            // Rows of F left at and below this thread's first of each tile (none of B's loaded on a diagonal tile).
+            int aRows = c - (bi * side + row), bRows = diagonal ? 0 : c - (bj * side + row);
             int slot = (row * RowStride + 4 * kv) / 4;
             long aFragment = (long)(wm * 32 + g) * RowStride + q, bFragment = (long)(wn * 32 + g) * RowStride + q;
             var acc = new WarpAccumulators();
@@ -581,7 +595,7 @@ public static class Gram
             var loads = ForwardChunkLoads.Load(f4, aAt, bAt, rowStep, at < k1, aRows, bRows);
             for (long k = k0; k < k1; k += KChunk)
             {
-                loads.Store(a4, b4, slot);
+                loads.Store(a4, b4, slot, diagonal);
                 Group.Barrier();
                 aAt += KChunk / 4;
                 bAt += KChunk / 4;
@@ -591,7 +605,7 @@ public static class Gram
                 Group.Barrier();
             }
             if (CudaAsm.IsSupported) acc = Conv3x3.IlgpuTensorCore.ReadAccumulators();
-            Store(partials, (long)split * c, c, c, bi * side + wm * 32 + g, bj * side + wn * 32 + 2 * q, acc, 1f, accumulate: 0);
+            if (wm <= wn || !diagonal) Store(partials, (long)split * c, c, c, bi * side + wm * 32 + g, bj * side + wn * 32 + 2 * q, acc, 1f, accumulate: 0);
         }
 
         /// <summary>A thread's share of one chunk of <see cref="ForwardPrefetch"/>'s two tiles, held in registers between
@@ -610,12 +624,20 @@ public static class Gram
                 _b2 = RoundedRow(f4, bAt + 2 * rowStep, inside && bRows > 32), _b3 = RoundedRow(f4, bAt + 3 * rowStep, inside && bRows > 48),
             };
 
-            /// <summary>Into the tiles (row-major, RowStride apart) at vector slot and 16 rows on, each.</summary>
-            public readonly void Store(ArrayView<Float4> a4, ArrayView<Float4> b4, int slot)
+            /// <summary>Into the tiles (row-major, RowStride apart) at vector slot and 16 rows on, each; on a
+            /// <paramref name="diagonal"/> tile A's vectors into both.</summary>
+            public readonly void Store(ArrayView<Float4> a4, ArrayView<Float4> b4, int slot, bool diagonal)
             {
                 const int rows16 = 16 * RowStride / 4;
                 a4[slot] = _a0; a4[slot + rows16] = _a1; a4[slot + 2 * rows16] = _a2; a4[slot + 3 * rows16] = _a3;
-                b4[slot] = _b0; b4[slot + rows16] = _b1; b4[slot + 2 * rows16] = _b2; b4[slot + 3 * rows16] = _b3;
+                if (diagonal)
+                {
+                    b4[slot] = _a0; b4[slot + rows16] = _a1; b4[slot + 2 * rows16] = _a2; b4[slot + 3 * rows16] = _a3;
+                }
+                else
+                {
+                    b4[slot] = _b0; b4[slot + rows16] = _b1; b4[slot + 2 * rows16] = _b2; b4[slot + 3 * rows16] = _b3;
+                }
             }
         }
 
@@ -632,14 +654,15 @@ public static class Gram
         public const int StagingBatch = 2;
 
         /// <summary>Vector e of a forward chunk's two tiles (rows of F at bi's and bj's channels, positions k…),
-        /// TF32-rounded, zero past C or the slice's end k1.</summary>
-        static (Float4 A, Float4 B) ForwardVectors(ArrayView<Float4> f4, int c, int n, int bi, int bj, int side, long k, long k1, int e)
+        /// TF32-rounded, zero past C (B's: past <paramref name="bRowsEnd"/>, 0 on a diagonal tile, which loads none) or
+        /// the slice's end k1.</summary>
+        static (Float4 A, Float4 B) ForwardVectors(ArrayView<Float4> f4, int c, int bRowsEnd, int n, int bi, int bj, int side, long k, long k1, int e)
         {
             int row = e / (KChunk / 4), kv = e - row * (KChunk / 4);
             long at = k + 4 * kv;
             int ri = bi * side + row, rj = bj * side + row;
             return (RoundTf32(ri < c && at < k1 ? f4[(ri * (long)n + at) / 4] : default),
-                RoundTf32(rj < c && at < k1 ? f4[(rj * (long)n + at) / 4] : default));
+                RoundTf32(rj < bRowsEnd && at < k1 ? f4[(rj * (long)n + at) / 4] : default));
         }
 
         /// <summary>Where vector e of a chunk's row-major tile (the forward's two, the NN block's A) goes: row e / 8,

@@ -216,6 +216,34 @@ public class ConvTuningTests
         Assert.StartsWith($"gram backward 32×80: {fastest} (Blocked ", tuning.ToString());
     }
 
+    /// <summary>Under --conv tuned the fp32 Gram forward is tuned over its splits of the positions, once a shape: GramGrid's
+    /// default (9 for 20 channels in 16-channel tiles and 600 positions), half and a quarter of it, and with 16 SMs
+    /// counted (3 active tiles × 9 splits leave SMs idle) twice it. G is the reference whichever is chosen; GramSplits
+    /// fixes the splits and nothing is tuned.</summary>
+    [Theory]
+    [InlineData(0, 0, 4, "Staged split 9, Staged split 4, Staged split 2")]
+    [InlineData(0, 16, 18, "Staged split 9, Staged split 4, Staged split 2, Staged split 18")]
+    [InlineData(5, 0, 5, "")]
+    public void The_gram_forward_is_tuned_over_its_splits(int gramSplits, int splitsForSms, int fastest, string candidates)
+    {
+        const int c = 20, n = 600;
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, GramSplits = gramSplits },
+            CpuSimulation.Small with { SplitsForMultiprocessors = splitsForSms });
+        int calls = 0;
+        b.GramForwardTuningClock = (_, _, p) => { calls++; return p.Splits == fastest ? 1e-3 : 2e-3; };
+        var fd = new TestData(Environment.TickCount ^ splitsForSms).UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        for (int use = 0; use < 2; use++)
+        {
+            using var g = b.Make(new Shape(c, c, 1), null);
+            b.GramForward(f, g);
+            Assertions.Close(Gram.Reference.Forward(fd, c, n), b.Read(g), 1e-5, $"tuned Gram forward, {c}×{n}, use {use + 1}");
+        }
+        Assert.Equal(candidates, string.Join(", ", b.GramForwardTunings.SelectMany(t => t.Trials).Select(t => t.Plan)));
+        Assert.Equal(b.GramForwardTunings.Sum(t => t.Trials.Count), calls);
+        if (candidates != "") Assert.Equal(new GramForwardPlan(GramForwardAlgorithm.Staged, fastest), b.GramForwardPlanOf(c, n));
+    }
+
     [Fact]
     public void Few_channel_convolutions_are_not_tuned_for_Winograd()
     {

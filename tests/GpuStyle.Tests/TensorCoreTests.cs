@@ -631,7 +631,8 @@ public class TensorCoreGramTests
     /// <summary>The TF32 Gram forward with the next chunk's loads in flight (Gram.IlgpuTensorCore.ForwardPrefetch),
     /// launched as the backend launches it, against the float64 reference on rounded operands and bit for bit against
     /// ForwardPartial (2×2 warps, the same slices, chunks and k-order), its partials NaN-filled first (every element of
-    /// the upper tiles written), F exactly C rows (a row read past C is a read past its buffer). C:
+    /// G's upper triangle written, by both kernels the same elements), F exactly C rows (a row read past C is a read
+    /// past its buffer). A diagonal tile stages only A and its warp block below the diagonal stores nothing. C:
     /// one tile, partly filled second tiles whose thread rows end in each of the four 16-row bands (C − 64 = 8, 20, 36,
     /// 52) and a third tile; N a multiple of 4 with a partial last chunk, 1–3 slices (uneven: 5 chunks in 3).</summary>
     [Theory]
@@ -671,7 +672,7 @@ public class TensorCoreGramTests
         for (int i = 0; i < c; i++)
             for (int j = 0; j < c; j++)
             {
-                long at = j / side >= i / side ? (long)i * c + j : (long)j * c + i;
+                long at = j >= i ? (long)i * c + j : (long)j * c + i;
                 for (int z = 0; z < splits; z++)
                 {
                     float v = got[z * (long)c * c + at];
@@ -681,10 +682,16 @@ public class TensorCoreGramTests
             }
         var expected = Gram.Reference.Forward(fd.Select(v => (double)v).Select(Round).ToArray(), c, n).Select(v => v * n).ToArray();
         Assertions.Close(expected, sum.Select(v => (float)v).ToArray(), 1e-5, $"TF32 Gram forward with loads in flight, {c}×{n}, {splits} slices");
-        // Bit for bit: the upper tiles' partials (the lower ones are never written by either kernel).
+        // Bit for bit, where either kernel wrote (the same elements).
         var old = Run(inFlight: false);
         for (long e = 0; e < got.Length; e++)
-            if (!float.IsNaN(old[e])) Assert.Equal(old[e], got[e]);
+            Assert.Equal(old[e], got[e]);   // NaN equals NaN here
+        // A diagonal tile's lower-left warp block (rows 32…63, columns 0…31 of the tile) is not stored.
+        for (int z = 0; z < splits; z++)
+            for (int t = 0; t < tiles; t++)
+                for (int i = t * side + 32; i < Math.Min(c, t * side + 64); i++)
+                    for (int j = t * side; j < t * side + 32; j++)
+                        Assert.True(float.IsNaN(got[(z * (long)c + i) * c + j]), $"slice {z}, ({i}, {j}): a diagonal tile's lower warp block stored");
     }
 
     /// <summary>Under --tf32 with MmaTune, where N is a multiple of 4, version 5 is a tuning candidate of the Gram
@@ -742,6 +749,64 @@ public class TensorCoreGramTests
         Assertions.Close(expected, b.Read(df), 1e-5, $"TF32 Gram backward, MmaGramFragments={fragments}, {c}×{n}");
         Assert.Equal(kernelsLoaded, b.Kernels.Loaded - before);
         Assert.Empty(b.GramTunings);
+    }
+
+    /// <summary>Under --tf32 with MmaTune the Gram forward is tuned the first time a shape is met: both version 4 kernels
+    /// (the prefetching one where N is a multiple of 4) at each split GramForwardSplitsOffered gives — with 16 SMs
+    /// counted, twice the default too, where the one tile's groups leave SMs idle. Whichever is timed fastest, G is the
+    /// reference on rounded operands, every candidate agreed, and the second call runs the choice untuned.</summary>
+    [Theory]
+    [InlineData(1024, 0, GramForwardAlgorithm.Tf32Prefetch, 2, "Tf32 split 4, Tf32 split 2, Tf32 split 1, Tf32Prefetch split 4, Tf32Prefetch split 2, Tf32Prefetch split 1")]
+    [InlineData(1024, 16, GramForwardAlgorithm.Tf32Prefetch, 8, "Tf32 split 4, Tf32 split 2, Tf32 split 1, Tf32 split 8, Tf32Prefetch split 4, Tf32Prefetch split 2, Tf32Prefetch split 1, Tf32Prefetch split 8")]
+    [InlineData(1022, 0, GramForwardAlgorithm.Tf32, 1, "Tf32 split 3, Tf32 split 1")]   // N not a multiple of 4: no prefetching kernel
+    public void Tf32_gram_forward_is_tuned_over_its_kernels_and_splits(int n, int splitsForSms, GramForwardAlgorithm algorithm, int splits, string candidates)
+    {
+        const int c = 40;
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaGram = 1, MmaGramWarps = 2, MmaTune = 1, GramSplits = 0 },
+            new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32, SplitsForMultiprocessors: splitsForSms));
+        var wanted = new GramForwardPlan(algorithm, splits);
+        int calls = 0;
+        b.GramForwardTuningClock = (_, _, p) => { calls++; return p == wanted ? 1e-3 : 2e-3; };
+        var fd = new TestData(Environment.TickCount ^ n).UniformF32(c * n);
+        var expected = Gram.Reference.Forward(fd.Select(Round).ToArray(), c, n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        for (int use = 0; use < 2; use++)
+        {
+            using var g = b.Make(new Shape(c, c, 1), null);
+            b.GramForward(f, g);
+            Assertions.Close(expected, b.Read(g), 1e-5, $"TF32 Gram forward by {wanted}, {c}×{n}, use {use + 1}");
+        }
+        var tuning = Assert.Single(b.GramForwardTunings);
+        Assert.Equal(candidates, string.Join(", ", tuning.Trials.Select(t => t.Plan)));
+        Assert.Equal(tuning.Trials.Count, calls);   // each timed once, and the second call not at all
+        Assert.Equal(wanted, tuning.Chosen);
+        Assert.Equal(wanted, b.GramForwardPlanOf(c, n));
+        Assert.All(tuning.Trials, r => Assert.True(r.Agrees && r.Error < 1e-5, tuning.ToString()));
+        Assert.StartsWith($"gram forward {c}×{n}: {wanted} (Tf32 split ", tuning.ToString());
+    }
+
+    /// <summary>The Gram forward is not tuned with MmaTune=0 (MmaGramPrefetch picks the kernel, GramGrid the splits) nor
+    /// where GramSplits fixes the splits and only one kernel applies; with GramSplits and MmaTune, only the kernels are
+    /// tried.</summary>
+    [Theory]
+    [InlineData(0, 0, 0, "")]
+    [InlineData(0, 1, 0, "")]
+    [InlineData(1, 0, 2, "Tf32 split 2, Tf32Prefetch split 2")]
+    public void Tf32_gram_forward_tuning_follows_the_options(int tune, int prefetch, int gramSplits, string candidates)
+    {
+        const int c = 40, n = 1024;
+        using var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
+            { MmaGram = 1, MmaGramWarps = 2, MmaTune = tune, MmaGramPrefetch = prefetch, GramSplits = gramSplits }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
+        b.GramForwardTuningClock = (_, _, _) => 1e-3;
+        var fd = new TestData(Environment.TickCount ^ (tune + 2 * prefetch)).UniformF32(c * n);
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        using var g = b.Make(new Shape(c, c, 1), null);
+        int before = b.Kernels.Loaded;
+        b.GramForward(f, g);
+        Assertions.Close(Gram.Reference.Forward(fd.Select(Round).ToArray(), c, n), b.Read(g), 1e-5, $"TF32 Gram forward, MmaTune={tune}, MmaGramPrefetch={prefetch}");
+        Assert.Equal(candidates, string.Join(", ", b.GramForwardTunings.SelectMany(t => t.Trials).Select(t => t.Plan)));
+        if (tune == 0)
+            Assert.Equal(prefetch, b.Kernels.Loaded - before);   // the prefetching kernel loaded at its first use, and only when asked for
     }
 
     /// <summary>Packed S: each lane's four A values of each 16×8 block in fragment order (rows g, g+8 × columns q,

@@ -104,6 +104,31 @@ public sealed class TuningCacheTests : IDisposable
     }
 
     [Fact]
+    public void The_gram_forwards_choice_is_kept_too()
+    {
+        const int c = 20, n = 600;   // GramGrid: 9 splits; tuned over 9, 4 and 2
+        var fd = new TestData(Environment.TickCount).UniformF32(c * n);
+        int calls = 0;
+        IlgpuBackend Open(Func<GramForwardPlan, double> clock)
+        {
+            var b = IlgpuBackend.Open("ilgpu-cpu", IlgpuLaunchOptions.Tiny with { Conv = ConvKernel.Tuned, GramSplits = 0 }, CpuSimulation.Small);
+            b.TuningCache = new TuningCache(CacheFile, Scope);
+            b.GramForwardTuningClock = (_, _, p) => { calls++; return clock(p); };
+            using var f = b.Make(new Shape(c, 1, n), fd);
+            using var g = b.Make(new Shape(c, c, 1), null);
+            b.GramForward(f, g);
+            Assertions.Close(Gram.Reference.Forward(fd, c, n), b.Read(g), 1e-5, "Gram forward");
+            return b;
+        }
+        using (var first = Open(p => p.Splits == 4 ? 1e-3 : 2e-3))
+            Assert.Equal(3, calls);
+        using var later = Open(p => p.Splits == 4 ? 2e-3 : 1e-3);   // would choose another
+        Assert.Equal(3, calls);
+        Assert.Empty(later.GramForwardTunings);
+        Assert.Equal(new GramForwardPlan(GramForwardAlgorithm.Staged, 4), later.GramForwardPlanOf(c, n));
+    }
+
+    [Fact]
     public void A_choice_among_other_candidates_or_in_another_scope_is_not_taken()
     {
         var cache = new TuningCache(CacheFile, Scope);

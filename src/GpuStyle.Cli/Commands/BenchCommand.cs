@@ -135,6 +135,11 @@ public static class BenchCommand
                         c = t.C, n = t.N, chosen = t.Chosen.ToString(),
                         candidates = Candidates(t.Trials),
                     }),
+                    gram_forward_tunings = (backend as IlgpuBackend)?.GramForwardTunings.Select(t => new
+                    {
+                        c = t.C, n = t.N, chosen = t.Chosen.ToString(),
+                        candidates = Candidates(t.Trials),
+                    }),
                     tunings = (backend as IlgpuBackend)?.Tunings.Select(t => new
                     {
                         cin = t.Cin, cout = t.Cout, h = t.H, w = t.W, backward = t.Backward, chosen = t.Chosen.ToString(),
@@ -192,15 +197,16 @@ public static class BenchCommand
         relative_error = double.IsNaN(c.Error) ? (double?)null : c.Error, agrees = c.Agrees, failure = c.Failure,
     });
 
-    /// <summary>With --conv tuned (or MmaTune=1), what each convolution's shape and direction, and each Gram backward's,
-    /// got, and every candidate's time.</summary>
+    /// <summary>With --conv tuned (or MmaTune=1), what each convolution's shape and direction, and each Gram backward's
+    /// and forward's, got, and every candidate's time.</summary>
     static void PrintTunings(IBackend backend)
     {
-        if (backend is not IlgpuBackend ilgpu || ilgpu.Tunings.Count + ilgpu.GramTunings.Count == 0) return;
+        if (backend is not IlgpuBackend ilgpu || ilgpu.Tunings.Count + ilgpu.GramTunings.Count + ilgpu.GramForwardTunings.Count == 0) return;
         Console.WriteLine();
         Console.WriteLine("kernels tuned on first use (the choice, then each candidate's fastest of 3 runs):");
         foreach (var t in ilgpu.Tunings) Console.WriteLine($"  {t}");
         foreach (var t in ilgpu.GramTunings) Console.WriteLine($"  {t}");
+        foreach (var t in ilgpu.GramForwardTunings) Console.WriteLine($"  {t}");
     }
 
     static string MachineName()

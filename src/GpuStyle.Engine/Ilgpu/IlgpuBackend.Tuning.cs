@@ -42,6 +42,18 @@ public readonly record struct GramPlan(GramAlgorithm Algorithm, int Splits = 1)
     public override string ToString() => Splits > 1 ? $"{Algorithm} split {Splits}" : Algorithm.ToString();
 }
 
+/// <summary>Which kernel runs the Gram forward's partial sums: the fp32 staged kernel (versions 2–3), version 4 on
+/// tensor cores (Gram.IlgpuTensorCore.ForwardPartial: stage a chunk, then its mma.sync), or version 4 with the next
+/// chunk's loads in flight (ForwardPrefetch: 2×2 warps, N a multiple of 4).</summary>
+public enum GramForwardAlgorithm { Staged, Tf32, Tf32Prefetch }
+
+/// <summary>One way to run the Gram forward: the kernel, and the splits of its sum over the positions (a partial Gram
+/// each, summed by the reduction).</summary>
+public readonly record struct GramForwardPlan(GramForwardAlgorithm Algorithm, int Splits)
+{
+    public override string ToString() => $"{Algorithm} split {Splits}";
+}
+
 /// <summary>One candidate tried for a shape: its time (the fastest of three runs) and its relative L2 distance from
 /// the first candidate's output, and whether that distance let it be chosen; or why it could not run (a kernel the
 /// driver would not load or launch).</summary>
@@ -62,6 +74,12 @@ public sealed record ConvTuning(int Cin, int Cout, int H, int W, bool Backward, 
 public sealed record GramTuning(int C, int N, GramPlan Chosen, IReadOnlyList<Trial<GramPlan>> Trials)
 {
     public override string ToString() => $"gram backward {C}×{N}: {Chosen} ({string.Join(", ", Trials)})";
+}
+
+/// <summary>What tuning chose for one Gram forward's shape (C channels, N positions), and why.</summary>
+public sealed record GramForwardTuning(int C, int N, GramForwardPlan Chosen, IReadOnlyList<Trial<GramForwardPlan>> Trials)
+{
+    public override string ToString() => $"gram forward {C}×{N}: {Chosen} ({string.Join(", ", Trials)})";
 }
 
 public sealed partial class IlgpuBackend
@@ -89,6 +107,20 @@ public sealed partial class IlgpuBackend
     readonly Dictionary<(int C, int N), GramTuning> _gramTunings = [];
     /// <summary>The Gram backward's plan for each tunable shape once known (tuned, or read from the tuning cache).</summary>
     readonly Dictionary<(int C, int N), GramPlan> _gramPlans = [];
+
+    readonly Dictionary<(int C, int N), GramForwardTuning> _gramForwardTunings = [];
+    /// <summary>The Gram forward's plan for each tunable shape once known (tuned, or read from the tuning cache).</summary>
+    readonly Dictionary<(int C, int N), GramForwardPlan> _gramForwardPlans = [];
+
+    /// <summary>The Gram forward's choices (under --conv tuned, or MmaTune under --tf32), in the order the shapes were
+    /// first met.</summary>
+    public IReadOnlyList<GramForwardTuning> GramForwardTunings => [.. _gramForwardTunings.Values];
+
+    /// <summary>The Gram forward's plan for C channels and N positions, where it is tuned, once known.</summary>
+    public GramForwardPlan? GramForwardPlanOf(int c, int n) => _gramForwardPlans.TryGetValue((c, n), out var plan) ? plan : null;
+
+    /// <summary>For tests: as <see cref="TuningClock"/>, for the Gram forward (C, N, candidate).</summary>
+    public Func<int, int, GramForwardPlan, double>? GramForwardTuningClock { get; set; }
 
     /// <summary>The plan a convolution's shape and direction runs, once known (tuned, read from the tuning cache, or its
     /// only candidate); null before its first use, and for the kernels --conv fixes.</summary>
@@ -265,6 +297,54 @@ public sealed partial class IlgpuBackend
         _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials);
         TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));
         return _gramPlans[(c, n)] = chosen;
+    }
+
+    /// <summary>How the Gram forward runs C channels and N positions: fixed — the staged kernel in fp32, under --tf32
+    /// version 4 (with MmaGramPrefetch=1 its loads in flight, where that kernel fits), at GramGrid's splits — or tuned
+    /// (--conv tuned in fp32, MmaTune under --tf32), the first time the shape is met: each kernel (under --tf32 both
+    /// version 4 kernels, where the prefetching one fits) at each of GramForwardSplitsOffered (GramSplits fixes them).
+    /// Why tune: the prefetching kernel holds 106 registers against 63 (4 groups an SM instead of 8), expected to win on
+    /// the deep layers and not at relu1_1 or relu2_1, and the splits trade filling the SMs against partial Grams to
+    /// write and sum (at relu1_1, 512², 16 MB of them against F's 67 MB) — neither is known before a GPU times it.
+    /// <paramref name="run"/> computes G by a candidate (the partials and their reduction); the caller runs the choice.</summary>
+    GramForwardPlan GramForwardPlanFor(int c, int n, Tensor g, Action<GramForwardPlan> run)
+    {
+        bool tf32 = _gramMmaForward is not null;
+        int side = GramForwardSide;
+        var (tiles, splits) = GramGrid(c, n, side);
+        var algorithm = !tf32 ? GramForwardAlgorithm.Staged
+            : _launch.MmaGramPrefetch != 0 && GramPrefetchFits(n) ? GramForwardAlgorithm.Tf32Prefetch : GramForwardAlgorithm.Tf32;
+        if (tf32 ? _launch.MmaTune == 0 : _launch.Conv != ConvKernel.Tuned) return new(algorithm, splits);
+        if (_gramForwardPlans.TryGetValue((c, n), out var kept)) return kept;
+        GramForwardAlgorithm[] algorithms = !tf32 ? [GramForwardAlgorithm.Staged]
+            : GramPrefetchFits(n) ? [GramForwardAlgorithm.Tf32, GramForwardAlgorithm.Tf32Prefetch] : [GramForwardAlgorithm.Tf32];
+        int[] splitsList = _launch.GramSplits > 0 ? [splits] : [.. GramForwardSplitsOffered(splits, tiles * (tiles + 1) / 2, n, side, Multiprocessors)];
+        GramForwardPlan[] list = [.. algorithms.SelectMany(a => splitsList.Select(s => new GramForwardPlan(a, s)))];
+        if (list.Length == 1) return _gramForwardPlans[(c, n)] = list[0];
+        string shape = $"gram forward {c}×{n}";
+        var names = list.Select(p => p.ToString()).ToList();
+        if (TuningCache?.Lookup(shape, names) is { } index) return _gramForwardPlans[(c, n)] = list[index];
+        var clock = GramForwardTuningClock;
+        var (chosen, trials) = Tune(list, g, run, clock is null ? null : plan => clock(c, n, plan), afterRun: null,
+            tf32 ? Tf32TuningTolerance : TuningTolerance);
+        _gramForwardTunings[(c, n)] = new GramForwardTuning(c, n, chosen, trials);
+        TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));
+        return _gramForwardPlans[(c, n)] = chosen;
+    }
+
+    /// <summary>The splits of its positions a Gram forward is tuned with: the default (<paramref name="defaultSplits"/>,
+    /// GramGrid's: about 1 024 groups) first, as the tuning's reference; half and a quarter of it (fewer partial Grams
+    /// to write and sum); and twice it where the active groups (<paramref name="activeTiles"/>, the tiles on or above
+    /// the diagonal, each split) leave an SM without two and each slice keeps 2 tiles' <paramref name="side"/> of
+    /// positions (relu5_1 at 512²: 36 tiles × 4 splits for 132 SMs).</summary>
+    public static IEnumerable<int> GramForwardSplitsOffered(int defaultSplits, int activeTiles, int n, int side, long sms)
+    {
+        var offered = new List<int> { defaultSplits };
+        foreach (int s in new[] { defaultSplits / 2, defaultSplits / 4 })
+            if (s >= 1 && !offered.Contains(s)) offered.Add(s);
+        int twice = 2 * defaultSplits;
+        if ((long)activeTiles * defaultSplits < 2 * sms && n / twice >= 2 * side) offered.Add(twice);
+        return offered;
     }
 
     /// <summary>Runs every candidate: the first is the reference (its output is kept), each other is compared with it

@@ -17,7 +17,8 @@ namespace GpuStyle.Engine.Ilgpu;
 /// for every 36 of the direct sum, fp32, or with WinogradMma its GEMMs in TF32). Versions 2–4 and Winograd share the
 /// tiled Gram kernels. Tuned times, for each convolution's shape and direction on its first use, the blocked kernel
 /// and Winograd's F(2×2) and F(4×4), and runs the fastest of those that agree with the blocked kernel (as
-/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs), and likewise the Gram backward's blocked kernel and SGEMM. The
+/// `cudnn.benchmark` does; IlgpuBackend.Tuning.cs), and likewise the Gram backward's blocked kernel and SGEMM, and the
+/// Gram forward's splits over the positions. The
 /// CPU backend runs Direct or Winograd (its default).</summary>
 public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 
@@ -52,9 +53,11 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// channels (a split at least a chunk); 1 none (on an H200: the 64→3 backward at 256² 0.104 → 0.053 ms in 4 splits,
 /// at 512² 0.189 → 0.172). MmaGramFragments 1: with MmaTune=0 under --tf32, the Gram backward runs version 5
 /// (Gram.IlgpuTensorCore.BackwardFragments: operands in fragment order; where N is a multiple of 4) instead of version
-/// 4 — to time it alone; with MmaTune it is a tuning candidate either way. MmaGramPrefetch 1: under --tf32 the Gram
-/// forward loads each chunk's operands while the previous chunk's mma.sync run (Gram.IlgpuTensorCore.ForwardPrefetch;
-/// 2×2 warps, where N is a multiple of 4); 0, the default until a GPU has timed it, stages then computes each chunk in turn.
+/// 4 — to time it alone; with MmaTune it is a tuning candidate either way. MmaGramPrefetch 1: with MmaTune=0 under
+/// --tf32 the Gram forward loads each chunk's operands while the previous chunk's mma.sync run
+/// (Gram.IlgpuTensorCore.ForwardPrefetch; 2×2 warps, where N is a multiple of 4) instead of staging, then computing,
+/// each chunk in turn; with MmaTune it is a tuning candidate either way, as are the forward's splits over the positions
+/// (IlgpuBackend.GramForwardSplitsOffered; GramSplits fixes them).
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -236,8 +239,8 @@ public sealed partial class IlgpuBackend : IBackend
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _gramPartial;
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>? _gramBackwardStaged;
     readonly int _gramSide, _gramSharedFloats;
-    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramReduce;
-    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>? _gramReduceGrouped;
+    readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>? _gramReduce;
+    readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>? _gramReduceGrouped;
     // The TF32 convolution, one kernel per prefetch level and for the default tile's shape (Conv3x3.IlgpuTensorCore.For),
     // loaded when first needed; none without TF32.
     readonly Dictionary<MethodInfo, (Kernel Kernel, Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, MmaTile> Launch)> _convMma = [];
@@ -473,9 +476,9 @@ public sealed partial class IlgpuBackend : IBackend
         _transposeFlip = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int>>(Conv3x3.IlgpuTiled.TransposeFlip);
         // The split-K Gram forward's reduction: the one GramReduceRows asks for.
         if (launch.GramReduceRows == 0)
-            _gramReduce = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTiled.ReduceSplits);
+            _gramReduce = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTiled.ReduceSplits);
         else
-            _gramReduceGrouped = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Gram.IlgpuTiled.ReduceSplitsGrouped);
+            _gramReduceGrouped = _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTiled.ReduceSplitsGrouped);
         if (TunesFewOutputs(launch))
             _convFewOutputs = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int>>(
                 Conv3x3.IlgpuFewOutputs.Forward);
@@ -1172,50 +1175,61 @@ public sealed partial class IlgpuBackend : IBackend
             _gramForward!(g.Length, V(f), V(g), c, n);
             return;
         }
-        if (_gramMmaForward is not null)
+        int side = GramForwardSide;
+        int tiles = (c + side - 1) / side;
+        void Run(GramForwardPlan plan)
         {
-            int w = _launch.MmaGramWarps, mside = Gram.IlgpuTensorCore.Side(w);
-            var (mtiles, msplits) = GramGrid(c, n, mside);
-            var mpartials = Scratch(ref _gramPartials, (long)msplits * c * c);
-            var config = new KernelConfig(new Index3D(mtiles, mtiles, msplits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
-                SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate)));
-            if (_launch.MmaGramPrefetch != 0 && w == 2 && n % 4 == 0)
+            var partials = Scratch(ref _gramPartials, (long)plan.Splits * c * c);
+            if (plan.Algorithm == GramForwardAlgorithm.Staged)
             {
-                _gramMmaForwardPrefetch ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.ForwardPrefetch);
-                _gramMmaForwardPrefetch(config, V(f), mpartials, c, n, msplits);
+                int t = _launch.TileWidth;
+                _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, plan.Splits), new Index3D(t, t, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), partials, c, n, plan.Splits);
             }
             else
-                _gramMmaForward(config, V(f), mpartials, c, n, msplits, w, _launch.MmaGemmBatch);
-            GramReduce(mpartials, g, c, n, msplits, mside);
-            return;
+            {
+                int w = _launch.MmaGramWarps;
+                var config = new KernelConfig(new Index3D(tiles, tiles, plan.Splits), new Index3D(Gram.IlgpuTensorCore.Threads(w), 1, 1),
+                    SharedMemoryConfig.RequestDynamic<float>(Gram.IlgpuTensorCore.ForwardSharedFloats(w, _mma.Emulate)));
+                if (plan.Algorithm == GramForwardAlgorithm.Tf32Prefetch)
+                {
+                    _gramMmaForwardPrefetch ??= _loader.Grouped<Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int>>(Gram.IlgpuTensorCore.ForwardPrefetch);
+                    _gramMmaForwardPrefetch(config, V(f), partials, c, n, plan.Splits);
+                }
+                else
+                    _gramMmaForward!(config, V(f), partials, c, n, plan.Splits, w, _launch.MmaGemmBatch);
+            }
+            GramReduce(partials, g, c, n, plan.Splits);
         }
-        int t = _launch.TileWidth, side = _gramSide;
-        var (tiles, splits) = GramGrid(c, n, side);
-        var partials = Scratch(ref _gramPartials, (long)splits * c * c);
-        _gramPartial!(new KernelConfig(new Index3D(tiles, tiles, splits), new Index3D(t, t, 1),
-            SharedMemoryConfig.RequestDynamic<float>(_gramSharedFloats)), V(f), partials, c, n, splits);
-        GramReduce(partials, g, c, n, splits, side);
+        Run(GramForwardPlanFor(c, n, g, Run));
     }
 
-    /// <summary>G = the sum of a split-K Gram forward's partials / N, mirrored from the tiles on or above the diagonal
-    /// (those of <paramref name="side"/> channels a side).</summary>
-    void GramReduce(ArrayView<float> partials, Tensor g, int c, int n, int splits, int side)
+    /// <summary>The Gram forward's tiles, channels a side: the TF32 kernels' (32 a warp) or the fp32 staged kernel's.</summary>
+    int GramForwardSide => _gramMmaForward is not null ? Gram.IlgpuTensorCore.Side(_launch.MmaGramWarps) : _gramSide;
+
+    /// <summary>Whether the TF32 Gram forward with the next chunk's loads in flight can run C×N: its kernel's 2×2 warps,
+    /// F's rows read as 16-byte vectors.</summary>
+    bool GramPrefetchFits(int n) => _gramMmaForward is not null && _launch.MmaGramWarps == 2 && n % 4 == 0
+        && Accelerator.MaxNumThreadsPerGroup >= Gram.IlgpuTensorCore.Threads(2);
+
+    /// <summary>G = the sum of a split-K Gram forward's partials / N, mirrored from the upper triangle.</summary>
+    void GramReduce(ArrayView<float> partials, Tensor g, int c, int n, int splits)
     {
         if (_launch.GramReduceRows == 0)
         {
-            _gramReduce!(c * c, partials, V(g), c, n, splits, side);
+            _gramReduce!(c * c, partials, V(g), c, n, splits);
             return;
         }
         int width = Math.Max(1, Math.Min(Accelerator.WarpSize, Accelerator.MaxNumThreadsPerGroup));
         int rows = Math.Clamp(Math.Min(splits, _launch.GramReduceRows), 1, Math.Max(1, Accelerator.MaxNumThreadsPerGroup / width));
         int groups = (int)(((long)c * c + width - 1) / width);
         _gramReduceGrouped!(new KernelConfig(new Index2D(groups, 1), new Index2D(width, rows), SharedMemoryConfig.RequestDynamic<float>(width * rows)),
-            partials, V(g), c, n, splits, side);
+            partials, V(g), c, n, splits);
     }
 
     /// <summary>A staged Gram forward's tiles a side (of <paramref name="side"/> channels) and position slices: enough
     /// groups to fill the device, about 1024 in all (or what the CPU accelerator's tests ask for), each slice at least
-    /// a few tiles long.</summary>
+    /// a few tiles long. The tuning (GramForwardPlanFor) tries other splits around this default.</summary>
     (int Tiles, int Splits) GramGrid(int c, int n, int side)
     {
         int tiles = (c + side - 1) / side;
