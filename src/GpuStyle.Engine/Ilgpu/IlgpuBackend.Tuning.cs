@@ -195,16 +195,27 @@ public sealed partial class IlgpuBackend
             return new(ConvAlgorithm.Staged);
         var key = (d.Cin, d.Cout, d.H, d.W, backward);
         if (_plans.TryGetValue(key, out var plan)) return plan;
-        var list = candidates();
-        if (list.Count == 1) return _plans[key] = list[0];
-        string shape = $"conv {d.Cin}→{d.Cout} {d.H}×{d.W} {(backward ? "backward" : "forward")}";
-        var names = list.Select(p => p.ToString()).ToList();
-        if (TuningCache?.Lookup(shape, names) is { } known) return _plans[key] = list[known];
-        var (chosen, trials) = Tune(list, output, run, TuningClock is { } clock ? plan => clock(d, backward, plan) : null, AfterTrialRun,
-            _launch.Conv == ConvKernel.Tf32 ? Tf32TuningTolerance : TuningTolerance);
-        _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials);
-        TuningCache?.Record(shape, names, list.ToList().IndexOf(chosen));
-        return _plans[key] = chosen;
+        return Choose(_plans, key, $"conv {d.Cin}→{d.Cout} {d.H}×{d.W} {(backward ? "backward" : "forward")}", candidates(),
+            list => Tune(list, output, run, TuningClock is { } clock ? plan => clock(d, backward, plan) : null, AfterTrialRun,
+                _launch.Conv == ConvKernel.Tf32 ? Tf32TuningTolerance : TuningTolerance),
+            (chosen, trials) => _tunings[key] = new ConvTuning(d.Cin, d.Cout, d.H, d.W, backward, chosen, trials));
+    }
+
+    /// <summary>The steps every tuned choice takes once a shape's candidates are known (its plan not yet in
+    /// <paramref name="plans"/>): a single candidate is taken as it is; a choice the tuning cache kept for the same
+    /// candidates is taken untimed; otherwise <paramref name="tune"/> times them, <paramref name="keep"/> keeps its
+    /// trials (for `bench` and the tests), and the cache records the choice under <paramref name="shape"/>.</summary>
+    TPlan Choose<TKey, TPlan>(Dictionary<TKey, TPlan> plans, TKey key, string shape, IReadOnlyList<TPlan> candidates,
+        Func<IReadOnlyList<TPlan>, (TPlan Chosen, List<Trial<TPlan>> Trials)> tune, Action<TPlan, List<Trial<TPlan>>> keep)
+        where TKey : notnull where TPlan : struct
+    {
+        if (candidates.Count == 1) return plans[key] = candidates[0];
+        var names = candidates.Select(p => p.ToString()!).ToList();
+        if (TuningCache?.Lookup(shape, names) is { } known) return plans[key] = candidates[known];
+        var (chosen, trials) = tune(candidates);
+        keep(chosen, trials);
+        TuningCache?.Record(shape, names, candidates.ToList().IndexOf(chosen));
+        return plans[key] = chosen;
     }
 
     /// <summary>The blocked kernel's splits over the input channels the few-outputs tuning tries: 2, 4 … up to
@@ -281,22 +292,19 @@ public sealed partial class IlgpuBackend
                     : Array.Empty<GramPlan>(),
                 .. sgemmFits ? [new GramPlan(GramAlgorithm.Sgemm)] : Array.Empty<GramPlan>()]
             : [new(GramAlgorithm.Blocked), new(GramAlgorithm.Sgemm)];
-        if (list.Length == 1) return _gramPlans[(c, n)] = list[0];
-        string shape = $"gram backward {c}×{n}";
-        var names = list.Select(p => p.ToString()).ToList();
-        if (TuningCache?.Lookup(shape, names) is { } index) return _gramPlans[(c, n)] = list[index];
-        using var original = Allocate(df.Shape);
-        Copy(df, original);
         var clock = GramTuningClock;
-        var (chosen, trials) = Tune(list, df, plan =>
+        return Choose(_gramPlans, (c, n), $"gram backward {c}×{n}", list, candidates =>
         {
+            using var original = Allocate(df.Shape);
+            Copy(df, original);
+            var tuned = Tune(candidates, df, plan =>
+            {
+                Copy(original, df);
+                run(plan);
+            }, clock is null ? null : plan => clock(c, n, plan), afterRun: null, tf32 ? Tf32TuningTolerance : TuningTolerance);
             Copy(original, df);
-            run(plan);
-        }, clock is null ? null : plan => clock(c, n, plan), afterRun: null, tf32 ? Tf32TuningTolerance : TuningTolerance);
-        Copy(original, df);
-        _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials);
-        TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));
-        return _gramPlans[(c, n)] = chosen;
+            return tuned;
+        }, (chosen, trials) => _gramTunings[(c, n)] = new GramTuning(c, n, chosen, trials));
     }
 
     /// <summary>How the Gram forward runs C channels and N positions: fixed — the staged kernel in fp32, under --tf32
@@ -320,16 +328,11 @@ public sealed partial class IlgpuBackend
             : GramPrefetchFits(n) ? [GramForwardAlgorithm.Tf32, GramForwardAlgorithm.Tf32Prefetch] : [GramForwardAlgorithm.Tf32];
         int[] splitsList = _launch.GramSplits > 0 ? [splits] : [.. GramForwardSplitsOffered(splits, tiles * (tiles + 1) / 2, n, side, Multiprocessors)];
         GramForwardPlan[] list = [.. algorithms.SelectMany(a => splitsList.Select(s => new GramForwardPlan(a, s)))];
-        if (list.Length == 1) return _gramForwardPlans[(c, n)] = list[0];
-        string shape = $"gram forward {c}×{n}";
-        var names = list.Select(p => p.ToString()).ToList();
-        if (TuningCache?.Lookup(shape, names) is { } index) return _gramForwardPlans[(c, n)] = list[index];
         var clock = GramForwardTuningClock;
-        var (chosen, trials) = Tune(list, g, run, clock is null ? null : plan => clock(c, n, plan), afterRun: null,
-            tf32 ? Tf32TuningTolerance : TuningTolerance);
-        _gramForwardTunings[(c, n)] = new GramForwardTuning(c, n, chosen, trials);
-        TuningCache?.Record(shape, names, Array.IndexOf(list, chosen));
-        return _gramForwardPlans[(c, n)] = chosen;
+        return Choose(_gramForwardPlans, (c, n), $"gram forward {c}×{n}", list,
+            candidates => Tune(candidates, g, run, clock is null ? null : plan => clock(c, n, plan), afterRun: null,
+                tf32 ? Tf32TuningTolerance : TuningTolerance),
+            (chosen, trials) => _gramForwardTunings[(c, n)] = new GramForwardTuning(c, n, chosen, trials));
     }
 
     /// <summary>The splits of its positions a Gram forward is tuned with: the default (<paramref name="defaultSplits"/>,
