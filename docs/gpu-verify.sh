@@ -32,10 +32,11 @@ for flag in "" "--tf32"; do
   echo "-- default${flag:+ $flag}"
   bounded 60 "$B" bench --check --device $DEV $flag --size 64 --layer relu3_1 --iteration-sizes "" | grep -E "FAILED|agreement|L-BFGS direction"
 done
-for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1 MmaTune=0,MmaGramPrefetch=1; do
+for L in MmaTune=0 MmaTune=0,MmaFragments=2 MmaTune=0,MmaGramFragments=1 MmaTune=0,MmaGramPrefetch=1 MmaTune=0,MmaFragmentsAsync=1; do
   echo "-- --tf32 --launch $L (version 5 alone, in 32- and 64-channel warps: every TF32 convolution in fragment order;"
   echo "   MmaGramFragments=1: the Gram backward's version 5, twenty-second session;"
-  echo "   MmaGramPrefetch=1: the Gram forward with the next chunk's loads in flight, twenty-third session)"
+  echo "   MmaGramPrefetch=1: the Gram forward with the next chunk's loads in flight, twenty-third session;"
+  echo "   MmaFragmentsAsync=1: version 5's weights by cp.async a chunk ahead, twenty-fifth session)"
   bounded 60 "$B" bench --check --device $DEV --tf32 --launch $L --size 64 --layer relu3_1 --iteration-sizes "" \
     | grep -E "FAILED|agreement|L-BFGS direction"
 done
@@ -94,11 +95,17 @@ step "5. what changed since the first call, each against its old setting (relu3_
 # --tf32's default tunes version 5 (MmaFragments=3: 32- and 64-channel warps; 4: 64×64 warp tiles, opt-in) beside version 4's 32×8
 # tile; with MmaTune=0 one kernel runs alone: version 5 in 32-channel warps (MmaFragments 1 or any odd sum), in
 # 64-channel ones (2), in 64×64 warp tiles (4), or version 4's 32×8 tile (0).
-for v in "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
+# Twenty-fifth session: version 5's weights by cp.async a chunk ahead (MmaFragmentsAsync=1) — alone against version 5
+# alone (relu3_2's TFLOP/s), and tuned beside every version 5 plan (which shapes take it). Then the older switches.
+for v in "--tf32 MmaTune=0" "--tf32 MmaTune=0,MmaFragmentsAsync=1" "--tf32 MmaFragmentsAsync=1" \
+         "--tf32 MmaSplits=1" "--tf32 BlockedSplits=1" "- BlockedSplits=1" "- GramReduceRows=16" "--tf32 GramReduceRows=16"; do
   set -- $v; flag=$1; [ "$flag" = - ] && flag=""
   echo "-- ours: vgg16 ${flag:-fp32} --launch $2"
   bounded 40 "$B" bench --device $DEV $flag --launch "$2" --network vgg16 --layer relu3_2 --iteration-sizes 512 --iterations 5 \
-    | grep -E "^relu3_2|^ +512²"
+    > "$OUT/step5.txt"
+  grep -E "^relu3_2|^ +512²" "$OUT/step5.txt"
+  [ "$2" = MmaFragmentsAsync=1 ] && { echo "shapes whose choice is version 5 with its weights by cp.async:"
+    grep -E "^  [0-9]+→[0-9]+ [0-9]+×[0-9]+ [a-z]+: TF32 fragments [^(]*async" "$OUT/step5.txt" | cut -d'(' -f1; }
 done
 
 step "6. profiles at 512 (CUDA events), the defaults"

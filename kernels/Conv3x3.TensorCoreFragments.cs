@@ -37,6 +37,13 @@
 // accumulators), no spills; taps 375 instructions for 288 mma.sync (1.3 an mma, against 1.9 in 32-channel warps). The
 // cost: 128 threads a group, two groups (8 warps) an SM to hide latency, and each thread stages 3 pixels and 9 weight
 // vectors a chunk — hence staging in batches (StagePatch, StageWeights): 5 round trips a chunk instead of 12.
+// Asynchronous weights (ForwardAsync, ForwardWideAsync; MmaFragmentsAsync 1; twenty-fifth session): the packed
+// weights need no transform on their way to shared memory, so cp.async copies them (16 bytes a copy, through L2, no
+// register held) a chunk ahead into a second buffer — issued before the chunk's patch is staged, waited for
+// (cp.async.wait_group 1) before its barrier. In the sm_90 SASS of the 32-channel warps, a chunk's weight staging
+// was 3 load-then-store round trips a thread (2.25 vectors, no room in 64 registers to batch them) behind the patch's
+// one; with the copies in flight the patch's is the only one. 64 registers still (two groups an SM), no spills; the
+// second buffer makes the 32×8 tile's shared memory 46.6 KB (heights up to 9 rows fit 48 KB).
 //
 // Same arithmetic as version 4: operands TF32-rounded while staging/packing, fp32 accumulation, each output's 72
 // products a chunk summed in the same tap order — so both kernels agree to rounding (not bit for bit: version 4's
@@ -86,15 +93,22 @@ public static partial class Conv3x3
         /// <summary>The staged input: (rows+2) × 34 pixels × 8 channels (a multiple of 16 floats).</summary>
         public static int PatchFloats(int rows) => (rows + 2) * PatchWidth * Chunk;
 
-        /// <summary>Dynamic shared memory: the patch, the chunk's weights, and the emulation's scratch where there are no
-        /// tensor cores. The 32×8 tile: 29 KB (under the 48 KB a CUDA kernel gets without opting in).</summary>
-        public static int SharedFloats(int rows, bool emulate, int shape = Narrow) =>
-            PatchFloats(rows) + 4 * WeightVectors + (emulate ? Threads(rows, shape) / 32 * IlgpuTensorCore.ScratchPerWarp : 0);
+        /// <summary>Dynamic shared memory: the patch, the chunk's weights (two chunks' with asynchronous weights), and
+        /// the emulation's scratch where there are no tensor cores. The 32×8 tile: 29 KB, 46.6 KB with asynchronous
+        /// weights (under the 48 KB a CUDA kernel gets without opting in).</summary>
+        public static int SharedFloats(int rows, bool emulate, int shape = Narrow, bool asyncWeights = false) =>
+            PatchFloats(rows) + (asyncWeights ? 2 : 1) * 4 * WeightVectors + (emulate ? Threads(rows, shape) / 32 * IlgpuTensorCore.ScratchPerWarp : 0);
+
+        /// <summary>The shared memory a CUDA kernel gets without opting in to more (ILGPU 1.5.3 cannot opt in).</summary>
+        const int CudaSharedBytes = 48 * 1024;
 
         /// <summary>Why a tile height cannot run, or null.</summary>
-        public static string? Problem(int rows, int shape = Narrow) =>
+        public static string? Problem(int rows, int shape = Narrow, bool asyncWeights = false) =>
             rows is < 1 or > 16 ? $"a fragment-ordered tile of {rows} rows (1 to 16)"
             : shape == Square && rows % 2 != 0 ? $"a fragment-ordered tile of {rows} rows in 64×64 warp tiles (two rows a warp: an even height)"
+            : asyncWeights && shape == Square ? "asynchronous weights in 64×64 warp tiles (32- and 64-channel warps only)"
+            : asyncWeights && 4 * SharedFloats(rows, emulate: false, shape, asyncWeights) > CudaSharedBytes
+                ? $"a fragment-ordered tile of {rows} rows with asynchronous weights ({4 * SharedFloats(rows, false, shape, true) / 1024.0:0.#} KB of shared memory: at most 9 rows fit 48 KB)"
             : null;
 
         public static int Chunks(int cin) => (cin + Chunk - 1) / Chunk;
@@ -127,34 +141,54 @@ public static partial class Conv3x3
         /// (2 A + 4 B fragment loads: 16 shared-memory wavefronts, 2 an mma).</summary>
         [KernelName("conv3x3_tf32_fragments")]
         public static void Forward(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Narrow);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, long wAddress) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Narrow, asyncWeights: false, wAddress);
+
+        /// <summary><see cref="Forward"/> with the weights copied by cp.async a chunk ahead into a second buffer
+        /// (<paramref name="wAddress"/>: w's device address, which a kernel cannot take from a view; see the file's
+        /// header).</summary>
+        [KernelName("conv3x3_tf32_fragments_async")]
+        public static void ForwardAsync(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, long wAddress) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Narrow, asyncWeights: true, wAddress);
 
         /// <summary>Version 5 with warps of all 64 output channels (one warp a row, half the threads): 16 mma.sync a
         /// warp-step from 4 A + 4 B fragment loads — 24 wavefronts, 1.5 an mma, so a quarter less shared-memory traffic
         /// for the same work, at 64 accumulators a thread (ptxas for sm_90: see SassTests).</summary>
         [KernelName("conv3x3_tf32_fragments_wide")]
         public static void ForwardWide(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Wide);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, long wAddress) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Wide, asyncWeights: false, wAddress);
+
+        /// <summary><see cref="ForwardWide"/> with asynchronous weights, as <see cref="ForwardAsync"/>.</summary>
+        [KernelName("conv3x3_tf32_fragments_wide_async")]
+        public static void ForwardWideAsync(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, long wAddress) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Wide, asyncWeights: true, wAddress);
 
         /// <summary>Version 5 with 64×64 warp tiles: a warp owns all 64 channels of two rows (a quarter of the narrow
         /// warps' threads), 32 mma.sync a warp-step from 4 A + 8 B fragment loads — 32 wavefronts, 1 an mma: the A
         /// fragments serve both rows from registers. 128 accumulators a thread (see the file's header).</summary>
         [KernelName("conv3x3_tf32_fragments_64x64")]
         public static void ForwardSquare(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits) =>
-            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Square);
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, long wAddress) =>
+            Convolve(x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, Square, asyncWeights: false, wAddress);
 
-        /// <summary>The entry point for a warp shape: <see cref="Forward"/>, <see cref="ForwardWide"/> or
-        /// <see cref="ForwardSquare"/>.</summary>
-        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int>
-            For(int shape) => shape switch { Narrow => Forward, Wide => ForwardWide, _ => ForwardSquare };
+        /// <summary>The entry point for a warp shape, with or without asynchronous weights: <see cref="Forward"/>,
+        /// <see cref="ForwardWide"/>, <see cref="ForwardSquare"/>, <see cref="ForwardAsync"/> or
+        /// <see cref="ForwardWideAsync"/>.</summary>
+        public static Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, long>
+            For(int shape, bool asyncWeights = false) => (shape, asyncWeights) switch
+            {
+                (Narrow, false) => Forward, (Wide, false) => ForwardWide, (Square, false) => ForwardSquare,
+                (Narrow, true) => ForwardAsync, (Wide, true) => ForwardWideAsync,
+                _ => throw new ArgumentException(Problem(8, shape, asyncWeights)),
+            };
 
         /// <summary>The kernel's body, inlined into each entry point with its warp shape a constant.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         static void Convolve(ArrayView<float> x, ArrayView<float> mask, ArrayView<float> w, ArrayView<float> b,
-            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, int shape)
+            ArrayView<float> y, ConvDims d, int relu, int hasBias, int useMask, int rows, int splits, int shape, bool asyncWeights, long wAddress)
         {
             int tid = Group.IdxX, threads = Group.DimX, lane = tid & 31, warp = tid >> 5;
             // Split over the input channels (splits > 1, see IlgpuTiled.SumSplits): group z = split·Groups + output
@@ -172,10 +206,23 @@ public static partial class Conv3x3
             var shared4 = Float4.SharedDynamic();
             var patch4 = shared4.SubView(0, patchFloats / 4);
             var patch2 = patch4.Cast<FloatPair>();
-            var wts4 = shared4.SubView(patchFloats / 4, WeightVectors);
             var shared = shared4.Cast<float>();
-            int scratchAt = patchFloats + 4 * WeightVectors;
+            int scratchAt = patchFloats + (asyncWeights ? 2 : 1) * 4 * WeightVectors;
             var w4 = w.Cast<Float4>();
+            // Asynchronous weights: chunk k's packed weights land in buffer k mod 2 (after the patch) by cp.async,
+            // issued while chunk k−1 is staged and computed; off CUDA they are copied when waited for (WaitWeights).
+            long weightsShared = 0, weightsGlobal = 0;
+            if (asyncWeights && CudaAsm.IsSupported)
+            {
+                weightsShared = AsyncCopy.DynamicSharedAddress() + 4L * patchFloats;
+                weightsGlobal = AsyncCopy.Global(wAddress);
+            }
+            long firstBlock = (long)group * chunks * WeightVectors;   // the output group's chunk 0, in vectors
+            if (asyncWeights && share.First < share.End)
+            {
+                IssueWeights(weightsShared, weightsGlobal + 16L * (firstBlock + (long)share.First * WeightVectors), tid, threads);
+                AsyncCopy.Commit();
+            }
             // A fragment (tap, m-tile M = 2·wm + mt): wts4[aBase + tap·128 + M·32] (aBase = lane + wm·64). B fragment
             // (tap, n-tile n): pixel (wn + tap/3, 8n + g + tap%3) of the patch, pair q: patch2[bBase + ((tap/3)·34 +
             // tap%3 + 8n)·4]; the next row's (square warps) 34·4 further on.
@@ -196,8 +243,21 @@ public static partial class Conv3x3
             }
             for (int chunk = share.First; chunk < share.End; chunk++)
             {
+                int buffer = asyncWeights ? (chunk - share.First) & 1 : 0;
+                var wts4 = shared4.SubView(patchFloats / 4 + buffer * WeightVectors, WeightVectors);
+                long block = firstBlock + (long)chunk * WeightVectors;
+                if (asyncWeights)
+                {
+                    // The other buffer was last read by chunk k−1's taps, which the barrier ending its iteration closed.
+                    if (chunk + 1 < share.End)
+                        IssueWeights(weightsShared + 16L * (1 - buffer) * WeightVectors, weightsGlobal + 16L * (block + WeightVectors), tid, threads);
+                    AsyncCopy.Commit();   // an empty group after the last chunk: the wait below counts one group a chunk
+                }
                 StagePatch(x, mask, d, useMask, patch4, chunk * Chunk, x0, y0, tid, threads, pixels, PixelBatch(shape));
-                StageWeights(w4, ((long)group * chunks + chunk) * WeightVectors, wts4, tid, threads, WeightBatch(shape));
+                if (asyncWeights)
+                    WaitWeights(w4, block, wts4, tid, threads, WeightBatch(shape));
+                else
+                    StageWeights(w4, block, wts4, tid, threads, WeightBatch(shape));
                 Group.Barrier();
                 // Taps as rows × columns: a tap/3, tap%3 stayed in the SASS as divisions (uniform, but 10–15
                 // instructions a tap).
@@ -519,6 +579,27 @@ public static partial class Conv3x3
                 if (has2) wts4[e2] = v2;
                 if (has3) wts4[e3] = v3;
             }
+        }
+
+        /// <summary>Issues this thread's cp.async copies of a chunk's packed weights (16-byte vectors e = tid +
+        /// k·threads, through L2 only: every group of the output group reads them) to <paramref name="sharedAt"/> from
+        /// <paramref name="globalAt"/>. Nothing off CUDA (<see cref="WaitWeights"/> copies there).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void IssueWeights(long sharedAt, long globalAt, int tid, int threads)
+        {
+            if (!CudaAsm.IsSupported) return;
+            for (int e = tid; e < WeightVectors; e += threads)
+                AsyncCopy.Copy16(sharedAt + 16L * e, globalAt + 16L * e);
+        }
+
+        /// <summary>Waits for this thread's copies of the current chunk's weights (all but the group committed since,
+        /// the next chunk's); off CUDA, copies them now — the latest moment the wait allows, so that a missing wait or a
+        /// wrong buffer shows in the tests.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void WaitWeights(ArrayView<Float4> w4, long from, ArrayView<Float4> wts4, int tid, int threads, int batch)
+        {
+            if (CudaAsm.IsSupported) AsyncCopy.WaitAllButOne();
+            else StageWeights(w4, from, wts4, tid, threads, batch);
         }
 
         /// <summary>A staged pixel: its 8 channels in the order 0 4 1 5 | 2 6 3 7.</summary>

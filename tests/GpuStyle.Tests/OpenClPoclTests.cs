@@ -56,6 +56,7 @@ public sealed class OpenClPoclTests : IDisposable
     [InlineData("--tf32", "--launch", "MmaTune=0")]   // version 5 alone (operands in fragment order), 32×8: 512 threads
     [InlineData("--tf32", "--launch", "MmaTune=0,MmaFragments=2")]   // version 5 in 64-channel warps: 256 threads
     [InlineData("--tf32", "--launch", "MmaTune=0,MmaFragments=4")]   // version 5 in 64×64 warp tiles: 128 threads
+    [InlineData("--tf32", "--launch", "MmaTune=0,MmaFragmentsAsync=1")]   // version 5's weights copied a chunk ahead (emulated when waited for)
     [InlineData("--tf32", "--launch", "MmaTune=0,MmaGramFragments=1,MmaGramPrefetch=1")]   // the Gram backward's version 5 alone; the forward's loads in flight
     [InlineData("--conv", "winograd", "--launch", "WinogradMma=1")]
     // The other launch shapes and options docs/gpu-check.sh times (steps 7 and 9), which it does not check on the card.

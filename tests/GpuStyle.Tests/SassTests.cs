@@ -42,6 +42,8 @@ public class SassTests
             ["Conv3x3.IlgpuMmaFragments.Forward"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight),
             ["Conv3x3.IlgpuMmaFragments.ForwardWide"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, Conv3x3.IlgpuMmaFragments.Wide),
             ["Conv3x3.IlgpuMmaFragments.ForwardSquare"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, Conv3x3.IlgpuMmaFragments.Square),
+            ["Conv3x3.IlgpuMmaFragments.ForwardAsync"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight),
+            ["Conv3x3.IlgpuMmaFragments.ForwardWideAsync"] = Conv3x3.IlgpuMmaFragments.Threads(o.MmaTileHeight, Conv3x3.IlgpuMmaFragments.Wide),
             ["Conv3x3.IlgpuBlocked.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
             ["Conv3x3.IlgpuBlockedFewOutputs.Forward"] = o.BlockedWidth / Conv3x3.IlgpuBlocked.PixelsPerThread * o.BlockedHeight,
             ["Conv3x3.IlgpuTiled.Forward"] = o.TileWidth * o.TileHeight,
@@ -130,13 +132,15 @@ public class SassTests
     [InlineData(Conv3x3.IlgpuMmaFragments.Narrow)]
     [InlineData(Conv3x3.IlgpuMmaFragments.Wide)]
     [InlineData(Conv3x3.IlgpuMmaFragments.Square)]
-    public void Version_5_with_launch_bounds_fits_two_groups_an_SM_without_spills(int shape)
+    [InlineData(Conv3x3.IlgpuMmaFragments.Narrow, true)]
+    [InlineData(Conv3x3.IlgpuMmaFragments.Wide, true)]
+    public void Version_5_with_launch_bounds_fits_two_groups_an_SM_without_spills(int shape, bool asyncWeights = false)
     {
         // As the backend loads it on CUDA (ConvFragmentsKernel): bounds for two groups of the GPU's 8-row tile an SM.
         // The 64×64 warp tiles hold 128 accumulators a thread; at 128 threads a group the bounds leave ptxas 255
         // registers, and their groups must still fit twice.
         int threads = Conv3x3.IlgpuMmaFragments.Threads(new IlgpuLaunchOptions().MmaTileHeight, shape);
-        var method = Conv3x3.IlgpuMmaFragments.For(shape).Method;
+        var method = Conv3x3.IlgpuMmaFragments.For(shape, asyncWeights).Method;
         string ptx = BoundedPtx(method, threads);
         Assert.Contains($".maxntid {threads}, 1, 1", ptx);
         var report = Assemble(Dumped(ptx, $"{method.Name}.bounded"), method.Name);

@@ -34,11 +34,18 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with { MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = 2, MmaChunk = 8 },
         new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: 32));
 
-    public static IlgpuBackend Open(int rows, int tune = 0, int fragments = 1) => IlgpuBackend.Open("ilgpu-cpu",
+    /// <summary>The weights copied a chunk ahead (MmaFragmentsAsync 1; off CUDA, when waited for): 32-channel warps
+    /// at two rows, 64-channel ones at three.</summary>
+    public IlgpuBackend AsyncTwoRows { get; } = Open(rows: 2, asyncWeights: 1);
+    public IlgpuBackend WideAsyncThreeRows { get; } = Open(rows: 3, fragments: 2, asyncWeights: 1);
+
+    public static IlgpuBackend Open(int rows, int tune = 0, int fragments = 1, int asyncWeights = 0, int splitsForSms = 0) => IlgpuBackend.Open("ilgpu-cpu",
         IlgpuLaunchOptions.Tiny.WithTf32(tiny: true) with
         {
             MmaWarpsCo = 2, MmaTileWidth = 32, MmaTileHeight = rows, MmaChunk = 8, MmaFragments = fragments, MmaTune = tune,
-        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(16 * rows))));   // a power of two
+            MmaFragmentsAsync = asyncWeights,
+        }, new CpuSimulation(ThreadsPerWarp: 4, WarpsPerGroup: (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(16 * rows)),   // a power of two
+            SplitsForMultiprocessors: splitsForSms));
 
     /// <summary>MmaTune with version 5 in 32-channel warps, splits offered as for 16 SMs, so that small grids are offered
     /// splits (one simulated: 16 ran this class's split test 4–20× slower a trial).</summary>
@@ -56,6 +63,8 @@ public sealed class TensorCoreFragmentsFixture : IDisposable
         WideThreeRows.Dispose();
         SquareTwoRows.Dispose();
         SquareSixRows.Dispose();
+        AsyncTwoRows.Dispose();
+        WideAsyncThreeRows.Dispose();
         Version4.Dispose();
     }
 }
@@ -113,6 +122,44 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         var (ySquare, dxSquare) = inputs.Run(fx.SquareTwoRows);
         Assert.Equal(y4, ySquare);
         Assert.Equal(dx4, dxSquare);
+    }
+
+    /// <summary>Version 5 with its weights copied a chunk ahead into a second buffer (MmaFragmentsAsync 1): off CUDA
+    /// each chunk's weights are copied when waited for, into the buffer the chunk reads, so a wrong buffer or a chunk
+    /// read before its copy shows here. One chunk, two, three (buffers 0, 1, 0), partial groups and tiles.</summary>
+    [Theory]
+    [InlineData(1, 1, 1, 1)]        // one chunk: the empty group committed after it
+    [InlineData(9, 37, 6, 11)]      // two chunks (the second 1 deep), a partial group
+    [InlineData(20, 70, 5, 37)]     // three chunks, two groups, tiles partial both ways
+    public void Asynchronous_weights_match_the_reference_and_the_staged_kernel_bit_for_bit(int cin, int cout, int h, int w)
+    {
+        Assert.Contains("weights by cp.async", fx.AsyncTwoRows.Name);
+        TensorCoreTests.CheckForwardAndBackward(fx.AsyncTwoRows, cin, cout, h, w);
+        TensorCoreTests.CheckForwardAndBackward(fx.WideAsyncThreeRows, cin, cout, h, w);
+        // The same sums in the same order: only where the weights come from differs.
+        var inputs = ConvInputs.Random(Environment.TickCount ^ 0x5a5a, cin, cout, h, w);
+        var (yAsync, dxAsync) = inputs.Run(fx.AsyncTwoRows);
+        var (y, dx) = inputs.Run(fx.TwoRows);
+        Assert.Equal(y, yAsync);
+        Assert.Equal(dx, dxAsync);
+    }
+
+    /// <summary>With MmaTune, MmaFragmentsAsync offers each version 5 plan both ways (splits included); a split chosen
+    /// with asynchronous weights starts its buffers at its own first chunk.</summary>
+    [Fact]
+    public void MmaTune_offers_version_5_with_and_without_asynchronous_weights()
+    {
+        using var b = TensorCoreFragmentsFixture.Open(rows: 2, tune: 1, fragments: 1, asyncWeights: 1, splitsForSms: 16);
+        b.TuningClock = (_, _, plan) => plan.Tile.Prefetch == 2 && plan.Splits == 2 ? 1e-3 : 2e-3;
+        TensorCoreTests.CheckForwardAndBackward(b, 72, 70, 3, 37);   // 9 chunks each way: split 2 shares 5 and 4
+        Assert.All(b.Tunings, t =>
+        {
+            Assert.Equal(["TF32 fragments 32×2", "TF32 fragments 32×2 async", "TF32 fragments 32×2 split 2", "TF32 fragments 32×2 async split 2"],
+                t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments).Select(r => r.Plan.ToString()));
+            Assert.Equal("TF32 fragments 32×2 async split 2", t.Chosen.ToString());
+            Assert.All(t.Trials.Where(r => r.Plan.Algorithm == ConvAlgorithm.Tf32Fragments), r => Assert.True(r.Agrees && r.Error < 1e-5, t.ToString()));
+        });
+        TensorCoreTests.CheckForwardAndBackward(b, 72, 70, 3, 37);   // the choices alone, on NaN-filled outputs
     }
 
     [Fact]
@@ -216,6 +263,13 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         IlgpuBackend.Validate(narrow with { MmaFragments = 0 }, "gpu", 512);
         e = Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(narrow, "gpu", 512));
         Assert.Contains("fragment-ordered TF32 convolution's 1024-thread groups (MmaTileHeight 16)", e.Message);
+        // Asynchronous weights: two weight buffers and the patch in 48 KB (at most 9 rows), not in 64×64 warp tiles.
+        var asyncWeights = tooTall with { MmaTileHeight = 8, MmaFragmentsAsync = 1 };
+        IlgpuBackend.Validate(asyncWeights, "gpu", 1024);
+        Assert.Contains("at most 9 rows fit 48 KB", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(asyncWeights with { MmaTileHeight = 10 }, "test", 4096, long.MaxValue)).Message);
+        IlgpuBackend.Validate(asyncWeights with { MmaTileHeight = 10, MmaTune = 1 }, "test", 4096, long.MaxValue);   // tuned: the heights that fit
+        Assert.Contains("asynchronous weights in 64×64 warp tiles", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(asyncWeights with { MmaFragments = 4 }, "test", 4096, long.MaxValue)).Message);
+        Assert.Contains("MmaFragmentsAsync is 0", Assert.Throws<ArgumentException>(() => IlgpuBackend.Validate(asyncWeights with { MmaFragmentsAsync = 2 }, "test", 4096, long.MaxValue)).Message);
     }
 
     [Fact]
@@ -225,5 +279,9 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         Assert.Equal(2720 + 4608, Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false));
         Assert.True(4 * Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false) <= 48 * 1024);
         Assert.Equal(2L * 9 * 4608, Conv3x3.IlgpuMmaFragments.PackedLength(new ConvDims(72, 128, 5, 5)));   // 2 groups × 9 chunks
+        // With a second weight buffer: 46.6 KB.
+        Assert.Equal(2720 + 2 * 4608, Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false, asyncWeights: true));
+        Assert.True(4 * Conv3x3.IlgpuMmaFragments.SharedFloats(8, emulate: false, asyncWeights: true) <= 48 * 1024);
+        Assert.True(4 * Conv3x3.IlgpuMmaFragments.SharedFloats(10, emulate: false, asyncWeights: true) > 48 * 1024);
     }
 }

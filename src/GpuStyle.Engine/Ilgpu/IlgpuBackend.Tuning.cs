@@ -24,7 +24,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.FewOutputs => "few outputs",
         ConvAlgorithm.BlockedFewOutputs => "blocked 4×8" + (Splits > 1 ? $" split {Splits}" : ""),
         ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}"
-            + (Splits > 1 ? $" split {Splits}" : ""),
+            + (Tile.Prefetch == 2 ? " async" : "") + (Splits > 1 ? $" split {Splits}" : ""),
         _ => Splits > 1 ? $"blocked split {Splits}" : "blocked",
     };
 }
@@ -170,7 +170,7 @@ public sealed partial class IlgpuBackend
         if (OnTensorCores(d))
         {
             if (_launch.MmaTune == 0)
-                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight, UntunedShape(_launch)) : new(ConvAlgorithm.Tf32, TileFor(d));
+                return _launch.MmaFragments != 0 ? FragmentsPlan(_launch.MmaTileHeight, UntunedShape(_launch), _launch.MmaFragmentsAsync != 0) : new(ConvAlgorithm.Tf32, TileFor(d));
             // With version 5 among the candidates, version 4 is tried at its configured tile only: its lower tiles lost
             // all 38 tunings on an H200 (2026-11-28), their general kernel cost ≈ 1 s of a start, and version 5
             // covers the lower heights with one compiled kernel.
@@ -228,9 +228,11 @@ public sealed partial class IlgpuBackend
     }
 
     /// <summary>Version 5's plan for a tile of <paramref name="rows"/> rows (32 pixels wide, 64 channels) in a warp shape:
-    /// 32-channel warps (the tile's WarpsCo 2), 64-channel ones or 64×64 warp tiles (WarpsCo 1).</summary>
-    ConvPlan FragmentsPlan(int rows, int shape) => new(ConvAlgorithm.Tf32Fragments,
-        new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, shape == Conv3x3.IlgpuMmaFragments.Narrow ? 2 : 1, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0),
+    /// 32-channel warps (the tile's WarpsCo 2), 64-channel ones or 64×64 warp tiles (WarpsCo 1); with
+    /// <paramref name="asyncWeights"/>, the weights copied by cp.async a chunk ahead (the tile's prefetch level 2).</summary>
+    ConvPlan FragmentsPlan(int rows, int shape, bool asyncWeights = false) => new(ConvAlgorithm.Tf32Fragments,
+        new MmaTile(Conv3x3.IlgpuMmaFragments.TileWidth, rows, shape == Conv3x3.IlgpuMmaFragments.Narrow ? 2 : 1, Conv3x3.IlgpuMmaFragments.Chunk, _mma.Emulate != 0,
+            prefetch: asyncWeights ? 2 : 0),
         WarpShape: shape);
 
     /// <summary>The TF32 tiles MmaTune tries: the configured one and each lower one that launches, and where the

@@ -5,7 +5,7 @@ using ILGPU.Runtime;
 using GpuStyle.Kernels;
 using MmaLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile>;
 using MmaAsyncLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, GpuStyle.Kernels.MmaTile, GpuStyle.Kernels.GlobalAddresses>;
-using FragmentsLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, int, int>;
+using FragmentsLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, GpuStyle.Kernels.ConvDims, int, int, int, int, int, long>;
 using SgemmLauncher = System.Action<ILGPU.KernelConfig, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int, int, int, int, int>;
 
 namespace GpuStyle.Engine.Ilgpu;
@@ -57,7 +57,10 @@ public enum ConvKernel { Direct, Tiled, Blocked, Tf32, Winograd, Tuned }
 /// --tf32 the Gram forward loads each chunk's operands while the previous chunk's mma.sync run
 /// (Gram.IlgpuTensorCore.ForwardPrefetch; 2×2 warps, where N is a multiple of 4) instead of staging, then computing,
 /// each chunk in turn; with MmaTune it is a tuning candidate either way, as are the forward's splits over the positions
-/// (IlgpuBackend.GramForwardSplitsOffered; GramSplits fixes them).
+/// (IlgpuBackend.GramForwardSplitsOffered; GramSplits fixes them). MmaFragmentsAsync 1: version 5 of the TF32
+/// convolution (32- and 64-channel warps, heights up to 9 rows) copies each chunk's packed weights by cp.async a chunk
+/// ahead into a second buffer (Conv3x3.IlgpuMmaFragments.ForwardAsync) instead of loading and storing them between
+/// the chunk's barriers; with MmaTune=0 it runs alone, with MmaTune each version 5 candidate is also tried so.
 /// </summary>
 public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int FinishThreads = 256,
     ConvKernel Conv = ConvKernel.Tuned, int TileWidth = 16, int TileHeight = 16, int InputChunk = 16, int GramSplits = 0,
@@ -67,7 +70,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     int WinogradM = 128, int WinogradN = 128, int WinogradScratch = 4 << 20, int WinogradPrefetch = 1, int WinogradMma = 0, int GramGemm = 0, int WinogradTile = 2,
     int SgemmFixedBlocks = 1, int MmaLaunchBounds = 1, int MmaTune = 0, int GramReduceRows = 8, int MmaFragments = 0,
     int PoolWindows = 1, int MmaGemmBatch = Gram.IlgpuTensorCore.StagingBatch, int WinogradGather = 0, int BlockedBatch = 4, int MmaSplits = 8, int BlockedSplits = 8,
-    int MmaGramFragments = 0, int MmaGramPrefetch = 0)
+    int MmaGramFragments = 0, int MmaGramPrefetch = 0, int MmaFragmentsAsync = 0)
 {
     /// <summary>`--conv winograd` (Conv3x3.IlgpuWinograd): GEMM blocks of up to WinogradM output channels (64 for
     /// 64-channel layers) × WinogradN tiles, V and M each at most WinogradScratch floats (16 MB) — a pass takes as many
@@ -165,7 +168,7 @@ public sealed record IlgpuLaunchOptions(int ReductionThreads = 131072, int Finis
     /// <summary>The options that 0 turns off (or, GramSplits, leaves to the backend): `--launch WinogradPrefetch=0`.</summary>
     static readonly string[] Switches = [nameof(GramSplits), nameof(MmaPrefetch), nameof(MmaGram), nameof(MmaMinGroups),
         nameof(WinogradPrefetch), nameof(WinogradMma), nameof(GramGemm), nameof(SgemmFixedBlocks), nameof(MmaLaunchBounds), nameof(MmaTune), nameof(GramReduceRows), nameof(MmaFragments), nameof(PoolWindows), nameof(WinogradGather),
-        nameof(MmaGramFragments), nameof(MmaGramPrefetch)];
+        nameof(MmaGramFragments), nameof(MmaGramPrefetch), nameof(MmaFragmentsAsync)];
 
     /// <summary>
     /// These options with integer fields overridden by "Name=value,Name=value" (e.g. "BlockedWidth=64,BlockedHeight=8"):
@@ -270,7 +273,7 @@ public sealed partial class IlgpuBackend : IBackend
     // Version 5 of the TF32 convolution (MmaFragments): its weight packing, loaded at start, and the kernel, loaded
     // when first used (a tuning candidate that fails to load is only left out).
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>? _packFragments;
-    readonly Dictionary<int, (Kernel Kernel, FragmentsLauncher Launch)> _convFragments = [];
+    readonly Dictionary<(int Shape, bool AsyncWeights), (Kernel Kernel, FragmentsLauncher Launch)> _convFragments = [];
     // Version 4's Gram kernels (MmaGram): forward partials, S = (dG + dGᵀ)/N, backward; null otherwise.
     readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>? _gramMmaForward;
     readonly Action<Index1D, ArrayView<float>, ArrayView<float>, int, float, int>? _gramSymmetric;
@@ -304,9 +307,11 @@ public sealed partial class IlgpuBackend : IBackend
         if (_launch.MmaFragments == 0) return version4;
         static string Shapes(int set) => string.Join(", ", new[] { "32-channel warps", "64-channel warps", "64×64 warp tiles" }.Where((_, shape) => (set & (1 << shape)) != 0));
         return _launch.MmaTune == 0
-            ? $"version 5 32×{_launch.MmaTileHeight} (fragment-ordered, {Shapes(1 << UntunedShape(_launch))})"
-            : $"{version4}, version 5 (fragment-ordered, {Shapes(_launch.MmaFragments)})";
+            ? $"version 5 32×{_launch.MmaTileHeight} (fragment-ordered, {Shapes(1 << UntunedShape(_launch))}{AsyncWeights})"
+            : $"{version4}, version 5 (fragment-ordered, {Shapes(_launch.MmaFragments)}{AsyncWeights})";
     }
+
+    string AsyncWeights => _launch.MmaFragmentsAsync != 0 ? (_launch.MmaTune == 0 ? "; weights by cp.async" : "; with and without weights by cp.async") : "";
 
     /// <summary>Opens a device by id (see <see cref="DeviceCatalog"/>). Without <paramref name="launch"/>, the
     /// device's default shapes, with the <paramref name="conv"/> kernel when given (TF32 on the CPU accelerator: its
@@ -399,7 +404,10 @@ public sealed partial class IlgpuBackend : IBackend
                 throw new ArgumentException($"MmaFragments is a sum of 1 (version 5 with 32-channel warps), 2 (64-channel warps) and 4 (64×64 warp tiles), several tuned, or 0, not {chosen.MmaFragments}");
             // The untuned shape must run at the configured height; tuned, each shape takes the heights it can.
             int untuned = UntunedShape(chosen);
-            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Problem(chosen.MmaTileHeight, chosen.MmaTune == 0 ? untuned : Conv3x3.IlgpuMmaFragments.Narrow) is { } rows)
+            if (chosen.MmaFragmentsAsync is not (0 or 1))
+                throw new ArgumentException($"MmaFragmentsAsync is 0 (version 5 stages each chunk's weights between its barriers) or 1 (copied by cp.async a chunk ahead), not {chosen.MmaFragmentsAsync}");
+            if (chosen.MmaFragments != 0 && Conv3x3.IlgpuMmaFragments.Problem(chosen.MmaTileHeight, chosen.MmaTune == 0 ? untuned : Conv3x3.IlgpuMmaFragments.Narrow,
+                    asyncWeights: chosen.MmaTune == 0 && chosen.MmaFragmentsAsync != 0) is { } rows)
                 throw new ArgumentException($"TF32 convolution (MmaFragments={chosen.MmaFragments}): {rows}");
             int fragmentThreads = Conv3x3.IlgpuMmaFragments.Threads(chosen.MmaTileHeight, untuned);
             if (chosen.MmaFragments != 0 && fragmentThreads > maxThreadsPerGroup)
@@ -422,7 +430,8 @@ public sealed partial class IlgpuBackend : IBackend
         if (UsesBlockedGram(o)) yield return ("blocked Gram kernels", Gram.IlgpuBlocked.SharedFloats(o.TileWidth));
         if (o.Conv == ConvKernel.Tf32) yield return ("TF32 convolution", Conv3x3.IlgpuTensorCore.SharedFloats(o.Mma(emulate: false)));
         if (o.Conv == ConvKernel.Tf32 && o.MmaFragments != 0)
-            yield return ("fragment-ordered TF32 convolution", Conv3x3.IlgpuMmaFragments.SharedFloats(o.MmaTileHeight, emulate: false));
+            yield return ("fragment-ordered TF32 convolution", Conv3x3.IlgpuMmaFragments.SharedFloats(o.MmaTileHeight, emulate: false,
+                asyncWeights: o.MmaTune == 0 && o.MmaFragmentsAsync != 0));
         if (o.TensorCoreGram || UsesTf32WinogradGemm(o))
             yield return ("TF32 GEMM block", Math.Max(Gram.IlgpuTensorCore.ForwardSharedFloats(o.MmaGramWarps, 0), Gram.IlgpuTensorCore.BackwardSharedFloats(o.MmaGramWarps, 0)));
         if (o.TensorCoreGram && o.MmaTune == 0 && o.MmaGramFragments != 0)
@@ -536,7 +545,7 @@ public sealed partial class IlgpuBackend : IBackend
                 if (launch.MmaFragments != 0)
                 {
                     _packFragments = _loader.AutoGrouped<Action<Index1D, ArrayView<float>, ArrayView<float>, ConvDims, int>>(Conv3x3.IlgpuMmaFragments.PackWeights);
-                    if (launch.MmaTune == 0) ConvFragments(UntunedShape(launch));   // the configured kernel: compiled now, failing here, explained
+                    if (launch.MmaTune == 0) ConvFragments(UntunedShape(launch), launch.MmaFragmentsAsync != 0);   // the configured kernel: compiled now, failing here, explained
                 }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -793,25 +802,25 @@ public sealed partial class IlgpuBackend : IBackend
     /// loaded on first use: on CUDA, with MmaLaunchBounds, with launch bounds for two groups an SM of the configured
     /// height's threads (ptxas for sm_90, 32×8: 63 registers with the bounds, 56 without; 64-channel warps, see
     /// SassTests), as version 4's.</summary>
-    FragmentsLauncher ConvFragments(int shape) => ConvFragmentsKernel(shape).Launch;
+    FragmentsLauncher ConvFragments(int shape, bool asyncWeights) => ConvFragmentsKernel(shape, asyncWeights).Launch;
 
-    (Kernel Kernel, FragmentsLauncher Launch) ConvFragmentsKernel(int shape)
+    (Kernel Kernel, FragmentsLauncher Launch) ConvFragmentsKernel(int shape, bool asyncWeights)
     {
-        if (_convFragments.TryGetValue(shape, out var loaded)) return loaded;
+        if (_convFragments.TryGetValue((shape, asyncWeights), out var loaded)) return loaded;
         int maxThreads = Conv3x3.IlgpuMmaFragments.Threads(_launch.MmaTileHeight, shape);
         if (Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator cuda && _launch.MmaLaunchBounds != 0 && maxThreads <= 512)
             try
             {
                 var (kernel, launch) = _loader.Bounded<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int>>(Conv3x3.IlgpuMmaFragments.For(shape).Method, maxThreads, minGroups: 2);
-                return _convFragments[shape] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits) =>
-                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits));
+                    ArrayView<float>, ArrayView<float>, ConvDims, int, int, int, int, int, long>>(Conv3x3.IlgpuMmaFragments.For(shape, asyncWeights).Method, maxThreads, minGroups: 2);
+                return _convFragments[(shape, asyncWeights)] = (kernel, (config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, wAddress) =>
+                    launch(cuda.DefaultStream, config, x, mask, w, b, y, d, relu, hasBias, useMask, rows, splits, wAddress));
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 LaunchBoundsNote = $"launch bounds not applied to the fragment-ordered kernel ({e.GetType().Name}: {e.Message})";
             }
-        return _convFragments[shape] = _loader.GroupedKernel<FragmentsLauncher>(Conv3x3.IlgpuMmaFragments.For(shape));
+        return _convFragments[(shape, asyncWeights)] = _loader.GroupedKernel<FragmentsLauncher>(Conv3x3.IlgpuMmaFragments.For(shape, asyncWeights));
     }
 
     /// <summary>The warp shape version 5 runs with when untuned (MmaTune=0): the first MmaFragments names (bit 1:
@@ -825,8 +834,12 @@ public sealed partial class IlgpuBackend : IBackend
     {
         int rows = plan.Tile.TileHeight, shape = plan.WarpShape;
         return new(FragmentsGrid(plan, d), new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, shape), 1, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape)));
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape, AsyncWeightsOf(plan))));
     }
+
+    /// <summary>Whether a version 5 plan copies its weights by cp.async (its tile's prefetch level 2, as version 4's
+    /// asynchronous copies).</summary>
+    static bool AsyncWeightsOf(ConvPlan plan) => plan.Tile.Prefetch == 2;
 
     static Index3D FragmentsGrid(ConvPlan plan, ConvDims d) =>
         new((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + plan.Tile.TileHeight - 1) / plan.Tile.TileHeight,
@@ -837,10 +850,13 @@ public sealed partial class IlgpuBackend : IBackend
     void RunFragments(ConvPlan plan, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> packed, ArrayView<float> b, ArrayView<float> y,
         ConvDims d, int relu, int hasBias, int useMask)
     {
-        var kernel = ConvFragments(plan.WarpShape);
+        bool asyncWeights = AsyncWeightsOf(plan);
+        var kernel = ConvFragments(plan.WarpShape, asyncWeights);
         int splits = Math.Max(1, plan.Splits);
+        // cp.async reads from a device address, which a kernel cannot take from a view (Addresses, as version 4's).
+        long wAddress = asyncWeights && Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator ? packed.LoadEffectiveAddressAsPtr().ToInt64() : 0;
         RunSplit(d, splits, b, y, relu, hasBias, (output, r, h) =>
-            kernel(FragmentsConfig(plan, d), x, mask, packed, b, output, d, r, h, useMask, plan.Tile.TileHeight, splits));
+            kernel(FragmentsConfig(plan, d), x, mask, packed, b, output, d, r, h, useMask, plan.Tile.TileHeight, splits, wAddress));
     }
 
     /// <summary>Version 5's plans (<see cref="FragmentPlans"/>), then the splits of its 32-channel-warp plans that
@@ -900,23 +916,25 @@ public sealed partial class IlgpuBackend : IBackend
     {
         foreach (int shape in new[] { 0, 1, 2 }.Where(shape => (_launch.MmaFragments & (1 << shape)) != 0))
             for (int rows = _launch.MmaTileHeight; rows >= 1; rows = rows % 2 == 0 && rows > 2 ? rows / 2 : 0)
-                if ((shape != Conv3x3.IlgpuMmaFragments.Square || rows >= 4) && Conv3x3.IlgpuMmaFragments.Problem(rows, shape) is null
-                    && FragmentsLaunch(rows, shape))
-                    yield return FragmentsPlan(rows, shape);
+                foreach (bool asyncWeights in _launch.MmaFragmentsAsync != 0 ? [false, true] : new[] { false })
+                    if ((shape != Conv3x3.IlgpuMmaFragments.Square || rows >= 4) && Conv3x3.IlgpuMmaFragments.Problem(rows, shape, asyncWeights) is null
+                        && FragmentsLaunch(rows, shape, asyncWeights))
+                        yield return FragmentsPlan(rows, shape, asyncWeights);
     }
 
-    bool FragmentsLaunch(int rows, int shape)
+    bool FragmentsLaunch(int rows, int shape, bool asyncWeights)
     {
-        int threads = Conv3x3.IlgpuMmaFragments.Threads(rows, shape), floats = Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape);
+        int threads = Conv3x3.IlgpuMmaFragments.Threads(rows, shape);
+        int floats = Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape, asyncWeights);
         if (threads > Device.MaxThreadsPerGroup || 4L * floats > Accelerator.MaxSharedMemoryPerGroup) return false;
         if (Accelerator.AcceleratorType != AcceleratorType.Cuda) return true;
         try
         {
-            return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvFragmentsKernel(shape).Kernel, threads, floats * sizeof(float)) > 0;
+            return Accelerator.EstimateMaxActiveGroupsPerMultiprocessor(ConvFragmentsKernel(shape, asyncWeights).Kernel, threads, floats * sizeof(float)) > 0;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            TuningNote = $"{FragmentsPlan(rows, shape)} left out of the tuning: it did not load ({e.Message})";
+            TuningNote = $"{FragmentsPlan(rows, shape, asyncWeights)} left out of the tuning: it did not load ({e.Message})";
             return false;
         }
     }
