@@ -162,7 +162,8 @@ public sealed partial class IlgpuBackend
     /// colour channels) by the blocked kernel, the few-outputs one and the blocked kernel at 4 outputs × 8 pixels a thread
     /// (the blocked ones also split over the inputs). With MmaFragments, MmaTune tries version 5 of the
     /// TF32 kernel (fragment-ordered operands) too, at the configured height and each half down to 2 rows, in the warp
-    /// shapes MmaFragments names (FragmentPlans) — and version 4 at its configured tile only.</summary>
+    /// shapes MmaFragments names (FragmentPlans), each also with its weights copied by cp.async a chunk ahead where
+    /// MmaFragmentsAsync asks — and version 4 at its configured tile only.</summary>
     ConvPlan PlanFor(ConvDims d, bool backward, Tensor output, Action<ConvPlan> run)
     {
         bool winogradApplies = Conv3x3.CpuWinograd.MinChannels <= Math.Min(d.Cin, d.Cout);
