@@ -232,13 +232,7 @@ public class ConvTuningTests
         int calls = 0;
         b.GramForwardTuningClock = (_, _, p) => { calls++; return p.Splits == fastest ? 1e-3 : 2e-3; };
         var fd = new TestData(Environment.TickCount ^ splitsForSms).UniformF32(c * n);
-        using var f = b.Make(new Shape(c, 1, n), fd);
-        for (int use = 0; use < 2; use++)
-        {
-            using var g = b.Make(new Shape(c, c, 1), null);
-            b.GramForward(f, g);
-            Assertions.Close(Gram.Reference.Forward(fd, c, n), b.Read(g), 1e-5, $"tuned Gram forward, {c}×{n}, use {use + 1}");
-        }
+        ConvChecks.GramForwardMatches(b, fd, Gram.Reference.Forward(fd, c, n), c, n, "tuned Gram forward", uses: 2);
         Assert.Equal(candidates, string.Join(", ", b.GramForwardTunings.SelectMany(t => t.Trials).Select(t => t.Plan)));
         Assert.Equal(b.GramForwardTunings.Sum(t => t.Trials.Count), calls);
         if (candidates != "") Assert.Equal(new GramForwardPlan(GramForwardAlgorithm.Staged, fastest), b.GramForwardPlanOf(c, n));

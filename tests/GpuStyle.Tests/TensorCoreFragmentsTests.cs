@@ -112,16 +112,10 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         // Both sum each output chunk by chunk, tap by tap, 8 channels a step, in fp32: only the operands' layout in
         // shared memory differs. (On a GPU the same holds while both run the same mma.sync sequence.)
         var inputs = ConvInputs.Random(Environment.TickCount ^ 0x3c3c, cin, cout, h, w);
-        var (y5, dx5) = inputs.Run(fx.TwoRows);
-        var (y4, dx4) = inputs.Run(fx.Version4);
-        Assert.Equal(y4, y5);
-        Assert.Equal(dx4, dx5);
-        var (yWide, dxWide) = inputs.Run(fx.WideTwoRows);   // the same mma sequence for each accumulator
-        Assert.Equal(y4, yWide);
-        Assert.Equal(dx4, dxWide);
-        var (ySquare, dxSquare) = inputs.Run(fx.SquareTwoRows);
-        Assert.Equal(y4, ySquare);
-        Assert.Equal(dx4, dxSquare);
+        var version4 = inputs.Run(fx.Version4);
+        inputs.AssertSame(version4, fx.TwoRows);
+        inputs.AssertSame(version4, fx.WideTwoRows);   // the same mma sequence for each accumulator
+        inputs.AssertSame(version4, fx.SquareTwoRows);
     }
 
     /// <summary>Version 5 with its weights copied a chunk ahead into a second buffer (MmaFragmentsAsync 1): off CUDA
@@ -138,10 +132,7 @@ public class TensorCoreFragmentsTests(TensorCoreFragmentsFixture fx) : IClassFix
         TensorCoreTests.CheckForwardAndBackward(fx.WideAsyncThreeRows, cin, cout, h, w);
         // The same sums in the same order: only where the weights come from differs.
         var inputs = ConvInputs.Random(Environment.TickCount ^ 0x5a5a, cin, cout, h, w);
-        var (yAsync, dxAsync) = inputs.Run(fx.AsyncTwoRows);
-        var (y, dx) = inputs.Run(fx.TwoRows);
-        Assert.Equal(y, yAsync);
-        Assert.Equal(dx, dxAsync);
+        inputs.AssertSame(inputs.Run(fx.TwoRows), fx.AsyncTwoRows);
     }
 
     /// <summary>With MmaTune, MmaFragmentsAsync offers each version 5 plan both ways (splits included); a split chosen

@@ -121,10 +121,7 @@ public class TensorCoreTests(TensorCoreFixture fx) : IClassFixture<TensorCoreFix
     {
         // Taps 0–4 then 5–8 of one 8-channel step is the order the synchronous kernel runs its mmas in.
         var inputs = ConvInputs.Random(Environment.TickCount ^ 0x5a5a, cin, cout, h, w);
-        var (y1, dx1) = inputs.Run(fx.Asynchronous);
-        var (y0, dx0) = inputs.Run(fx.NotAsynchronous);
-        Assert.Equal(y0, y1);
-        Assert.Equal(dx0, dx1);
+        inputs.AssertSame(inputs.Run(fx.NotAsynchronous), fx.Asynchronous);
     }
 
     [Theory]
@@ -768,14 +765,7 @@ public class TensorCoreGramTests
         int calls = 0;
         b.GramForwardTuningClock = (_, _, p) => { calls++; return p == wanted ? 1e-3 : 2e-3; };
         var fd = new TestData(Environment.TickCount ^ n).UniformF32(c * n);
-        var expected = Gram.Reference.Forward(fd.Select(Round).ToArray(), c, n);
-        using var f = b.Make(new Shape(c, 1, n), fd);
-        for (int use = 0; use < 2; use++)
-        {
-            using var g = b.Make(new Shape(c, c, 1), null);
-            b.GramForward(f, g);
-            Assertions.Close(expected, b.Read(g), 1e-5, $"TF32 Gram forward by {wanted}, {c}×{n}, use {use + 1}");
-        }
+        ConvChecks.GramForwardMatches(b, fd, Gram.Reference.Forward(fd.Select(Round).ToArray(), c, n), c, n, $"TF32 Gram forward by {wanted}", uses: 2);
         var tuning = Assert.Single(b.GramForwardTunings);
         Assert.Equal(candidates, string.Join(", ", tuning.Trials.Select(t => t.Plan)));
         Assert.Equal(tuning.Trials.Count, calls);   // each timed once, and the second call not at all
@@ -864,5 +854,14 @@ public sealed record ConvInputs(int Cin, int Cout, int H, int W, double[] X, dou
         b.Conv3x3Forward(x, wt, bias, y, relu: true);
         b.Conv3x3BackwardInput(dy, y, wt, dx);
         return (b.Read(y), b.Read(dx));
+    }
+
+    /// <summary>Runs these inputs on <paramref name="b"/>: its forward and backward equal <paramref name="expected"/>
+    /// (another backend's <see cref="Run"/>) to the bit.</summary>
+    public void AssertSame((float[] Y, float[] Dx) expected, IlgpuBackend b)
+    {
+        var (y, dx) = Run(b);
+        Assert.Equal(expected.Y, y);
+        Assert.Equal(expected.Dx, dx);
     }
 }

@@ -15,6 +15,10 @@ public enum ConvAlgorithm { Staged, Winograd2, Winograd4, Tf32, Winograd2Tf32, F
 /// (Conv3x3.IlgpuMmaFragments.Narrow, Wide or Square).</summary>
 public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = default, int GemmWarps = 0, int WarpShape = 0, int Splits = 1)
 {
+    /// <summary>Whether version 5 copies its weights by cp.async a chunk ahead (MmaFragmentsAsync): its tile's
+    /// prefetch level 2, as for version 4's asynchronous copies.</summary>
+    public bool AsyncWeights => Algorithm == ConvAlgorithm.Tf32Fragments && Tile.Prefetch == 2;
+
     public override string ToString() => Algorithm switch
     {
         ConvAlgorithm.Winograd2 => "F(2×2)",
@@ -24,7 +28,7 @@ public readonly record struct ConvPlan(ConvAlgorithm Algorithm, MmaTile Tile = d
         ConvAlgorithm.FewOutputs => "few outputs",
         ConvAlgorithm.BlockedFewOutputs => "blocked 4×8" + (Splits > 1 ? $" split {Splits}" : ""),
         ConvAlgorithm.Tf32Fragments => $"TF32 fragments 32×{Tile.TileHeight}{WarpShape switch { Conv3x3.IlgpuMmaFragments.Narrow => "", Conv3x3.IlgpuMmaFragments.Wide => " wide", _ => " 64×64 warps" }}"
-            + (Tile.Prefetch == 2 ? " async" : "") + (Splits > 1 ? $" split {Splits}" : ""),
+            + (AsyncWeights ? " async" : "") + (Splits > 1 ? $" split {Splits}" : ""),
         _ => Splits > 1 ? $"blocked split {Splits}" : "blocked",
     };
 }

@@ -572,8 +572,10 @@ public sealed partial class IlgpuBackend : IBackend
     }
 
     /// <summary>The device addresses of a CUDA convolution's input and packed weights, for cp.async.</summary>
-    static GlobalAddresses Addresses(ArrayView<float> x, ArrayView<float> w) =>
-        new(x.LoadEffectiveAddressAsPtr().ToInt64(), w.LoadEffectiveAddressAsPtr().ToInt64());
+    static GlobalAddresses Addresses(ArrayView<float> x, ArrayView<float> w) => new(Address(x), Address(w));
+
+    /// <summary>A view's device address, for cp.async's sources.</summary>
+    static long Address(ArrayView<float> v) => v.LoadEffectiveAddressAsPtr().ToInt64();
 
     /// <summary>Whether the TF32 kernels were loaded with launch bounds (CUDA), and if not why; null elsewhere.</summary>
     public string? LaunchBoundsNote { get; private set; }
@@ -651,12 +653,8 @@ public sealed partial class IlgpuBackend : IBackend
     {
         int rows = plan.Tile.TileHeight, shape = plan.WarpShape;
         return new(FragmentsGrid(plan, d), new Index3D(Conv3x3.IlgpuMmaFragments.Threads(rows, shape), 1, 1),
-            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape, AsyncWeightsOf(plan))));
+            SharedMemoryConfig.RequestDynamic<float>(Conv3x3.IlgpuMmaFragments.SharedFloats(rows, _mma.Emulate != 0, shape, plan.AsyncWeights)));
     }
-
-    /// <summary>Whether a version 5 plan copies its weights by cp.async (its tile's prefetch level 2, as version 4's
-    /// asynchronous copies).</summary>
-    static bool AsyncWeightsOf(ConvPlan plan) => plan.Tile.Prefetch == 2;
 
     static Index3D FragmentsGrid(ConvPlan plan, ConvDims d) =>
         new((d.W + Conv3x3.IlgpuMmaFragments.TileWidth - 1) / Conv3x3.IlgpuMmaFragments.TileWidth, (d.H + plan.Tile.TileHeight - 1) / plan.Tile.TileHeight,
@@ -667,11 +665,10 @@ public sealed partial class IlgpuBackend : IBackend
     void RunFragments(ConvPlan plan, ArrayView<float> x, ArrayView<float> mask, ArrayView<float> packed, ArrayView<float> b, ArrayView<float> y,
         ConvDims d, int relu, int hasBias, int useMask)
     {
-        bool asyncWeights = AsyncWeightsOf(plan);
-        var kernel = ConvFragments(plan.WarpShape, asyncWeights);
+        var kernel = ConvFragments(plan.WarpShape, plan.AsyncWeights);
         int splits = Math.Max(1, plan.Splits);
-        // cp.async reads from a device address, which a kernel cannot take from a view (Addresses, as version 4's).
-        long wAddress = asyncWeights && Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator ? packed.LoadEffectiveAddressAsPtr().ToInt64() : 0;
+        // cp.async reads from a device address, which a kernel cannot take from a view (as version 4's Addresses).
+        long wAddress = plan.AsyncWeights && Accelerator is ILGPU.Runtime.Cuda.CudaAccelerator ? Address(packed) : 0;
         RunSplit(d, splits, b, y, relu, hasBias, (output, r, h) =>
             kernel(FragmentsConfig(plan, d), x, mask, packed, b, output, d, r, h, useMask, plan.Tile.TileHeight, splits, wAddress));
     }

@@ -23,6 +23,20 @@ public static class ConvChecks
         Assertions.Close(expected, b.Read(df), 1e-5, $"Gram backward, {c}×{n}, {what}");
     }
 
+    /// <summary>G = F·Fᵀ/N of C channels × N positions (<paramref name="fd"/>) computed <paramref name="uses"/> times
+    /// into a fresh G (a tuned backend tunes at the first and runs its choice at the later ones), each against
+    /// <paramref name="expected"/> to 1e-5 of the largest.</summary>
+    public static void GramForwardMatches(IBackend b, double[] fd, double[] expected, int c, int n, string what, int uses = 1)
+    {
+        using var f = b.Make(new Shape(c, 1, n), fd);
+        for (int use = 0; use < uses; use++)
+        {
+            using var g = b.Make(new Shape(c, c, 1), null);
+            b.GramForward(f, g);
+            Assertions.Close(expected, b.Read(g), 1e-5, $"{what}, {c}×{n}, use {use + 1}");
+        }
+    }
+
     /// <summary>A map (13×23 by default: odd both ways) of cin → cout channels: the forward with bias and ReLU and the
     /// backward through ReLU's mask against the float64 reference, within tolerance of the largest output. Returns
     /// each direction's largest error (of its largest output).</summary>
