@@ -100,16 +100,19 @@ public class PtxCompileTests
         return ((ILGPU.Backends.OpenCL.CLCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).Source;
     }
 
-    /// <summary>A kernel's PTX as ILGPU's PTX backend writes it for SM_90.</summary>
-    internal static string Ptx(MethodInfo method) =>
-        WithSm90Backend((_, backend) => ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly);
+    /// <summary>A kernel's PTX as ILGPU's PTX backend writes it for SM_90 (or another architecture).</summary>
+    internal static string Ptx(MethodInfo method, CudaArchitecture? architecture = null) =>
+        WithBackend(architecture ?? CudaArchitecture.SM_90, (_, backend) => ((PTXCompiledKernel)backend.Compile(Entry(method), KernelSpecialization.Empty)).PTXAssembly);
 
     /// <summary>Runs compile with ILGPU's PTX backend for SM_90 (PTX ISA 8.8) in a fresh context.</summary>
-    internal static T WithSm90Backend<T>(Func<Context, PTXBackend, T> compile)
+    internal static T WithSm90Backend<T>(Func<Context, PTXBackend, T> compile) => WithBackend(CudaArchitecture.SM_90, compile);
+
+    /// <summary>Runs compile with ILGPU's PTX backend for an architecture (PTX ISA 8.8, as a current driver gives
+    /// ILGPU for every one) in a fresh context.</summary>
+    static T WithBackend<T>(CudaArchitecture architecture, Func<Context, PTXBackend, T> compile)
     {
         using var context = FreshContext();
-        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
-            CudaArchitecture.SM_90, CudaInstructionSet.ISA_88, null);
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(architecture), architecture, CudaInstructionSet.ISA_88, null);
         return compile(context, backend);
     }
 

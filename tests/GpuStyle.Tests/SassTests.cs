@@ -102,6 +102,29 @@ public class SassTests
         }
     }
 
+    /// <summary>
+    /// GPUs before Ampere — Maxwell (5.x, the oldest a CUDA 12 driver runs) to Turing (7.5: a T4, an RTX 2080) — run
+    /// the fp32 kernels: each assembles for sm_50. The kernels that need TF32 tensor cores are those ptxas refuses for
+    /// sm_75 ("requires .target sm_80 or higher"): why IlgpuBackend.Tf32Refusal refuses `--tf32` there, and why
+    /// OlderGpuTests holds the fp32 path to none of them.
+    /// </summary>
+    [PtxasTheory]
+    [MemberData(nameof(Kernels))]
+    public void Kernel_assembles_for_sm50_unless_it_needs_TF32_tensor_cores_which_sm75_lacks(string kernel)
+    {
+        var method = PtxCompileTests.AllKernels().Single(m => PtxCompileTests.Name(m) == kernel);
+        if (OlderGpuTests.NeedsTf32TensorCores(method))
+        {
+            var (code, log) = RunPtxas(PtxCompileTests.Ptx(method, ILGPU.Runtime.Cuda.CudaArchitecture.SM_75), "sm_75");
+            Assert.True(code != 0 && log.Contains("requires .target sm_80 or higher"), $"{kernel}: ptxas for sm_75 gave {code}:\n{log}");
+        }
+        else
+        {
+            var (code, log) = RunPtxas(PtxCompileTests.Ptx(method, ILGPU.Runtime.Cuda.CudaArchitecture.SM_50), "sm_50");
+            Assert.True(code == 0, $"{kernel}: ptxas for sm_50 failed ({code}):\n{log}");
+        }
+    }
+
     [PtxasFact]
     public void The_check_sees_a_group_that_cannot_fit()
     {
@@ -195,21 +218,28 @@ public class SassTests
         return ptx;
     }
 
-    /// <summary>Runs ptxas -arch=sm_90 -v on the PTX. Debian's ptxas (CUDA 11.8) reads PTX ISA up to 7.8; ILGPU writes
-    /// 8.8 for SM_90 but emits nothing newer than 7.x, so the version line is lowered to match.</summary>
+    /// <summary>Runs ptxas -arch=sm_90 -v on the PTX, which it must accept.</summary>
     static SassReport Assemble(string ptx, string name)
+    {
+        var (code, log) = RunPtxas(ptx, "sm_90");
+        Assert.True(code == 0, $"{name}: ptxas failed ({code}):\n{log}");
+        var used = Regex.Match(log, @"Used (\d+) registers");
+        Assert.True(used.Success, $"{name}: no register count in ptxas's report:\n{log}");
+        int spills = Regex.Matches(log, @"(\d+) bytes spill (stores|loads)").Sum(m => int.Parse(m.Groups[1].Value));
+        return new SassReport(int.Parse(used.Groups[1].Value), spills, log);
+    }
+
+    /// <summary>Runs ptxas -arch=<paramref name="arch"/> -v on the PTX: its exit code and report. Debian's ptxas (CUDA
+    /// 11.8) reads PTX ISA up to 7.8; ILGPU writes 8.8 but emits nothing newer than 7.x, so the version line is lowered
+    /// to match.</summary>
+    static (int Code, string Log) RunPtxas(string ptx, string arch)
     {
         string dir = Directory.CreateTempSubdirectory("gpustyle-sass-").FullName;
         try
         {
             string input = Path.Combine(dir, "kernel.ptx");
             File.WriteAllText(input, Regex.Replace(ptx, @"^\.version \d+\.\d+", ".version 7.8", RegexOptions.Multiline));
-            var (code, log) = ChildProcess.Run(Ptxas.Path!, ["-arch=sm_90", "-O3", "-v", input, "-o", Path.Combine(dir, "kernel.cubin")], timeoutMs: 120_000);
-            Assert.True(code == 0, $"{name}: ptxas failed ({code}):\n{log}");
-            var used = Regex.Match(log, @"Used (\d+) registers");
-            Assert.True(used.Success, $"{name}: no register count in ptxas's report:\n{log}");
-            int spills = Regex.Matches(log, @"(\d+) bytes spill (stores|loads)").Sum(m => int.Parse(m.Groups[1].Value));
-            return new SassReport(int.Parse(used.Groups[1].Value), spills, log);
+            return ChildProcess.Run(Ptxas.Path!, [$"-arch={arch}", "-O3", "-v", input, "-o", Path.Combine(dir, "kernel.cubin")], timeoutMs: 120_000);
         }
         finally
         {

@@ -10,13 +10,23 @@ using ILGPU.Runtime.OpenCL;
 namespace GpuStyle.Engine.Ilgpu;
 
 /// <summary>One device ILGPU can run kernels on. <paramref name="OpenClCpu"/>: an OpenCL device that is a CPU (PoCL,
-/// Intel's CPU runtime), which `auto` never takes and <see cref="DeviceCatalog.OpenClCpuRefusal"/> guards.</summary>
+/// Intel's CPU runtime), which `auto` never takes and <see cref="DeviceCatalog.OpenClCpuRefusal"/> guards.
+/// <paramref name="ComputeCapability"/>: a CUDA device's (9.0 for Hopper), null elsewhere.</summary>
 public sealed record IlgpuDeviceInfo(string Id, string Kind, string Name, long MemoryBytes, int WarpSize,
-    int MaxThreadsPerGroup, long MaxSharedBytesPerGroup = long.MaxValue, bool OpenClCpu = false)
+    int MaxThreadsPerGroup, long MaxSharedBytesPerGroup = long.MaxValue, bool OpenClCpu = false, Version? ComputeCapability = null)
 {
+    /// <summary>The compute capability from which NVIDIA GPUs have what the TF32 kernels use: `mma.sync` on TF32
+    /// operands and `cp.async` (Ampere, 8.0; then Ada, Hopper, Blackwell). ptxas refuses both for older targets.</summary>
+    public static readonly Version Tf32TensorCores = new(8, 0);
+
+    /// <summary>A CUDA device older than <see cref="Tf32TensorCores"/>: the fp32 kernels run there, the TF32 ones cannot.</summary>
+    public bool LacksTf32 => ComputeCapability is { } cc && cc < Tf32TensorCores;
+
     // OpenCL reports no warp size outside NVIDIA and AMD (ILGPU says 0).
     public override string ToString() =>
-        $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {(WarpSize > 0 ? WarpSize.ToString() : "?")}, ≤{MaxThreadsPerGroup} threads/group{(OpenClCpu ? " (an OpenCL CPU device)" : "")}";
+        $"{Id,-12} {Name} — {MemoryBytes / (1024.0 * 1024 * 1024):0.0} GiB, warp {(WarpSize > 0 ? WarpSize.ToString() : "?")}, ≤{MaxThreadsPerGroup} threads/group" +
+        (ComputeCapability is { } cc ? $", compute capability {cc}{(LacksTf32 ? " (no TF32 tensor cores: fp32 only, no --tf32)" : "")}" : "") +
+        (OpenClCpu ? " (an OpenCL CPU device)" : "");
 }
 
 /// <summary>
@@ -176,7 +186,8 @@ public static class DeviceCatalog
         // held to a GPU's limit.
         new(id, kind, d.Name, d is CPUDevice ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize,
             d.WarpSize, d.MaxNumThreadsPerGroup, d is CPUDevice ? long.MaxValue : d.MaxSharedMemoryPerGroup,
-            OpenClCpu: d is CLDevice cl && cl.DeviceType.HasFlag(CLDeviceType.CL_DEVICE_TYPE_CPU));
+            OpenClCpu: d is CLDevice cl && cl.DeviceType.HasFlag(CLDeviceType.CL_DEVICE_TYPE_CPU),
+            ComputeCapability: d is CudaDevice { Architecture: { } sm } ? new Version(sm.Major, sm.Minor) : null);
 
     /// <summary>
     /// Why an OpenCL CPU device cannot run GpuStyle's kernels (null where it can). ILGPU's OpenCL C keeps a kernel's

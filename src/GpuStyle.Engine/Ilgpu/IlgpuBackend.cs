@@ -150,6 +150,7 @@ public sealed partial class IlgpuBackend : IBackend
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
             Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
+            if (Tf32Refusal(chosen, info) is { } older) throw new DeviceNotFoundException(older);
             var accelerator = device.CreateAccelerator(context);
             double opening = Stopwatch.GetElapsedTime(started).TotalSeconds;
             return new IlgpuBackend(context, accelerator, info, chosen, kernelCache)
@@ -230,6 +231,21 @@ public sealed partial class IlgpuBackend : IBackend
             if (chosen.MmaFragments != 0 && fragmentThreads > maxThreadsPerGroup)
                 throw new ArgumentException($"the fragment-ordered TF32 convolution's {fragmentThreads}-thread groups (MmaTileHeight {chosen.MmaTileHeight}) are more than {deviceId} allows ({maxThreadsPerGroup})");
         }
+    }
+
+    /// <summary>Why these options cannot run on this device (null where they can): a CUDA GPU older than compute
+    /// capability 8.0 has no TF32 tensor cores, and the driver would refuse the TF32 kernels' PTX as they load (ptxas:
+    /// "Feature '.tf32' requires .target sm_80 or higher") — after the device had opened, with CUDA's error code for
+    /// a message. Elsewhere (OpenCL, the CPU accelerator) TF32 is emulated.</summary>
+    public static string? Tf32Refusal(IlgpuLaunchOptions chosen, IlgpuDeviceInfo info)
+    {
+        if (!info.LacksTf32) return null;
+        var (what, instead) = chosen.Conv == ConvKernel.Tf32 ? ("--tf32 runs the convolutions", "leave out --tf32 (the fp32 kernels run there)")
+            : UsesTf32WinogradGemm(chosen) ? ("WinogradMma=1 runs Winograd's GEMMs", "leave out WinogradMma=1")
+            : (null, null);
+        return what is null ? null
+            : $"{what} on TF32 tensor cores, which NVIDIA GPUs have from compute capability {IlgpuDeviceInfo.Tf32TensorCores} (Ampere) on; " +
+              $"{info.Id} ({info.Name}) is {info.ComputeCapability}: {instead}";
     }
 
     /// <summary>The dynamic shared memory (floats) of each explicitly grouped kernel these options launch, at its

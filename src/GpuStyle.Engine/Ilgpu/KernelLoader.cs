@@ -22,14 +22,19 @@ public sealed class KernelLoader(Accelerator accelerator, KernelCache? cache)
 
     /// <summary>Kernels loaded, and the seconds spent compiling and loading them (ILGPU's compile, or the cache's
     /// read, and the driver's load).</summary>
-    public int Loaded { get; private set; }
+    public int Loaded => _methods.Count;
     public double Seconds => _clock.Elapsed.TotalSeconds;
     public KernelCache? Cache => _cuda is null ? null : cache;
+
+    /// <summary>The kernels' methods, in the order they were loaded (which kernels a configuration needs: the fp32 ones
+    /// must not include a TF32 one, which an older GPU cannot load).</summary>
+    public IReadOnlyList<MethodInfo> Methods => _methods;
+    readonly List<MethodInfo> _methods = [];
 
     /// <summary>An implicitly grouped kernel (its first parameter an index: Index1D, …), the group size chosen by the
     /// accelerator, launched on the default stream: ILGPU's LoadAutoGroupedStreamKernel.</summary>
     public TLauncher AutoGrouped<TLauncher>(TLauncher kernel) where TLauncher : Delegate =>
-        OnDefaultStream<TLauncher>(Timed(() => UseCache
+        OnDefaultStream<TLauncher>(Timed(kernel.Method, () => UseCache
             ? accelerator.LoadAutoGroupedKernel(cache!.GetOrCompile(_cuda!.Backend, EntryPointDescription.FromImplicitlyGroupedKernel(kernel.Method), KernelSpecialization.Empty))
             : accelerator.LoadAutoGroupedKernel(kernel.Method)));
 
@@ -41,7 +46,7 @@ public sealed class KernelLoader(Accelerator accelerator, KernelCache? cache)
     /// <summary><see cref="Grouped"/>, with the kernel object (for the occupancy calculator).</summary>
     public (Kernel Kernel, TLauncher Launch) GroupedKernel<TLauncher>(Delegate kernel) where TLauncher : Delegate
     {
-        var loaded = Timed(() => UseCache
+        var loaded = Timed(kernel.Method, () => UseCache
             ? accelerator.LoadKernel(cache!.GetOrCompile(_cuda!.Backend, EntryPointDescription.FromExplicitlyGroupedKernel(kernel.Method), KernelSpecialization.Empty))
             : accelerator.LoadKernel(kernel.Method));
         return (loaded, OnDefaultStream<TLauncher>(loaded));
@@ -54,7 +59,7 @@ public sealed class KernelLoader(Accelerator accelerator, KernelCache? cache)
     {
         var cuda = _cuda ?? throw new InvalidOperationException("launch bounds are PTX: CUDA only");
         PTXCompiledKernel Compile() => LaunchBounds.Compile(cuda.Backend, cuda.Context, method, maxThreads, minGroups);
-        var loaded = Timed(() => cuda.LoadKernel(UseCache
+        var loaded = Timed(method, () => cuda.LoadKernel(UseCache
             ? cache!.GetOrCompile(cuda.Backend, EntryPointDescription.FromExplicitlyGroupedKernel(method), KernelSpecialization.Empty,
                 Compile, $"launch bounds {maxThreads} {minGroups}")
             : Compile()));
@@ -63,13 +68,13 @@ public sealed class KernelLoader(Accelerator accelerator, KernelCache? cache)
 
     bool UseCache => _cuda is not null && cache is not null && cache.Note is null;
 
-    Kernel Timed(Func<Kernel> load)
+    Kernel Timed(MethodInfo method, Func<Kernel> load)
     {
         _clock.Start();
         try
         {
             var kernel = load();
-            Loaded++;
+            _methods.Add(method);
             return kernel;
         }
         finally { _clock.Stop(); }
