@@ -72,8 +72,8 @@ public class SassTests
         };
     }
 
-    /// <summary>Registers an SM of compute capability 9.0 has (and a group may use); a warp's registers are allocated
-    /// in units of 256, so a thread's count rounds up to a multiple of 8.</summary>
+    /// <summary>Registers an SM of compute capability 9.0 has, as have desktop and server GPUs from 5.0 on (a group may
+    /// use them all); a warp's registers are allocated in units of 256, so a thread's count rounds up to a multiple of 8.</summary>
     const int RegistersPerSm = 65536;
 
     static int Allocated(int registersPerThread, int threads) => (registersPerThread + 7) / 8 * 8 * threads;
@@ -122,6 +122,12 @@ public class SassTests
         {
             var (code, log) = RunPtxas(PtxCompileTests.Ptx(method, ILGPU.Runtime.Cuda.CudaArchitecture.SM_50), "sm_50");
             Assert.True(code == 0, $"{kernel}: ptxas for sm_50 failed ({code}):\n{log}");
+            // Desktop and server GPUs from Maxwell on have the same 65 536 registers an SM: the group must still fit one.
+            var used = Regex.Match(log, @"Used (\d+) registers");
+            Assert.True(used.Success, $"{kernel}: no register count in ptxas's report:\n{log}");
+            if (GroupThreads.TryGetValue(kernel, out int threads))
+                Assert.True(Allocated(int.Parse(used.Groups[1].Value), threads) <= RegistersPerSm,
+                    $"{kernel}: {used.Groups[1].Value} registers a thread on sm_50 × {threads} threads: its groups cannot launch there");
         }
     }
 
