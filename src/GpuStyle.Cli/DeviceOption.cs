@@ -37,6 +37,21 @@ public static class DeviceOption
         return tf32 ? GpuStyle.Engine.Ilgpu.ConvKernel.Tf32 : named;
     }
 
+    /// <summary>Opens the device (<see cref="Backends.Open(string, GpuStyle.Engine.Ilgpu.ConvKernel?, bool, string?, bool)"/>). Options
+    /// the device cannot run — a --launch shape past its limits, a kernel's groups larger than it allows — are the
+    /// user's to change: said as such (exit 2), not as an internal error.</summary>
+    public static IBackend Open(string device, GpuStyle.Engine.Ilgpu.ConvKernel? conv, bool profiling = false, string? launch = null, bool rememberTunings = false)
+    {
+        try
+        {
+            return Backends.Open(device, conv, profiling, launch, rememberTunings);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InputException(e.Message);
+        }
+    }
+
     public static Option<bool> CreateTf32() => new("--tf32")
     {
         Description = "convolutions on the GPU's tensor cores in TF32 (10-bit mantissa products, fp32 sums): faster, about 3 digits per product (default: fp32)",

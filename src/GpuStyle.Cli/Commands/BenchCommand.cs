@@ -41,16 +41,7 @@ public static class BenchCommand
                 .Select(s => int.TryParse(s, out int v) && v >= 32 ? v : throw new InputException($"--iteration-sizes: '{s}' is not a size ≥ 32")).ToList();
             var spec = Vgg.BuildSpec(Vgg.Random(r.GetValue(network)!));
             var variant = DeviceOption.Kernel(r.GetValue(tf32), r.GetValue(conv));
-            IBackend backend;
-            try
-            {
-                backend = Backends.Open(r.GetValue(device)!, variant, profiling: r.GetValue(profile), launch: r.GetValue(launch));
-            }
-            catch (ArgumentException e)
-            {
-                throw new InputException(e.Message);
-            }
-            using var _ = backend;
+            using var backend = DeviceOption.Open(r.GetValue(device)!, variant, profiling: r.GetValue(profile), launch: r.GetValue(launch));
             // Every size is refused up front where what it times would not fit the device (or its maps would pass the
             // tensors' limit), as a run's is: a 20 000-px bench ended in an int overflow. --size times layer by layer,
             // or whole iterations with --profile; --iteration-sizes whole iterations.

@@ -345,7 +345,7 @@ public static class RunCommands
     }
 
     static IBackend OpenBackend(ParseResult r, RunOptions o) =>
-        Backends.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)), rememberTunings: true);
+        DeviceOption.Open(r.GetValue(o.Device)!, DeviceOption.Kernel(r.GetValue(o.Tf32), r.GetValue(o.Conv)), rememberTunings: true);
 
     static void CheckMemory(IBackend backend, Prepared p)
     {
