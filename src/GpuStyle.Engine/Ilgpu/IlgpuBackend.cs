@@ -149,8 +149,8 @@ public sealed partial class IlgpuBackend : IBackend
             var defaults = simulated ? IlgpuLaunchOptions.Tiny : new IlgpuLaunchOptions();
             var chosen = launch ?? (conv is { } c ? defaults.WithConv(c, tiny: simulated) : defaults);
             if (!string.IsNullOrWhiteSpace(overrides)) chosen = chosen.With(overrides);
-            Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
             if (Tf32Refusal(chosen, info) is { } older) throw new DeviceNotFoundException(older);
+            Validate(chosen, info.Id, info.MaxThreadsPerGroup, info.MaxSharedBytesPerGroup);
             var accelerator = device.CreateAccelerator(context);
             double opening = Stopwatch.GetElapsedTime(started).TotalSeconds;
             return new IlgpuBackend(context, accelerator, info, chosen, kernelCache)
@@ -233,10 +233,10 @@ public sealed partial class IlgpuBackend : IBackend
         }
     }
 
-    /// <summary>Why these options cannot run on this device (null where they can): a CUDA GPU older than compute
-    /// capability 8.0 has no TF32 tensor cores, and the driver would refuse the TF32 kernels' PTX as they load (ptxas:
-    /// "Feature '.tf32' requires .target sm_80 or higher") — after the device had opened, with CUDA's error code for
-    /// a message. Elsewhere (OpenCL, the CPU accelerator) TF32 is emulated.</summary>
+    /// <summary>Why these options' TF32 kernels cannot run on this device (null where they can): a CUDA GPU older
+    /// than compute capability 8.0 has no TF32 tensor cores, and the driver would refuse those kernels' PTX as they
+    /// load (ptxas: "Feature '.tf32' requires .target sm_80 or higher") — after the device had opened, with CUDA's
+    /// error code for a message. Elsewhere (OpenCL, the CPU accelerator) TF32 is emulated.</summary>
     public static string? Tf32Refusal(IlgpuLaunchOptions chosen, IlgpuDeviceInfo info)
     {
         if (!info.LacksTf32) return null;
