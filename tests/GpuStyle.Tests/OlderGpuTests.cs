@@ -2,11 +2,8 @@ using System.Collections.Concurrent;
 using System.Reflection;
 using GpuStyle.Engine;
 using GpuStyle.Engine.Ilgpu;
-using GpuStyle.Engine.Network;
 using GpuStyle.Engine.Pipelines;
-using GpuStyle.Engine.Weights;
 using GpuStyle.Tests.Support;
-using GpuStyle.WeightsTools;
 using ILGPU.Runtime.Cuda;
 
 namespace GpuStyle.Tests;
@@ -23,12 +20,14 @@ public sealed class OlderGpuTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    static readonly ConcurrentDictionary<MethodInfo, bool> Sm80Kernels = new();
+    static readonly ConcurrentDictionary<MethodInfo, string> Sm50Ptx = new();
+
+    /// <summary>A kernel's PTX for sm_50, compiled once (the test of it and the SASS test both read it).</summary>
+    internal static string PtxForSm50(MethodInfo kernel) => Sm50Ptx.GetOrAdd(kernel, k => PtxCompileTests.Ptx(k, CudaArchitecture.SM_50));
 
     /// <summary>A kernel that needs compute capability 8.0: its PTX (for sm_50, where nothing else would) has a TF32
     /// mma.sync or a cp.async.</summary>
-    internal static bool NeedsTf32TensorCores(MethodInfo kernel) => Sm80Kernels.GetOrAdd(kernel, k =>
-        PtxCompileTests.Ptx(k, CudaArchitecture.SM_50) is var ptx && (ptx.Contains("mma.sync") || ptx.Contains("cp.async")));
+    internal static bool NeedsTf32TensorCores(MethodInfo kernel) => PtxForSm50(kernel) is var ptx && (ptx.Contains("mma.sync") || ptx.Contains("cp.async"));
 
     static IlgpuDeviceInfo Cuda(string name, int major, int minor) =>
         new("cuda:0", "cuda", name, 16L << 30, 32, 1024, 49152, ComputeCapability: new Version(major, minor));
@@ -70,9 +69,7 @@ public sealed class OlderGpuTests : IDisposable
     /// <summary>A small transfer (L-BFGS, then Adam) through a fixture VGG16: every kernel a style run loads.</summary>
     void RunSmallTransfers(IBackend b)
     {
-        string path = Path.Combine(_dir, "vgg16-small.h5");
-        if (!File.Exists(path)) FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [8, 12, 16, 16, 16], Seed: 4), path);
-        var spec = Vgg.BuildSpec(KerasWeightsReader.Read(path));
+        var spec = PipelineTests.SmallVgg16(_dir);
         foreach (var optimizer in new[] { OptimizerKind.Lbfgs, OptimizerKind.Adam })
         {
             var settings = new RunSettings

@@ -14,9 +14,12 @@ public sealed class PipelineTests(IlgpuCpuFixture fx) : IDisposable
     readonly string _dir = Directory.CreateTempSubdirectory("gpustyle-pipeline-").FullName;
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    NetworkSpec SmallVgg16()
+    NetworkSpec SmallVgg16() => SmallVgg16(_dir);
+
+    /// <summary>A fixture VGG16 of few channels (8, 12, 16, 16, 16), written into <paramref name="dir"/> and read back.</summary>
+    internal static NetworkSpec SmallVgg16(string dir)
     {
-        string path = Path.Combine(_dir, "vgg16-small.h5");
+        string path = Path.Combine(dir, "vgg16-small.h5");
         FixtureWeights.Write(new FixtureSpec("vgg16", KerasLayout.Keras1, 3, [8, 12, 16, 16, 16], Seed: 4), path);
         return Vgg.BuildSpec(KerasWeightsReader.Read(path));
     }

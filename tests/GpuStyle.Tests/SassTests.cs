@@ -120,14 +120,11 @@ public class SassTests
         }
         else
         {
-            var (code, log) = RunPtxas(PtxCompileTests.Ptx(method, ILGPU.Runtime.Cuda.CudaArchitecture.SM_50), "sm_50");
-            Assert.True(code == 0, $"{kernel}: ptxas for sm_50 failed ({code}):\n{log}");
+            var report = Assemble(OlderGpuTests.PtxForSm50(method), kernel, "sm_50");
             // Desktop and server GPUs from Maxwell on have the same 65 536 registers an SM: the group must still fit one.
-            var used = Regex.Match(log, @"Used (\d+) registers");
-            Assert.True(used.Success, $"{kernel}: no register count in ptxas's report:\n{log}");
             if (GroupThreads.TryGetValue(kernel, out int threads))
-                Assert.True(Allocated(int.Parse(used.Groups[1].Value), threads) <= RegistersPerSm,
-                    $"{kernel}: {used.Groups[1].Value} registers a thread on sm_50 × {threads} threads: its groups cannot launch there");
+                Assert.True(Allocated(report.Registers, threads) <= RegistersPerSm,
+                    $"{kernel}: {report.Registers} registers a thread on sm_50 × {threads} threads: its groups cannot launch there");
         }
     }
 
@@ -224,11 +221,11 @@ public class SassTests
         return ptx;
     }
 
-    /// <summary>Runs ptxas -arch=sm_90 -v on the PTX, which it must accept.</summary>
-    static SassReport Assemble(string ptx, string name)
+    /// <summary>Runs ptxas -arch=<paramref name="arch"/> -v on the PTX, which it must accept.</summary>
+    static SassReport Assemble(string ptx, string name, string arch = "sm_90")
     {
-        var (code, log) = RunPtxas(ptx, "sm_90");
-        Assert.True(code == 0, $"{name}: ptxas failed ({code}):\n{log}");
+        var (code, log) = RunPtxas(ptx, arch);
+        Assert.True(code == 0, $"{name}: ptxas for {arch} failed ({code}):\n{log}");
         var used = Regex.Match(log, @"Used (\d+) registers");
         Assert.True(used.Success, $"{name}: no register count in ptxas's report:\n{log}");
         int spills = Regex.Matches(log, @"(\d+) bytes spill (stores|loads)").Sum(m => int.Parse(m.Groups[1].Value));
